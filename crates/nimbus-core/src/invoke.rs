@@ -1,0 +1,642 @@
+//! The invoke service: the one way into the data plane. Every trigger hands it an invocation;
+//! it resolves the function, enforces payload limits and concurrency (account limit and
+//! reserved concurrency, throttling with Lambda's `TooManyRequestsException` reasons), picks a
+//! warm environment or starts one, runs the invocation, meters it and returns the result.
+//!
+//! Environments are pooled per function and reused while warm (last used first); a pool whose
+//! function changed (new `RevisionId`) is retired. Idle environments are stopped after the
+//! configured idle time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use nimbus_exec::{
+    EnvConfig, Environment, InvokeRequest, InvokeStatus, Launcher, LogSink, RuntimeReply,
+};
+use nimbus_store::{Store, UsageRow, WriteOp};
+
+use crate::error::{CoreError, Result};
+use crate::functions::FunctionService;
+use crate::logs::LogService;
+use crate::model::{FunctionRecord, FunctionState};
+use crate::names::FunctionRef;
+use crate::settings::Settings;
+
+/// Largest synchronous request payload (6 MiB).
+pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
+/// Largest asynchronous request payload (1 MiB).
+pub const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
+/// `X-Amz-Log-Result` carries at most the last 4 KB of the invocation's log.
+const TAIL_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+/// One invocation request, from any trigger.
+#[derive(Debug, Clone)]
+pub struct InvokeInput {
+    pub target: FunctionRef,
+    pub payload: Bytes,
+    pub invocation_type: InvocationType,
+    pub log_tail: bool,
+    /// Client context JSON (already base64-decoded).
+    pub client_context: Option<String>,
+    pub trace_header: Option<String>,
+}
+
+/// What the caller gets back.
+#[derive(Debug, Clone)]
+pub struct InvokeResult {
+    /// 200 (sync), 202 (Event), 204 (DryRun).
+    pub status: u16,
+    pub payload: Bytes,
+    pub content_type: Option<String>,
+    pub function_error: bool,
+    pub executed_version: String,
+    /// base64 of the last 4 KB of the log, when a tail was asked for.
+    pub log_result: Option<String>,
+    pub request_id: String,
+}
+
+struct Pool {
+    revision: String,
+    config: Option<Arc<EnvConfig>>,
+    idle: Vec<Arc<Environment>>,
+    inflight: usize,
+}
+
+#[derive(Default)]
+struct Pools {
+    by_function: HashMap<String, Pool>,
+    inflight: usize,
+    every: Vec<Weak<Environment>>,
+    shutting_down: bool,
+}
+
+pub struct InvokeService {
+    settings: Arc<Settings>,
+    functions: Arc<FunctionService>,
+    launcher: Arc<dyn Launcher>,
+    logs: Arc<LogService>,
+    store: Store,
+    pools: Mutex<Pools>,
+}
+
+enum Slot {
+    Warm(Arc<Environment>),
+    Cold(Arc<EnvConfig>),
+}
+
+fn trace_id() -> String {
+    let now = chrono::Utc::now().timestamp();
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{now:08x}-{};Parent={};Sampled=0;Lineage=1:{}:0",
+        &a[..24],
+        &b[..16],
+        &b[16..24]
+    )
+}
+
+impl InvokeService {
+    pub fn new(
+        settings: Arc<Settings>,
+        functions: Arc<FunctionService>,
+        launcher: Arc<dyn Launcher>,
+        logs: Arc<LogService>,
+        store: Store,
+    ) -> Arc<InvokeService> {
+        functions.resume();
+        let svc = Arc::new(InvokeService {
+            settings,
+            functions,
+            launcher,
+            logs,
+            store,
+            pools: Mutex::new(Pools::default()),
+        });
+        let weak = Arc::downgrade(&svc);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(svc) => svc.reap(),
+                    None => break,
+                }
+            }
+        });
+        svc
+    }
+
+    pub fn launcher_name(&self) -> &'static str {
+        self.launcher.name()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pools> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (environments alive, invocations in flight).
+    pub fn usage(&self) -> (usize, usize) {
+        let p = self.lock();
+        let alive = p
+            .every
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|e| e.is_alive())
+            .count();
+        (alive, p.inflight)
+    }
+
+    /// Σ reserved concurrency over all functions.
+    pub fn reserved_total(&self) -> u64 {
+        self.functions
+            .all()
+            .iter()
+            .filter_map(|r| r.reserved_concurrency)
+            .map(u64::from)
+            .sum()
+    }
+
+    fn reap(&self) {
+        let idle_limit = self.settings.idle_timeout;
+        let mut retired = Vec::new();
+        {
+            let mut p = self.lock();
+            let names: Vec<String> = p.by_function.keys().cloned().collect();
+            for name in names {
+                let exists = self.functions.get(&name).is_some();
+                if let Some(pool) = p.by_function.get_mut(&name) {
+                    let (old, keep): (Vec<_>, Vec<_>) = pool
+                        .idle
+                        .drain(..)
+                        .partition(|e| !exists || !e.is_alive() || e.idle_for() >= idle_limit);
+                    pool.idle = keep;
+                    retired.extend(old);
+                    if !exists && pool.inflight == 0 {
+                        p.by_function.remove(&name);
+                    }
+                }
+            }
+            p.every.retain(|w| w.upgrade().is_some_and(|e| e.is_alive()));
+        }
+        for e in retired {
+            e.shutdown();
+        }
+    }
+
+    /// Stops every environment (server shutdown).
+    pub fn shutdown(&self) {
+        let all: Vec<Arc<Environment>> = {
+            let mut p = self.lock();
+            p.shutting_down = true;
+            for pool in p.by_function.values_mut() {
+                pool.idle.clear();
+            }
+            p.every.iter().filter_map(Weak::upgrade).collect()
+        };
+        for e in all {
+            e.shutdown();
+        }
+    }
+
+    /// Drops a function's warm environments (after delete).
+    pub fn forget(&self, name: &str) {
+        let idle = {
+            let mut p = self.lock();
+            p.by_function
+                .get_mut(name)
+                .map(|pool| std::mem::take(&mut pool.idle))
+                .unwrap_or_default()
+        };
+        for e in idle {
+            e.shutdown();
+        }
+    }
+
+    fn env_config(&self, rec: &FunctionRecord) -> Result<Arc<EnvConfig>> {
+        let runtime = self
+            .functions
+            .catalog()
+            .resolve(&rec.runtime)
+            .map_err(|e| CoreError::Internal(e.to_string()))?
+            .clone();
+        let task_root = self.functions.task_root(&rec.code_hex);
+        let s = &self.settings;
+        let host_path = std::env::var("PATH").unwrap_or_default();
+        // Unreserved defaults first, then the user's variables, then the reserved ones.
+        let mut env: Vec<(String, String)> = vec![
+            ("LANG".into(), "en_US.UTF-8".into()),
+            (
+                "PATH".into(),
+                format!("/usr/local/bin:/usr/bin/:/bin:/opt/bin:{host_path}"),
+            ),
+            (
+                "LD_LIBRARY_PATH".into(),
+                format!(
+                    "/lib64:/usr/lib64:{0}:{0}/lib:{1}:{1}/lib:/opt/lib",
+                    runtime
+                        .bootstrap
+                        .as_ref()
+                        .and_then(|b| b.parent())
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    task_root.display()
+                ),
+            ),
+            ("AWS_ENDPOINT_URL".into(), s.public_url.clone()),
+            ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+        ];
+        env.extend(rec.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut reserved: Vec<(String, String)> = vec![
+            ("_HANDLER".into(), rec.handler.clone()),
+            ("AWS_REGION".into(), s.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), s.region.clone()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), rec.name.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                rec.memory_size.to_string(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME".into(), rec.log_group()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_SESSION_TOKEN".into(), "test".into()),
+            ("LAMBDA_TASK_ROOT".into(), task_root.display().to_string()),
+            (
+                "LAMBDA_RUNTIME_DIR".into(),
+                runtime
+                    .bootstrap
+                    .as_ref()
+                    .and_then(|b| b.parent())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| task_root.display().to_string()),
+            ),
+            ("TZ".into(), ":UTC".into()),
+        ];
+        if let Some(x) = runtime.execution_env() {
+            reserved.push(("AWS_EXECUTION_ENV".into(), x));
+        }
+        if let Some(f) = &rec.logging.log_format
+            && f == "JSON"
+        {
+            reserved.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+            if let Some(l) = &rec.logging.application_log_level {
+                reserved.push(("AWS_LAMBDA_LOG_LEVEL".into(), l.clone()));
+            }
+        }
+        env.retain(|(k, _)| !reserved.iter().any(|(r, _)| r == k));
+        env.extend(reserved);
+        Ok(Arc::new(EnvConfig {
+            function_name: rec.name.clone(),
+            version: "$LATEST".into(),
+            memory_mb: rec.memory_size,
+            timeout: Duration::from_secs(u64::from(rec.timeout)),
+            init_timeout: s.init_timeout,
+            runtime,
+            task_root,
+            env,
+            log_group: rec.log_group(),
+            region: s.region.clone(),
+            max_open_files: 1024,
+        }))
+    }
+
+    fn throttle(reason: &'static str) -> CoreError {
+        CoreError::TooManyRequests {
+            message: "Rate Exceeded.".into(),
+            reason,
+        }
+    }
+
+    fn acquire(&self, rec: &FunctionRecord) -> Result<Slot> {
+        let mut p = self.lock();
+        if p.shutting_down {
+            return Err(CoreError::Internal("the server is shutting down".into()));
+        }
+        if p.inflight >= self.settings.account_concurrency {
+            return Err(Self::throttle("ConcurrentInvocationLimitExceeded"));
+        }
+        let pool = p.by_function.entry(rec.name.clone()).or_insert(Pool {
+            revision: String::new(),
+            config: None,
+            idle: Vec::new(),
+            inflight: 0,
+        });
+        let mut retired = Vec::new();
+        if pool.revision != rec.revision_id || pool.config.is_none() {
+            retired = std::mem::take(&mut pool.idle);
+            pool.revision = rec.revision_id.clone();
+            pool.config = None;
+        }
+        if let Some(r) = rec.reserved_concurrency
+            && pool.inflight >= r as usize
+        {
+            return Err(Self::throttle(
+                "ReservedFunctionConcurrentInvocationLimitExceeded",
+            ));
+        }
+        let config = match &pool.config {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.env_config(rec)?;
+                pool.config = Some(c.clone());
+                c
+            }
+        };
+        let mut slot = Slot::Cold(config);
+        while let Some(env) = pool.idle.pop() {
+            if env.is_alive() {
+                slot = Slot::Warm(env);
+                break;
+            }
+        }
+        pool.inflight += 1;
+        p.inflight += 1;
+        drop(p);
+        for e in retired {
+            e.shutdown();
+        }
+        Ok(slot)
+    }
+
+    fn release(&self, name: &str, revision: &str, env: Option<Arc<Environment>>) {
+        let mut p = self.lock();
+        p.inflight = p.inflight.saturating_sub(1);
+        let shutting_down = p.shutting_down;
+        let mut retire = None;
+        match p.by_function.get_mut(name) {
+            Some(pool) => {
+                pool.inflight = pool.inflight.saturating_sub(1);
+                if let Some(env) = env {
+                    if env.is_alive() && pool.revision == revision && !shutting_down {
+                        pool.idle.push(env);
+                    } else {
+                        retire = Some(env);
+                    }
+                }
+            }
+            None => retire = env,
+        }
+        drop(p);
+        if let Some(e) = retire {
+            e.shutdown();
+        }
+    }
+
+    fn check_payload(payload: &Bytes, limit: usize) -> Result<Bytes> {
+        if payload.len() > limit {
+            return Err(CoreError::RequestTooLarge(format!(
+                "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+            )));
+        }
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Bytes::from_static(b"{}"));
+        }
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(payload) {
+            return Err(CoreError::InvalidRequestContent(format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            )));
+        }
+        Ok(payload.clone())
+    }
+
+    /// Resolves the target and waits out a short Pending / InProgress phase.
+    async fn target(&self, r: &FunctionRef) -> Result<Arc<FunctionRecord>> {
+        let rec = self.functions.resolve(r)?;
+        let rec = if rec.state == FunctionState::Pending
+            || rec.last_update_status == crate::model::UpdateStatus::InProgress
+        {
+            self.functions.settled(&rec.name).await?
+        } else {
+            rec
+        };
+        if rec.state == FunctionState::Failed {
+            return Err(CoreError::Conflict(format!(
+                "The operation cannot be performed at this time. The function is currently in the following state: Failed ({})",
+                rec.state_reason.clone().unwrap_or_default()
+            )));
+        }
+        Ok(rec)
+    }
+
+    /// Invokes a function (any invocation type).
+    pub async fn invoke(self: &Arc<Self>, input: InvokeInput) -> Result<InvokeResult> {
+        let limit = match input.invocation_type {
+            InvocationType::Event => MAX_ASYNC_PAYLOAD,
+            _ => MAX_SYNC_PAYLOAD,
+        };
+        let payload = Self::check_payload(&input.payload, limit)?;
+        let rec = self.target(&input.target).await?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        match input.invocation_type {
+            InvocationType::DryRun => Ok(InvokeResult {
+                status: 204,
+                payload: Bytes::new(),
+                content_type: None,
+                function_error: false,
+                executed_version: "$LATEST".into(),
+                log_result: None,
+                request_id,
+            }),
+            InvocationType::Event => {
+                let svc = self.clone();
+                let mut input = input;
+                input.payload = payload;
+                input.log_tail = false;
+                let id = request_id.clone();
+                tokio::spawn(async move { svc.run_async(input, id).await });
+                Ok(InvokeResult {
+                    status: 202,
+                    payload: Bytes::new(),
+                    content_type: None,
+                    function_error: false,
+                    executed_version: "$LATEST".into(),
+                    log_result: None,
+                    request_id,
+                })
+            }
+            InvocationType::RequestResponse => {
+                // The invocation runs in its own task so that a caller who hangs up cannot
+                // leave an environment half-way through an invocation.
+                let svc = self.clone();
+                let handle = tokio::spawn(async move {
+                    svc.run(rec, input, payload, request_id).await
+                });
+                handle
+                    .await
+                    .map_err(|e| CoreError::Internal(format!("the invocation task failed: {e}")))?
+            }
+        }
+    }
+
+    /// Runs an accepted asynchronous event: throttles are retried with backoff until the
+    /// maximum event age; function errors are retried twice, as Lambda does.
+    async fn run_async(self: Arc<Self>, input: InvokeInput, request_id: String) {
+        let started = std::time::Instant::now();
+        let max_age = Duration::from_secs(6 * 3600);
+        let mut backoff = Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            let rec = match self.target(&input.target).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(request_id, error = %e, "async event dropped: function unavailable");
+                    return;
+                }
+            };
+            match self
+                .clone()
+                .run(rec, input.clone(), input.payload.clone(), request_id.clone())
+                .await
+            {
+                Err(CoreError::TooManyRequests { .. }) if started.elapsed() < max_age => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(300));
+                }
+                Ok(r) if r.function_error && attempts < 2 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_secs(if attempts == 1 { 60 } else { 120 }))
+                        .await;
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(request_id, error = %e, "async event failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        rec: Arc<FunctionRecord>,
+        input: InvokeInput,
+        payload: Bytes,
+        request_id: String,
+    ) -> Result<InvokeResult> {
+        let slot = self.acquire(&rec)?;
+        let env = match slot {
+            Slot::Warm(env) => env,
+            Slot::Cold(config) => {
+                let sink: Arc<dyn LogSink> = self.logs.clone();
+                let env = Environment::start(config, self.launcher.as_ref(), sink).await;
+                self.lock().every.push(Arc::downgrade(&env));
+                env
+            }
+        };
+        let invoked_arn = match &input.target.qualifier {
+            Some(q) => format!("{}:{q}", self.functions.arn(&rec.name)),
+            None => self.functions.arn(&rec.name),
+        };
+        let outcome = env
+            .invoke(InvokeRequest {
+                request_id: request_id.clone(),
+                payload,
+                invoked_arn,
+                client_context: input.client_context.clone(),
+                cognito_identity: None,
+                trace_id: input.trace_header.clone().unwrap_or_else(trace_id),
+                tail: input.log_tail,
+            })
+            .await;
+        let reusable = !matches!(outcome.status, InvokeStatus::Fatal(_));
+        self.release(&rec.name, &rec.revision_id, reusable.then_some(env));
+
+        let total_ms = outcome.duration.as_secs_f64() * 1000.0
+            + outcome
+                .init_duration
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(0.0);
+        let status = match &outcome.status {
+            InvokeStatus::Success => "success".to_string(),
+            InvokeStatus::Error(t) | InvokeStatus::Fatal(t) => format!("error:{t}"),
+        };
+        self.store.write_background(vec![WriteOp::Usage(UsageRow {
+            ts_ms: chrono::Utc::now().timestamp_millis(),
+            function: rec.name.clone(),
+            request_id: request_id.clone(),
+            duration_ms: outcome.duration.as_secs_f64() * 1000.0,
+            billed_ms: self.settings.prices.billed_ms(total_ms) as i64,
+            memory_mb: i64::from(rec.memory_size),
+            init_ms: outcome.init_duration.map(|d| d.as_secs_f64() * 1000.0),
+            status,
+        })]);
+
+        let log_result = match outcome.tail {
+            Some(rx) => match tokio::time::timeout(Duration::from_secs(2), rx).await {
+                Ok(Ok(text)) => Some(base64::engine::general_purpose::STANDARD.encode(tail_of(&text))),
+                _ => Some(String::new()),
+            },
+            None => None,
+        };
+        let (payload, content_type, function_error) = match outcome.reply {
+            RuntimeReply::Response { body, content_type } => (body, content_type, false),
+            RuntimeReply::Error { body, .. } => (body, Some("application/json".into()), true),
+        };
+        Ok(InvokeResult {
+            status: 200,
+            payload,
+            content_type,
+            function_error,
+            executed_version: "$LATEST".into(),
+            log_result,
+            request_id,
+        })
+    }
+}
+
+/// The last 4 KB of `text`, cut at a character boundary.
+fn tail_of(text: &str) -> &str {
+    if text.len() <= TAIL_BYTES {
+        return text;
+    }
+    let mut start = text.len() - TAIL_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_is_at_most_4k_and_char_aligned() {
+        let s = "é".repeat(3000);
+        let t = tail_of(&s);
+        assert!(t.len() <= TAIL_BYTES);
+        assert!(s.ends_with(t));
+        assert_eq!(tail_of("short"), "short");
+    }
+
+    #[test]
+    fn payload_checks() {
+        assert!(matches!(
+            InvokeService::check_payload(&Bytes::from_static(b"{nope"), MAX_SYNC_PAYLOAD),
+            Err(CoreError::InvalidRequestContent(_))
+        ));
+        let big = Bytes::from(vec![b' '; MAX_ASYNC_PAYLOAD + 1]);
+        assert!(matches!(
+            InvokeService::check_payload(&big, MAX_ASYNC_PAYLOAD),
+            Err(CoreError::RequestTooLarge(m)) if m == "Request must be smaller than 1048576 bytes for the InvokeFunction operation"
+        ));
+        assert_eq!(
+            InvokeService::check_payload(&Bytes::new(), MAX_SYNC_PAYLOAD)
+                .ok()
+                .as_deref(),
+            Some(&b"{}"[..])
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! The Nimbus core: the function control plane, the invoke service every trigger goes through,
+//! logs and metering. The core speaks typed commands and results; it never sees HTTP or AWS's
+//! JSON wire shapes (the edge crate owns those).
+
+pub mod error;
+pub mod functions;
+pub mod invoke;
+pub mod logs;
+pub mod model;
+pub mod names;
+pub mod pricing;
+pub mod settings;
+pub mod validate;
+
+use std::sync::Arc;
+
+pub use error::CoreError;
+pub use functions::FunctionService;
+pub use invoke::InvokeService;
+pub use logs::LogService;
+pub use settings::Settings;
+
+/// Everything the edge needs, wired together.
+#[derive(Clone)]
+pub struct Core {
+    pub settings: Arc<Settings>,
+    pub functions: Arc<FunctionService>,
+    pub invoke: Arc<InvokeService>,
+    pub logs: Arc<LogService>,
+    pub store: nimbus_store::Store,
+}
+
+impl Core {
+    /// Opens the store in the data directory, probes runtimes and starts the services.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(settings: Settings) -> Result<Core, CoreError> {
+        let settings = Arc::new(settings);
+        let store = nimbus_store::Store::open(&settings.data_dir)?;
+        let catalog = nimbus_exec::RuntimeCatalog::discover(
+            &settings.data_dir.join("runtimes"),
+            &settings.runtime_paths,
+        )
+        .map_err(|e| CoreError::Internal(format!("preparing the runtimes: {e}")))?;
+        let catalog = Arc::new(catalog);
+        let logs = Arc::new(LogService::new(store.clone()));
+        let functions = Arc::new(FunctionService::open(
+            settings.clone(),
+            store.clone(),
+            catalog.clone(),
+        )?);
+        let launcher: Arc<dyn nimbus_exec::Launcher> = Arc::new(
+            nimbus_exec::ProcessLauncher::new()
+                .map_err(|e| CoreError::Internal(format!("starting the launcher: {e}")))?,
+        );
+        let invoke = InvokeService::new(
+            settings.clone(),
+            functions.clone(),
+            launcher,
+            logs.clone(),
+            store.clone(),
+        );
+        Ok(Core {
+            settings,
+            functions,
+            invoke,
+            logs,
+            store,
+        })
+    }
+
+    /// Stops every environment and flushes the store.
+    pub async fn shutdown(&self) {
+        self.invoke.shutdown();
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+    }
+}

@@ -1,0 +1,50 @@
+//! Resolved server settings (the user-facing config file is parsed by the binary and turned
+//! into this).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::pricing::PriceSheet;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    /// The address clients use to reach this server (for code download URLs and the
+    /// `AWS_ENDPOINT_URL` given to functions).
+    pub public_url: String,
+    /// Account concurrency limit (concurrent invocations).
+    pub account_concurrency: usize,
+    /// Idle environments are stopped after this long.
+    pub idle_timeout: Duration,
+    /// Init phase limit (10 s on AWS).
+    pub init_timeout: Duration,
+    /// Explicit interpreter paths per runtime id.
+    pub runtime_paths: BTreeMap<String, PathBuf>,
+    pub prices: PriceSheet,
+}
+
+impl Settings {
+    pub fn new(data_dir: PathBuf) -> Settings {
+        Settings {
+            data_dir,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            public_url: "http://127.0.0.1:4566".into(),
+            account_concurrency: 1000,
+            idle_timeout: Duration::from_secs(600),
+            init_timeout: Duration::from_secs(10),
+            runtime_paths: BTreeMap::new(),
+            prices: PriceSheet::default(),
+        }
+    }
+
+    pub fn function_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region, self.account_id, name
+        )
+    }
+}

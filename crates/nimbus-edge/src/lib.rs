@@ -1,0 +1,46 @@
+//! The Nimbus edge: one HTTP listener for every AWS-compatible API and Nimbus's own endpoints.
+//!
+//! The front door picks the service for a request (SigV4 credential scope, then `X-Amz-Target`,
+//! then the query `Action`, then the path) and hands it to that service's module, which parses
+//! the AWS wire format into core commands and renders results and errors back. AWS shapes live
+//! only here.
+
+pub mod error;
+pub mod front_door;
+pub mod lambda;
+pub mod logs;
+pub mod nimbus_api;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use nimbus_core::Core;
+
+/// The largest request body the front door reads (a 50 MB zip, base64-encoded in JSON).
+pub const MAX_BODY: usize = 80 * 1024 * 1024;
+
+/// Builds the router for every service.
+pub fn router(core: Core) -> Router {
+    Router::new()
+        .merge(nimbus_api::routes())
+        .merge(lambda::routes())
+        .fallback(front_door::dispatch)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(core)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, with `TCP_NODELAY` on every
+/// connection.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    core: Core,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let app = router(core);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

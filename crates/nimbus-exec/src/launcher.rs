@@ -1,0 +1,269 @@
+//! Launchers start a runtime process for an environment. The trait is the seam where the
+//! sandboxed launcher plugs in; [`ProcessLauncher`] is the plain-process implementation: its own
+//! session (so the whole process group can be killed), rlimits (1024 open files, no core dumps)
+//! and a parent-death signal so nothing outlives a crashed server.
+//!
+//! Processes are forked from one dedicated spawner thread: fork/exec stays off the async reactor,
+//! and the parent-death signal (which Linux ties to the forking *thread*) is tied to a thread
+//! that lives as long as the server.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+/// Everything a launcher needs to start one runtime process.
+#[derive(Debug)]
+pub struct LaunchSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The complete environment (nothing is inherited from the server).
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub memory_mb: u32,
+    /// Where the process's stdout and stderr go (the write end of the environment's log pipe).
+    pub output: OwnedFd,
+    pub max_open_files: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("fork/exec {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the launcher has shut down")]
+    Gone,
+}
+
+/// A future that resolves when the process exits.
+pub type ExitFuture = Pin<Box<dyn std::future::Future<Output = ExitStatus> + Send>>;
+
+/// Control over a launched process (and everything it started).
+pub trait ProcessControl: Send + Sync {
+    fn pid(&self) -> u32;
+    /// Kills the process and its descendants (SIGKILL).
+    fn kill(&self);
+    /// Peak memory use in bytes, if the launcher can tell.
+    fn peak_memory_bytes(&self) -> Option<u64>;
+}
+
+/// Starts runtime processes.
+pub trait Launcher: Send + Sync + 'static {
+    /// A short name for logs and `nimbus doctor`.
+    fn name(&self) -> &'static str;
+    /// Starts the process; resolves once it has been forked.
+    fn launch(
+        &self,
+        spec: LaunchSpec,
+    ) -> Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(Arc<dyn ProcessControl>, ExitFuture), LaunchError>>
+                + Send
+                + '_,
+        >,
+    >;
+}
+
+type SpawnReply = Result<(Arc<dyn ProcessControl>, ExitFuture), LaunchError>;
+
+struct SpawnJob {
+    spec: LaunchSpec,
+    reply: oneshot::Sender<SpawnReply>,
+}
+
+/// The plain-process launcher.
+pub struct ProcessLauncher {
+    jobs: std::sync::Mutex<mpsc::Sender<SpawnJob>>,
+}
+
+impl ProcessLauncher {
+    /// Starts the spawner thread. Must be called inside a tokio runtime.
+    pub fn new() -> std::io::Result<ProcessLauncher> {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name("nimbus-spawner".into())
+            .spawn(move || {
+                let _guard = handle.enter();
+                while let Ok(job) = rx.recv() {
+                    let _ = job.reply.send(spawn_plain(job.spec));
+                }
+            })?;
+        Ok(ProcessLauncher {
+            jobs: std::sync::Mutex::new(tx),
+        })
+    }
+}
+
+impl Launcher for ProcessLauncher {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn launch(
+        &self,
+        spec: LaunchSpec,
+    ) -> Pin<Box<dyn std::future::Future<Output = SpawnReply> + Send + '_>> {
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            {
+                let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                jobs.send(SpawnJob { spec, reply })
+                    .map_err(|_| LaunchError::Gone)?;
+            }
+            rx.await.map_err(|_| LaunchError::Gone)?
+        })
+    }
+}
+
+struct PlainProcess {
+    pid: u32,
+    exited: AtomicBool,
+}
+
+impl ProcessControl for PlainProcess {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn kill(&self) {
+        // The runtime is a session leader, so its pid is also its process group id; killing the
+        // group takes its children with it. After the leader was reaped the group may live on.
+        let pgid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        if !self.exited.load(Ordering::Acquire) {
+            let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        // VmHWM: the peak resident set of the runtime process.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    }
+}
+
+fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
+    use std::os::unix::process::CommandExt;
+    let stderr = spec.output.try_clone().map_err(|source| LaunchError::Spawn {
+        program: spec.program.clone(),
+        source,
+    })?;
+    let mut cmd = std::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(spec.output))
+        .stderr(Stdio::from(stderr));
+    let nofile = spec.max_open_files;
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe libc calls
+    // (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let files = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &files) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_CORE, &core) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = tokio::process::Command::from(cmd)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|source| LaunchError::Spawn {
+            program: spec.program.clone(),
+            source,
+        })?;
+    let pid = child.id().unwrap_or(0);
+    let control = Arc::new(PlainProcess {
+        pid,
+        exited: AtomicBool::new(false),
+    });
+    let watch = control.clone();
+    let exit: ExitFuture = Box::pin(async move {
+        let status = match child.wait().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(pid, error = %e, "waiting for runtime process failed");
+                std::os::unix::process::ExitStatusExt::from_raw(0xff00)
+            }
+        };
+        watch.exited.store(true, Ordering::Release);
+        status
+    });
+    Ok((control, exit))
+}
+
+/// Renders an exit status the way Lambda reports it (Go's `ExitError` text):
+/// `exit status 1`, `signal: killed`.
+pub fn describe_exit(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    match status.signal() {
+        Some(sig) => {
+            let name = match sig {
+                libc::SIGKILL => "killed",
+                libc::SIGTERM => "terminated",
+                libc::SIGSEGV => "segmentation fault",
+                libc::SIGABRT => "aborted",
+                libc::SIGBUS => "bus error",
+                libc::SIGILL => "illegal instruction",
+                libc::SIGFPE => "floating point exception",
+                libc::SIGINT => "interrupt",
+                libc::SIGPIPE => "broken pipe",
+                libc::SIGHUP => "hangup",
+                _ => return format!("signal: {sig}"),
+            };
+            format!("signal: {name}")
+        }
+        None => "exit status unknown".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn exit_statuses_render_like_lambda() {
+        assert_eq!(describe_exit(&ExitStatus::from_raw(1 << 8)), "exit status 1");
+        assert_eq!(describe_exit(&ExitStatus::from_raw(9)), "signal: killed");
+        assert_eq!(
+            describe_exit(&ExitStatus::from_raw(11)),
+            "signal: segmentation fault"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The Nimbus data plane: execution environments that speak the Lambda Runtime API.
+//!
+//! An [`Environment`] is one isolated runtime process with its own Runtime API endpoint, its own
+//! log stream and one invocation at a time. How the process is isolated is a [`Launcher`]'s
+//! business (this crate ships the plain-process launcher with rlimits). Which program runs is the
+//! [`RuntimeCatalog`]'s (the user's `bootstrap` for `provided.*`, the bundled Python and Node
+//! bootstraps for managed runtimes). Code is unpacked once per code version by [`code`].
+//!
+//! Nothing here knows about HTTP callers, AWS JSON or storage: the core's invoke service is the
+//! only way in.
+
+pub mod code;
+pub mod environment;
+pub mod launcher;
+mod logpipe;
+pub mod runtime_api;
+pub mod runtimes;
+
+pub use environment::{
+    EnvConfig, Environment, InitFailure, InvokeOutcome, InvokeRequest, InvokeStatus, LogLine,
+    LogSink, RuntimeReply,
+};
+pub use launcher::{LaunchError, LaunchSpec, Launcher, ProcessControl, ProcessLauncher};
+pub use runtimes::{ResolvedRuntime, RuntimeCatalog, RuntimeError};
+
+/// Largest response a runtime may post (6 MiB + 100 bytes, as Lambda).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;

@@ -1,0 +1,56 @@
+//! Database settings and schema, applied on every open (idempotent).
+
+use rusqlite::Connection;
+
+pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    // WAL + NORMAL: each commit is in the WAL (in the kernel) before COMMIT returns, which is what
+    // kill -9 safety needs; fsync happens at checkpoints.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS records (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS usage (
+            id INTEGER PRIMARY KEY,
+            ts_ms INTEGER NOT NULL,
+            function TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            duration_ms REAL NOT NULL,
+            billed_ms INTEGER NOT NULL,
+            memory_mb INTEGER NOT NULL,
+            init_ms REAL,
+            status TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS usage_by_function ON usage (function, ts_ms);
+        CREATE TABLE IF NOT EXISTS log_groups (
+            name TEXT PRIMARY KEY,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS log_streams (
+            group_name TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            first_event_ms INTEGER,
+            last_event_ms INTEGER,
+            last_ingest_ms INTEGER,
+            stored_bytes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (group_name, name)
+        );
+        CREATE TABLE IF NOT EXISTS log_events (
+            id INTEGER PRIMARY KEY,
+            group_name TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            ts_ms INTEGER NOT NULL,
+            ingest_ms INTEGER NOT NULL,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (group_name, stream, id);
+        CREATE INDEX IF NOT EXISTS log_events_by_time ON log_events (group_name, ts_ms);",
+    )
+}

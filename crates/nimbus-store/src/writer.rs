@@ -1,0 +1,200 @@
+//! The single writer thread and its group commit.
+//!
+//! Callers send batches of [`WriteOp`]s over a channel. The thread takes the first batch, then
+//! everything else already waiting, applies it all in one transaction, commits once and then
+//! acknowledges every waiting caller. Under load many callers share one commit.
+
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, params};
+
+use crate::{Result, StoreError};
+
+/// One write. Records are opaque JSON bodies under a (kind, key).
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    PutRecord {
+        kind: String,
+        key: String,
+        body: String,
+    },
+    DeleteRecord {
+        kind: String,
+        key: String,
+    },
+    /// Deletes every record of `kind` whose key starts with `prefix`.
+    DeleteRecordPrefix {
+        kind: String,
+        prefix: String,
+    },
+    Log(LogEventRow),
+    Usage(UsageRow),
+    /// Deletes a log group and its streams and events.
+    DeleteLogGroup(String),
+}
+
+/// A log line to append; the group and stream are created on first use.
+#[derive(Debug, Clone)]
+pub struct LogEventRow {
+    pub group: String,
+    pub stream: String,
+    pub ts_ms: i64,
+    pub message: String,
+}
+
+/// One metered invocation.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub ts_ms: i64,
+    pub function: String,
+    pub request_id: String,
+    pub duration_ms: f64,
+    pub billed_ms: i64,
+    pub memory_mb: i64,
+    pub init_ms: Option<f64>,
+    pub status: String,
+}
+
+struct Batch {
+    ops: Vec<WriteOp>,
+    ack: Option<mpsc::SyncSender<std::result::Result<(), String>>>,
+}
+
+pub(crate) struct WriterHandle {
+    tx: mpsc::Sender<Batch>,
+}
+
+/// How many queued batches one transaction takes at most.
+const MAX_GROUP: usize = 4096;
+
+impl WriterHandle {
+    pub(crate) fn spawn(conn: Connection) -> Result<WriterHandle> {
+        let (tx, rx) = mpsc::channel::<Batch>();
+        std::thread::Builder::new()
+            .name("nimbus-store-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::io("writer thread", e))?;
+        Ok(WriterHandle { tx })
+    }
+
+    pub(crate) fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let (ack, done) = mpsc::sync_channel(1);
+        self.tx
+            .send(Batch {
+                ops,
+                ack: Some(ack),
+            })
+            .map_err(|_| StoreError::WriterGone)?;
+        match done.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(StoreError::Commit(msg)),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    pub(crate) fn write_background(&self, ops: Vec<WriteOp>) {
+        if self.tx.send(Batch { ops, ack: None }).is_err() {
+            tracing::error!("store writer is gone; dropping a background write");
+        }
+    }
+}
+
+fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(b) => group.push(b),
+                Err(_) => break,
+            }
+        }
+        let result = apply(&mut conn, &group).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "store commit failed");
+        }
+        for b in group {
+            if let Some(ack) = b.ack {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let ingest = now_ms();
+    for op in group.iter().flat_map(|b| b.ops.iter()) {
+        match op {
+            WriteOp::PutRecord { kind, key, body } => {
+                tx.prepare_cached(
+                    "INSERT INTO records (kind, key, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body",
+                )?
+                .execute(params![kind, key, body])?;
+            }
+            WriteOp::DeleteRecord { kind, key } => {
+                tx.prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2")?
+                    .execute(params![kind, key])?;
+            }
+            WriteOp::DeleteRecordPrefix { kind, prefix } => {
+                tx.prepare_cached(
+                    "DELETE FROM records WHERE kind = ?1 AND substr(key, 1, length(?2)) = ?2",
+                )?
+                .execute(params![kind, prefix])?;
+            }
+            WriteOp::Log(ev) => {
+                tx.prepare_cached(
+                    "INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![ev.group, ingest])?;
+                tx.prepare_cached(
+                    "INSERT INTO log_streams (group_name, name, created_ms, first_event_ms, last_event_ms, last_ingest_ms, stored_bytes)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?3, ?5)
+                     ON CONFLICT (group_name, name) DO UPDATE SET
+                       first_event_ms = MIN(COALESCE(first_event_ms, excluded.first_event_ms), excluded.first_event_ms),
+                       last_event_ms = MAX(COALESCE(last_event_ms, excluded.last_event_ms), excluded.last_event_ms),
+                       last_ingest_ms = excluded.last_ingest_ms,
+                       stored_bytes = stored_bytes + excluded.stored_bytes",
+                )?
+                .execute(params![ev.group, ev.stream, ingest, ev.ts_ms, ev.message.len() as i64])?;
+                tx.prepare_cached(
+                    "INSERT INTO log_events (group_name, stream, ts_ms, ingest_ms, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![ev.group, ev.stream, ev.ts_ms, ingest, ev.message])?;
+            }
+            WriteOp::Usage(u) => {
+                tx.prepare_cached(
+                    "INSERT INTO usage (ts_ms, function, request_id, duration_ms, billed_ms, memory_mb, init_ms, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    u.ts_ms,
+                    u.function,
+                    u.request_id,
+                    u.duration_ms,
+                    u.billed_ms,
+                    u.memory_mb,
+                    u.init_ms,
+                    u.status
+                ])?;
+            }
+            WriteOp::DeleteLogGroup(g) => {
+                tx.prepare_cached("DELETE FROM log_events WHERE group_name = ?1")?
+                    .execute(params![g])?;
+                tx.prepare_cached("DELETE FROM log_streams WHERE group_name = ?1")?
+                    .execute(params![g])?;
+                tx.prepare_cached("DELETE FROM log_groups WHERE name = ?1")?
+                    .execute(params![g])?;
+            }
+        }
+    }
+    tx.commit()
+}

@@ -1,0 +1,89 @@
+//! The user-facing config file (TOML). Unknown keys are refused, not dropped; the file is
+//! resolved into the core's `Settings`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use nimbus_core::Settings;
+use nimbus_core::pricing::PriceSheet;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Interpreter path per runtime id, e.g. `"python3.12" = "/usr/bin/python3.12"`.
+    #[serde(default)]
+    pub runtimes: BTreeMap<String, PathBuf>,
+    pub pricing: Option<PriceSheet>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+    pub account_concurrency: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub init_timeout_secs: Option<u64>,
+    /// The URL clients use to reach this server, if not the listen address.
+    pub public_url: Option<String>,
+}
+
+pub fn load(path: Option<&Path>, data_dir: &Path) -> anyhow::Result<ConfigFile> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (data_dir.join("nimbus.toml"), false),
+    };
+    if !required && !path.exists() {
+        return Ok(ConfigFile::default());
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+}
+
+pub fn resolve(file: ConfigFile, data_dir: PathBuf, public_url: String) -> anyhow::Result<Settings> {
+    let mut s = Settings::new(data_dir);
+    let srv = file.server;
+    if let Some(r) = srv.region {
+        s.region = r;
+    }
+    if let Some(a) = srv.account_id {
+        anyhow::ensure!(
+            a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()),
+            "server.account_id must be 12 digits"
+        );
+        s.account_id = a;
+    }
+    if let Some(c) = srv.account_concurrency {
+        anyhow::ensure!(c >= 1, "server.account_concurrency must be at least 1");
+        s.account_concurrency = c;
+    }
+    if let Some(t) = srv.idle_timeout_secs {
+        s.idle_timeout = std::time::Duration::from_secs(t);
+    }
+    if let Some(t) = srv.init_timeout_secs {
+        s.init_timeout = std::time::Duration::from_secs(t);
+    }
+    s.public_url = srv.public_url.unwrap_or(public_url);
+    s.runtime_paths = file.runtimes;
+    if let Some(p) = file.pricing {
+        s.prices = p;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<ConfigFile>("[server]\nregion = \"eu-west-1\"\n").is_ok());
+        assert!(toml::from_str::<ConfigFile>("[server]\nregoin = \"x\"\n").is_err());
+        assert!(toml::from_str::<ConfigFile>("[pricing]\nrequest_price_per_million = 0.3\n").is_ok());
+    }
+}

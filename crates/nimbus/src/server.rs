@@ -1,0 +1,70 @@
+//! `nimbus server`: resolve settings, start the core and the front door, and shut down cleanly
+//! on Ctrl-C or SIGTERM (every environment stopped, the store flushed).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nimbus_core::Core;
+
+use crate::config;
+
+pub async fn run(listen: String, data_dir: PathBuf, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving data dir {}", data_dir.display()))?;
+    let file = config::load(config_path.as_deref(), &data_dir)?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let public_url = format!("http://{host}:{}", addr.port());
+    let settings = config::resolve(file, data_dir, public_url.clone())?;
+    let core = Core::start(settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting Nimbus: {e}"))?;
+    tracing::warn!(
+        launcher = core.invoke.launcher_name(),
+        "functions run as plain host processes with rlimits only: no namespace or cgroup isolation yet"
+    );
+    for (id, r) in core.functions.catalog().report() {
+        if let Err(why) = r {
+            tracing::info!(runtime = %id, "runtime unavailable: {why}");
+        }
+    }
+    println!("Nimbus listening on {public_url}");
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    let serve_core = core.clone();
+    nimbus_edge::serve(listener, serve_core, shutdown).await?;
+    core.shutdown().await;
+    Ok(())
+}
