@@ -67,7 +67,9 @@ impl FunctionService {
                 Ok(r) => {
                     records.insert(key, Arc::new(r));
                 }
-                Err(e) => tracing::error!(function = %key, error = %e, "unreadable function record skipped"),
+                Err(e) => {
+                    tracing::error!(function = %key, error = %e, "unreadable function record skipped")
+                }
             }
         }
         let (generation, _) = watch::channel(0);
@@ -88,7 +90,8 @@ impl FunctionService {
             .read()
             .values()
             .filter(|r| {
-                r.state == FunctionState::Pending || r.last_update_status == UpdateStatus::InProgress
+                r.state == FunctionState::Pending
+                    || r.last_update_status == UpdateStatus::InProgress
             })
             .map(|r| r.name.clone())
             .collect();
@@ -268,7 +271,9 @@ impl FunctionService {
         };
         let _guard = self.write_lock.lock().await;
         if self.read().contains_key(&name) {
-            return Err(CoreError::Conflict(format!("Function already exist: {name}")));
+            return Err(CoreError::Conflict(format!(
+                "Function already exist: {name}"
+            )));
         }
         let (sha_b64, hex, size) = self.store_zip(zip).await?;
         let rec = FunctionRecord {
@@ -296,7 +301,10 @@ impl FunctionService {
                 .clone()
                 .unwrap_or_else(|| vec!["x86_64".into()]),
             ephemeral_storage: c.ephemeral_storage.unwrap_or(512) as u32,
-            tracing_mode: c.tracing_mode.clone().unwrap_or_else(|| "PassThrough".into()),
+            tracing_mode: c
+                .tracing_mode
+                .clone()
+                .unwrap_or_else(|| "PassThrough".into()),
             logging: c.logging.clone().unwrap_or_else(|| LoggingConfig {
                 log_format: Some("Text".into()),
                 ..Default::default()
@@ -327,11 +335,10 @@ impl FunctionService {
         };
         let zip = self.code_path(&rec.code_hex);
         let dest = self.task_root(&rec.code_hex);
-        let unpacked = tokio::task::spawn_blocking(move || {
-            code::unpack_once(&zip, &dest, MAX_UNZIPPED_BYTES)
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("unpacking code: {e}")))?;
+        let unpacked =
+            tokio::task::spawn_blocking(move || code::unpack_once(&zip, &dest, MAX_UNZIPPED_BYTES))
+                .await
+                .map_err(|e| CoreError::Internal(format!("unpacking code: {e}")))?;
         let _guard = self.write_lock.lock().await;
         let Some(current) = self.get(name) else {
             return Ok(());
@@ -386,14 +393,16 @@ impl FunctionService {
             Ok(r) => r,
             Err(_) => {
                 let rec = self.get(name).ok_or_else(|| self.not_found(name, None))?;
-                Err(CoreError::Conflict(if rec.state == FunctionState::Pending {
-                    "The operation cannot be performed at this time. The function is currently in the following state: Pending".to_string()
-                } else {
-                    format!(
-                        "The operation cannot be performed at this time. An update is in progress for resource: {}",
-                        self.arn(name)
-                    )
-                }))
+                Err(CoreError::Conflict(
+                    if rec.state == FunctionState::Pending {
+                        "The operation cannot be performed at this time. The function is currently in the following state: Pending".to_string()
+                    } else {
+                        format!(
+                            "The operation cannot be performed at this time. An update is in progress for resource: {}",
+                            self.arn(name)
+                        )
+                    },
+                ))
             }
         }
     }
@@ -574,14 +583,22 @@ impl FunctionService {
 
     /// ListFunctions: at most 50 per page, in name order; the marker is the base64 of the last
     /// name returned.
-    pub fn list(&self, marker: Option<&str>, max_items: Option<i64>) -> Result<Page<Arc<FunctionRecord>>> {
+    pub fn list(
+        &self,
+        marker: Option<&str>,
+        max_items: Option<i64>,
+    ) -> Result<Page<Arc<FunctionRecord>>> {
         let max = match max_items {
             None => 50,
             Some(m) if (1..=10_000).contains(&m) => (m as usize).min(50),
             Some(m) => {
                 return Err(CoreError::Validation(format!(
                     "1 validation error detected: Value '{m}' at 'maxItems' failed to satisfy constraint: Member must have value {}",
-                    if m < 1 { "greater than or equal to 1" } else { "less than or equal to 10000" }
+                    if m < 1 {
+                        "greater than or equal to 1"
+                    } else {
+                        "less than or equal to 10000"
+                    }
                 )));
             }
         };
@@ -606,9 +623,9 @@ impl FunctionService {
         let items: Vec<Arc<FunctionRecord>> = iter.by_ref().take(max).cloned().collect();
         let more = iter.next().is_some();
         let next_marker = if more {
-            items.last().map(|r| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.name.as_bytes())
-            })
+            items
+                .last()
+                .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.name.as_bytes()))
         } else {
             None
         };

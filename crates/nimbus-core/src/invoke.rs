@@ -187,7 +187,8 @@ impl InvokeService {
                     }
                 }
             }
-            p.every.retain(|w| w.upgrade().is_some_and(|e| e.is_alive()));
+            p.every
+                .retain(|w| w.upgrade().is_some_and(|e| e.is_alive()));
         }
         for e in retired {
             e.shutdown();
@@ -470,9 +471,8 @@ impl InvokeService {
                 // The invocation runs in its own task so that a caller who hangs up cannot
                 // leave an environment half-way through an invocation.
                 let svc = self.clone();
-                let handle = tokio::spawn(async move {
-                    svc.run(rec, input, payload, request_id).await
-                });
+                let handle =
+                    tokio::spawn(async move { svc.run(rec, input, payload, request_id).await });
                 handle
                     .await
                     .map_err(|e| CoreError::Internal(format!("the invocation task failed: {e}")))?
@@ -497,7 +497,12 @@ impl InvokeService {
             };
             match self
                 .clone()
-                .run(rec, input.clone(), input.payload.clone(), request_id.clone())
+                .run(
+                    rec,
+                    input.clone(),
+                    input.payload.clone(),
+                    request_id.clone(),
+                )
                 .await
             {
                 Err(CoreError::TooManyRequests { .. }) if started.elapsed() < max_age => {
@@ -575,7 +580,9 @@ impl InvokeService {
 
         let log_result = match outcome.tail {
             Some(rx) => match tokio::time::timeout(Duration::from_secs(2), rx).await {
-                Ok(Ok(text)) => Some(base64::engine::general_purpose::STANDARD.encode(tail_of(&text))),
+                Ok(Ok(text)) => {
+                    Some(base64::engine::general_purpose::STANDARD.encode(tail_of(&text)))
+                }
                 _ => Some(String::new()),
             },
             None => None,

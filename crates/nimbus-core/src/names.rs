@@ -56,7 +56,16 @@ pub fn parse_function_ref(input: &str) -> Result<FunctionRef> {
             check_partition(partition, input)?;
             (Some(*acct), Some(*region), *name, None)
         }
-        ["arn", partition, "lambda", region, acct, "function", name, q] => {
+        [
+            "arn",
+            partition,
+            "lambda",
+            region,
+            acct,
+            "function",
+            name,
+            q,
+        ] => {
             check_partition(partition, input)?;
             (Some(*acct), Some(*region), *name, Some(*q))
         }

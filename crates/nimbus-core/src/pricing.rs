@@ -75,7 +75,10 @@ impl PriceSheet {
         let mut floor = 0.0;
         let mut cost = 0.0;
         for t in &self.duration_tiers {
-            let cap = t.up_to_gb_seconds.map(|c| c - floor).unwrap_or(f64::INFINITY);
+            let cap = t
+                .up_to_gb_seconds
+                .map(|c| c - floor)
+                .unwrap_or(f64::INFINITY);
             let here = remaining.min(cap).max(0.0);
             cost += here * t.price_per_gb_second;
             remaining -= here;

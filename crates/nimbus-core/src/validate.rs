@@ -379,13 +379,17 @@ mod tests {
         v.insert("GOOD_KEY".to_string(), "x".to_string());
         assert!(environment(&v).is_ok());
         v.insert("AWS_REGION".to_string(), "x".to_string());
-        assert!(matches!(environment(&v), Err(CoreError::InvalidParameter(m)) if m.ends_with("AWS_REGION")));
+        assert!(
+            matches!(environment(&v), Err(CoreError::InvalidParameter(m)) if m.ends_with("AWS_REGION"))
+        );
         let mut bad = BTreeMap::new();
         bad.insert("1abc".to_string(), "x".to_string());
         assert!(matches!(environment(&bad), Err(CoreError::Validation(_))));
         let mut big = BTreeMap::new();
         big.insert("BIG".to_string(), "x".repeat(4100));
-        assert!(matches!(environment(&big), Err(CoreError::InvalidParameter(m)) if m.contains("4KB")));
+        assert!(
+            matches!(environment(&big), Err(CoreError::InvalidParameter(m)) if m.contains("4KB"))
+        );
     }
 
     #[test]

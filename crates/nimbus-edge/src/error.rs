@@ -32,11 +32,7 @@ impl LambdaError {
     pub fn not_found(message: impl Into<String>) -> Self {
         LambdaError {
             capital: true,
-            ..LambdaError::new(
-                StatusCode::NOT_FOUND,
-                "ResourceNotFoundException",
-                message,
-            )
+            ..LambdaError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
         }
     }
 
@@ -118,7 +114,10 @@ impl IntoResponse for LambdaError {
         )
             .into_response();
         let h = resp.headers_mut();
-        h.insert("x-amzn-errortype", HeaderValue::from_static(self.error_type));
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(self.error_type),
+        );
         if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
             h.insert("x-amzn-requestid", v);
         }

@@ -111,7 +111,11 @@ mod tests {
     fn scope_wins_then_target_then_path() {
         let auth = "AWS4-HMAC-SHA256 Credential=test/20261122/us-east-1/logs/aws4_request, SignedHeaders=host, Signature=x";
         assert_eq!(
-            classify(&headers(&[("authorization", auth)]), "/2015-03-31/functions", None),
+            classify(
+                &headers(&[("authorization", auth)]),
+                "/2015-03-31/functions",
+                None
+            ),
             Service::Logs
         );
         assert_eq!(

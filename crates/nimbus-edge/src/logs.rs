@@ -30,7 +30,8 @@ fn invalid(msg: impl Into<String>) -> JsonError {
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, JsonError> {
     let body = if body.is_empty() { &b"{}"[..] } else { body };
-    serde_json::from_slice(body).map_err(|e| JsonError::new("SerializationException", e.to_string()))
+    serde_json::from_slice(body)
+        .map_err(|e| JsonError::new("SerializationException", e.to_string()))
 }
 
 pub async fn handle(core: Core, req: Request<Body>) -> Response {
@@ -63,7 +64,10 @@ pub async fn handle(core: Core, req: Request<Body>) -> Response {
 }
 
 fn region_account(core: &Core) -> (String, String) {
-    (core.settings.region.clone(), core.settings.account_id.clone())
+    (
+        core.settings.region.clone(),
+        core.settings.account_id.clone(),
+    )
 }
 
 fn limit(l: Option<i64>, max: i64, default: i64) -> Result<usize, JsonError> {
@@ -207,7 +211,10 @@ fn describe_log_streams(core: &Core, body: &[u8]) -> Result<Response, JsonError>
     let start: usize = input
         .next_token
         .as_deref()
-        .map(|t| t.parse().map_err(|_| invalid("The specified nextToken is invalid.")))
+        .map(|t| {
+            t.parse()
+                .map_err(|_| invalid("The specified nextToken is invalid."))
+        })
         .transpose()?
         .unwrap_or(0);
     let (region, account) = region_account(core);
@@ -309,11 +316,17 @@ fn get_log_events(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
     }
     let first = events.first().map(|e| e.id);
     let last = events.last().map(|e| e.id);
-    let fwd = last.or(anchor.map(|a| if forward { a } else { a - 1 })).unwrap_or(0);
-    let bwd = first.or(anchor.map(|a| if forward { a + 1 } else { a })).unwrap_or(0);
+    let fwd = last
+        .or(anchor.map(|a| if forward { a } else { a - 1 }))
+        .unwrap_or(0);
+    let bwd = first
+        .or(anchor.map(|a| if forward { a + 1 } else { a }))
+        .unwrap_or(0);
     let items: Vec<Value> = events
         .into_iter()
-        .map(|e| json!({ "timestamp": e.ts_ms, "message": e.message, "ingestionTime": e.ingest_ms }))
+        .map(
+            |e| json!({ "timestamp": e.ts_ms, "message": e.message, "ingestionTime": e.ingest_ms }),
+        )
         .collect();
     Ok(ok(json!({
         "events": items,
@@ -395,7 +408,10 @@ fn filter_log_events(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
     let after = input
         .next_token
         .as_deref()
-        .map(|t| t.parse::<i64>().map_err(|_| invalid("The specified nextToken is invalid.")))
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| invalid("The specified nextToken is invalid."))
+        })
         .transpose()?;
     let q = LogQuery {
         group: &group,
@@ -411,7 +427,11 @@ fn filter_log_events(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
     let mut events = core.logs.events(&q)?;
     let more = events.len() > limit;
     events.truncate(limit);
-    let next = if more { events.last().map(|e| e.id) } else { None };
+    let next = if more {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
     let mut searched: Vec<String> = events.iter().map(|e| e.stream.clone()).collect();
     searched.sort();
     searched.dedup();

@@ -172,6 +172,13 @@ fn symlink_stays_inside(entry: &Path, link: &Path) -> bool {
     true
 }
 
+fn entry_name<R: Read>(entry: &zip::read::ZipFile<'_, R>) -> String {
+    entry
+        .name()
+        .map(|n| n.into_owned())
+        .unwrap_or_else(|_| "<undecodable name>".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +197,10 @@ mod tests {
     #[test]
     fn unpacks_with_modes_and_refuses_garbage() -> Result<(), CodeError> {
         let dir = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
-        let z = zip_of(&[("bootstrap", b"#!/bin/sh\n", 0o755), ("lib/a.txt", b"a", 0o644)]);
+        let z = zip_of(&[
+            ("bootstrap", b"#!/bin/sh\n", 0o755),
+            ("lib/a.txt", b"a", 0o644),
+        ]);
         assert_eq!(inspect_zip(&z, MAX_UNZIPPED_BYTES)?.entries, 2);
         let zp = dir.path().join("c.zip");
         std::fs::write(&zp, &z).map_err(io(&zp))?;
@@ -239,13 +249,9 @@ mod tests {
     fn symlinks_must_stay_inside() {
         assert!(symlink_stays_inside(Path::new("a/b"), Path::new("../c")));
         assert!(!symlink_stays_inside(Path::new("a"), Path::new("../x")));
-        assert!(!symlink_stays_inside(Path::new("a"), Path::new("/etc/passwd")));
+        assert!(!symlink_stays_inside(
+            Path::new("a"),
+            Path::new("/etc/passwd")
+        ));
     }
-}
-
-fn entry_name<R: Read>(entry: &zip::read::ZipFile<'_, R>) -> String {
-    entry
-        .name()
-        .map(|n| n.into_owned())
-        .unwrap_or_else(|_| "<undecodable name>".to_string())
 }

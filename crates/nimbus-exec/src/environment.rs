@@ -378,19 +378,31 @@ impl Environment {
                 "Couldn't find valid bootstrap(s): [{}]",
                 program.display()
             ));
-            tokio::spawn(log_task(config.clone(), log_stream, pipe, log_rx, None, sink));
+            tokio::spawn(log_task(
+                config.clone(),
+                log_stream,
+                pipe,
+                log_rx,
+                None,
+                sink,
+            ));
             return env.fail_init(failure);
         }
         let (control, exit) = match launcher.launch(spec).await {
             Ok(x) => x,
             Err(e) => {
-                tokio::spawn(log_task(config.clone(), log_stream, pipe, log_rx, None, sink));
+                tokio::spawn(log_task(
+                    config.clone(),
+                    log_stream,
+                    pipe,
+                    log_rx,
+                    None,
+                    sink,
+                ));
                 let msg = match &e {
-                    crate::LaunchError::Spawn { program, source } => format!(
-                        "fork/exec {}: {}",
-                        program.display(),
-                        describe_io(source)
-                    ),
+                    crate::LaunchError::Spawn { program, source } => {
+                        format!("fork/exec {}: {}", program.display(), describe_io(source))
+                    }
                     other => other.to_string(),
                 };
                 return env.fail_init(InitFailure::Launch(msg));
@@ -568,7 +580,10 @@ impl Environment {
         if self.next_tx.send(pending).is_err() {
             let reply = RuntimeReply::platform_error(
                 "Sandbox.Failure",
-                &format!("RequestId: {} Error: the environment is gone", req.request_id),
+                &format!(
+                    "RequestId: {} Error: the environment is gone",
+                    req.request_id
+                ),
             );
             return self.finish(
                 req,
@@ -635,11 +650,15 @@ impl Environment {
             self.shutdown();
         }
         let total_ms = duration.as_secs_f64() * 1000.0
-            + init_duration.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+            + init_duration
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(0.0);
         let billed_ms = (total_ms.ceil() as u64).max(1);
         let report_status = match &status {
             InvokeStatus::Success => None,
-            InvokeStatus::Fatal(t) if t == "Sandbox.Timedout" => Some("Status: timeout".to_string()),
+            InvokeStatus::Fatal(t) if t == "Sandbox.Timedout" => {
+                Some("Status: timeout".to_string())
+            }
             InvokeStatus::Error(t) | InvokeStatus::Fatal(t) => {
                 Some(format!("Status: error\tError Type: {t}"))
             }

@@ -46,6 +46,12 @@ pub enum LaunchError {
 /// A future that resolves when the process exits.
 pub type ExitFuture = Pin<Box<dyn std::future::Future<Output = ExitStatus> + Send>>;
 
+/// What a launch yields: control over the process and a future of its exit.
+pub type SpawnReply = Result<(Arc<dyn ProcessControl>, ExitFuture), LaunchError>;
+
+/// The future a launcher returns.
+pub type LaunchFuture<'a> = Pin<Box<dyn std::future::Future<Output = SpawnReply> + Send + 'a>>;
+
 /// Control over a launched process (and everything it started).
 pub trait ProcessControl: Send + Sync {
     fn pid(&self) -> u32;
@@ -60,19 +66,8 @@ pub trait Launcher: Send + Sync + 'static {
     /// A short name for logs and `nimbus doctor`.
     fn name(&self) -> &'static str;
     /// Starts the process; resolves once it has been forked.
-    fn launch(
-        &self,
-        spec: LaunchSpec,
-    ) -> Pin<
-        Box<
-            dyn std::future::Future<Output = Result<(Arc<dyn ProcessControl>, ExitFuture), LaunchError>>
-                + Send
-                + '_,
-        >,
-    >;
+    fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_>;
 }
-
-type SpawnReply = Result<(Arc<dyn ProcessControl>, ExitFuture), LaunchError>;
 
 struct SpawnJob {
     spec: LaunchSpec,
@@ -108,10 +103,7 @@ impl Launcher for ProcessLauncher {
         "process"
     }
 
-    fn launch(
-        &self,
-        spec: LaunchSpec,
-    ) -> Pin<Box<dyn std::future::Future<Output = SpawnReply> + Send + '_>> {
+    fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_> {
         Box::pin(async move {
             let (reply, rx) = oneshot::channel();
             {
@@ -157,10 +149,13 @@ impl ProcessControl for PlainProcess {
 
 fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
     use std::os::unix::process::CommandExt;
-    let stderr = spec.output.try_clone().map_err(|source| LaunchError::Spawn {
-        program: spec.program.clone(),
-        source,
-    })?;
+    let stderr = spec
+        .output
+        .try_clone()
+        .map_err(|source| LaunchError::Spawn {
+            program: spec.program.clone(),
+            source,
+        })?;
     let mut cmd = std::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
@@ -177,7 +172,14 @@ fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             let files = libc::rlimit {
@@ -259,7 +261,10 @@ mod tests {
 
     #[test]
     fn exit_statuses_render_like_lambda() {
-        assert_eq!(describe_exit(&ExitStatus::from_raw(1 << 8)), "exit status 1");
+        assert_eq!(
+            describe_exit(&ExitStatus::from_raw(1 << 8)),
+            "exit status 1"
+        );
         assert_eq!(describe_exit(&ExitStatus::from_raw(9)), "signal: killed");
         assert_eq!(
             describe_exit(&ExitStatus::from_raw(11)),

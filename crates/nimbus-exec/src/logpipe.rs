@@ -35,7 +35,8 @@ pub(crate) fn pipe() -> std::io::Result<(LogPipe, OwnedFd)> {
     }
     // SAFETY: `read` is an OwnedFd: it stays open and is the same descriptor for the lifetime of
     // the AsyncFd that owns it.
-    let fd = unsafe { AsyncFd::register(read) }.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let fd =
+        unsafe { AsyncFd::register(read) }.map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok((
         LogPipe {
             fd,

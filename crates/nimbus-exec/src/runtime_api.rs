@@ -49,8 +49,10 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -58,8 +60,10 @@ fn error(status: StatusCode, error_type: &str, message: &str) -> Response<Full<B
     let body = serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string();
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -93,7 +97,11 @@ async fn handle(
             let (id, kind) = match tail.rsplit_once('/') {
                 Some((id, k @ ("response" | "error"))) => (id.to_string(), k),
                 _ => {
-                    return Ok(error(StatusCode::NOT_FOUND, "NotFound", "Unknown Runtime API path"));
+                    return Ok(error(
+                        StatusCode::NOT_FOUND,
+                        "NotFound",
+                        "Unknown Runtime API path",
+                    ));
                 }
             };
             if !shared.is_current(&id) {
@@ -147,10 +155,18 @@ async fn handle(
             if shared.complete(&id, reply) {
                 json(StatusCode::ACCEPTED, "{\"status\":\"OK\"}")
             } else {
-                error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestID",
+                    "Invalid request ID",
+                )
             }
         }
-        _ => error(StatusCode::NOT_FOUND, "NotFound", "Unknown Runtime API path"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "Unknown Runtime API path",
+        ),
     })
 }
 
@@ -162,13 +178,21 @@ fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
-    match Limited::new(req.into_body(), MAX_RESPONSE_BYTES).collect().await {
+    match Limited::new(req.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+    {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            &format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
-        )),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+            ))
+        }
         Err(_) => Err(error(
             StatusCode::BAD_REQUEST,
             "TruncatedHTTPRequest",
@@ -207,7 +231,10 @@ async fn next(shared: &Arc<Shared>) -> Response<Full<Bytes>> {
     if let Some(ci) = &p.cognito_identity {
         put(h, "lambda-runtime-cognito-identity", ci);
     }
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     shared.begin(p);
     r
 }

@@ -213,10 +213,7 @@ fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, S
     let check = |p: &Path| -> bool {
         probe(
             p,
-            &[
-                "-c",
-                "import sys; print('%d.%d' % sys.version_info[:2])",
-            ],
+            &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
         )
         .as_deref()
             == Some(version)
@@ -225,7 +222,10 @@ fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, S
         return if check(p) {
             Ok(p.clone())
         } else {
-            Err(format!("the configured interpreter {} is not Python {version}", p.display()))
+            Err(format!(
+                "the configured interpreter {} is not Python {version}",
+                p.display()
+            ))
         };
     }
     let name = format!("python{version}");
@@ -262,7 +262,10 @@ fn find_node(major: &str, configured: Option<&PathBuf>) -> Result<PathBuf, Strin
         return if check(p) {
             Ok(p.clone())
         } else {
-            Err(format!("the configured interpreter {} is not Node.js {major}", p.display()))
+            Err(format!(
+                "the configured interpreter {} is not Node.js {major}",
+                p.display()
+            ))
         };
     }
     let mut candidates = search_path(&format!("node{major}"));
@@ -281,7 +284,9 @@ mod tests {
     fn provided_is_always_available_and_unknown_is_refused() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let cat = RuntimeCatalog::discover(dir.path(), &BTreeMap::new())?;
-        let p = cat.resolve("provided.al2023").map_err(std::io::Error::other)?;
+        let p = cat
+            .resolve("provided.al2023")
+            .map_err(std::io::Error::other)?;
         assert_eq!(p.family, RuntimeFamily::Provided);
         let (prog, args) = p.command(Path::new("/var/task"));
         assert_eq!(prog, Path::new("/var/task/bootstrap"));
@@ -298,7 +303,10 @@ mod tests {
     fn a_misconfigured_interpreter_is_reported() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let mut o = BTreeMap::new();
-        o.insert("python3.12".to_string(), PathBuf::from("/nonexistent/python"));
+        o.insert(
+            "python3.12".to_string(),
+            PathBuf::from("/nonexistent/python"),
+        );
         let cat = RuntimeCatalog::discover(dir.path(), &o)?;
         assert!(matches!(
             cat.resolve("python3.12"),

@@ -34,7 +34,9 @@ impl BlobStore {
         if path.exists() {
             return Ok(digest);
         }
-        let tmp = self.dir.join(format!(".{digest}.{}.tmp", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{digest}.{}.tmp", std::process::id()));
         let mut f = std::fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
         f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;

@@ -176,9 +176,8 @@ impl Store {
     /// All stored records of one kind, ordered by key.
     pub fn records(&self, kind: &str) -> Result<Vec<(String, String)>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT key, body FROM records WHERE kind = ?1 ORDER BY key",
-            )?;
+            let mut st =
+                c.prepare_cached("SELECT key, body FROM records WHERE kind = ?1 ORDER BY key")?;
             let rows = st.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })

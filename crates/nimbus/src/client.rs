@@ -132,9 +132,12 @@ fn env_map(env: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
 async fn wait_settled(c: &reqwest::Client, endpoint: &str, name: &str) -> anyhow::Result<Value> {
     for _ in 0..200 {
         let resp = check(
-            c.get(url(endpoint, &format!("/2015-03-31/functions/{}/configuration", enc(name))))
-                .send()
-                .await?,
+            c.get(url(
+                endpoint,
+                &format!("/2015-03-31/functions/{}/configuration", enc(name)),
+            ))
+            .send()
+            .await?,
         )
         .await?;
         let cfg: Value = resp.json().await?;
@@ -157,12 +160,19 @@ async fn wait_settled(c: &reqwest::Client, endpoint: &str, name: &str) -> anyhow
     bail!("the function did not become Active in time")
 }
 
-async fn deploy_once(c: &reqwest::Client, endpoint: &str, spec: &DeploySpec) -> anyhow::Result<Value> {
+async fn deploy_once(
+    c: &reqwest::Client,
+    endpoint: &str,
+    spec: &DeploySpec,
+) -> anyhow::Result<Value> {
     let zip = package(&spec.path)?;
     let zip_b64 = base64::engine::general_purpose::STANDARD.encode(&zip);
     let env = env_map(&spec.env)?;
     let exists = c
-        .get(url(endpoint, &format!("/2015-03-31/functions/{}", enc(&spec.name))))
+        .get(url(
+            endpoint,
+            &format!("/2015-03-31/functions/{}", enc(&spec.name)),
+        ))
         .send()
         .await?
         .status()
@@ -202,10 +212,13 @@ async fn deploy_once(c: &reqwest::Client, endpoint: &str, spec: &DeploySpec) -> 
         .await?;
     } else {
         check(
-            c.put(url(endpoint, &format!("/2015-03-31/functions/{}/code", enc(&spec.name))))
-                .json(&json!({ "ZipFile": zip_b64 }))
-                .send()
-                .await?,
+            c.put(url(
+                endpoint,
+                &format!("/2015-03-31/functions/{}/code", enc(&spec.name)),
+            ))
+            .json(&json!({ "ZipFile": zip_b64 }))
+            .send()
+            .await?,
         )
         .await?;
         let mut change = serde_json::Map::new();
@@ -269,7 +282,10 @@ pub async fn deploy(endpoint: &str, spec: &DeploySpec, watch: bool) -> anyhow::R
         }
     })?;
     watcher.watch(&spec.path, notify::RecursiveMode::Recursive)?;
-    eprintln!("watching {} for changes (Ctrl-C to stop)", spec.path.display());
+    eprintln!(
+        "watching {} for changes (Ctrl-C to stop)",
+        spec.path.display()
+    );
     while rx.recv().await.is_some() {
         // Let a burst of saves settle, then redeploy once.
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -289,21 +305,29 @@ pub async fn invoke(
     logs: bool,
 ) -> anyhow::Result<()> {
     let body = match payload {
-        Some(p) if p.starts_with('@') => std::fs::read(&p[1..]).with_context(|| format!("reading {}", &p[1..]))?,
+        Some(p) if p.starts_with('@') => {
+            std::fs::read(&p[1..]).with_context(|| format!("reading {}", &p[1..]))?
+        }
         Some(p) => p.into_bytes(),
         None => b"{}".to_vec(),
     };
     let c = http()?;
     let resp = check(
-        c.post(url(endpoint, &format!("/2015-03-31/functions/{}/invocations", enc(name))))
-            .header(
-                "X-Amz-Invocation-Type",
-                if is_async { "Event" } else { "RequestResponse" },
-            )
-            .header("X-Amz-Log-Type", if logs && !is_async { "Tail" } else { "None" })
-            .body(body)
-            .send()
-            .await?,
+        c.post(url(
+            endpoint,
+            &format!("/2015-03-31/functions/{}/invocations", enc(name)),
+        ))
+        .header(
+            "X-Amz-Invocation-Type",
+            if is_async { "Event" } else { "RequestResponse" },
+        )
+        .header(
+            "X-Amz-Log-Type",
+            if logs && !is_async { "Tail" } else { "None" },
+        )
+        .body(body)
+        .send()
+        .await?,
     )
     .await?;
     if is_async {
@@ -336,7 +360,14 @@ pub async fn invoke(
 pub async fn list(endpoint: &str) -> anyhow::Result<()> {
     let c = http()?;
     let mut table = comfy_table::Table::new();
-    table.set_header(["NAME", "RUNTIME", "MEMORY", "TIMEOUT", "STATE", "LAST MODIFIED"]);
+    table.set_header([
+        "NAME",
+        "RUNTIME",
+        "MEMORY",
+        "TIMEOUT",
+        "STATE",
+        "LAST MODIFIED",
+    ]);
     let mut marker: Option<String> = None;
     loop {
         let path = match &marker {
@@ -367,9 +398,12 @@ pub async fn list(endpoint: &str) -> anyhow::Result<()> {
 pub async fn remove(endpoint: &str, name: &str) -> anyhow::Result<()> {
     let c = http()?;
     check(
-        c.delete(url(endpoint, &format!("/2015-03-31/functions/{}", enc(name))))
-            .send()
-            .await?,
+        c.delete(url(
+            endpoint,
+            &format!("/2015-03-31/functions/{}", enc(name)),
+        ))
+        .send()
+        .await?,
     )
     .await?;
     println!("deleted {name}");
@@ -446,7 +480,15 @@ pub async fn cost(endpoint: &str) -> anyhow::Result<()> {
         .json()
         .await?;
     let mut table = comfy_table::Table::new();
-    table.set_header(["FUNCTION", "REQUESTS", "BILLED MS", "GB-SECONDS", "REQUESTS $", "DURATION $", "TOTAL $"]);
+    table.set_header([
+        "FUNCTION",
+        "REQUESTS",
+        "BILLED MS",
+        "GB-SECONDS",
+        "REQUESTS $",
+        "DURATION $",
+        "TOTAL $",
+    ]);
     for f in v["functions"].as_array().into_iter().flatten() {
         table.add_row([
             f["function"].as_str().unwrap_or("").to_string(),
@@ -484,14 +526,21 @@ pub async fn doctor(endpoint: &str) -> anyhow::Result<()> {
     println!("launcher:     {}", v["launcher"].as_str().unwrap_or(""));
     println!("isolation:    {}", v["isolation"].as_str().unwrap_or(""));
     println!("data dir:     {}", v["dataDir"].as_str().unwrap_or(""));
-    println!("environments: {} (in flight: {})", v["environments"], v["inflight"]);
+    println!(
+        "environments: {} (in flight: {})",
+        v["environments"], v["inflight"]
+    );
     println!("concurrency:  {}", v["accountConcurrency"]);
     println!("runtimes:");
     for r in v["runtimes"].as_array().into_iter().flatten() {
         println!(
             "  {:<16} {} {}",
             r["runtime"].as_str().unwrap_or(""),
-            if r["available"].as_bool() == Some(true) { "yes" } else { "no " },
+            if r["available"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no "
+            },
             r["detail"].as_str().unwrap_or("")
         );
     }

@@ -45,7 +45,11 @@ pub fn load(path: Option<&Path>, data_dir: &Path) -> anyhow::Result<ConfigFile> 
     toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
 }
 
-pub fn resolve(file: ConfigFile, data_dir: PathBuf, public_url: String) -> anyhow::Result<Settings> {
+pub fn resolve(
+    file: ConfigFile,
+    data_dir: PathBuf,
+    public_url: String,
+) -> anyhow::Result<Settings> {
     let mut s = Settings::new(data_dir);
     let srv = file.server;
     if let Some(r) = srv.region {
@@ -84,6 +88,8 @@ mod tests {
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<ConfigFile>("[server]\nregion = \"eu-west-1\"\n").is_ok());
         assert!(toml::from_str::<ConfigFile>("[server]\nregoin = \"x\"\n").is_err());
-        assert!(toml::from_str::<ConfigFile>("[pricing]\nrequest_price_per_million = 0.3\n").is_ok());
+        assert!(
+            toml::from_str::<ConfigFile>("[pricing]\nrequest_price_per_million = 0.3\n").is_ok()
+        );
     }
 }

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "nimbus", version, about = "A self-hosted, AWS Lambda-compatible serverless platform")]
+#[command(
+    name = "nimbus",
+    version,
+    about = "A self-hosted, AWS Lambda-compatible serverless platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,7 +23,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Endpoint {
     /// The Nimbus server to talk to.
-    #[arg(long, env = "NIMBUS_ENDPOINT", default_value = "http://127.0.0.1:4566", global = true)]
+    #[arg(
+        long,
+        env = "NIMBUS_ENDPOINT",
+        default_value = "http://127.0.0.1:4566",
+        global = true
+    )]
     pub endpoint: String,
 }
 

@@ -8,7 +8,11 @@ use nimbus_core::Core;
 
 use crate::config;
 
-pub async fn run(listen: String, data_dir: PathBuf, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    listen: String,
+    data_dir: PathBuf,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG")

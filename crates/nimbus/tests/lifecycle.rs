@@ -12,7 +12,12 @@ use serde_json::json;
 async fn restart_keeps_functions_logs_and_usage() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut s = Server::start_in(tmp.path(), None);
-    provided_fn(&s, "keep", json!({"MemorySize": 512, "Environment": {"Variables": {"MY_VAR": "kept"}}})).await;
+    provided_fn(
+        &s,
+        "keep",
+        json!({"MemorySize": 512, "Environment": {"Variables": {"MY_VAR": "kept"}}}),
+    )
+    .await;
     let r = s.invoke("keep", json!({"print": "before-restart"})).await;
     assert_eq!(r.status, 200);
     s.log_messages("keep", "REPORT").await;
@@ -27,7 +32,15 @@ async fn restart_keeps_functions_logs_and_usage() {
     assert_eq!(out["env"]["MY_VAR"], "kept");
     let logs = s.log_messages("keep", "before-restart").await;
     assert!(logs.iter().any(|l| l == "before-restart"));
-    let cost: serde_json::Value = s.http.get(s.u("/_nimbus/cost")).send().await.expect("cost").json().await.expect("json");
+    let cost: serde_json::Value = s
+        .http
+        .get(s.u("/_nimbus/cost"))
+        .send()
+        .await
+        .expect("cost")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(cost["functions"][0]["function"], "keep");
     assert_eq!(cost["functions"][0]["requests"], 2);
 }
@@ -46,14 +59,20 @@ async fn acknowledged_creates_survive_kill_9() {
     // Functions created just before the crash finish activating after the restart.
     let out = s.invoke("k4", json!({})).await;
     assert_eq!(out.status, 200);
-    assert!(out.header("x-amz-function-error").is_none(), "{}", String::from_utf8_lossy(&out.body));
+    assert!(
+        out.header("x-amz-function-error").is_none(),
+        "{}",
+        String::from_utf8_lossy(&out.body)
+    );
 }
 
 #[tokio::test]
 async fn shutdown_stops_every_environment() {
     let mut s = Server::start();
     provided_fn(&s, "bye", json!({})).await;
-    let pid = s.invoke("bye", json!({})).await.json()["pid"].as_i64().expect("pid");
+    let pid = s.invoke("bye", json!({})).await.json()["pid"]
+        .as_i64()
+        .expect("pid");
     assert!(pid_alive(pid));
     let status = s.stop().expect("stopped");
     assert!(status.success(), "clean exit: {status:?}");
@@ -70,7 +89,9 @@ async fn shutdown_stops_every_environment() {
 async fn runtimes_die_with_a_crashed_server() {
     let mut s = Server::start();
     provided_fn(&s, "orphan", json!({})).await;
-    let pid = s.invoke("orphan", json!({})).await.json()["pid"].as_i64().expect("pid");
+    let pid = s.invoke("orphan", json!({})).await.json()["pid"]
+        .as_i64()
+        .expect("pid");
     s.crash();
     for _ in 0..100 {
         if !pid_alive(pid) {
@@ -90,46 +111,108 @@ async fn cloudwatch_logs_read_api() {
     s.log_messages("cw", "second line").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let (st, v) = s.logs_api("DescribeLogGroups", json!({"logGroupNamePrefix": "/aws/lambda/c"})).await;
+    let (st, v) = s
+        .logs_api(
+            "DescribeLogGroups",
+            json!({"logGroupNamePrefix": "/aws/lambda/c"}),
+        )
+        .await;
     assert_eq!(st, 200);
     assert_eq!(v["logGroups"][0]["logGroupName"], "/aws/lambda/cw");
-    assert_eq!(v["logGroups"][0]["arn"], "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/cw:*");
+    assert_eq!(
+        v["logGroups"][0]["arn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/cw:*"
+    );
 
     let (st, v) = s.logs_api("DescribeLogStreams", json!({"logGroupName": "/aws/lambda/cw", "orderBy": "LastEventTime", "descending": true})).await;
     assert_eq!(st, 200);
     let streams = v["logStreams"].as_array().expect("streams");
     assert_eq!(streams.len(), 1, "one environment, one stream");
-    let stream = streams[0]["logStreamName"].as_str().expect("name").to_string();
+    let stream = streams[0]["logStreamName"]
+        .as_str()
+        .expect("name")
+        .to_string();
     assert!(stream.contains("/[$LATEST]"));
 
     let (st, v) = s.logs_api("GetLogEvents", json!({"logGroupName": "/aws/lambda/cw", "logStreamName": stream, "startFromHead": true})).await;
     assert_eq!(st, 200);
-    let msgs: Vec<&str> = v["events"].as_array().expect("events").iter().filter_map(|e| e["message"].as_str()).collect();
-    assert!(msgs[0].starts_with("INIT_START Runtime Version: "), "{msgs:?}");
-    assert_eq!(msgs.iter().filter(|m| m.starts_with("START RequestId:")).count(), 2);
-    assert_eq!(msgs.iter().filter(|m| m.starts_with("REPORT RequestId:")).count(), 2);
+    let msgs: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        msgs[0].starts_with("INIT_START Runtime Version: "),
+        "{msgs:?}"
+    );
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.starts_with("START RequestId:"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.starts_with("REPORT RequestId:"))
+            .count(),
+        2
+    );
     // Paging forward from the returned token yields nothing new and the same token.
     let fwd = v["nextForwardToken"].as_str().expect("token").to_string();
-    let (_, v2) = s.logs_api("GetLogEvents", json!({"logGroupName": "/aws/lambda/cw", "logStreamName": stream, "nextToken": fwd})).await;
+    let (_, v2) = s
+        .logs_api(
+            "GetLogEvents",
+            json!({"logGroupName": "/aws/lambda/cw", "logStreamName": stream, "nextToken": fwd}),
+        )
+        .await;
     assert_eq!(v2["events"].as_array().map(|a| a.len()), Some(0));
     assert_eq!(v2["nextForwardToken"], fwd.as_str());
     // limit + backward paging.
-    let (_, last2) = s.logs_api("GetLogEvents", json!({"logGroupName": "/aws/lambda/cw", "logStreamName": stream, "limit": 2})).await;
-    let last2: Vec<&str> = last2["events"].as_array().expect("events").iter().filter_map(|e| e["message"].as_str()).collect();
+    let (_, last2) = s
+        .logs_api(
+            "GetLogEvents",
+            json!({"logGroupName": "/aws/lambda/cw", "logStreamName": stream, "limit": 2}),
+        )
+        .await;
+    let last2: Vec<&str> = last2["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
     assert_eq!(last2.len(), 2);
-    assert!(last2[0].starts_with("END RequestId:") && last2[1].starts_with("REPORT RequestId:"), "{last2:?}");
+    assert!(
+        last2[0].starts_with("END RequestId:") && last2[1].starts_with("REPORT RequestId:"),
+        "{last2:?}"
+    );
 
-    let (st, v) = s.logs_api("FilterLogEvents", json!({"logGroupName": "/aws/lambda/cw", "filterPattern": "needle"})).await;
+    let (st, v) = s
+        .logs_api(
+            "FilterLogEvents",
+            json!({"logGroupName": "/aws/lambda/cw", "filterPattern": "needle"}),
+        )
+        .await;
     assert_eq!(st, 200);
     let events = v["events"].as_array().expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["message"], "needle in the logs");
     assert_eq!(events[0]["logStreamName"], stream.as_str());
 
-    let (st, v) = s.logs_api("GetLogEvents", json!({"logGroupName": "/aws/lambda/none", "logStreamName": "x"})).await;
+    let (st, v) = s
+        .logs_api(
+            "GetLogEvents",
+            json!({"logGroupName": "/aws/lambda/none", "logStreamName": "x"}),
+        )
+        .await;
     assert_eq!(st, 400);
     assert_eq!(v["__type"], "ResourceNotFoundException");
-    let (st, v) = s.logs_api("FilterLogEvents", json!({"logGroupName": "/aws/lambda/cw", "filterPattern": "{ $.x = 1 }"})).await;
+    let (st, v) = s
+        .logs_api(
+            "FilterLogEvents",
+            json!({"logGroupName": "/aws/lambda/cw", "filterPattern": "{ $.x = 1 }"}),
+        )
+        .await;
     assert_eq!(st, 400);
     assert_eq!(v["__type"], "InvalidParameterException");
 }
@@ -148,9 +231,24 @@ async fn the_cli_drives_the_server() {
             .args(["--endpoint", &s.url])
             .output()
             .expect("run cli");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
-    let (code, out, err) = run(&["deploy", dir.path().to_str().expect("utf8"), "--name", "cli-fn", "--runtime", "provided.al2023", "--env", "MY_VAR=from-cli", "--memory", "256"]);
+    let (code, out, err) = run(&[
+        "deploy",
+        dir.path().to_str().expect("utf8"),
+        "--name",
+        "cli-fn",
+        "--runtime",
+        "provided.al2023",
+        "--env",
+        "MY_VAR=from-cli",
+        "--memory",
+        "256",
+    ]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("created cli-fn"), "{out}");
     let (code, out, _) = run(&["invoke", "cli-fn", "--payload", r#"{"x":1}"#]);
@@ -162,17 +260,34 @@ async fn the_cli_drives_the_server() {
     assert_eq!(code, Some(1), "a function error exits 1");
     // Redeploy updates.
     std::fs::write(dir.path().join("new.txt"), "x").expect("write");
-    let (code, out, _) = run(&["deploy", dir.path().to_str().expect("utf8"), "--name", "cli-fn"]);
+    let (code, out, _) = run(&[
+        "deploy",
+        dir.path().to_str().expect("utf8"),
+        "--name",
+        "cli-fn",
+    ]);
     assert_eq!(code, Some(0));
     assert!(out.contains("updated cli-fn"), "{out}");
     let (_, out, _) = run(&["ls"]);
-    assert!(out.contains("cli-fn") && out.contains("provided.al2023"), "{out}");
+    assert!(
+        out.contains("cli-fn") && out.contains("provided.al2023"),
+        "{out}"
+    );
     let (_, out, _) = run(&["logs", "cli-fn"]);
-    assert!(out.contains("START RequestId:") && out.contains("REPORT RequestId:"), "{out}");
+    assert!(
+        out.contains("START RequestId:") && out.contains("REPORT RequestId:"),
+        "{out}"
+    );
     let (_, out, _) = run(&["cost"]);
-    assert!(out.contains("cli-fn") && out.contains("before the free tier"), "{out}");
+    assert!(
+        out.contains("cli-fn") && out.contains("before the free tier"),
+        "{out}"
+    );
     let (_, out, _) = run(&["doctor"]);
-    assert!(out.contains("launcher:") && out.contains("provided.al2023"), "{out}");
+    assert!(
+        out.contains("launcher:") && out.contains("provided.al2023"),
+        "{out}"
+    );
     let (code, out, _) = run(&["rm", "cli-fn"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("deleted cli-fn"));
@@ -190,7 +305,17 @@ async fn deploy_watch_redeploys_on_change() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&boot, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let mut watch = std::process::Command::new(bin())
-        .args(["deploy", dir.path().to_str().expect("utf8"), "--name", "watched", "--runtime", "provided.al2023", "--watch", "--endpoint", &s.url])
+        .args([
+            "deploy",
+            dir.path().to_str().expect("utf8"),
+            "--name",
+            "watched",
+            "--runtime",
+            "provided.al2023",
+            "--watch",
+            "--endpoint",
+            &s.url,
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -210,7 +335,9 @@ async fn deploy_watch_redeploys_on_change() {
     let mut changed = false;
     for _ in 0..100 {
         let (_, v, _) = s.get("/2015-03-31/functions/watched/configuration").await;
-        if v["CodeSha256"].as_str().is_some_and(|x| x != sha) && v["LastUpdateStatus"] == "Successful" {
+        if v["CodeSha256"].as_str().is_some_and(|x| x != sha)
+            && v["LastUpdateStatus"] == "Successful"
+        {
             changed = true;
             break;
         }
@@ -221,5 +348,10 @@ async fn deploy_watch_redeploys_on_change() {
     assert!(changed, "an edit redeployed the function");
     let out = s.invoke("watched", json!({})).await.json();
     let cwd = out["cwd"].as_str().expect("cwd");
-    assert_eq!(std::fs::read_to_string(format!("{cwd}/data.txt")).ok().as_deref(), Some("changed"));
+    assert_eq!(
+        std::fs::read_to_string(format!("{cwd}/data.txt"))
+            .ok()
+            .as_deref(),
+        Some("changed")
+    );
 }

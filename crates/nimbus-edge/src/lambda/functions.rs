@@ -71,7 +71,10 @@ pub async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, L
     Ok(ok(StatusCode::CREATED, render(&core, &rec)))
 }
 
-fn target(name: &str, q: &HashMap<String, String>) -> Result<nimbus_core::names::FunctionRef, LambdaError> {
+fn target(
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<nimbus_core::names::FunctionRef, LambdaError> {
     let r = parse_function_ref(name)?;
     Ok(with_qualifier(r, q.get("Qualifier").map(String::as_str))?)
 }
@@ -88,7 +91,12 @@ pub async fn get(
         .get("host")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
-        .unwrap_or_else(|| core.settings.public_url.trim_start_matches("http://").to_string());
+        .unwrap_or_else(|| {
+            core.settings
+                .public_url
+                .trim_start_matches("http://")
+                .to_string()
+        });
     let location = format!(
         "http://{host}/_nimbus/code/{}/{}.zip",
         rec.name, rec.code_hex
@@ -143,7 +151,11 @@ pub async fn update_code(
 ) -> Result<Response, LambdaError> {
     let r = parse_function_ref(&name)?;
     let input: UpdateCodeIn = wire::parse_body(&body)?;
-    let zip = input.zip_file.as_deref().map(wire::decode_zip).transpose()?;
+    let zip = input
+        .zip_file
+        .as_deref()
+        .map(wire::decode_zip)
+        .transpose()?;
     let unsupported = if input.s3_bucket.is_some() || input.s3_key.is_some() {
         Some("S3Bucket".to_string())
     } else if input.image_uri.is_some() {
@@ -196,7 +208,9 @@ pub async fn list(State(core): State<Core>, Query(q): Q) -> Result<Response, Lam
         return Err(LambdaError::new(
             StatusCode::BAD_REQUEST,
             "ValidationException",
-            format!("1 validation error detected: Value '{v}' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]"),
+            format!(
+                "1 validation error detected: Value '{v}' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]"
+            ),
         ));
     }
     let page = core
@@ -211,7 +225,9 @@ pub async fn list(State(core): State<Core>, Query(q): Q) -> Result<Response, Lam
 }
 
 pub async fn account_settings(State(core): State<Core>) -> Result<Response, LambdaError> {
-    let s = core.functions.account_settings(core.invoke.reserved_total());
+    let s = core
+        .functions
+        .account_settings(core.invoke.reserved_total());
     Ok(ok(
         StatusCode::OK,
         json!({

@@ -103,7 +103,10 @@ pub async fn invoke(
             h.insert("x-amz-executed-version", v);
         }
         if result.function_error {
-            h.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            h.insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
         }
         if let Some(log) = result.log_result
             && let Ok(v) = HeaderValue::from_str(&log)

@@ -259,7 +259,10 @@ pub fn configuration(rec: &FunctionRecord, arn: &str, region: &str) -> Value {
     let obj = c.as_object_mut();
     if let Some(o) = obj {
         if !rec.environment.is_empty() {
-            o.insert("Environment".into(), json!({ "Variables": rec.environment }));
+            o.insert(
+                "Environment".into(),
+                json!({ "Variables": rec.environment }),
+            );
         }
         if let Some(r) = &rec.state_reason {
             o.insert("StateReason".into(), r.clone().into());

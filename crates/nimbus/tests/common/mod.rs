@@ -124,7 +124,14 @@ impl Server {
         (st, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn create_ok(&self, name: &str, runtime: &str, handler: &str, zip: &[u8], extra: Value) -> Value {
+    pub async fn create_ok(
+        &self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        zip: &[u8],
+        extra: Value,
+    ) -> Value {
         let mut body = json!({
             "FunctionName": name,
             "Runtime": runtime,
@@ -149,7 +156,12 @@ impl Server {
         (st, r.json().await.unwrap_or(Value::Null), h)
     }
 
-    pub async fn invoke_raw(&self, name: &str, payload: &[u8], headers: &[(&str, &str)]) -> Invoked {
+    pub async fn invoke_raw(
+        &self,
+        name: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Invoked {
         let mut req = self
             .http
             .post(self.u(&format!("/2015-03-31/functions/{name}/invocations")))
@@ -169,7 +181,8 @@ impl Server {
     }
 
     pub async fn invoke(&self, name: &str, payload: Value) -> Invoked {
-        self.invoke_raw(name, payload.to_string().as_bytes(), &[]).await
+        self.invoke_raw(name, payload.to_string().as_bytes(), &[])
+            .await
     }
 
     pub async fn logs_api(&self, op: &str, body: Value) -> (u16, Value) {
@@ -317,8 +330,14 @@ pub fn provided_zip() -> Vec<u8> {
 }
 
 pub async fn provided_fn(s: &Server, name: &str, extra: Value) -> Value {
-    s.create_ok(name, "provided.al2023", "handler.run", &provided_zip(), extra)
-        .await
+    s.create_ok(
+        name,
+        "provided.al2023",
+        "handler.run",
+        &provided_zip(),
+        extra,
+    )
+    .await
 }
 
 /// Whether the host has a working interpreter for a managed runtime (per the server).
