@@ -119,6 +119,8 @@ impl Launcher for ProcessLauncher {
 struct PlainProcess {
     pid: u32,
     exited: AtomicBool,
+    /// `/proc/<pid>/status`, kept open and re-read from the start for each REPORT.
+    status: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl ProcessControl for PlainProcess {
@@ -138,7 +140,15 @@ impl ProcessControl for PlainProcess {
 
     fn peak_memory_bytes(&self) -> Option<u64> {
         // VmHWM: the peak resident set of the runtime process.
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        use std::io::{Read, Seek};
+        let mut guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            *guard = std::fs::File::open(format!("/proc/{}/status", self.pid)).ok();
+        }
+        let f = guard.as_mut()?;
+        let mut status = String::with_capacity(2048);
+        f.seek(std::io::SeekFrom::Start(0)).ok()?;
+        f.read_to_string(&mut status).ok()?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -210,6 +220,7 @@ fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
     let control = Arc::new(PlainProcess {
         pid,
         exited: AtomicBool::new(false),
+        status: std::sync::Mutex::new(None),
     });
     let watch = control.clone();
     let exit: ExitFuture = Box::pin(async move {

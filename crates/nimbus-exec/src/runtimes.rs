@@ -210,23 +210,30 @@ fn search_path(name: &str) -> Vec<PathBuf> {
 }
 
 fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, String> {
-    let check = |p: &Path| -> bool {
-        probe(
+    // Ask the interpreter for its version and its real executable: a pyenv shim found on PATH
+    // is a shell script that execs the real binary, so launching `sys.executable` saves the
+    // shim's start-up on every cold start.
+    let real = |p: &Path| -> Option<PathBuf> {
+        let out = probe(
             p,
-            &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        )
-        .as_deref()
-            == Some(version)
+            &[
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)",
+            ],
+        )?;
+        let mut lines = out.lines();
+        (lines.next() == Some(version))
+            .then(|| lines.next().map(PathBuf::from))
+            .flatten()
+            .filter(|p| p.is_file())
     };
     if let Some(p) = configured {
-        return if check(p) {
-            Ok(p.clone())
-        } else {
-            Err(format!(
+        return real(p).ok_or_else(|| {
+            format!(
                 "the configured interpreter {} is not Python {version}",
                 p.display()
-            ))
-        };
+            )
+        });
     }
     let name = format!("python{version}");
     let mut candidates = search_path(&name);
@@ -248,8 +255,8 @@ fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, S
         candidates.extend(dirs.into_iter().rev().map(|d| d.join("bin").join(&name)));
     }
     candidates
-        .into_iter()
-        .find(|p| check(p))
+        .iter()
+        .find_map(|p| real(p))
         .ok_or_else(|| format!("no working {name} interpreter was found on PATH or under pyenv"))
 }
 

@@ -100,14 +100,30 @@ impl WriterHandle {
     }
 }
 
+/// How long background-only writes (logs, metering) may wait for company before committing.
+const BACKGROUND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
     while let Ok(first) = rx.recv() {
+        let started = std::time::Instant::now();
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(b) => group.push(b),
-                Err(_) => break,
+        loop {
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(b) => group.push(b),
+                    Err(_) => break,
+                }
             }
+            // Nobody waits on a background-only group: linger briefly so that one commit
+            // carries many log lines and usage rows.
+            let waited_on = group.iter().any(|b| b.ack.is_some());
+            let left = BACKGROUND_LINGER.saturating_sub(started.elapsed());
+            if waited_on || group.len() >= MAX_GROUP || left.is_zero() {
+                break;
+            }
+            // Sleep rather than wait on the channel, so senders do not wake this thread
+            // once per message.
+            std::thread::sleep(left);
         }
         let result = apply(&mut conn, &group).map_err(|e| e.to_string());
         if let Err(e) = &result {
@@ -128,9 +144,18 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Per-stream summary of the log events in one transaction.
+struct StreamUpdate {
+    first: i64,
+    last: i64,
+    bytes: i64,
+}
+
 fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     let ingest = now_ms();
+    let mut streams: std::collections::HashMap<(&str, &str), StreamUpdate> =
+        std::collections::HashMap::new();
     for op in group.iter().flat_map(|b| b.ops.iter()) {
         match op {
             WriteOp::PutRecord { kind, key, body } => {
@@ -151,20 +176,17 @@ fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
                 .execute(params![kind, prefix])?;
             }
             WriteOp::Log(ev) => {
-                tx.prepare_cached(
-                    "INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![ev.group, ingest])?;
-                tx.prepare_cached(
-                    "INSERT INTO log_streams (group_name, name, created_ms, first_event_ms, last_event_ms, last_ingest_ms, stored_bytes)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?3, ?5)
-                     ON CONFLICT (group_name, name) DO UPDATE SET
-                       first_event_ms = MIN(COALESCE(first_event_ms, excluded.first_event_ms), excluded.first_event_ms),
-                       last_event_ms = MAX(COALESCE(last_event_ms, excluded.last_event_ms), excluded.last_event_ms),
-                       last_ingest_ms = excluded.last_ingest_ms,
-                       stored_bytes = stored_bytes + excluded.stored_bytes",
-                )?
-                .execute(params![ev.group, ev.stream, ingest, ev.ts_ms, ev.message.len() as i64])?;
+                // Groups and streams are upserted once per transaction, after the events.
+                let e = streams
+                    .entry((ev.group.as_str(), ev.stream.as_str()))
+                    .or_insert(StreamUpdate {
+                        first: ev.ts_ms,
+                        last: ev.ts_ms,
+                        bytes: 0,
+                    });
+                e.first = e.first.min(ev.ts_ms);
+                e.last = e.last.max(ev.ts_ms);
+                e.bytes += ev.message.len() as i64;
                 tx.prepare_cached(
                     "INSERT INTO log_events (group_name, stream, ts_ms, ingest_ms, message) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
@@ -195,6 +217,22 @@ fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
                     .execute(params![g])?;
             }
         }
+    }
+    for ((group, stream), u) in streams {
+        tx.prepare_cached(
+            "INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![group, ingest])?;
+        tx.prepare_cached(
+            "INSERT INTO log_streams (group_name, name, created_ms, first_event_ms, last_event_ms, last_ingest_ms, stored_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?3, ?6)
+             ON CONFLICT (group_name, name) DO UPDATE SET
+               first_event_ms = MIN(COALESCE(first_event_ms, excluded.first_event_ms), excluded.first_event_ms),
+               last_event_ms = MAX(COALESCE(last_event_ms, excluded.last_event_ms), excluded.last_event_ms),
+               last_ingest_ms = excluded.last_ingest_ms,
+               stored_bytes = stored_bytes + excluded.stored_bytes",
+        )?
+        .execute(params![group, stream, ingest, u.first, u.last, u.bytes])?;
     }
     tx.commit()
 }

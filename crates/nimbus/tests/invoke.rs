@@ -472,3 +472,72 @@ async fn logs_arrive_while_the_invocation_runs() {
     );
     assert_eq!(running.await.expect("task"), 200);
 }
+
+#[tokio::test]
+async fn account_concurrency_throttles() {
+    let s = Server::start_with_config("[server]\naccount_concurrency = 2\n");
+    provided_fn(&s, "busy", json!({})).await;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let url = s.u("/2015-03-31/functions/busy/invocations");
+        let http = s.http.clone();
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .body(r#"{"sleep":1.5}"#)
+                .send()
+                .await
+                .expect("invoke")
+                .status()
+                .as_u16()
+        }));
+    }
+    // Wait until both are running, then a third is throttled.
+    for _ in 0..100 {
+        let (_, st, _) = s.get("/_nimbus/status").await;
+        if st["inflight"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = s.invoke("busy", json!({})).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.error_type().as_deref(), Some("TooManyRequestsException"));
+    let v = r.json();
+    assert_eq!(v["Reason"], "ConcurrentInvocationLimitExceeded");
+    assert_eq!(v["message"], "Rate Exceeded.");
+    assert!(r.header("retry-after").is_some());
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 200);
+    }
+    // Capacity is back once they finish.
+    assert_eq!(s.invoke("busy", json!({})).await.status, 200);
+    let (_, v, _) = s.get("/2016-08-19/account-settings/").await;
+    assert_eq!(v["AccountLimit"]["ConcurrentExecutions"], 2);
+}
+
+#[tokio::test]
+async fn idle_environments_are_reaped() {
+    let s = Server::start_with_config("[server]\nidle_timeout_secs = 1\n");
+    provided_fn(&s, "idle", json!({})).await;
+    let pid = s.invoke("idle", json!({})).await.json()["pid"]
+        .as_i64()
+        .expect("pid");
+    assert!(pid_alive(pid));
+    let mut reaped = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !pid_alive(pid) {
+            reaped = true;
+            break;
+        }
+    }
+    assert!(reaped, "the idle environment was stopped");
+    let (_, st, _) = s.get("/_nimbus/status").await;
+    assert_eq!(st["environments"], 0);
+    let again = s.invoke("idle", json!({})).await.json();
+    assert_ne!(
+        again["pid"].as_i64(),
+        Some(pid),
+        "a cold start after reaping"
+    );
+}
