@@ -119,8 +119,26 @@ impl Launcher for ProcessLauncher {
 struct PlainProcess {
     pid: u32,
     exited: AtomicBool,
-    /// `/proc/<pid>/status`, kept open and re-read from the start for each REPORT.
-    status: std::sync::Mutex<Option<std::fs::File>>,
+    memory: std::sync::Mutex<MemoryProbe>,
+}
+
+/// Peak-memory sampling for the plain launcher. `/proc/<pid>/status` (VmHWM, the true peak) is
+/// costly for the kernel to render, so it is read at most once a second; in between, the cheap
+/// `/proc/<pid>/statm` resident size raises the peak. Both files stay open and are re-read.
+#[derive(Default)]
+struct MemoryProbe {
+    status: Option<std::fs::File>,
+    statm: Option<std::fs::File>,
+    last_status: Option<std::time::Instant>,
+    peak: u64,
+}
+
+fn reread(f: &mut std::fs::File, buf: &mut String) -> Option<()> {
+    use std::io::{Read, Seek};
+    buf.clear();
+    f.seek(std::io::SeekFrom::Start(0)).ok()?;
+    f.read_to_string(buf).ok()?;
+    Some(())
 }
 
 impl ProcessControl for PlainProcess {
@@ -139,21 +157,42 @@ impl ProcessControl for PlainProcess {
     }
 
     fn peak_memory_bytes(&self) -> Option<u64> {
-        // VmHWM: the peak resident set of the runtime process.
-        use std::io::{Read, Seek};
-        let mut guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            *guard = std::fs::File::open(format!("/proc/{}/status", self.pid)).ok();
+        let mut m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = String::with_capacity(1536);
+        let due = m
+            .last_status
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if due {
+            if m.status.is_none() {
+                m.status = std::fs::File::open(format!("/proc/{}/status", self.pid)).ok();
+            }
+            if let Some(f) = m.status.as_mut()
+                && reread(f, &mut buf).is_some()
+                && let Some(kb) = buf
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                m.peak = m.peak.max(kb * 1024);
+                m.last_status = Some(std::time::Instant::now());
+            }
+        } else {
+            if m.statm.is_none() {
+                m.statm = std::fs::File::open(format!("/proc/{}/statm", self.pid)).ok();
+            }
+            if let Some(f) = m.statm.as_mut()
+                && reread(f, &mut buf).is_some()
+                && let Some(pages) = buf
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            {
+                // SAFETY: sysconf has no preconditions.
+                let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+                m.peak = m.peak.max(pages * page);
+            }
         }
-        let f = guard.as_mut()?;
-        let mut status = String::with_capacity(2048);
-        f.seek(std::io::SeekFrom::Start(0)).ok()?;
-        f.read_to_string(&mut status).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
+        (m.peak > 0).then_some(m.peak)
     }
 }
 
@@ -220,7 +259,7 @@ fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
     let control = Arc::new(PlainProcess {
         pid,
         exited: AtomicBool::new(false),
-        status: std::sync::Mutex::new(None),
+        memory: std::sync::Mutex::new(MemoryProbe::default()),
     });
     let watch = control.clone();
     let exit: ExitFuture = Box::pin(async move {

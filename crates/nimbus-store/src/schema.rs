@@ -2,6 +2,8 @@
 
 use rusqlite::Connection;
 
+/// Indexes are kept to what the queries need: every index is paid for on the hot write path
+/// (three log lines and one usage row per invocation).
 pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     // WAL + NORMAL: each commit is in the WAL (in the kernel) before COMMIT returns, which is what
     // kill -9 safety needs; fsync happens at checkpoints.
@@ -27,7 +29,6 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
             init_ms REAL,
             status TEXT NOT NULL
         );
-        CREATE INDEX IF NOT EXISTS usage_by_function ON usage (function, ts_ms);
         CREATE TABLE IF NOT EXISTS log_groups (
             name TEXT PRIMARY KEY,
             created_ms INTEGER NOT NULL
@@ -51,6 +52,7 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
             message TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (group_name, stream, id);
-        CREATE INDEX IF NOT EXISTS log_events_by_time ON log_events (group_name, ts_ms);",
+        DROP INDEX IF EXISTS log_events_by_time;
+        DROP INDEX IF EXISTS usage_by_function;",
     )
 }
