@@ -101,7 +101,9 @@ async fn load(
             while Instant::now() < deadline {
                 let t = Instant::now();
                 match request(&mut s, "POST", &path, &[], b"{}").await {
-                    Ok((200, _, _)) => lat.push(t.elapsed().as_micros() as u64),
+                    Ok((200, h, _)) if !h.contains_key("x-amz-function-error") => {
+                        lat.push(t.elapsed().as_micros() as u64)
+                    }
                     _ => errors += 1,
                 }
             }
@@ -254,7 +256,12 @@ async fn run(nimbus: &str, noop: &str, secs: u64) -> anyhow::Result<()> {
         let provided = zip_of(&[("bootstrap", noop_bin.clone(), 0o755)])?;
         create(addr, "noop-provided", "provided.al2023", "noop", &provided, serde_json::json!({})).await?;
         let py = zip_of(&[("lambda_function.py", b"def lambda_handler(event, context):\n    return {}\n".to_vec(), 0o644)])?;
-        let have_py = create(addr, "noop-python", "python3.11", "lambda_function.lambda_handler", &py, serde_json::json!({})).await.is_ok();
+        let have_py = create(addr, "noop-python", "python3.11", "lambda_function.lambda_handler", &py, serde_json::json!({})).await.is_ok()
+            && {
+                let mut c = connect(addr).await?;
+                let (st, h, _) = request(&mut c, "POST", "/2015-03-31/functions/noop-python/invocations", &[], b"{}").await?;
+                st == 200 && !h.contains_key("x-amz-function-error")
+            };
 
         println!("## Warm invoke: latency and throughput ({secs} s per cell, keep-alive clients, loopback)\n");
         println!("| target | clients | requests | errors | invocations/s | p50 ms | p99 ms |");
@@ -295,8 +302,9 @@ async fn run(nimbus: &str, noop: &str, secs: u64) -> anyhow::Result<()> {
                     break;
                 }
                 let t = Instant::now();
-                let (st, _) = call(addr, "POST", &format!("/2015-03-31/functions/{name}/invocations"), b"{}").await?;
-                if st == 200 {
+                let mut conn = connect(addr).await?;
+                let (st, h, _) = request(&mut conn, "POST", &format!("/2015-03-31/functions/{name}/invocations"), &[], b"{}").await?;
+                if st == 200 && !h.contains_key("x-amz-function-error") {
                     lat.push(t.elapsed().as_micros() as u64);
                 }
             }
