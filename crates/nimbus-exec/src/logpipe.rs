@@ -111,7 +111,9 @@ impl LogPipe {
                 line = &line[..line.len() - 1];
             }
             for chunk in line.chunks(MAX_LINE) {
-                out.push(String::from_utf8_lossy(chunk).into_owned());
+                // A carriage return inside a line separates lines of one multi-line event
+                // (the managed runtimes write tracebacks that way).
+                out.push(String::from_utf8_lossy(chunk).replace('\r', "\n"));
             }
             if line.is_empty() {
                 out.push(String::new());
