@@ -68,18 +68,35 @@ async fn python_runtime(runtime: &str) {
         return;
     }
     let zip = zip_of(&[("lambda_function.py", PY, 0o644)]);
-    s.create_ok("py", runtime, "lambda_function.lambda_handler", &zip, json!({"MemorySize": 256})).await;
+    s.create_ok(
+        "py",
+        runtime,
+        "lambda_function.lambda_handler",
+        &zip,
+        json!({"MemorySize": 256}),
+    )
+    .await;
     let r = s.invoke("py", json!({"k": "v"})).await;
     assert_eq!(r.status, 200);
-    assert!(r.header("x-amz-function-error").is_none(), "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.header("x-amz-function-error").is_none(),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let v = r.json();
     assert_eq!(v["count"], 1);
     assert_eq!(v["event"]["k"], "v");
     assert_eq!(v["function_name"], "py");
     assert_eq!(v["function_version"], "$LATEST");
-    assert_eq!(v["invoked_function_arn"], "arn:aws:lambda:us-east-1:000000000000:function:py");
+    assert_eq!(
+        v["invoked_function_arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:py"
+    );
     assert_eq!(v["memory_limit_in_mb"], "256");
-    assert_eq!(v["aws_request_id"], r.header("x-amzn-requestid").expect("id").as_str());
+    assert_eq!(
+        v["aws_request_id"],
+        r.header("x-amzn-requestid").expect("id").as_str()
+    );
     assert_eq!(v["log_group_name"], "/aws/lambda/py");
     let remaining = v["remaining"].as_i64().expect("remaining");
     assert!(remaining > 0 && remaining <= 3000, "{remaining}");
@@ -88,30 +105,53 @@ async fn python_runtime(runtime: &str) {
     assert_eq!(s.invoke("py", json!({})).await.json()["count"], 2);
 
     let r = s.invoke("py", json!({"fail": 7})).await;
-    assert_eq!(r.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        r.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
     let e = r.json();
     assert_eq!(e["errorType"], "ValueError");
     assert_eq!(e["errorMessage"], "bad value: 7");
-    assert_eq!(e["requestId"], r.header("x-amzn-requestid").expect("id").as_str());
+    assert_eq!(
+        e["requestId"],
+        r.header("x-amzn-requestid").expect("id").as_str()
+    );
     let trace = e["stackTrace"].as_array().expect("stackTrace");
-    assert!(trace.iter().any(|l| l.as_str().is_some_and(|l| l.contains("lambda_function.py") && l.contains("lambda_handler"))), "{e}");
+    assert!(
+        trace.iter().any(|l| l
+            .as_str()
+            .is_some_and(|l| l.contains("lambda_function.py") && l.contains("lambda_handler"))),
+        "{e}"
+    );
 
     let logs = s.log_messages("py", "[ERROR] ValueError").await;
     assert!(logs.iter().any(|l| l == "module loaded"), "{logs:?}");
-    assert!(logs.iter().any(|l| l == r#"handling {"k": "v"}"#), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l == r#"handling {"k": "v"}"#),
+        "{logs:?}"
+    );
 
     // Init errors, as the AWS runtime reports them.
     let bad = zip_of(&[("app.py", "import nonexistent_module_xyz\n", 0o644)]);
-    s.create_ok("py-import", runtime, "app.handler", &bad, json!({})).await;
+    s.create_ok("py-import", runtime, "app.handler", &bad, json!({}))
+        .await;
     let e = s.invoke("py-import", json!({})).await.json();
     assert_eq!(e["errorType"], "Runtime.ImportModuleError");
-    assert_eq!(e["errorMessage"], "Unable to import module 'app': No module named 'nonexistent_module_xyz'");
+    assert_eq!(
+        e["errorMessage"],
+        "Unable to import module 'app': No module named 'nonexistent_module_xyz'"
+    );
     let ok = zip_of(&[("app.py", "def other(e, c):\n    return 1\n", 0o644)]);
-    s.create_ok("py-missing", runtime, "app.handler", &ok, json!({})).await;
+    s.create_ok("py-missing", runtime, "app.handler", &ok, json!({}))
+        .await;
     let e = s.invoke("py-missing", json!({})).await.json();
     assert_eq!(e["errorType"], "Runtime.HandlerNotFound");
-    assert_eq!(e["errorMessage"], "Handler 'handler' missing on module 'app'");
-    s.create_ok("py-malformed", runtime, "nodot", &ok, json!({})).await;
+    assert_eq!(
+        e["errorMessage"],
+        "Handler 'handler' missing on module 'app'"
+    );
+    s.create_ok("py-malformed", runtime, "nodot", &ok, json!({}))
+        .await;
     let e = s.invoke("py-malformed", json!({})).await.json();
     assert_eq!(e["errorType"], "Runtime.MalformedHandlerName");
 }
@@ -139,46 +179,77 @@ async fn nodejs_20() {
         return;
     }
     let zip = zip_of(&[("index.js", NODE, 0o644), ("esm.mjs", ESM, 0o644)]);
-    s.create_ok("node", "nodejs20.x", "index.handler", &zip, json!({})).await;
+    s.create_ok("node", "nodejs20.x", "index.handler", &zip, json!({}))
+        .await;
     let r = s.invoke("node", json!({"k": 1})).await;
-    assert!(r.header("x-amz-function-error").is_none(), "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.header("x-amz-function-error").is_none(),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let v = r.json();
     assert_eq!(v["count"], 1);
     assert_eq!(v["functionName"], "node");
     assert_eq!(v["functionVersion"], "$LATEST");
-    assert_eq!(v["invokedFunctionArn"], "arn:aws:lambda:us-east-1:000000000000:function:node");
+    assert_eq!(
+        v["invokedFunctionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:node"
+    );
     assert_eq!(v["memoryLimitInMB"], "128");
-    assert_eq!(v["awsRequestId"], r.header("x-amzn-requestid").expect("id").as_str());
+    assert_eq!(
+        v["awsRequestId"],
+        r.header("x-amzn-requestid").expect("id").as_str()
+    );
     assert!(v["remaining"].as_i64().expect("remaining") > 0);
     assert_eq!(v["execEnv"], "AWS_Lambda_nodejs20.x");
     assert_eq!(s.invoke("node", json!({})).await.json()["count"], 2);
 
     let r = s.invoke("node", json!({"fail": "x"})).await;
-    assert_eq!(r.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        r.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
     let e = r.json();
     assert_eq!(e["errorType"], "TypeError");
     assert_eq!(e["errorMessage"], "bad value: x");
-    assert!(e["trace"].as_array().is_some_and(|t| !t.is_empty()), "Node reports `trace`: {e}");
+    assert!(
+        e["trace"].as_array().is_some_and(|t| !t.is_empty()),
+        "Node reports `trace`: {e}"
+    );
     assert!(e.get("stackTrace").is_none());
 
     let id = r.header("x-amzn-requestid").expect("id");
     let logs = s.log_messages("node", "Invoke Error").await;
-    assert!(logs.iter().any(|l| l.ends_with(&format!("\t{id}\tINFO\thandling {{\"fail\":\"x\"}}"))), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.ends_with(&format!("\t{id}\tINFO\thandling {{\"fail\":\"x\"}}"))),
+        "{logs:?}"
+    );
 
-    s.create_ok("node-cb", "nodejs20.x", "index.callback", &zip, json!({})).await;
+    s.create_ok("node-cb", "nodejs20.x", "index.callback", &zip, json!({}))
+        .await;
     let v = s.invoke("node-cb", json!({"a": 1})).await.json();
     assert_eq!(v["via"], "callback");
     assert_eq!(v["got"]["a"], 1);
 
-    s.create_ok("node-esm", "nodejs20.x", "esm.handler", &zip, json!({})).await;
+    s.create_ok("node-esm", "nodejs20.x", "esm.handler", &zip, json!({}))
+        .await;
     let v = s.invoke("node-esm", json!({"b": 2})).await.json();
     assert_eq!(v["esm"], true);
     assert_eq!(v["got"]["b"], 2);
 
-    s.create_ok("node-missing", "nodejs20.x", "nope.handler", &zip, json!({})).await;
+    s.create_ok(
+        "node-missing",
+        "nodejs20.x",
+        "nope.handler",
+        &zip,
+        json!({}),
+    )
+    .await;
     let e = s.invoke("node-missing", json!({})).await.json();
     assert_eq!(e["errorType"], "Runtime.ImportModuleError");
-    s.create_ok("node-nofn", "nodejs20.x", "index.absent", &zip, json!({})).await;
+    s.create_ok("node-nofn", "nodejs20.x", "index.absent", &zip, json!({}))
+        .await;
     let e = s.invoke("node-nofn", json!({})).await.json();
     assert_eq!(e["errorType"], "Runtime.HandlerNotFound");
 }
@@ -206,5 +277,8 @@ async fn unavailable_runtimes_are_refused_clearly() {
         .await;
     assert_eq!(st, 400);
     let msg = v["message"].as_str().expect("message");
-    assert!(msg.contains(&rt) && msg.contains("not available on this host"), "{msg}");
+    assert!(
+        msg.contains(&rt) && msg.contains("not available on this host"),
+        "{msg}"
+    );
 }
