@@ -579,7 +579,7 @@ impl InvokeService {
         })]);
 
         let log_result = match outcome.tail {
-            Some(rx) => match tokio::time::timeout(Duration::from_secs(2), rx).await {
+            Some(rx) => match tokio::time::timeout(Duration::from_secs(5), rx).await {
                 Ok(Ok(text)) => {
                     Some(base64::engine::general_purpose::STANDARD.encode(tail_of(&text)))
                 }
