@@ -373,54 +373,39 @@ impl Environment {
             runtime_version_hash(&config.runtime.version_label())
         )));
 
-        if !program.exists() && config.runtime.interpreter.is_none() {
-            let failure = InitFailure::Launch(format!(
+        let launched = if !program.exists() && config.runtime.interpreter.is_none() {
+            Err(InitFailure::Launch(format!(
                 "Couldn't find valid bootstrap(s): [{}]",
                 program.display()
-            ));
-            tokio::spawn(log_task(
-                config.clone(),
-                log_stream,
-                pipe,
-                log_rx,
-                None,
-                sink,
-            ));
-            return env.fail_init(failure);
-        }
-        let (control, exit) = match launcher.launch(spec).await {
-            Ok(x) => x,
-            Err(e) => {
-                tokio::spawn(log_task(
-                    config.clone(),
-                    log_stream,
-                    pipe,
-                    log_rx,
-                    None,
-                    sink,
-                ));
-                let msg = match &e {
+            )))
+        } else {
+            launcher.launch(spec).await.map_err(|e| {
+                InitFailure::Launch(match &e {
                     crate::LaunchError::Spawn { program, source } => {
                         format!("fork/exec {}: {}", program.display(), describe_io(source))
                     }
                     other => other.to_string(),
-                };
-                return env.fail_init(InitFailure::Launch(msg));
-            }
+                })
+            })
         };
-        *env.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(control.clone());
-        tokio::spawn(async move {
-            let status: ExitStatus = exit.await;
-            let _ = exit_tx.send(Some(describe_exit(&status)));
-        });
+        let control = launched.as_ref().ok().map(|(c, _)| c.clone());
         tokio::spawn(log_task(
             config.clone(),
             log_stream,
             pipe,
             log_rx,
-            Some(control),
+            control,
             sink,
         ));
+        let (control, exit) = match launched {
+            Ok(x) => x,
+            Err(failure) => return env.fail_init(failure),
+        };
+        *env.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
+        tokio::spawn(async move {
+            let status: ExitStatus = exit.await;
+            let _ = exit_tx.send(Some(describe_exit(&status)));
+        });
 
         // Init: until the first /next, an /init/error, an exit, or the init time limit.
         let mut exit_watch = env.exit_rx.clone();

@@ -22,6 +22,14 @@ async fn restart_keeps_functions_logs_and_usage() {
     assert_eq!(r.status, 200);
     s.log_messages("keep", "REPORT").await;
     let (_, before, _) = s.get("/2015-03-31/functions/keep/configuration").await;
+    // Usage rows are committed in the background; wait until the first one is visible.
+    for _ in 0..100 {
+        let (_, usage, _) = s.get("/_nimbus/cost").await;
+        if usage["total"]["requests"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     s.stop();
 
     let s = Server::start_in(tmp.path(), None);
