@@ -141,6 +141,11 @@ impl InvokeService {
         self.launcher.name()
     }
 
+    /// What isolation the launcher gives environments.
+    pub fn isolation(&self) -> Vec<nimbus_exec::Feature> {
+        self.launcher.features()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pools> {
         self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -231,7 +236,18 @@ impl InvokeService {
             .resolve(&rec.runtime)
             .map_err(|e| CoreError::Internal(e.to_string()))?
             .clone();
-        let task_root = self.functions.task_root(&rec.code_hex);
+        let host_task_root = self.functions.task_root(&rec.code_hex);
+        let host_runtime_dir = runtime.runtime_dir();
+        // Paths as the function sees them: /var/task and /var/runtime in a sandbox.
+        let (task_root, runtime_dir) = match self.launcher.guest_paths() {
+            Some(g) => (g.task_root, g.runtime_dir),
+            None => (
+                host_task_root.clone(),
+                host_runtime_dir
+                    .clone()
+                    .unwrap_or_else(|| host_task_root.clone()),
+            ),
+        };
         let s = &self.settings;
         let host_path = std::env::var("PATH").unwrap_or_default();
         // Unreserved defaults first, then the user's variables, then the reserved ones.
@@ -245,12 +261,7 @@ impl InvokeService {
                 "LD_LIBRARY_PATH".into(),
                 format!(
                     "/lib64:/usr/lib64:{0}:{0}/lib:{1}:{1}/lib:/opt/lib",
-                    runtime
-                        .bootstrap
-                        .as_ref()
-                        .and_then(|b| b.parent())
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
+                    runtime_dir.display(),
                     task_root.display()
                 ),
             ),
@@ -276,12 +287,7 @@ impl InvokeService {
             ("LAMBDA_TASK_ROOT".into(), task_root.display().to_string()),
             (
                 "LAMBDA_RUNTIME_DIR".into(),
-                runtime
-                    .bootstrap
-                    .as_ref()
-                    .and_then(|b| b.parent())
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| task_root.display().to_string()),
+                runtime_dir.display().to_string(),
             ),
             ("TZ".into(), ":UTC".into()),
         ];
@@ -304,12 +310,15 @@ impl InvokeService {
             memory_mb: rec.memory_size,
             timeout: Duration::from_secs(u64::from(rec.timeout)),
             init_timeout: s.init_timeout,
+            ro_paths: runtime.install_dir().into_iter().collect(),
             runtime,
-            task_root,
+            task_root: host_task_root,
             env,
             log_group: rec.log_group(),
             region: s.region.clone(),
             max_open_files: 1024,
+            runtime_dir: host_runtime_dir,
+            ephemeral_mb: rec.ephemeral_storage,
         }))
     }
 

@@ -18,7 +18,42 @@ pub use error::CoreError;
 pub use functions::FunctionService;
 pub use invoke::InvokeService;
 pub use logs::LogService;
-pub use settings::Settings;
+pub use settings::{LauncherChoice, Settings};
+
+/// Picks the launcher: the sandbox where the host allows it (or where the settings demand it),
+/// otherwise plain processes with a warning that says why.
+fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
+    let plain = || -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
+        Ok(Arc::new(nimbus_exec::ProcessLauncher::new().map_err(|e| {
+            CoreError::Internal(format!("starting the launcher: {e}"))
+        })?))
+    };
+    if settings.launcher == LauncherChoice::Process {
+        return plain();
+    }
+    let config = nimbus_exec::SandboxConfig {
+        dir: settings.data_dir.join("sandbox"),
+        uid_base: settings.sandbox_uid_base,
+        uid_count: 65_536,
+    };
+    match nimbus_exec::SandboxLauncher::new(&config) {
+        Ok(s) => {
+            for f in s.features().iter().filter(|f| !f.active) {
+                tracing::warn!("sandbox: {} is not available: {}", f.name, f.detail);
+            }
+            Ok(Arc::new(s))
+        }
+        Err(why) if settings.launcher == LauncherChoice::Sandbox => Err(CoreError::Internal(
+            format!("the sandbox launcher is required but unavailable: {why}"),
+        )),
+        Err(why) => {
+            tracing::warn!(
+                "functions run as plain processes WITHOUT isolation: the sandbox is unavailable on this host ({why}); `nimbus doctor` tells more"
+            );
+            plain()
+        }
+    }
+}
 
 /// Everything the edge needs, wired together.
 #[derive(Clone)]
@@ -48,10 +83,7 @@ impl Core {
             store.clone(),
             catalog.clone(),
         )?);
-        let launcher: Arc<dyn nimbus_exec::Launcher> = Arc::new(
-            nimbus_exec::ProcessLauncher::new()
-                .map_err(|e| CoreError::Internal(format!("starting the launcher: {e}")))?,
-        );
+        let launcher = choose_launcher(&settings)?;
         let invoke = InvokeService::new(
             settings.clone(),
             functions.clone(),

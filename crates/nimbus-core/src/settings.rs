@@ -24,6 +24,33 @@ pub struct Settings {
     /// Explicit interpreter paths per runtime id.
     pub runtime_paths: BTreeMap<String, PathBuf>,
     pub prices: PriceSheet,
+    /// Which launcher runs environments.
+    pub launcher: LauncherChoice,
+    /// First uid handed to sandboxed environments (one per live environment).
+    pub sandbox_uid_base: u32,
+}
+
+/// The launcher setting: `auto` sandboxes where the host allows it and falls back to plain
+/// processes with a warning; `sandbox` refuses to start without the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LauncherChoice {
+    Auto,
+    Sandbox,
+    Process,
+}
+
+impl std::str::FromStr for LauncherChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(LauncherChoice::Auto),
+            "sandbox" => Ok(LauncherChoice::Sandbox),
+            "process" => Ok(LauncherChoice::Process),
+            other => Err(format!(
+                "unknown launcher '{other}': expected auto, sandbox or process"
+            )),
+        }
+    }
 }
 
 impl Settings {
@@ -38,6 +65,8 @@ impl Settings {
             init_timeout: Duration::from_secs(10),
             runtime_paths: BTreeMap::new(),
             prices: PriceSheet::default(),
+            launcher: LauncherChoice::Auto,
+            sandbox_uid_base: 1_000_000,
         }
     }
 

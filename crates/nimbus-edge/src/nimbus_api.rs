@@ -105,7 +105,7 @@ async fn status(State(core): State<Core>) -> Response {
         .collect();
     axum::Json(json!({
         "launcher": core.invoke.launcher_name(),
-        "isolation": "plain processes with rlimits (1024 open files, no core dumps); no namespaces or cgroups",
+        "isolation": core.invoke.isolation(),
         "environments": envs,
         "inflight": inflight,
         "accountConcurrency": core.settings.account_concurrency,

@@ -48,6 +48,12 @@ pub struct EnvConfig {
     pub log_group: String,
     pub region: String,
     pub max_open_files: u64,
+    /// Runtime files on the host (the bundled bootstrap's directory for managed runtimes).
+    pub runtime_dir: Option<PathBuf>,
+    /// Host directories the runtime needs at their own path (a managed runtime's interpreter).
+    pub ro_paths: Vec<PathBuf>,
+    /// `/tmp` size in MiB (`EphemeralStorage`).
+    pub ephemeral_mb: u32,
 }
 
 /// One invocation handed to an environment.
@@ -276,7 +282,7 @@ pub struct Environment {
     log_tx: mpsc::UnboundedSender<LogMsg>,
     process: Mutex<Option<Arc<dyn ProcessControl>>>,
     exit_rx: watch::Receiver<Option<String>>,
-    server: tokio::task::JoinHandle<()>,
+    server: Mutex<Option<tokio::task::AbortHandle>>,
     started: Instant,
     init_duration_us: AtomicU64,
     first_invoke_pending: AtomicBool,
@@ -335,20 +341,29 @@ impl Environment {
                 );
             }
         };
-        let server = tokio::spawn(crate::runtime_api::serve(listener, shared.clone()));
 
         let mut env_vars = config.env.clone();
         env_vars.push(("AWS_LAMBDA_RUNTIME_API".into(), format!("127.0.0.1:{port}")));
         env_vars.push(("AWS_LAMBDA_LOG_STREAM_NAME".into(), log_stream.clone()));
-        let (program, args) = config.runtime.command(&config.task_root);
+        let guest = launcher.guest_paths();
+        let (task_root, runtime_dir) = match &guest {
+            Some(g) => (g.task_root.clone(), Some(g.runtime_dir.clone())),
+            None => (config.task_root.clone(), config.runtime_dir.clone()),
+        };
+        let (program, args) = config.runtime.command(&task_root, runtime_dir.as_deref());
         let spec = LaunchSpec {
             program: program.clone(),
             args,
             env: env_vars,
-            cwd: config.task_root.clone(),
+            cwd: task_root,
             memory_mb: config.memory_mb,
             output: write_end,
             max_open_files: config.max_open_files,
+            name: id.clone(),
+            task_root: config.task_root.clone(),
+            runtime_dir: config.runtime_dir.clone(),
+            ro_paths: config.ro_paths.clone(),
+            ephemeral_mb: config.ephemeral_mb,
         };
         let env = Arc::new(Environment {
             id,
@@ -358,7 +373,7 @@ impl Environment {
             log_tx: log_tx.clone(),
             process: Mutex::new(None),
             exit_rx,
-            server,
+            server: Mutex::new(None),
             started,
             init_duration_us: AtomicU64::new(0),
             first_invoke_pending: AtomicBool::new(true),
@@ -373,7 +388,9 @@ impl Environment {
             runtime_version_hash(&config.runtime.version_label())
         )));
 
-        let launched = if !program.exists() && config.runtime.interpreter.is_none() {
+        let bootstrap_missing = config.runtime.interpreter.is_none()
+            && !config.task_root.join("bootstrap").exists();
+        let launched = if bootstrap_missing {
             Err(InitFailure::Launch(format!(
                 "Couldn't find valid bootstrap(s): [{}]",
                 program.display()
@@ -401,6 +418,12 @@ impl Environment {
             Ok(x) => x,
             Err(failure) => return env.fail_init(failure),
         };
+        let server = tokio::spawn(crate::runtime_api::serve(
+            listener,
+            shared.clone(),
+            control.runtime_uid(),
+        ));
+        *env.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(server.abort_handle());
         *env.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
         tokio::spawn(async move {
             let status: ExitStatus = exit.await;
@@ -456,7 +479,7 @@ impl Environment {
             log_tx,
             process: Mutex::new(None),
             exit_rx,
-            server: tokio::spawn(async {}),
+            server: Mutex::new(None),
             started: Instant::now(),
             init_duration_us: AtomicU64::new(0),
             first_invoke_pending: AtomicBool::new(true),
@@ -611,11 +634,13 @@ impl Environment {
             r = exit_watch.wait_for(Option::is_some) => {
                 let how = r.ok().and_then(|v| v.clone()).unwrap_or_else(|| "signal: killed".into());
                 let msg = format!("RequestId: {} Error: Runtime exited with error: {how}", req.request_id);
+                // A kill by the memory cgroup is reported as such (the exit itself is SIGKILL).
+                let kind = if self.out_of_memory() { "Runtime.OutOfMemory" } else { "Runtime.ExitError" };
                 let _ = self.log_tx.send(LogMsg::Line(msg.clone()));
-                let _ = self.log_tx.send(LogMsg::Line("Runtime.ExitError".into()));
+                let _ = self.log_tx.send(LogMsg::Line(kind.into()));
                 (
-                    RuntimeReply::platform_error("Runtime.ExitError", &msg),
-                    InvokeStatus::Fatal("Runtime.ExitError".into()),
+                    RuntimeReply::platform_error(kind, &msg),
+                    InvokeStatus::Fatal(kind.into()),
                 )
             }
         };
@@ -662,7 +687,7 @@ impl Environment {
                 billed_ms,
                 memory_mb: self.config.memory_mb,
                 init_duration,
-                out_of_memory: false,
+                out_of_memory: matches!(&status, InvokeStatus::Fatal(t) if t == "Runtime.OutOfMemory"),
                 status: report_status,
             },
             tail: tail_tx,
@@ -676,6 +701,14 @@ impl Environment {
             billed_ms,
             tail: tail_rx,
         }
+    }
+
+    fn out_of_memory(&self) -> bool {
+        self.process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|p| p.out_of_memory())
     }
 
     fn kill(&self) {
@@ -693,7 +726,9 @@ impl Environment {
     pub fn shutdown(&self) {
         self.dead.store(true, Ordering::Release);
         self.kill();
-        self.server.abort();
+        if let Some(s) = self.server.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            s.abort();
+        }
     }
 }
 

@@ -29,6 +29,23 @@ pub struct LaunchSpec {
     /// Where the process's stdout and stderr go (the write end of the environment's log pipe).
     pub output: OwnedFd,
     pub max_open_files: u64,
+    /// The environment's id (names its cgroups).
+    pub name: String,
+    /// The unpacked code on the host (`/var/task` in a sandbox).
+    pub task_root: PathBuf,
+    /// Runtime files on the host (`/var/runtime` in a sandbox).
+    pub runtime_dir: Option<PathBuf>,
+    /// Host directories the runtime needs at their own path (a managed runtime's interpreter).
+    pub ro_paths: Vec<PathBuf>,
+    /// `/tmp` size in MiB.
+    pub ephemeral_mb: u32,
+}
+
+/// Where a launcher's processes see the code and the runtime files, when not at their host paths.
+#[derive(Debug, Clone)]
+pub struct GuestPaths {
+    pub task_root: PathBuf,
+    pub runtime_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +56,8 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
     #[error("the launcher has shut down")]
     Gone,
 }
@@ -59,6 +78,15 @@ pub trait ProcessControl: Send + Sync {
     fn kill(&self);
     /// Peak memory use in bytes, if the launcher can tell.
     fn peak_memory_bytes(&self) -> Option<u64>;
+    /// Whether the kernel killed a process of this environment for exceeding its memory.
+    fn out_of_memory(&self) -> bool {
+        false
+    }
+    /// The uid the runtime runs as, when it is the environment's own: its Runtime API then
+    /// serves only that uid.
+    fn runtime_uid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Starts runtime processes.
@@ -67,6 +95,18 @@ pub trait Launcher: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Starts the process; resolves once it has been forked.
     fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_>;
+    /// Where processes see the code and runtime files; `None` means at their host paths.
+    fn guest_paths(&self) -> Option<GuestPaths> {
+        None
+    }
+    /// What isolation is in force (for `nimbus doctor`).
+    fn features(&self) -> Vec<crate::sandbox::Feature> {
+        vec![crate::sandbox::Feature {
+            name: "isolation",
+            active: false,
+            detail: "plain processes: rlimits (1024 files, no core dumps) and a session per environment; no namespaces, cgroups or filters".into(),
+        }]
+    }
 }
 
 struct SpawnJob {

@@ -2,7 +2,7 @@
 //!
 //! An [`Environment`] is one isolated runtime process with its own Runtime API endpoint, its own
 //! log stream and one invocation at a time. How the process is isolated is a [`Launcher`]'s
-//! business (this crate ships the plain-process launcher with rlimits). Which program runs is the
+//! business (this crate ships the [`SandboxLauncher`] and the plain-process launcher). Which program runs is the
 //! [`RuntimeCatalog`]'s (the user's `bootstrap` for `provided.*`, the bundled Python and Node
 //! bootstraps for managed runtimes). Code is unpacked once per code version by [`code`].
 //!
@@ -15,12 +15,16 @@ pub mod launcher;
 mod logpipe;
 pub mod runtime_api;
 pub mod runtimes;
+pub mod sandbox;
 
 pub use environment::{
     EnvConfig, Environment, InitFailure, InvokeOutcome, InvokeRequest, InvokeStatus, LogLine,
     LogSink, RuntimeReply,
 };
-pub use launcher::{LaunchError, LaunchSpec, Launcher, ProcessControl, ProcessLauncher};
+pub use launcher::{
+    GuestPaths, LaunchError, LaunchSpec, Launcher, ProcessControl, ProcessLauncher,
+};
+pub use sandbox::{Feature, SandboxConfig, SandboxLauncher};
 pub use runtimes::{ResolvedRuntime, RuntimeCatalog, RuntimeError};
 
 /// Largest response a runtime may post (6 MiB + 100 bytes, as Lambda).

@@ -22,11 +22,21 @@ use crate::environment::{Pending, RuntimeReply, Shared};
 const PREFIX: &str = "/2018-06-01/runtime/";
 
 /// Accepts runtime connections until the task is aborted (which also drops every connection).
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// With `only_uid`, a connection is served only if its client socket belongs to that uid (the
+/// environment's own); any other is closed at once.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, only_uid: Option<u32>) {
     let mut conns = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+            Ok((s, peer)) => {
+                if let Some(uid) = only_uid
+                    && !peer_is(uid, peer, &s)
+                {
+                    tracing::warn!(%peer, "refused a Runtime API connection from outside the environment");
+                    continue;
+                }
+                s
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "runtime API accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -43,6 +53,16 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 .await;
         });
         while conns.try_join_next().is_some() {}
+    }
+}
+
+fn peer_is(uid: u32, peer: std::net::SocketAddr, s: &tokio::net::TcpStream) -> bool {
+    use std::net::SocketAddr;
+    match (peer, s.local_addr()) {
+        (SocketAddr::V4(p), Ok(SocketAddr::V4(local))) => {
+            crate::sandbox::peer::tcp_socket_uid(p, local).is_ok_and(|u| u == uid)
+        }
+        _ => false,
     }
 }
 

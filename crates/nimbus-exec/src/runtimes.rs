@@ -55,19 +55,42 @@ pub struct ResolvedRuntime {
 }
 
 impl ResolvedRuntime {
-    /// The program and arguments that start this runtime for code unpacked at `task_root`.
-    pub fn command(&self, task_root: &Path) -> (PathBuf, Vec<String>) {
+    /// The program and arguments that start this runtime, for code seen at `task_root` and the
+    /// bundled bootstrap's directory seen at `runtime_dir` (where the launcher shows them).
+    pub fn command(&self, task_root: &Path, runtime_dir: Option<&Path>) -> (PathBuf, Vec<String>) {
         match (&self.interpreter, &self.bootstrap) {
             (Some(interp), Some(script)) => {
                 let mut args = Vec::new();
                 if self.family == RuntimeFamily::Python {
                     args.push("-u".to_string());
                 }
+                let script = match (runtime_dir, script.file_name()) {
+                    (Some(dir), Some(name)) => dir.join(name),
+                    _ => script.clone(),
+                };
                 args.push(script.display().to_string());
                 (interp.clone(), args)
             }
             _ => (task_root.join("bootstrap"), Vec::new()),
         }
+    }
+
+    /// The bundled bootstrap's directory on the host (`/var/runtime` in a sandbox).
+    pub fn runtime_dir(&self) -> Option<PathBuf> {
+        self.bootstrap
+            .as_ref()
+            .and_then(|b| b.parent())
+            .map(Path::to_path_buf)
+    }
+
+    /// The interpreter's installation directory when it is outside the system directories a
+    /// sandbox shows anyway (a pyenv or nvm install under a home directory).
+    pub fn install_dir(&self) -> Option<PathBuf> {
+        let interp = std::fs::canonicalize(self.interpreter.as_ref()?).ok()?;
+        let prefix = interp.parent()?.parent()?.to_path_buf();
+        let system = ["/usr", "/bin", "/sbin", "/lib", "/lib64"];
+        (!system.iter().any(|s| prefix.starts_with(s)) && prefix != Path::new("/"))
+            .then_some(prefix)
     }
 
     /// `AWS_EXECUTION_ENV` (not set for `provided.*`).
@@ -295,7 +318,7 @@ mod tests {
             .resolve("provided.al2023")
             .map_err(std::io::Error::other)?;
         assert_eq!(p.family, RuntimeFamily::Provided);
-        let (prog, args) = p.command(Path::new("/var/task"));
+        let (prog, args) = p.command(Path::new("/var/task"), None);
         assert_eq!(prog, Path::new("/var/task/bootstrap"));
         assert!(args.is_empty());
         assert_eq!(

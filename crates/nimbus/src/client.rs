@@ -513,28 +513,47 @@ pub async fn cost(endpoint: &str) -> anyhow::Result<()> {
 }
 
 pub async fn doctor(endpoint: &str) -> anyhow::Result<()> {
+    println!("this host can give environments:");
+    for f in nimbus_exec::sandbox::host_report() {
+        println!(
+            "  {:<22} {} {}",
+            f.name,
+            if f.active { "yes" } else { "no " },
+            f.detail
+        );
+    }
     let c = http()?;
-    let v: Value = check(
-        c.get(url(endpoint, "/_nimbus/status"))
-            .send()
-            .await
-            .with_context(|| format!("no Nimbus server answers at {endpoint}"))?,
-    )
-    .await?
-    .json()
-    .await?;
-    println!("launcher:     {}", v["launcher"].as_str().unwrap_or(""));
-    println!("isolation:    {}", v["isolation"].as_str().unwrap_or(""));
-    println!("data dir:     {}", v["dataDir"].as_str().unwrap_or(""));
+    let answer = c.get(url(endpoint, "/_nimbus/status")).send().await;
+    let Ok(answer) = answer else {
+        println!("no Nimbus server answers at {endpoint}");
+        return Ok(());
+    };
+    let v: Value = check(answer).await?.json().await?;
+    println!("server at {endpoint}:");
+    println!("  launcher:     {}", v["launcher"].as_str().unwrap_or(""));
+    println!("  isolation:");
+    for f in v["isolation"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<22} {} {}",
+            f["name"].as_str().unwrap_or(""),
+            if f["active"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no "
+            },
+            f["detail"].as_str().unwrap_or("")
+        );
+    }
+    println!("  data dir:     {}", v["dataDir"].as_str().unwrap_or(""));
     println!(
-        "environments: {} (in flight: {})",
+        "  environments: {} (in flight: {})",
         v["environments"], v["inflight"]
     );
-    println!("concurrency:  {}", v["accountConcurrency"]);
-    println!("runtimes:");
+    println!("  concurrency:  {}", v["accountConcurrency"]);
+    println!("  runtimes:");
     for r in v["runtimes"].as_array().into_iter().flatten() {
         println!(
-            "  {:<16} {} {}",
+            "    {:<16} {} {}",
             r["runtime"].as_str().unwrap_or(""),
             if r["available"].as_bool() == Some(true) {
                 "yes"

@@ -18,6 +18,17 @@ pub struct ConfigFile {
     #[serde(default)]
     pub runtimes: BTreeMap<String, PathBuf>,
     pub pricing: Option<PriceSheet>,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// `auto` (default), `sandbox` or `process`.
+    pub launcher: Option<String>,
+    /// First uid/gid given to environments (each live environment holds its own).
+    pub uid_base: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +87,18 @@ pub fn resolve(
     s.runtime_paths = file.runtimes;
     if let Some(p) = file.pricing {
         s.prices = p;
+    }
+    if let Some(l) = file.sandbox.launcher {
+        s.launcher = l
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("sandbox.launcher: {e}"))?;
+    }
+    if let Some(u) = file.sandbox.uid_base {
+        anyhow::ensure!(
+            (1000..=u32::MAX - 65_536).contains(&u),
+            "sandbox.uid_base must leave room for 65536 uids above 1000"
+        );
+        s.sandbox_uid_base = u;
     }
     Ok(s)
 }

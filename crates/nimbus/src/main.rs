@@ -45,6 +45,10 @@ enum Command {
         /// Config file (TOML); defaults to <data-dir>/nimbus.toml when that exists.
         #[arg(long, env = "NIMBUS_CONFIG")]
         config: Option<PathBuf>,
+        /// How environments run: auto (the sandbox where the host allows it), sandbox, process.
+        /// Overrides `[sandbox] launcher` in the config file.
+        #[arg(long, env = "NIMBUS_LAUNCHER")]
+        launcher: Option<String>,
     },
     /// Create or update a function from a directory or a zip file.
     Deploy {
@@ -121,6 +125,12 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The sandbox re-executes this binary as an environment's init; nothing else runs then.
+    match std::env::args_os().nth(1).as_ref().and_then(|a| a.to_str()) {
+        Some(nimbus_exec::sandbox::init::INIT_ARG) => nimbus_exec::sandbox::init::main(),
+        Some(nimbus_exec::sandbox::PROBE_ARG) => nimbus_exec::sandbox::probe_main(),
+        _ => {}
+    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,7 +141,8 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 data_dir,
                 config,
-            } => server::run(listen, data_dir, config).await,
+                launcher,
+            } => server::run(listen, data_dir, config, launcher).await,
             Command::Deploy {
                 path,
                 name,

@@ -12,6 +12,7 @@ pub async fn run(
     listen: String,
     data_dir: PathBuf,
     config_path: Option<PathBuf>,
+    launcher: Option<String>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -36,14 +37,16 @@ pub async fn run(
         addr.ip().to_string()
     };
     let public_url = format!("http://{host}:{}", addr.port());
-    let settings = config::resolve(file, data_dir, public_url.clone())?;
+    let mut settings = config::resolve(file, data_dir, public_url.clone())?;
+    if let Some(l) = launcher {
+        settings.launcher = l
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--launcher: {e}"))?;
+    }
     let core = Core::start(settings)
         .await
         .map_err(|e| anyhow::anyhow!("starting Nimbus: {e}"))?;
-    tracing::warn!(
-        launcher = core.invoke.launcher_name(),
-        "functions run as plain host processes with rlimits only: no namespace or cgroup isolation yet"
-    );
+    tracing::info!(launcher = core.invoke.launcher_name(), "environments start");
     for (id, r) in core.functions.catalog().report() {
         if let Err(why) = r {
             tracing::info!(runtime = %id, "runtime unavailable: {why}");

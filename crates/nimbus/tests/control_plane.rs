@@ -143,12 +143,9 @@ async fn create_get_update_delete() {
     assert_eq!(r.status().as_u16(), 200);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["CodeSha256"], sha256_b64(&zip2));
-    let out = s.invoke("crud", json!({})).await.json();
-    let cwd = out["cwd"].as_str().expect("cwd");
+    let out = s.invoke("crud", json!({"read": "extra.txt"})).await.json();
     assert_eq!(
-        std::fs::read_to_string(format!("{cwd}/extra.txt"))
-            .ok()
-            .as_deref(),
+        out["read"].as_str(),
         Some("v2")
     );
 

@@ -186,7 +186,7 @@ async fn warm_reuse_and_scale_out() {
     provided_fn(&s, "warm", json!({})).await;
     let a = s.invoke("warm", json!({})).await.json();
     let b = s.invoke("warm", json!({})).await.json();
-    assert_eq!(a["pid"], b["pid"], "warm environment reused");
+    assert_eq!(a["env_id"], b["env_id"], "warm environment reused");
     assert_eq!(b["count"], 2, "state persists across warm invokes");
 
     // Four concurrent slow invokes need four environments and run in parallel.
@@ -207,7 +207,12 @@ async fn warm_reuse_and_scale_out() {
     }
     let mut pids = Vec::new();
     for t in tasks {
-        pids.push(t.await.expect("task")["pid"].as_i64().expect("pid"));
+        pids.push(
+            t.await.expect("task")["env_id"]
+                .as_str()
+                .expect("env_id")
+                .to_string(),
+        );
     }
     let elapsed = started.elapsed();
     pids.sort();
@@ -239,16 +244,16 @@ async fn timeout_kills_the_environment() {
         v["errorMessage"],
         format!("RequestId: {id} Error: Task timed out after 1.00 seconds")
     );
-    let old = first["pid"].as_i64().expect("pid");
+    let old = first["env_id"].as_str().expect("env_id");
     for _ in 0..50 {
-        if !pid_alive(old) {
+        if !env_alive(old) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!pid_alive(old), "the timed-out runtime was killed");
+    assert!(!env_alive(old), "the timed-out runtime was killed");
     let next = s.invoke("slow", json!({})).await.json();
-    assert_ne!(next["pid"], first["pid"], "a fresh environment");
+    assert_ne!(next["env_id"], first["env_id"], "a fresh environment");
     let logs = s.log_messages("slow", "Status: timeout").await;
     assert!(
         logs.iter()
@@ -281,7 +286,7 @@ async fn crash_is_runtime_exit_error() {
         format!("RequestId: {id} Error: Runtime exited with error: exit status 1")
     );
     let next = s.invoke("crash", json!({})).await.json();
-    assert_ne!(next["pid"], first["pid"]);
+    assert_ne!(next["env_id"], first["env_id"]);
     assert_eq!(next["count"], 1);
 }
 
@@ -519,14 +524,15 @@ async fn account_concurrency_throttles() {
 async fn idle_environments_are_reaped() {
     let s = Server::start_with_config("[server]\nidle_timeout_secs = 1\n");
     provided_fn(&s, "idle", json!({})).await;
-    let pid = s.invoke("idle", json!({})).await.json()["pid"]
-        .as_i64()
-        .expect("pid");
-    assert!(pid_alive(pid));
+    let env = s.invoke("idle", json!({})).await.json()["env_id"]
+        .as_str()
+        .expect("env_id")
+        .to_string();
+    assert!(env_alive(&env));
     let mut reaped = false;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if !pid_alive(pid) {
+        if !env_alive(&env) {
             reaped = true;
             break;
         }
@@ -536,8 +542,8 @@ async fn idle_environments_are_reaped() {
     assert_eq!(st["environments"], 0);
     let again = s.invoke("idle", json!({})).await.json();
     assert_ne!(
-        again["pid"].as_i64(),
-        Some(pid),
+        again["env_id"].as_str(),
+        Some(env.as_str()),
         "a cold start after reaping"
     );
 }

@@ -316,8 +316,14 @@ while True:
                      json.dumps({"errorMessage": "it failed", "errorType": "Custom.Failure"}),
                      {"Lambda-Runtime-Function-Error-Type": "Custom.Failure"})
     else:
-        out = {"pid": os.getpid(), "count": count, "event": ev, "headers": hdrs,
+        out = {"pid": os.getpid(), "env_id": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"],
+               "count": count, "event": ev, "headers": hdrs,
                "env": {k: os.environ.get(k) for k in keys}, "cwd": os.getcwd()}
+        if "read" in ev:
+            try:
+                out["read"] = open(ev["read"]).read()
+            except OSError as e:
+                out["read_error"] = str(e)
         if "big" in ev:
             out = {"big": "x" * ev["big"]}
         conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", json.dumps(out),
@@ -348,6 +354,26 @@ pub async fn runtime_available(s: &Server, runtime: &str) -> bool {
         .into_iter()
         .flatten()
         .any(|r| r["runtime"] == runtime && r["available"] == true)
+}
+
+/// Whether any live process belongs to the environment with this id (its log stream name, as
+/// the test runtime reports it in `env_id`). Found through the host's /proc, so it works for
+/// sandboxed environments (whose pids are their own namespace's) and plain processes alike.
+pub fn env_alive(env_id: &str) -> bool {
+    let needle = format!("AWS_LAMBDA_LOG_STREAM_NAME={env_id}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i64>().ok()) else {
+            return false;
+        };
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+            .unwrap_or(false)
+            && pid_alive(pid)
+    })
 }
 
 pub fn pid_alive(pid: i64) -> bool {

@@ -1,0 +1,799 @@
+//! The sandboxed launcher: every environment in its own mount, PID, IPC and UTS namespaces, with
+//! a minimal read-only root (`/var/task`, `/var/runtime`, the host's `/usr` and `/lib*`, a few
+//! files of `/etc`), a private `/tmp` of the function's ephemeral-storage size, cgroup limits
+//! (memory, 1,024 tasks, CPU weight by memory), its own unprivileged uid, no capabilities,
+//! `no_new_privs`, seccomp and Landlock.
+//!
+//! The order of the setup is the order of this module's pieces: [`cgroup`] groups are created
+//! here before the clone; the clone (from a dedicated spawner thread, off the async reactor)
+//! makes the namespaces and executes the Nimbus binary as the environment's [`init`], which
+//! joins the groups, builds and pivots into the root, and starts the runtime with limits,
+//! credentials and filters ([`seccomp`]). Each environment's Runtime API only serves its own uid
+//! ([`peer`]).
+//!
+//! [`SandboxLauncher::new`] refuses (with the reason) on hosts that cannot do this — not root, no
+//! namespaces, a missing cgroup controller — and the caller falls back to the plain-process
+//! launcher with a warning.
+
+pub mod cgroup;
+pub mod init;
+pub mod peer;
+pub mod seccomp;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+
+use crate::launcher::{
+    ExitFuture, GuestPaths, LaunchError, LaunchFuture, LaunchSpec, Launcher, ProcessControl,
+};
+use cgroup::{CgroupLayout, EnvCgroup, Limits};
+use init::InitSpec;
+
+/// The hidden subcommand that probes whether this host can sandbox.
+pub const PROBE_ARG: &str = "__sandbox-probe";
+
+/// Tasks (processes and threads) one environment may hold, as on Lambda.
+pub const MAX_TASKS: u64 = 1024;
+
+/// How long an environment's init may take to set up before the launch is failed.
+const SETUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Sandbox settings.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Directory for the sandbox's own files (the shared root mount point).
+    pub dir: PathBuf,
+    /// First uid (and gid) handed to environments; each live environment holds one.
+    pub uid_base: u32,
+    pub uid_count: u32,
+}
+
+/// One isolation feature and whether it is in force (for `nimbus doctor`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Feature {
+    pub name: &'static str,
+    pub active: bool,
+    pub detail: String,
+}
+
+struct UidPool {
+    free: Vec<u32>,
+    next: u32,
+    end: u32,
+}
+
+impl UidPool {
+    fn take(&mut self) -> Option<u32> {
+        if let Some(u) = self.free.pop() {
+            return Some(u);
+        }
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+}
+
+struct Inner {
+    layout: CgroupLayout,
+    root: PathBuf,
+    uids: Mutex<UidPool>,
+    landlock: bool,
+    peer_check: bool,
+    features: Vec<Feature>,
+}
+
+struct Job {
+    spec: InitSpec,
+    name: String,
+    limits: Limits,
+    output: OwnedFd,
+    reply: oneshot::Sender<Result<Cloned, LaunchError>>,
+}
+
+struct Cloned {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    status: OwnedFd,
+    cgroup: EnvCgroup,
+}
+
+/// The sandboxed launcher.
+pub struct SandboxLauncher {
+    inner: Arc<Inner>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+/// Why the sandbox cannot run on this host.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+impl SandboxLauncher {
+    /// Probes the host and starts the spawner thread. Must be called inside a tokio runtime.
+    pub fn new(config: &SandboxConfig) -> Result<SandboxLauncher, Unavailable> {
+        let report = probe();
+        if let Some(missing) = report.iter().find(|f| f.required() && !f.feature.active) {
+            return Err(Unavailable(format!(
+                "{}: {}",
+                missing.feature.name, missing.feature.detail
+            )));
+        }
+        let layout = CgroupLayout::detect().map_err(|e| Unavailable(format!("cgroups: {e}")))?;
+        let root = config.dir.join("root");
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Unavailable(format!("creating {}: {e}", root.display())))?;
+        let mut features: Vec<Feature> = report.into_iter().map(|p| p.feature).collect();
+        features.insert(
+            2,
+            Feature {
+                name: "cgroups",
+                active: true,
+                detail: format!(
+                    "{}; memory limit, 1024 tasks, CPU weight by memory",
+                    layout.describe()
+                ),
+            },
+        );
+        let landlock = features.iter().any(|f| f.name == "landlock" && f.active);
+        let peer_check = features
+            .iter()
+            .any(|f| f.name == "runtime-api-isolation" && f.active);
+        let inner = Arc::new(Inner {
+            layout,
+            root,
+            uids: Mutex::new(UidPool {
+                free: Vec::new(),
+                next: config.uid_base,
+                end: config.uid_base.saturating_add(config.uid_count),
+            }),
+            landlock,
+            peer_check,
+            features,
+        });
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread_inner = inner.clone();
+        std::thread::Builder::new()
+            .name("nimbus-sandbox-spawner".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    let Job {
+                        spec,
+                        name,
+                        limits,
+                        output,
+                        reply,
+                    } = job;
+                    let _ = reply.send(clone_environment(
+                        &thread_inner.layout,
+                        spec,
+                        &name,
+                        limits,
+                        output,
+                    ));
+                }
+            })
+            .map_err(|e| Unavailable(format!("starting the spawner thread: {e}")))?;
+        Ok(SandboxLauncher {
+            inner,
+            jobs: Mutex::new(tx),
+        })
+    }
+
+    /// What isolation is in force.
+    pub fn features(&self) -> &[Feature] {
+        &self.inner.features
+    }
+}
+
+impl Drop for SandboxLauncher {
+    fn drop(&mut self) {
+        self.inner.layout.remove();
+    }
+}
+
+struct Probed {
+    feature: Feature,
+    required: bool,
+}
+
+impl Probed {
+    fn required(&self) -> bool {
+        self.required
+    }
+}
+
+fn feature(name: &'static str, active: bool, detail: impl Into<String>, required: bool) -> Probed {
+    Probed {
+        feature: Feature {
+            name,
+            active,
+            detail: detail.into(),
+        },
+        required,
+    }
+}
+
+/// Checks what this host offers, without changing anything (cgroups are checked by the layout
+/// detection in [`SandboxLauncher::new`]).
+fn probe() -> Vec<Probed> {
+    let mut out = Vec::new();
+    if !cfg!(target_os = "linux") {
+        out.push(feature("linux", false, "the sandbox needs Linux", true));
+        return out;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    out.push(feature(
+        "root",
+        root,
+        if root {
+            "running as root".to_string()
+        } else {
+            "Nimbus is not running as root; namespaces, cgroups and uid changes need it".to_string()
+        },
+        true,
+    ));
+    let ns = if root {
+        match std::process::Command::new("/proc/self/exe")
+            .arg(PROBE_ARG)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+        {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Err(format!("running the probe: {e}")),
+        }
+    } else {
+        Err("needs root".to_string())
+    };
+    out.push(match ns {
+        Ok(()) => feature(
+            "namespaces",
+            true,
+            "mount, PID, IPC, UTS (and cgroup) namespaces; private /tmp, /proc and /dev",
+            true,
+        ),
+        Err(e) => feature("namespaces", false, e, true),
+    });
+    out.push(feature(
+        "credentials",
+        root,
+        "a uid per environment, no capabilities, no_new_privs, rlimits (1024 files, 1024 processes, no core dumps)",
+        true,
+    ));
+    out.push(match seccomp::program() {
+        Ok(_) => feature(
+            "seccomp",
+            true,
+            "mount, namespaces, modules, kexec, reboot, ptrace, keyctl, bpf, perf_event_open, ... denied",
+            true,
+        ),
+        Err(e) => feature("seccomp", false, e.to_string(), true),
+    });
+    // SAFETY: landlock_create_ruleset with LANDLOCK_CREATE_RULESET_VERSION only returns the ABI.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    out.push(if abi > 0 {
+        feature(
+            "landlock",
+            true,
+            format!("ABI v{abi}: writes only under /tmp and /dev"),
+            false,
+        )
+    } else {
+        feature(
+            "landlock",
+            false,
+            format!(
+                "not available on this kernel ({}); mount namespaces still confine the file system",
+                std::io::Error::last_os_error()
+            ),
+            false,
+        )
+    });
+    out.push(match loopback_peer_check() {
+        Ok(()) => feature(
+            "runtime-api-isolation",
+            true,
+            "each Runtime API serves only its environment's uid (sock_diag)",
+            false,
+        ),
+        Err(e) => feature(
+            "runtime-api-isolation",
+            false,
+            format!(
+                "sock_diag is unavailable ({e}): environments could reach each other's Runtime API"
+            ),
+            false,
+        ),
+    });
+    out.push(feature(
+        "network",
+        true,
+        "the host's network (outbound allowed, as on Lambda)",
+        false,
+    ));
+    out
+}
+
+/// What this host offers the sandbox, checked without creating anything (`nimbus doctor`).
+pub fn host_report() -> Vec<Feature> {
+    let mut out: Vec<Feature> = probe().into_iter().map(|p| p.feature).collect();
+    let cgroups = match CgroupLayout::inspect() {
+        Ok(l) => Feature {
+            name: "cgroups",
+            active: true,
+            detail: format!("{}; memory limit, 1024 tasks, CPU weight by memory", l.describe()),
+        },
+        Err(e) => Feature {
+            name: "cgroups",
+            active: false,
+            detail: e.to_string(),
+        },
+    };
+    out.insert(out.len().min(2), cgroups);
+    out
+}
+
+fn loopback_peer_check() -> std::io::Result<()> {
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let _c = TcpStream::connect(l.local_addr()?)?;
+    let (_s, peer) = l.accept()?;
+    match (peer, l.local_addr()?) {
+        (SocketAddr::V4(p), SocketAddr::V4(local)) => peer::tcp_socket_uid(p, local).map(|_| ()),
+        _ => Err(std::io::Error::other("not IPv4")),
+    }
+}
+
+/// `nimbus __sandbox-probe`: can this process create the namespaces and mounts the sandbox uses?
+pub fn probe_main() -> ! {
+    use nix::sched::CloneFlags;
+    let r = nix::sched::unshare(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS,
+    )
+    .map_err(|e| format!("unshare: {}", e.desc()))
+    .and_then(|()| {
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount: {}", e.desc()))
+    })
+    .and_then(|()| {
+        nix::mount::mount(
+            Some("tmpfs"),
+            "/tmp",
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=64k"),
+        )
+        .map_err(|e| format!("mounting a tmpfs: {}", e.desc()))
+    });
+    match r {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+impl Launcher for SandboxLauncher {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn guest_paths(&self) -> Option<GuestPaths> {
+        Some(GuestPaths {
+            task_root: PathBuf::from("/var/task"),
+            runtime_dir: PathBuf::from("/var/runtime"),
+        })
+    }
+
+    fn features(&self) -> Vec<Feature> {
+        self.inner.features.clone()
+    }
+
+    fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_> {
+        Box::pin(async move {
+            let inner = self.inner.clone();
+            let uid = inner
+                .uids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or_else(|| {
+                    LaunchError::Setup("every sandbox uid is in use (too many environments)".into())
+                })?;
+            let program = spec.program.clone();
+            let init = InitSpec {
+                root: inner.root.clone(),
+                task_root: spec.task_root.clone(),
+                runtime_dir: spec.runtime_dir.clone(),
+                ro_paths: spec.ro_paths.clone(),
+                tmp_mb: spec.ephemeral_mb,
+                cgroup_procs: Vec::new(),
+                uid,
+                gid: uid,
+                hostname: "localhost".into(),
+                program: spec.program.to_string_lossy().into_owned(),
+                args: spec.args,
+                env: spec.env,
+                cwd: spec.cwd.to_string_lossy().into_owned(),
+                max_open_files: spec.max_open_files,
+                max_processes: MAX_TASKS,
+                landlock: inner.landlock,
+            };
+            let limits = Limits {
+                memory_bytes: u64::from(spec.memory_mb) << 20,
+                max_tasks: MAX_TASKS,
+                memory_mb: spec.memory_mb,
+            };
+            let free_uid = move |inner: &Inner| {
+                inner
+                    .uids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .free
+                    .push(uid)
+            };
+            let (reply, rx) = oneshot::channel();
+            let sent = self
+                .jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(Job {
+                    spec: init,
+                    name: spec.name,
+                    limits,
+                    output: spec.output,
+                    reply,
+                });
+            let cloned = match sent {
+                Ok(()) => rx.await.map_err(|_| LaunchError::Gone).and_then(|r| r),
+                Err(_) => Err(LaunchError::Gone),
+            };
+            let cloned = match cloned {
+                Ok(c) => c,
+                Err(e) => {
+                    free_uid(&inner);
+                    return Err(e);
+                }
+            };
+            let control = Arc::new(SandboxProcess {
+                pid: cloned.pid,
+                pidfd: Arc::new(cloned.pidfd),
+                exited: AtomicBool::new(false),
+                cgroup: cloned.cgroup,
+                uid: inner.peer_check.then_some(uid),
+            });
+            let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(cloned.status)
+                .map_err(|e| LaunchError::Setup(format!("status pipe: {e}")))?;
+            let mut status = tokio::io::BufReader::new(pipe);
+            let mut line = String::new();
+            let started = tokio::time::timeout(SETUP_LIMIT, status.read_line(&mut line)).await;
+            let failure = match started {
+                Ok(Ok(_)) if line.trim_end() == "R" => None,
+                Ok(Ok(0)) => Some(LaunchError::Setup(
+                    "the sandbox init exited during setup".into(),
+                )),
+                Ok(Ok(_)) => Some(parse_failure(line.trim_end(), &program)),
+                Ok(Err(e)) => Some(LaunchError::Setup(format!("status pipe: {e}"))),
+                Err(_) => Some(LaunchError::Setup(format!(
+                    "the sandbox setup took longer than {} s",
+                    SETUP_LIMIT.as_secs()
+                ))),
+            };
+            let watch = control.clone();
+            let exit_inner = inner.clone();
+            let exit: ExitFuture = Box::pin(async move {
+                let raw = wait_exit(&watch, &mut status).await;
+                watch.exited.store(true, Ordering::Release);
+                watch.cgroup.finish().await;
+                free_uid(&exit_inner);
+                ExitStatus::from_raw(raw)
+            });
+            if let Some(f) = failure {
+                control.kill();
+                let _ = exit.await;
+                return Err(f);
+            }
+            Ok((control as Arc<dyn ProcessControl>, exit))
+        })
+    }
+}
+
+fn parse_failure(line: &str, program: &Path) -> LaunchError {
+    let Some(rest) = line.strip_prefix("E ") else {
+        return LaunchError::Setup(format!("unexpected status from the sandbox init: {line}"));
+    };
+    let (errno, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    match errno.parse::<i32>() {
+        Ok(n) if n > 0 && text.starts_with("fork/exec ") => LaunchError::Spawn {
+            program: program.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(n),
+        },
+        _ => LaunchError::Setup(text.to_string()),
+    }
+}
+
+/// Waits for the init to exit and returns the runtime's wait status (SIGKILL when the init was
+/// killed before it could report one).
+async fn wait_exit(
+    control: &SandboxProcess,
+    status: &mut tokio::io::BufReader<tokio::net::unix::pipe::Receiver>,
+) -> i32 {
+    let mut reported = None;
+    let mut line = String::new();
+    // The status pipe closes when the init exits; read what it said until then.
+    loop {
+        line.clear();
+        match status.read_line(&mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if let Some(v) = line.trim_end().strip_prefix("X ") {
+                    reported = v.parse::<i32>().ok();
+                }
+            }
+        }
+    }
+    // SAFETY: the pidfd is owned by `control`, which outlives this registration.
+    match unsafe {
+        AsyncFd::register_with_interest(control.pidfd.clone(), tokio::io::Interest::READABLE)
+    } {
+        Ok(fd) => loop {
+            if reap(control.pid) {
+                break;
+            }
+            match fd.readable().await {
+                Ok(mut g) => g.clear_ready(),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        },
+        Err(_) => {
+            while !reap(control.pid) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    reported.unwrap_or(libc::SIGKILL)
+}
+
+/// Reaps the init if it has exited.
+fn reap(pid: libc::pid_t) -> bool {
+    let mut ws = 0;
+    // SAFETY: waitpid on our own child; WNOHANG never blocks.
+    let r = unsafe { libc::waitpid(pid, &mut ws, libc::WNOHANG) };
+    r == pid || (r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+}
+
+struct SandboxProcess {
+    pid: libc::pid_t,
+    pidfd: Arc<OwnedFd>,
+    exited: AtomicBool,
+    cgroup: EnvCgroup,
+    uid: Option<u32>,
+}
+
+impl ProcessControl for SandboxProcess {
+    fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    fn kill(&self) {
+        if self.exited.load(Ordering::Acquire) {
+            return;
+        }
+        // Killing the namespace's init kills every process in it. A pidfd cannot hit a reused pid.
+        // SAFETY: pidfd_send_signal on a pidfd we own.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            );
+        }
+    }
+
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        self.cgroup.memory_stats().peak_bytes
+    }
+
+    fn out_of_memory(&self) -> bool {
+        self.cgroup.memory_stats().oom_kills > 0
+    }
+
+    fn runtime_uid(&self) -> Option<u32> {
+        self.uid
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fresh descriptors, which we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Duplicates `fd` to a number ≥ 10, so that placing the child's fds 0–4 cannot overwrite it.
+fn high(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just created.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// On the spawner thread: creates the environment's cgroups, then clones the init into new
+/// namespaces. The child only places its descriptors, sets its parent-death signal and executes
+/// the Nimbus binary (async-signal-safe calls only: the server is multi-threaded).
+fn clone_environment(
+    layout: &CgroupLayout,
+    mut spec: InitSpec,
+    name: &str,
+    limits: Limits,
+    output: OwnedFd,
+) -> Result<Cloned, LaunchError> {
+    let setup = |what: &str, e: std::io::Error| LaunchError::Setup(format!("{what}: {e}"));
+    let cgroup = layout
+        .create_env(name, limits)
+        .map_err(|e| LaunchError::Setup(e.to_string()))?;
+    let cleanup_cgroup = |cg: &EnvCgroup| {
+        for f in cg.procs_files() {
+            if let Some(d) = f.parent() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    };
+    let result = (|| {
+        spec.cgroup_procs = cgroup.procs_files();
+        let mut spec_json = serde_json::to_vec(&spec)
+        .map_err(|e| LaunchError::Setup(format!("encoding the sandbox spec: {e}")))?;
+        spec_json.push(b'\n');
+        let (spec_r, spec_w) = pipe_cloexec().map_err(|e| setup("spec pipe", e))?;
+        // The spec is written before the child exists, so it must fit in the pipe.
+        // SAFETY: F_SETPIPE_SZ on a pipe we own.
+        unsafe { libc::fcntl(spec_w.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        {
+            use std::io::Write;
+            let mut w = std::fs::File::from(spec_w);
+            w.write_all(&spec_json)
+                .map_err(|e| setup("writing the sandbox spec", e))?;
+        }
+        let (status_r, status_w) = pipe_cloexec().map_err(|e| setup("status pipe", e))?;
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| setup("/dev/null", e))?;
+        let (null, out, spec_r, status_w) = (
+            high(&null).map_err(|e| setup("dup", e))?,
+            high(&output).map_err(|e| setup("dup", e))?,
+            high(&spec_r).map_err(|e| setup("dup", e))?,
+            high(&status_w).map_err(|e| setup("dup", e))?,
+        );
+        let exe = c"/proc/self/exe";
+        let arg0 = c"nimbus-init";
+        let arg1 = std::ffi::CString::new(init::INIT_ARG)
+            .map_err(|e| LaunchError::Setup(e.to_string()))?;
+        let argv: [*const libc::c_char; 3] = [arg0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        let mut pidfd: RawFd = -1;
+        let args = CloneArgs {
+            flags: (libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWUTS
+                | libc::CLONE_PIDFD) as u64,
+            pidfd: (&mut pidfd as *mut RawFd) as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        let fds = [
+            null.as_raw_fd(),
+            out.as_raw_fd(),
+            out.as_raw_fd(),
+            spec_r.as_raw_fd(),
+            status_w.as_raw_fd(),
+        ];
+        // SAFETY: clone3 without CLONE_VM forks this process. In the child only async-signal-safe
+        // calls follow (dup2, prctl, execve, _exit) on data prepared above.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if pid == 0 {
+            // SAFETY: see above; nothing here allocates or takes locks.
+            unsafe {
+                for (target, fd) in fds.iter().enumerate() {
+                    if libc::dup2(*fd, target as libc::c_int) < 0 {
+                        libc::_exit(126);
+                    }
+                }
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        if pid < 0 {
+            return Err(setup("clone3", std::io::Error::last_os_error()));
+        }
+        drop((null, out, spec_r, status_w));
+        // SAFETY: the kernel stored a fresh pidfd for the child.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        Ok((pid as libc::pid_t, pidfd, OwnedFd::from(status_r)))
+    })();
+    drop(output);
+    match result {
+        Ok((pid, pidfd, status)) => Ok(Cloned {
+            pid,
+            pidfd,
+            status,
+            cgroup,
+        }),
+        Err(e) => {
+            cleanup_cgroup(&cgroup);
+            Err(e)
+        }
+    }
+}
