@@ -542,6 +542,57 @@ impl FunctionService {
         Ok(rec)
     }
 
+    /// Σ reserved concurrency over all functions.
+    pub fn reserved_total(&self) -> u64 {
+        self.read()
+            .values()
+            .filter_map(|r| r.reserved_concurrency)
+            .map(u64::from)
+            .sum()
+    }
+
+    /// The unreserved concurrency the account must keep: 100, or a tenth of a smaller limit.
+    pub fn min_unreserved(&self) -> u64 {
+        (self.settings.account_concurrency as u64 / 10).min(100)
+    }
+
+    /// PutFunctionConcurrency (`Some`) / DeleteFunctionConcurrency (`None`). Reserved
+    /// concurrency belongs to the function as a whole, so qualifiers are refused.
+    pub async fn set_reserved_concurrency(
+        &self,
+        r: &FunctionRef,
+        value: Option<i64>,
+    ) -> Result<Arc<FunctionRecord>> {
+        if let Some(q) = &r.qualifier {
+            return Err(CoreError::InvalidParameter(format!(
+                "Reserved concurrency applies to the whole function; remove the qualifier '{q}' from the function name."
+            )));
+        }
+        if let Some(v) = value
+            && v < 0
+        {
+            return Err(CoreError::Validation(format!(
+                "1 validation error detected: Value '{v}' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0"
+            )));
+        }
+        let _guard = self.write_lock.lock().await;
+        let current = self.resolve(r)?;
+        if let Some(v) = value {
+            let others = self.reserved_total()
+                - current.reserved_concurrency.map(u64::from).unwrap_or(0);
+            let limit = self.settings.account_concurrency as u64;
+            let min = self.min_unreserved();
+            if (v as u64).saturating_add(others).saturating_add(min) > limit {
+                return Err(CoreError::InvalidParameter(format!(
+                    "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{min}]."
+                )));
+            }
+        }
+        let mut next = (*current).clone();
+        next.reserved_concurrency = value.map(|v| v as u32);
+        self.persist(next).await
+    }
+
     pub async fn delete(&self, r: &FunctionRef) -> Result<()> {
         match r.qualifier.as_deref() {
             None => {}

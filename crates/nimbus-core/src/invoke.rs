@@ -76,6 +76,8 @@ struct Pool {
 struct Pools {
     by_function: HashMap<String, Pool>,
     inflight: usize,
+    /// In-flight invocations of functions without reserved concurrency.
+    unreserved_inflight: usize,
     every: Vec<Weak<Environment>>,
     shutting_down: bool,
 }
@@ -164,12 +166,7 @@ impl InvokeService {
 
     /// Σ reserved concurrency over all functions.
     pub fn reserved_total(&self) -> u64 {
-        self.functions
-            .all()
-            .iter()
-            .filter_map(|r| r.reserved_concurrency)
-            .map(u64::from)
-            .sum()
+        self.functions.reserved_total()
     }
 
     fn reap(&self) {
@@ -329,12 +326,23 @@ impl InvokeService {
         }
     }
 
-    fn acquire(&self, rec: &FunctionRecord) -> Result<Slot> {
+    /// Takes a concurrency slot: a function with reserved concurrency draws only on its
+    /// reservation; every other function shares what the reservations leave of the account
+    /// limit. Returns the slot and whether it counts against the unreserved pool.
+    fn acquire(&self, rec: &FunctionRecord) -> Result<(Slot, bool)> {
+        let reserved_total = self.functions.reserved_total() as usize;
         let mut p = self.lock();
         if p.shutting_down {
             return Err(CoreError::Internal("the server is shutting down".into()));
         }
-        if p.inflight >= self.settings.account_concurrency {
+        let unreserved = rec.reserved_concurrency.is_none();
+        if unreserved
+            && p.unreserved_inflight
+                >= self
+                    .settings
+                    .account_concurrency
+                    .saturating_sub(reserved_total)
+        {
             return Err(Self::throttle("ConcurrentInvocationLimitExceeded"));
         }
         let pool = p.by_function.entry(rec.name.clone()).or_insert(Pool {
@@ -373,16 +381,28 @@ impl InvokeService {
         }
         pool.inflight += 1;
         p.inflight += 1;
+        if unreserved {
+            p.unreserved_inflight += 1;
+        }
         drop(p);
         for e in retired {
             e.shutdown();
         }
-        Ok(slot)
+        Ok((slot, unreserved))
     }
 
-    fn release(&self, name: &str, revision: &str, env: Option<Arc<Environment>>) {
+    fn release(
+        &self,
+        name: &str,
+        revision: &str,
+        env: Option<Arc<Environment>>,
+        unreserved: bool,
+    ) {
         let mut p = self.lock();
         p.inflight = p.inflight.saturating_sub(1);
+        if unreserved {
+            p.unreserved_inflight = p.unreserved_inflight.saturating_sub(1);
+        }
         let shutting_down = p.shutting_down;
         let mut retire = None;
         match p.by_function.get_mut(name) {
@@ -539,7 +559,7 @@ impl InvokeService {
         payload: Bytes,
         request_id: String,
     ) -> Result<InvokeResult> {
-        let slot = self.acquire(&rec)?;
+        let (slot, unreserved) = self.acquire(&rec)?;
         let env = match slot {
             Slot::Warm(env) => env,
             Slot::Cold(config) => {
@@ -565,7 +585,12 @@ impl InvokeService {
             })
             .await;
         let reusable = !matches!(outcome.status, InvokeStatus::Fatal(_));
-        self.release(&rec.name, &rec.revision_id, reusable.then_some(env));
+        self.release(
+            &rec.name,
+            &rec.revision_id,
+            reusable.then_some(env),
+            unreserved,
+        );
 
         let total_ms = outcome.duration.as_secs_f64() * 1000.0
             + outcome

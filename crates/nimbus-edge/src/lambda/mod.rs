@@ -1,5 +1,6 @@
 //! The Lambda control plane and Invoke over REST-JSON, at AWS's exact paths.
 
+mod concurrency;
 mod functions;
 mod invoke;
 mod wire;
@@ -41,6 +42,14 @@ pub fn routes() -> Router<Core> {
         .route(
             "/2014-11-13/functions/{name}/invoke-async/",
             post(invoke::invoke_async),
+        )
+        .route(
+            "/2017-10-31/functions/{name}/concurrency",
+            axum::routing::put(concurrency::put).delete(concurrency::delete),
+        )
+        .route(
+            "/2019-09-30/functions/{name}/concurrency",
+            get(concurrency::get),
         )
         .route(
             "/2016-08-19/account-settings",
