@@ -578,8 +578,8 @@ impl FunctionService {
         let _guard = self.write_lock.lock().await;
         let current = self.resolve(r)?;
         if let Some(v) = value {
-            let others = self.reserved_total()
-                - current.reserved_concurrency.map(u64::from).unwrap_or(0);
+            let others =
+                self.reserved_total() - current.reserved_concurrency.map(u64::from).unwrap_or(0);
             let limit = self.settings.account_concurrency as u64;
             let min = self.min_unreserved();
             if (v as u64).saturating_add(others).saturating_add(min) > limit {

@@ -391,13 +391,7 @@ impl InvokeService {
         Ok((slot, unreserved))
     }
 
-    fn release(
-        &self,
-        name: &str,
-        revision: &str,
-        env: Option<Arc<Environment>>,
-        unreserved: bool,
-    ) {
+    fn release(&self, name: &str, revision: &str, env: Option<Arc<Environment>>, unreserved: bool) {
         let mut p = self.lock();
         p.inflight = p.inflight.saturating_sub(1);
         if unreserved {

@@ -24,9 +24,9 @@ pub use settings::{LauncherChoice, Settings};
 /// otherwise plain processes with a warning that says why.
 fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
     let plain = || -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
-        Ok(Arc::new(nimbus_exec::ProcessLauncher::new().map_err(|e| {
-            CoreError::Internal(format!("starting the launcher: {e}"))
-        })?))
+        Ok(Arc::new(nimbus_exec::ProcessLauncher::new().map_err(
+            |e| CoreError::Internal(format!("starting the launcher: {e}")),
+        )?))
     };
     if settings.launcher == LauncherChoice::Process {
         return plain();

@@ -388,8 +388,8 @@ impl Environment {
             runtime_version_hash(&config.runtime.version_label())
         )));
 
-        let bootstrap_missing = config.runtime.interpreter.is_none()
-            && !config.task_root.join("bootstrap").exists();
+        let bootstrap_missing =
+            config.runtime.interpreter.is_none() && !config.task_root.join("bootstrap").exists();
         let launched = if bootstrap_missing {
             Err(InitFailure::Launch(format!(
                 "Couldn't find valid bootstrap(s): [{}]",

@@ -24,8 +24,8 @@ pub use environment::{
 pub use launcher::{
     GuestPaths, LaunchError, LaunchSpec, Launcher, ProcessControl, ProcessLauncher,
 };
-pub use sandbox::{Feature, SandboxConfig, SandboxLauncher};
 pub use runtimes::{ResolvedRuntime, RuntimeCatalog, RuntimeError};
+pub use sandbox::{Feature, SandboxConfig, SandboxLauncher};
 
 /// Largest response a runtime may post (6 MiB + 100 bytes, as Lambda).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;

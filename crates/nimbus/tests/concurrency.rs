@@ -87,7 +87,10 @@ async fn reserved_concurrency_api() {
 
     // The account must keep 100 unreserved.
     let (st, v, t) = put_concurrency(&s, "rc", json!({"ReservedConcurrentExecutions": 901})).await;
-    assert_eq!((st, t.as_deref()), (400, Some("InvalidParameterValueException")));
+    assert_eq!(
+        (st, t.as_deref()),
+        (400, Some("InvalidParameterValueException"))
+    );
     assert_eq!(
         v["message"],
         "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [100]."
@@ -101,9 +104,11 @@ async fn reserved_concurrency_api() {
     let (st, _, t) = put_concurrency(&s, "rc", json!({})).await;
     assert_eq!((st, t.as_deref()), (400, Some("ValidationException")));
     let (st, _, t) = put_concurrency(&s, "rc:1", json!({"ReservedConcurrentExecutions": 1})).await;
-    assert_eq!((st, t.as_deref()), (400, Some("InvalidParameterValueException")));
-    let (st, _, t) =
-        put_concurrency(&s, "nope", json!({"ReservedConcurrentExecutions": 1})).await;
+    assert_eq!(
+        (st, t.as_deref()),
+        (400, Some("InvalidParameterValueException"))
+    );
+    let (st, _, t) = put_concurrency(&s, "nope", json!({"ReservedConcurrentExecutions": 1})).await;
     assert_eq!((st, t.as_deref()), (404, Some("ResourceNotFoundException")));
     let (st, _, _) = s.get("/2019-09-30/functions/nope/concurrency").await;
     assert_eq!(st, 404);

@@ -144,10 +144,7 @@ async fn create_get_update_delete() {
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["CodeSha256"], sha256_b64(&zip2));
     let out = s.invoke("crud", json!({"read": "extra.txt"})).await.json();
-    assert_eq!(
-        out["read"].as_str(),
-        Some("v2")
-    );
+    assert_eq!(out["read"].as_str(), Some("v2"));
 
     // Delete.
     let r = s

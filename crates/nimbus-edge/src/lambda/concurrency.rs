@@ -42,7 +42,10 @@ pub async fn put(
         )
     })?;
     let r = parse_function_ref(&name)?;
-    let rec = core.functions.set_reserved_concurrency(&r, Some(value)).await?;
+    let rec = core
+        .functions
+        .set_reserved_concurrency(&r, Some(value))
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         json!({ "ReservedConcurrentExecutions": rec.reserved_concurrency }),

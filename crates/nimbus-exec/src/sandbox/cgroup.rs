@@ -205,9 +205,9 @@ impl CgroupLayout {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         for c in Controller::ALL {
             // A controller is either bound to a v1 hierarchy or available in v2, never both.
-            let v1 = mounts.iter().find(|m| {
-                m.version == Version::V1 && m.options.iter().any(|o| o == c.name())
-            });
+            let v1 = mounts
+                .iter()
+                .find(|m| m.version == Version::V1 && m.options.iter().any(|o| o == c.name()));
             let found = if let Some(m) = v1 {
                 let path = own
                     .iter()
@@ -225,8 +225,8 @@ impl CgroupLayout {
                     .map(|(_, p)| p.as_str())
                     .unwrap_or("/");
                 let base = join_cgroup_path(&rebase(&m.mount_point), path);
-                let offered = std::fs::read_to_string(base.join("cgroup.controllers"))
-                    .unwrap_or_default();
+                let offered =
+                    std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
                 offered
                     .split_whitespace()
                     .any(|x| x == c.name())
@@ -298,7 +298,10 @@ impl CgroupLayout {
             }
             let leaf = parent.join(format!(
                 "{}-server",
-                h.dir.file_name().and_then(|n| n.to_str()).unwrap_or("nimbus")
+                h.dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("nimbus")
             ));
             match std::fs::create_dir(&leaf) {
                 Ok(()) => {}
@@ -448,7 +451,10 @@ impl EnvCgroup {
         };
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
         let (peak, events) = match version {
-            Version::V1 => (read("memory.max_usage_in_bytes"), read("memory.oom_control")),
+            Version::V1 => (
+                read("memory.max_usage_in_bytes"),
+                read("memory.oom_control"),
+            ),
             Version::V2 => (read("memory.peak"), read("memory.events")),
         };
         MemoryStats {
@@ -511,17 +517,30 @@ mod tests {
         let dirs: Vec<_> = layout
             .hierarchies
             .iter()
-            .map(|h| (h.version, h.dir.strip_prefix(root.path()).map(Path::to_path_buf)))
+            .map(|h| {
+                (
+                    h.version,
+                    h.dir.strip_prefix(root.path()).map(Path::to_path_buf),
+                )
+            })
             .collect();
         assert_eq!(
             dirs,
             vec![
                 (
                     Version::V1,
-                    Ok(PathBuf::from("sys/fs/cgroup/memory/process_api/b84c/nimbus-42"))
+                    Ok(PathBuf::from(
+                        "sys/fs/cgroup/memory/process_api/b84c/nimbus-42"
+                    ))
                 ),
-                (Version::V1, Ok(PathBuf::from("sys/fs/cgroup/pids/nimbus-42"))),
-                (Version::V1, Ok(PathBuf::from("sys/fs/cgroup/cpu/nimbus-42"))),
+                (
+                    Version::V1,
+                    Ok(PathBuf::from("sys/fs/cgroup/pids/nimbus-42"))
+                ),
+                (
+                    Version::V1,
+                    Ok(PathBuf::from("sys/fs/cgroup/cpu/nimbus-42"))
+                ),
             ]
         );
         assert_eq!(layout.describe(), "memory (v1), pids (v1), cpu (v1)");
@@ -535,7 +554,10 @@ mod tests {
         let own = "0::/user.slice/session-1.scope\n";
         let base = root.path().join("sys/fs/cgroup/user.slice/session-1.scope");
         std::fs::create_dir_all(&base)?;
-        std::fs::write(base.join("cgroup.controllers"), "cpuset cpu io memory pids\n")?;
+        std::fs::write(
+            base.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )?;
         let layout = CgroupLayout::from_tables(mounts, own, 7, root.path())?;
         assert_eq!(layout.hierarchies.len(), 1);
         assert_eq!(layout.hierarchies[0].version, Version::V2);

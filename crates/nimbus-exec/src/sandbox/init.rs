@@ -282,7 +282,12 @@ fn restrict_filesystem() -> std::io::Result<()> {
         .and_then(|r| r.scope(Scope::from_all(abi)))
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
-        .and_then(|r| r.add_rules(path_beneath_rules(["/tmp", "/dev"], AccessFs::from_all(abi))))
+        .and_then(|r| {
+            r.add_rules(path_beneath_rules(
+                ["/tmp", "/dev"],
+                AccessFs::from_all(abi),
+            ))
+        })
         .and_then(|r| r.restrict_self());
     status.map(|_| ()).map_err(std::io::Error::other)
 }
@@ -332,7 +337,9 @@ fn mirror(host: &Path, inside: &Path) -> Result<(), SetupError> {
         // A relative link that stays inside, or a link into /usr (mirrored too), is kept;
         // any other link would dangle, so what it points at is bound instead.
         let stays = (target.is_relative()
-            && !target.components().any(|c| c == std::path::Component::ParentDir))
+            && !target
+                .components()
+                .any(|c| c == std::path::Component::ParentDir))
             || target.starts_with("/usr");
         if stays {
             return std::os::unix::fs::symlink(&target, inside)

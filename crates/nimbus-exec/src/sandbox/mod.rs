@@ -341,7 +341,10 @@ pub fn host_report() -> Vec<Feature> {
         Ok(l) => Feature {
             name: "cgroups",
             active: true,
-            detail: format!("{}; memory limit, 1024 tasks, CPU weight by memory", l.describe()),
+            detail: format!(
+                "{}; memory limit, 1024 tasks, CPU weight by memory",
+                l.describe()
+            ),
         },
         Err(e) => Feature {
             name: "cgroups",
@@ -698,7 +701,7 @@ fn clone_environment(
     let result = (|| {
         spec.cgroup_procs = cgroup.procs_files();
         let mut spec_json = serde_json::to_vec(&spec)
-        .map_err(|e| LaunchError::Setup(format!("encoding the sandbox spec: {e}")))?;
+            .map_err(|e| LaunchError::Setup(format!("encoding the sandbox spec: {e}")))?;
         spec_json.push(b'\n');
         let (spec_r, spec_w) = pipe_cloexec().map_err(|e| setup("spec pipe", e))?;
         // The spec is written before the child exists, so it must fit in the pipe.
@@ -781,7 +784,7 @@ fn clone_environment(
         drop((null, out, spec_r, status_w));
         // SAFETY: the kernel stored a fresh pidfd for the child.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        Ok((pid as libc::pid_t, pidfd, OwnedFd::from(status_r)))
+        Ok((pid as libc::pid_t, pidfd, status_r))
     })();
     drop(output);
     match result {

@@ -76,7 +76,10 @@ pub fn tcp_socket_uid(from: SocketAddrV4, to: SocketAddrV4) -> io::Result<u32> {
     }
     let reply = &buf[..n as usize];
     if reply.len() < HDR + 4 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "short sock_diag reply"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short sock_diag reply",
+        ));
     }
     let kind = u16::from_ne_bytes([reply[4], reply[5]]);
     if kind == NLMSG_ERROR {
@@ -84,7 +87,10 @@ pub fn tcp_socket_uid(from: SocketAddrV4, to: SocketAddrV4) -> io::Result<u32> {
         return Err(io::Error::from_raw_os_error(-code));
     }
     if kind != SOCK_DIAG_BY_FAMILY || reply.len() < HDR + UID_AT + 4 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected sock_diag reply"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected sock_diag reply",
+        ));
     }
     let u = &reply[HDR + UID_AT..HDR + UID_AT + 4];
     Ok(u32::from_ne_bytes([u[0], u[1], u[2], u[3]]))

@@ -41,8 +41,27 @@ impl Server {
         s
     }
 
+    /// A server that must use the sandbox launcher (it refuses to start without it), whatever
+    /// `NIMBUS_LAUNCHER` the suite runs with.
+    pub fn start_sandboxed(config: &str) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let cfg = dir.join("nimbus.toml");
+        std::fs::write(&cfg, config).expect("write config");
+        let mut s = Server::launch(&dir, Some(&cfg), Some("sandbox"));
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub fn start_in(dir: &Path, config: Option<&Path>) -> Server {
+        Server::launch(dir, config, None)
+    }
+
+    fn launch(dir: &Path, config: Option<&Path>, launcher: Option<&str>) -> Server {
         let mut cmd = Command::new(bin());
+        if let Some(l) = launcher {
+            cmd.env("NIMBUS_LAUNCHER", l);
+        }
         cmd.arg("server")
             .arg("--listen")
             .arg("127.0.0.1:0")

@@ -1,0 +1,456 @@
+//! Escape and abuse tests for the sandbox launcher. Each asserts containment *and* that the
+//! platform keeps serving other functions afterwards. The functions run Python code sent in the
+//! event (a `provided` bootstrap on the host's /usr/bin/python3), so every probe is written here.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// A runtime that executes `event["code"]` and answers `{"result": …}` or `{"exception": …}`.
+const EXEC_BOOTSTRAP: &str = r#"#!/usr/bin/python3
+import http.client, json, os, sys
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+host, port = api.split(":")
+conn = http.client.HTTPConnection(host, int(port))
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    body = r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    ev = json.loads(body)
+    scope = {"result": None}
+    try:
+        exec(ev["code"], scope)
+        out = {"result": scope["result"]}
+    except BaseException as e:
+        out = {"exception": f"{type(e).__name__}: {e}"}
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response",
+                 json.dumps(out, default=str), {"Content-Type": "application/json"})
+    conn.getresponse().read()
+"#;
+
+async fn exec_fn(s: &Server, name: &str, extra: Value, files: &[(&str, &str)]) {
+    let mut entries = vec![("bootstrap", EXEC_BOOTSTRAP, 0o755)];
+    entries.extend(files.iter().map(|(n, c)| (*n, *c, 0o644)));
+    s.create_ok(name, "provided.al2023", "x", &zip_of(&entries), extra)
+        .await;
+}
+
+async fn run(s: &Server, name: &str, code: &str) -> Invoked {
+    s.invoke(name, json!({ "code": code })).await
+}
+
+async fn result(s: &Server, name: &str, code: &str) -> Value {
+    let r = run(s, name, code).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert!(v.get("exception").is_none(), "{name} raised: {v}");
+    v["result"].clone()
+}
+
+/// The platform still serves a healthy function.
+async fn still_serving(s: &Server) {
+    let v = result(s, "healthy", "result = 6 * 7").await;
+    assert_eq!(v, 42, "the platform kept serving");
+}
+
+async fn start() -> Server {
+    start_with("").await
+}
+
+async fn start_with(config: &str) -> Server {
+    let s = Server::start_sandboxed(config);
+    let (_, st, _) = s.get("/_nimbus/status").await;
+    assert_eq!(st["launcher"], "sandbox");
+    exec_fn(&s, "healthy", json!({}), &[]).await;
+    s
+}
+
+#[tokio::test]
+async fn the_environment_looks_like_lambda() {
+    let s = start().await;
+    exec_fn(&s, "look", json!({}), &[("data.txt", "mine")]).await;
+    let v = result(
+        &s,
+        "look",
+        r#"
+import os
+st = open("/proc/self/status").read()
+field = lambda k: [l.split(":", 1)[1].strip() for l in st.splitlines() if l.startswith(k + ":")][0]
+def writable(p):
+    try:
+        open(p, "w").close(); return True
+    except OSError:
+        return False
+result = {
+    "cwd": os.getcwd(), "task": os.environ["LAMBDA_TASK_ROOT"], "rt": os.environ["LAMBDA_RUNTIME_DIR"],
+    "data": open("/var/task/data.txt").read(), "uid": os.getuid(), "CapEff": field("CapEff"),
+    "CapBnd": field("CapBnd"), "NoNewPrivs": field("NoNewPrivs"), "Seccomp": field("Seccomp"),
+    "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+    "task_writable": writable("/var/task/new"), "etc_writable": writable("/etc/x"),
+    "tmp_writable": writable("/tmp/x"), "shadow": os.path.exists("/etc/shadow"),
+    "user": open("/etc/passwd").read().splitlines()[-1].split(":")[0],
+}
+"#,
+    )
+    .await;
+    assert_eq!(v["cwd"], "/var/task");
+    assert_eq!(v["task"], "/var/task");
+    assert_eq!(v["rt"], "/var/runtime");
+    assert_eq!(v["data"], "mine");
+    assert!(v["uid"].as_u64().is_some_and(|u| u >= 1_000_000), "{v}");
+    assert_eq!(v["CapEff"], "0000000000000000");
+    assert_eq!(v["CapBnd"], "0000000000000000");
+    assert_eq!(v["NoNewPrivs"], "1");
+    assert_eq!(v["Seccomp"], "2");
+    // Its own PID namespace: its init (1) and itself; nothing of the host.
+    assert_eq!(v["pids"][0], 1);
+    assert!(v["pids"].as_array().is_some_and(|p| p.len() <= 3), "{v}");
+    assert_eq!(v["task_writable"], false);
+    assert_eq!(v["etc_writable"], false);
+    assert_eq!(v["tmp_writable"], true);
+    assert_eq!(v["shadow"], false);
+    assert_eq!(v["user"], "sbx_user1051");
+}
+
+#[tokio::test]
+async fn other_functions_and_the_data_directory_are_out_of_reach() {
+    let s = start().await;
+    exec_fn(&s, "victim", json!({}), &[("secret.txt", "victim-secret")]).await;
+    exec_fn(&s, "intruder", json!({}), &[]).await;
+    let v = result(
+        &s,
+        "victim",
+        "open('/tmp/victim-tmp', 'w').write('tmp-secret'); result = open('/var/task/secret.txt').read()",
+    )
+    .await;
+    assert_eq!(v, "victim-secret");
+    // Every path of the host's data directory, as seen from the host.
+    let mut host_paths: Vec<String> = Vec::new();
+    for e in walk(&s.data_dir) {
+        host_paths.push(e);
+    }
+    assert!(
+        host_paths.iter().any(|p| p.ends_with("secret.txt")),
+        "the victim's code is in the data directory: {host_paths:?}"
+    );
+    let code = format!(
+        r#"
+import os, json
+paths = json.loads({paths:?})
+reachable = [p for p in paths if os.path.exists(p)]
+result = {{"reachable": reachable, "tmp": sorted(os.listdir("/tmp")),
+          "task": sorted(os.listdir("/var/task")), "proc": sorted(p for p in os.listdir("/proc") if p.isdigit())}}
+"#,
+        paths = serde_json::to_string(&host_paths).expect("json")
+    );
+    let v = result(&s, "intruder", &code).await;
+    assert_eq!(v["reachable"], json!([]), "host paths visible: {v}");
+    assert_eq!(v["tmp"], json!([]), "another environment's /tmp is visible");
+    assert_eq!(v["task"], json!(["bootstrap"]));
+    still_serving(&s).await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        out.push(p.display().to_string());
+        if e.file_type().is_ok_and(|t| t.is_dir()) && !p.ends_with("root") {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn tmp_is_capped_at_ephemeral_storage() {
+    let s = start().await;
+    exec_fn(
+        &s,
+        "filler",
+        json!({"MemorySize": 1024, "EphemeralStorage": {"Size": 512}}),
+        &[],
+    )
+    .await;
+    let v = result(
+        &s,
+        "filler",
+        r#"
+import os
+chunk = b"x" * (1 << 20)
+written = 0
+err = None
+try:
+    with open("/tmp/fill", "wb") as f:
+        for _ in range(700):
+            f.write(chunk); f.flush(); written += 1
+except OSError as e:
+    err = e.strerror
+os.remove("/tmp/fill")
+st = os.statvfs("/tmp")
+result = {"written_mb": written, "error": err, "size_mb": st.f_blocks * st.f_frsize >> 20}
+"#,
+    )
+    .await;
+    assert_eq!(v["error"], "No space left on device", "{v}");
+    assert_eq!(v["size_mb"], 512);
+    assert!(v["written_mb"].as_u64().is_some_and(|w| w <= 512), "{v}");
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn memory_past_the_limit_is_an_out_of_memory_kill() {
+    let s = start().await;
+    exec_fn(&s, "hog", json!({"MemorySize": 128}), &[]).await;
+    let first = result(
+        &s,
+        "hog",
+        "import os; result = os.environ['AWS_LAMBDA_LOG_STREAM_NAME']",
+    )
+    .await;
+    let r = run(&s, "hog", "x = b'x' * (400 << 20); result = len(x)").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
+    let v = r.json();
+    assert_eq!(v["errorType"], "Runtime.OutOfMemory", "{v}");
+    let id = r.header("x-amzn-requestid").expect("request id");
+    assert_eq!(
+        v["errorMessage"],
+        format!("RequestId: {id} Error: Runtime exited with error: signal: killed")
+    );
+    let logs = s.log_messages("hog", "Runtime.OutOfMemory\t").await;
+    let report = logs
+        .iter()
+        .find(|l| l.starts_with(&format!("REPORT RequestId: {id}")))
+        .expect("REPORT line");
+    assert!(report.contains("Max Memory Used: 128 MB"), "{report}");
+    assert!(
+        report.ends_with("Status: error\tError Type: Runtime.OutOfMemory\t")
+            || report.contains("Status: error\tError Type: Runtime.OutOfMemory"),
+        "{report}"
+    );
+    // The next invocation gets a fresh environment.
+    let next = result(
+        &s,
+        "hog",
+        "import os; result = os.environ['AWS_LAMBDA_LOG_STREAM_NAME']",
+    )
+    .await;
+    assert_ne!(next, first);
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn a_fork_bomb_stops_at_the_process_limit() {
+    let s = start().await;
+    exec_fn(&s, "bomb", json!({"MemorySize": 3008, "Timeout": 60}), &[]).await;
+    let v = result(
+        &s,
+        "bomb",
+        r#"
+import os, time
+n = 0
+err = None
+try:
+    while n < 5000:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    err = e.strerror
+result = {"forked": n, "error": err}
+"#,
+    )
+    .await;
+    assert_eq!(v["error"], "Resource temporarily unavailable", "{v}");
+    assert!(v["forked"].as_u64().is_some_and(|n| n < 1024), "{v}");
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn open_files_stop_at_1024() {
+    let s = start().await;
+    exec_fn(&s, "files", json!({}), &[]).await;
+    let v = result(
+        &s,
+        "files",
+        r#"
+import os
+fds = []
+err = None
+try:
+    for i in range(5000):
+        fds.append(os.open(f"/tmp/f{i}", os.O_CREAT | os.O_WRONLY))
+except OSError as e:
+    err = e.strerror
+n = len(fds)
+for fd in fds:
+    os.close(fd)
+result = {"opened": n, "error": err}
+"#,
+    )
+    .await;
+    assert_eq!(v["error"], "Too many open files", "{v}");
+    assert!(v["opened"].as_u64().is_some_and(|n| n < 1024), "{v}");
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn killing_the_runtime_from_inside_is_an_exit_error() {
+    let s = start().await;
+    exec_fn(&s, "suicide", json!({}), &[]).await;
+    let r = run(
+        &s,
+        "suicide",
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["errorType"], "Runtime.ExitError", "{v}");
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("Runtime exited with error: signal: killed")),
+        "{v}"
+    );
+    // Killing its init is not possible from inside either.
+    let v = result(
+        &s,
+        "suicide",
+        "import os, signal\ntry:\n    os.kill(1, signal.SIGKILL); result = 'sent'\nexcept OSError as e:\n    result = e.strerror",
+    )
+    .await;
+    assert_eq!(v, "Operation not permitted");
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn mount_ptrace_and_namespaces_are_denied() {
+    let s = start().await;
+    exec_fn(&s, "escape", json!({}), &[]).await;
+    let v = result(
+        &s,
+        "escape",
+        r#"
+import ctypes, ctypes.util, os
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+def call(f, *args):
+    r = f(*args)
+    return "ok" if r == 0 else os.strerror(ctypes.get_errno())
+os.makedirs("/tmp/m", exist_ok=True)
+result = {
+    "mount": call(libc.mount, b"none", b"/tmp/m", b"tmpfs", 0, None),
+    "ptrace_init": call(libc.ptrace, 16, 1, None, None),
+    "unshare_user": call(libc.unshare, 0x10000000),
+    "unshare_net": call(libc.unshare, 0x40000000),
+    "chroot": call(libc.chroot, b"/tmp"),
+    "setuid0": call(libc.setuid, 0),
+    "sethostname": call(libc.sethostname, b"evil", 4),
+}
+"#,
+    )
+    .await;
+    for k in [
+        "mount",
+        "ptrace_init",
+        "unshare_user",
+        "unshare_net",
+        "chroot",
+        "setuid0",
+        "sethostname",
+    ] {
+        assert_eq!(v[k], "Operation not permitted", "{k}: {v}");
+    }
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn another_environments_runtime_api_is_refused() {
+    let s = start().await;
+    exec_fn(&s, "target", json!({}), &[]).await;
+    exec_fn(&s, "thief", json!({}), &[]).await;
+    // The target is warm and waiting on /next.
+    let api = result(
+        &s,
+        "target",
+        "import os; result = os.environ['AWS_LAMBDA_RUNTIME_API']",
+    )
+    .await;
+    let api = api.as_str().expect("address").to_string();
+    let code = format!(
+        r#"
+import http.client
+try:
+    c = http.client.HTTPConnection("{api}".split(":")[0], int("{api}".split(":")[1]), timeout=3)
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    result = {{"status": r.status, "request_id": r.getheader("Lambda-Runtime-Aws-Request-Id")}}
+except Exception as e:
+    result = {{"refused": type(e).__name__}}
+"#
+    );
+    // Invoke the target meanwhile: if the thief could take its events, this would hang or fail.
+    let v = result(&s, "thief", &code).await;
+    assert!(
+        v.get("refused").is_some(),
+        "the thief reached the target's Runtime API: {v}"
+    );
+    let again = result(&s, "target", "result = 'still mine'").await;
+    assert_eq!(again, "still mine");
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn functions_reach_the_network_and_the_nimbus_api() {
+    let s = start().await;
+    exec_fn(&s, "caller", json!({}), &[]).await;
+    let v = result(
+        &s,
+        "caller",
+        r#"
+import os, urllib.request, json
+url = os.environ["AWS_ENDPOINT_URL"] + "/2015-03-31/functions/"
+with urllib.request.urlopen(url, timeout=5) as r:
+    result = [f["FunctionName"] for f in json.load(r)["Functions"]]
+"#,
+    )
+    .await;
+    assert_eq!(v, json!(["caller", "healthy"]));
+}
+
+#[tokio::test]
+async fn a_runtime_that_never_asks_for_work_times_out_its_init() {
+    let s = start_with("[server]\ninit_timeout_secs = 1\n").await;
+    s.create_ok(
+        "silent",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", "#!/bin/sh\nexec sleep 3600\n", 0o755)]),
+        json!({}),
+    )
+    .await;
+    let r = s.invoke("silent", json!({})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
+    let logs = s.log_messages("silent", "INIT_REPORT").await;
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("INIT_REPORT") && l.contains("Status: timeout")),
+        "{logs:?}"
+    );
+    still_serving(&s).await;
+}
