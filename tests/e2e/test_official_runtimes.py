@@ -38,7 +38,7 @@ def ric_zip():
         f.write(RIC_HANDLER)
     boot = os.path.join(build, "bootstrap")
     with open(boot, "w") as f:
-        f.write('#!/bin/sh\nexport PYTHONPATH="$LAMBDA_TASK_ROOT"\nexec %s -m awslambdaric "$_HANDLER"\n' % PYTHON)
+        f.write('#!/bin/sh\nexport PYTHONPATH="$LAMBDA_TASK_ROOT"\nexec python3 -m awslambdaric "$_HANDLER"\n')
     os.chmod(boot, 0o755)
     return zip_dir(build)
 

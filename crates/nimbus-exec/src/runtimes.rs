@@ -235,13 +235,14 @@ fn search_path(name: &str) -> Vec<PathBuf> {
 fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, String> {
     // Ask the interpreter for its version and its real executable: a pyenv shim found on PATH
     // is a shell script that execs the real binary, so launching `sys.executable` saves the
-    // shim's start-up on every cold start.
+    // shim's start-up on every cold start. A virtualenv's python stands for its base interpreter
+    // (functions must not see the venv's packages, and a sandbox shows only the base install).
     let real = |p: &Path| -> Option<PathBuf> {
         let out = probe(
             p,
             &[
                 "-c",
-                "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)",
+                "import os, sys; print('%d.%d' % sys.version_info[:2]); print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))",
             ],
         )?;
         let mut lines = out.lines();
