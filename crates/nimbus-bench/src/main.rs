@@ -1,10 +1,10 @@
 //! `nimbus-bench`: measures Nimbus on this machine and prints a Markdown report.
 //!
-//! `nimbus-bench run --nimbus target/release/nimbus --noop target/release/noop-bootstrap` starts a
-//! Nimbus server and a bare HTTP server (the loopback ceiling) as separate processes, then runs:
-//! warm invoke latency and throughput at 1, 16 and 64 keep-alive clients (no-op `provided` and
-//! no-op Python functions, and the ceiling), cold starts per runtime, and the memory held by idle
-//! environments. `nimbus-bench ceiling` is the bare server. All runs are bounded in time and count.
+//! `nimbus-bench run --nimbus target/release/nimbus --noop target/release/noop-bootstrap` starts two
+//! Nimbus servers (sandbox and plain-process launchers) and a bare HTTP server (the loopback
+//! ceiling) as separate processes, then runs: warm invoke latency and throughput at 1, 16 and 64
+//! keep-alive clients, cold starts per runtime under both launchers, the environment creation
+//! rate, and the memory held by 1,000 idle sandboxed environments (`--only` picks sections). `nimbus-bench ceiling` is the bare server. All runs are bounded in time and count.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -197,20 +197,21 @@ async fn create(
     Err(anyhow!("{name} never became Active"))
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// Memory of a process: (RSS, PSS) in KiB, from `smaps_rollup`.
+fn mem_kb(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Pss:"))
 }
 
-fn children_rss_kb(parent: u32) -> (usize, u64) {
-    let mut n = 0;
-    let mut total = 0;
+/// Every descendant of `root`, by parent links in /proc.
+fn descendants(root: u32) -> Vec<(u32, u32)> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -220,33 +221,141 @@ fn children_rss_kb(parent: u32) -> (usize, u64) {
                 continue;
             };
             let after = stat.rsplit(") ").next().unwrap_or("");
-            let ppid: u32 = after
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            if ppid == parent {
-                n += 1;
-                total += rss_kb(pid);
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parent_of.push((pid, ppid));
             }
         }
     }
-    (n, total)
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    let mut frontier = vec![(root, 0u32)];
+    while let Some((p, depth)) = frontier.pop() {
+        for (c, pp) in &parent_of {
+            if *pp == p {
+                out.push((*c, depth + 1));
+                frontier.push((*c, depth + 1));
+            }
+        }
+    }
+    out
+}
+
+fn mem_available_kb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn ms(us: u64) -> String {
     format!("{:.3}", us as f64 / 1000.0)
 }
 
-async fn run(nimbus: &str, noop: &str, secs: u64) -> anyhow::Result<()> {
-    let dur = Duration::from_secs(secs);
-    let data = std::env::temp_dir().join(format!("nimbus-bench-{}", std::process::id()));
+struct Servers {
+    sandbox: (Child, SocketAddr),
+    plain: (Child, SocketAddr),
+    dirs: Vec<std::path::PathBuf>,
+}
+
+fn start_server(
+    nimbus: &str,
+    launcher: &str,
+) -> anyhow::Result<((Child, SocketAddr), std::path::PathBuf)> {
+    let data = std::env::temp_dir().join(format!("nimbus-bench-{}-{launcher}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let mut cmd = Command::new(nimbus);
-    cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("NIMBUS_LOG", "error");
-    let (mut server, addr) = spawn_ready(cmd, "Nimbus listening on ")?;
+    cmd.args([
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--launcher",
+        launcher,
+        "--data-dir",
+    ])
+    .arg(&data)
+    .env("NIMBUS_LOG", "error");
+    Ok((spawn_ready(cmd, "Nimbus listening on ")?, data))
+}
+
+/// Sequential cold starts: a new function each time, time to the first response.
+async fn cold_starts(
+    addr: SocketAddr,
+    tag: &str,
+    runtime: &str,
+    handler: &str,
+    zip: &[u8],
+    n: usize,
+) -> anyhow::Result<Vec<u64>> {
+    let mut lat = Vec::new();
+    for j in 0..n {
+        let name = format!("cold-{tag}-{j}");
+        if create(addr, &name, runtime, handler, zip, serde_json::json!({}))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        let t = Instant::now();
+        let mut conn = connect(addr).await?;
+        let (st, h, _) = request(
+            &mut conn,
+            "POST",
+            &format!("/2015-03-31/functions/{name}/invocations"),
+            &[],
+            b"{}",
+        )
+        .await?;
+        if st == 200 && !h.contains_key("x-amz-function-error") {
+            lat.push(t.elapsed().as_micros() as u64);
+        }
+    }
+    lat.sort_unstable();
+    Ok(lat)
+}
+
+/// `k` concurrent invocations of a function that sleeps `sleep_ms`: each needs its own new
+/// environment, so all `k` were created within (slowest response − sleep).
+async fn burst(
+    addr: SocketAddr,
+    name: &str,
+    k: usize,
+    sleep_ms: u64,
+) -> anyhow::Result<(usize, Duration)> {
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..k {
+        let path = format!("/2015-03-31/functions/{name}/invocations");
+        tasks.push(tokio::spawn(async move {
+            call(addr, "POST", &path, b"{}").await.map(|r| r.0)
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if let Ok(Ok(200)) = t.await {
+            ok += 1;
+        }
+    }
+    Ok((
+        ok,
+        t.elapsed().saturating_sub(Duration::from_millis(sleep_ms)),
+    ))
+}
+
+async fn run(nimbus: &str, noop: &str, secs: u64, only: &str) -> anyhow::Result<()> {
+    let want = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
+    let dur = Duration::from_secs(secs);
+    let (sandbox, d1) = start_server(nimbus, "sandbox")?;
+    let (plain, d2) = start_server(nimbus, "process")?;
+    let mut servers = Servers {
+        sandbox,
+        plain,
+        dirs: vec![d1, d2],
+    };
+    let addr = servers.sandbox.1;
+    let paddr = servers.plain.1;
     let mut ccmd = Command::new(std::env::current_exe()?);
     ccmd.arg("ceiling");
     let (mut ceiling, caddr) = spawn_ready(ccmd, "ceiling listening on ")?;
@@ -254,108 +363,122 @@ async fn run(nimbus: &str, noop: &str, secs: u64) -> anyhow::Result<()> {
     let result = async {
         let noop_bin = std::fs::read(noop).with_context(|| format!("reading {noop}"))?;
         let provided = zip_of(&[("bootstrap", noop_bin.clone(), 0o755)])?;
-        create(addr, "noop-provided", "provided.al2023", "noop", &provided, serde_json::json!({})).await?;
         let py = zip_of(&[("lambda_function.py", b"def lambda_handler(event, context):\n    return {}\n".to_vec(), 0o644)])?;
-        let have_py = create(addr, "noop-python", "python3.11", "lambda_function.lambda_handler", &py, serde_json::json!({})).await.is_ok()
-            && {
-                let mut c = connect(addr).await?;
-                let (st, h, _) = request(&mut c, "POST", "/2015-03-31/functions/noop-python/invocations", &[], b"{}").await?;
-                st == 200 && !h.contains_key("x-amz-function-error")
-            };
-
-        println!("## Warm invoke: latency and throughput ({secs} s per cell, keep-alive clients, loopback)\n");
-        println!("| target | clients | requests | errors | invocations/s | p50 ms | p99 ms |");
-        println!("| --- | --- | --- | --- | --- | --- | --- |");
-        let mut targets = vec![
-            ("bare HTTP server (loopback ceiling)", caddr, "/".to_string()),
-            ("no-op provided (Rust bootstrap)", addr, "/2015-03-31/functions/noop-provided/invocations".to_string()),
-        ];
-        if have_py {
-            targets.push(("no-op python3.11", addr, "/2015-03-31/functions/noop-python/invocations".to_string()));
-        }
-        for (label, a, path) in &targets {
-            // Warm up: enough environments for 64 clients.
-            let _ = load(*a, path, 64, Duration::from_millis(500)).await?;
-            for clients in [1usize, 16, 64] {
-                let s = load(*a, path, clients, dur).await?;
-                println!("| {label} | {clients} | {} | {} | {:.0} | {} | {} |", s.requests, s.errors, s.rps, ms(s.p50_us), ms(s.p99_us));
-            }
-        }
-
-        println!("\n## Cold start to first response (a new function each time, sequential)\n");
-        println!("| runtime | samples | p50 ms | p99 ms | max ms |");
-        println!("| --- | --- | --- | --- | --- |");
         let node = zip_of(&[("index.js", b"exports.handler = async () => ({});\n".to_vec(), 0o644)])?;
-        let mut cases: Vec<(&str, &str, &str, Vec<u8>)> = vec![("provided.al2023 (Rust no-op)", "provided.al2023", "noop", provided.clone())];
-        for v in ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"] {
-            cases.push((v, v, "lambda_function.lambda_handler", py.clone()));
-        }
-        for v in ["nodejs18.x", "nodejs20.x", "nodejs22.x"] {
-            cases.push((v, v, "index.handler", node.clone()));
-        }
-        for (i, (label, runtime, handler, zip)) in cases.iter().enumerate() {
-            let n = 15;
-            let mut lat = Vec::new();
-            for j in 0..n {
-                let name = format!("cold-{i}-{j}");
-                if create(addr, &name, runtime, handler, zip, serde_json::json!({})).await.is_err() {
-                    break;
-                }
-                let t = Instant::now();
-                let mut conn = connect(addr).await?;
-                let (st, h, _) = request(&mut conn, "POST", &format!("/2015-03-31/functions/{name}/invocations"), &[], b"{}").await?;
-                if st == 200 && !h.contains_key("x-amz-function-error") {
-                    lat.push(t.elapsed().as_micros() as u64);
+
+        if want("warm") {
+            for a in [addr, paddr] {
+                create(a, "noop-provided", "provided.al2023", "noop", &provided, serde_json::json!({})).await?;
+            }
+            let have_py = create(addr, "noop-python", "python3.11", "lambda_function.lambda_handler", &py, serde_json::json!({})).await.is_ok();
+            println!("## Warm invoke: latency and throughput ({secs} s per cell, keep-alive clients, loopback)\n");
+            println!("| target | clients | requests | errors | invocations/s | p50 ms | p99 ms |");
+            println!("| --- | --- | --- | --- | --- | --- | --- |");
+            let mut targets = vec![
+                ("bare HTTP server (loopback ceiling)", caddr, "/".to_string()),
+                ("no-op provided, sandbox", addr, "/2015-03-31/functions/noop-provided/invocations".to_string()),
+                ("no-op provided, plain process", paddr, "/2015-03-31/functions/noop-provided/invocations".to_string()),
+            ];
+            if have_py {
+                targets.push(("no-op python3.11, sandbox", addr, "/2015-03-31/functions/noop-python/invocations".to_string()));
+            }
+            for (label, a, path) in &targets {
+                // Warm up: enough environments for 64 clients.
+                let _ = load(*a, path, 64, Duration::from_millis(500)).await?;
+                for clients in [1usize, 16, 64] {
+                    let s = load(*a, path, clients, dur).await?;
+                    println!("| {label} | {clients} | {} | {} | {:.0} | {} | {} |", s.requests, s.errors, s.rps, ms(s.p50_us), ms(s.p99_us));
                 }
             }
-            if lat.is_empty() {
-                println!("| {label} | 0 (runtime not available on this host) | | | |");
-                continue;
-            }
-            lat.sort_unstable();
-            println!("| {label} | {} | {} | {} | {} |", lat.len(), ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)), ms(*lat.last().unwrap_or(&0)));
+            println!();
         }
 
-        println!("\n## Memory held by idle environments\n");
-        let k = 300;
-        create(addr, "idle-mem", "provided.al2023", "noop", &provided, serde_json::json!({"NOOP_SLEEP_MS": "1500"})).await?;
-        let before_server = rss_kb(server.id());
-        let (before_n, before_children) = children_rss_kb(server.id());
-        let mut tasks = Vec::new();
-        let t = Instant::now();
-        for _ in 0..k {
-            tasks.push(tokio::spawn(async move {
-                call(addr, "POST", "/2015-03-31/functions/idle-mem/invocations", b"{}").await.map(|r| r.0)
-            }));
-        }
-        let mut ok = 0;
-        for t in tasks {
-            if let Ok(Ok(200)) = t.await {
-                ok += 1;
+        if want("cold") {
+            println!("## Cold start to first response (a new function each time, sequential; same run, both launchers)\n");
+            println!("| runtime | plain p50 ms | plain p99 ms | sandbox p50 ms | sandbox p99 ms | sandbox max ms | samples |");
+            println!("| --- | --- | --- | --- | --- | --- | --- |");
+            let mut cases: Vec<(&str, &str, &str, Vec<u8>)> = vec![("provided.al2023 (Rust no-op)", "provided.al2023", "noop", provided.clone())];
+            for v in ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"] {
+                cases.push((v, v, "lambda_function.lambda_handler", py.clone()));
             }
+            for v in ["nodejs18.x", "nodejs20.x", "nodejs22.x"] {
+                cases.push((v, v, "index.handler", node.clone()));
+            }
+            for (i, (label, runtime, handler, zip)) in cases.iter().enumerate() {
+                let n = 15;
+                let p = cold_starts(paddr, &format!("{i}"), runtime, handler, zip, n).await?;
+                let s = cold_starts(addr, &format!("{i}"), runtime, handler, zip, n).await?;
+                if s.is_empty() || p.is_empty() {
+                    println!("| {label} | runtime not available on this host | | | | | |");
+                    continue;
+                }
+                println!("| {label} | {} | {} | {} | {} | {} | {} + {} |",
+                    ms(percentile(&p, 0.5)), ms(percentile(&p, 0.99)),
+                    ms(percentile(&s, 0.5)), ms(percentile(&s, 0.99)), ms(*s.last().unwrap_or(&0)), p.len(), s.len());
+            }
+            println!();
         }
-        let spread = t.elapsed();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let after_server = rss_kb(server.id());
-        let (after_n, after_children) = children_rss_kb(server.id());
-        let envs = after_n.saturating_sub(before_n);
-        println!("{k} concurrent invocations of a function that takes 1.5 s ({ok} succeeded in {:.2} s) left {envs} idle environments.\n", spread.as_secs_f64());
-        println!("| measure | total | per environment |");
-        println!("| --- | --- | --- |");
-        let per = |kb: u64| if envs > 0 { format!("{:.1} KiB", kb as f64 / envs as f64) } else { "-".into() };
-        let ds = after_server.saturating_sub(before_server);
-        let dc = after_children.saturating_sub(before_children);
-        println!("| Nimbus server RSS growth (platform overhead) | {:.1} MiB | {} |", ds as f64 / 1024.0, per(ds));
-        println!("| runtime processes RSS (the no-op bootstrap itself) | {:.1} MiB | {} |", dc as f64 / 1024.0, per(dc));
-        println!("| Nimbus server RSS total | {:.1} MiB | |", after_server as f64 / 1024.0);
+
+        if want("rate") {
+            println!("## Environment creation rate (200 concurrent invocations of a function that sleeps 500 ms)\n");
+            println!("| launcher | environments | created within | environments/s |");
+            println!("| --- | --- | --- | --- |");
+            for (label, a) in [("plain process", paddr), ("sandbox", addr)] {
+                create(a, "burst", "provided.al2023", "noop", &provided, serde_json::json!({"NOOP_SLEEP_MS": "500"})).await?;
+                let (ok, within) = burst(a, "burst", 200, 500).await?;
+                println!("| {label} | {ok} | {:.0} ms | {:.0} |", within.as_secs_f64() * 1000.0, ok as f64 / within.as_secs_f64().max(1e-3));
+            }
+            println!();
+        }
+
+        if want("idle") {
+            let k = 1000;
+            println!("## {k} idle environments (sandbox launcher)\n");
+            create(addr, "idle-mem", "provided.al2023", "noop", &provided, serde_json::json!({"NOOP_SLEEP_MS": "3000"})).await?;
+            let server_pid = servers.sandbox.0.id();
+            let before_server = mem_kb(server_pid);
+            let before_avail = mem_available_kb();
+            let (ok, within) = burst(addr, "idle-mem", k, 3000).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let after_server = mem_kb(server_pid);
+            let after_avail = mem_available_kb();
+            let procs = descendants(server_pid);
+            let (mut inits, mut init_rss, mut init_pss, mut rt, mut rt_rss, mut rt_pss) = (0u64, 0, 0, 0u64, 0, 0);
+            for (pid, depth) in &procs {
+                let (r, p) = mem_kb(*pid);
+                if *depth == 1 { inits += 1; init_rss += r; init_pss += p; } else { rt += 1; rt_rss += r; rt_pss += p; }
+            }
+            let (_, st) = call(addr, "GET", "/_nimbus/status", b"").await?;
+            let st: serde_json::Value = serde_json::from_slice(&st)?;
+            let envs = st["environments"].as_u64().unwrap_or(0);
+            println!("{k} concurrent invocations of a function that sleeps 3 s: {ok} succeeded; environments created within {:.2} s; {envs} environments alive afterwards ({inits} init processes, {rt} runtime processes).\n", within.as_secs_f64());
+            println!("| measure | total | per environment |");
+            println!("| --- | --- | --- |");
+            let per = |kb: u64| if envs > 0 { format!("{:.1} KiB", kb as f64 / envs as f64) } else { "-".into() };
+            let mib = |kb: u64| format!("{:.1} MiB", kb as f64 / 1024.0);
+            let ds = after_server.0.saturating_sub(before_server.0);
+            println!("| Nimbus server RSS growth | {} | {} |", mib(ds), per(ds));
+            println!("| sandbox init processes (PSS) | {} | {} |", mib(init_pss), per(init_pss));
+            println!("| sandbox init processes (RSS, shared pages counted in each) | {} | {} |", mib(init_rss), per(init_rss));
+            println!("| platform overhead = server growth + init PSS | {} | {} |", mib(ds + init_pss), per(ds + init_pss));
+            println!("| runtime processes (PSS; the no-op bootstrap itself) | {} | {} |", mib(rt_pss), per(rt_pss));
+            println!("| runtime processes (RSS) | {} | {} |", mib(rt_rss), per(rt_rss));
+            let dm = before_avail.saturating_sub(after_avail);
+            println!("| host MemAvailable drop (everything: processes, page tables, cgroups, namespaces, mounts) | {} | {} |", mib(dm), per(dm));
+            println!("| Nimbus server RSS total | {} | |", mib(after_server.0));
+        }
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    unsafe_term(&server);
-    let _ = server.wait();
+    for (child, _) in [&mut servers.sandbox, &mut servers.plain] {
+        unsafe_term(child);
+        let _ = child.wait();
+    }
+    for d in &servers.dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
     let _ = ceiling.kill();
     let _ = ceiling.wait();
-    let _ = std::fs::remove_dir_all(&data);
     result
 }
 
@@ -423,10 +546,11 @@ fn main() -> anyhow::Result<()> {
             let nimbus = get("--nimbus", "target/release/nimbus");
             let noop = get("--noop", "target/release/noop-bootstrap");
             let secs: u64 = get("--seconds", "3").parse()?;
-            rt.block_on(run(&nimbus, &noop, secs))
+            let only = get("--only", "");
+            rt.block_on(run(&nimbus, &noop, secs, &only))
         }
         _ => Err(anyhow!(
-            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] | nimbus-bench ceiling"
+            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,idle] | nimbus-bench ceiling"
         )),
     }
 }

@@ -210,6 +210,7 @@ impl InvokeService {
         for e in all {
             e.shutdown();
         }
+        self.launcher.shutdown();
     }
 
     /// Drops a function's warm environments (after delete).

@@ -35,6 +35,7 @@ fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>
         dir: settings.data_dir.join("sandbox"),
         uid_base: settings.sandbox_uid_base,
         uid_count: 65_536,
+        prepared: 2,
     };
     match nimbus_exec::SandboxLauncher::new(&config) {
         Ok(s) => {

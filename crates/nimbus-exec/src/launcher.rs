@@ -99,6 +99,8 @@ pub trait Launcher: Send + Sync + 'static {
     fn guest_paths(&self) -> Option<GuestPaths> {
         None
     }
+    /// Releases what the launcher holds ahead of demand (at server shutdown).
+    fn shutdown(&self) {}
     /// What isolation is in force (for `nimbus doctor`).
     fn features(&self) -> Vec<crate::sandbox::Feature> {
         vec![crate::sandbox::Feature {

@@ -344,8 +344,8 @@ impl CgroupLayout {
         }
     }
 
-    /// Creates an environment's groups with its limits.
-    pub fn create_env(&self, name: &str, limits: Limits) -> Result<EnvCgroup, CgroupError> {
+    /// Creates an environment's groups (limits come with [`EnvCgroup::set_limits`]).
+    pub fn create_env(&self, name: &str) -> Result<EnvCgroup, CgroupError> {
         let mut env = EnvCgroup {
             dirs: Vec::new(),
             memory: None,
@@ -353,38 +353,14 @@ impl CgroupLayout {
         };
         for h in &self.hierarchies {
             let dir = h.dir.join(name);
-            std::fs::create_dir(&dir).map_err(io_err(&dir))?;
-            env.dirs.push(dir.clone());
-            for c in &h.controllers {
-                match (c, h.version) {
-                    (Controller::Memory, Version::V1) => {
-                        write(&dir, "memory.limit_in_bytes", limits.memory_bytes)?;
-                        // Without swap accounting this file does not exist; nothing to cap then.
-                        let _ = std::fs::write(
-                            dir.join("memory.memsw.limit_in_bytes"),
-                            limits.memory_bytes.to_string(),
-                        );
-                        env.memory = Some((Version::V1, dir.clone()));
-                    }
-                    (Controller::Memory, Version::V2) => {
-                        write(&dir, "memory.max", limits.memory_bytes)?;
-                        let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-                        env.memory = Some((Version::V2, dir.clone()));
-                    }
-                    (Controller::Pids, _) => write(&dir, "pids.max", limits.max_tasks)?,
-                    // Lambda gives CPU in proportion to memory (1,769 MB = one vCPU): the
-                    // environment's weight against its siblings follows the same ratio.
-                    (Controller::Cpu, Version::V1) => write(
-                        &dir,
-                        "cpu.shares",
-                        (u64::from(limits.memory_mb) * 1024 / 1769).clamp(2, 262_144),
-                    )?,
-                    (Controller::Cpu, Version::V2) => write(
-                        &dir,
-                        "cpu.weight",
-                        (u64::from(limits.memory_mb) * 100 / 1769).clamp(1, 10_000),
-                    )?,
-                }
+            if let Err(e) = std::fs::create_dir(&dir) {
+                env.remove_now();
+                return Err(io_err(&dir)(e));
+            }
+            env.dirs
+                .push((dir.clone(), h.version, h.controllers.clone()));
+            if h.controllers.contains(&Controller::Memory) {
+                env.memory = Some((h.version, dir));
             }
         }
         Ok(env)
@@ -425,7 +401,7 @@ pub struct MemoryStats {
 /// One environment's groups.
 #[derive(Debug)]
 pub struct EnvCgroup {
-    dirs: Vec<PathBuf>,
+    dirs: Vec<(PathBuf, Version, Vec<Controller>)>,
     memory: Option<(Version, PathBuf)>,
     /// Taken when the environment ends, before its groups are removed.
     snapshot: std::sync::Mutex<Option<MemoryStats>>,
@@ -434,7 +410,52 @@ pub struct EnvCgroup {
 impl EnvCgroup {
     /// The `cgroup.procs` files the environment's init joins.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+        self.dirs
+            .iter()
+            .map(|(d, _, _)| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// Applies the function's limits: memory (no swap), tasks, and a CPU weight proportional
+    /// to memory as Lambda gives CPU (1,769 MB = one vCPU).
+    pub fn set_limits(&self, limits: Limits) -> Result<(), CgroupError> {
+        for (dir, version, controllers) in &self.dirs {
+            for c in controllers {
+                match (c, version) {
+                    (Controller::Memory, Version::V1) => {
+                        write(dir, "memory.limit_in_bytes", limits.memory_bytes)?;
+                        // Without swap accounting this file does not exist; nothing to cap then.
+                        let _ = std::fs::write(
+                            dir.join("memory.memsw.limit_in_bytes"),
+                            limits.memory_bytes.to_string(),
+                        );
+                    }
+                    (Controller::Memory, Version::V2) => {
+                        write(dir, "memory.max", limits.memory_bytes)?;
+                        let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                    }
+                    (Controller::Pids, _) => write(dir, "pids.max", limits.max_tasks)?,
+                    (Controller::Cpu, Version::V1) => write(
+                        dir,
+                        "cpu.shares",
+                        (u64::from(limits.memory_mb) * 1024 / 1769).clamp(2, 262_144),
+                    )?,
+                    (Controller::Cpu, Version::V2) => write(
+                        dir,
+                        "cpu.weight",
+                        (u64::from(limits.memory_mb) * 100 / 1769).clamp(1, 10_000),
+                    )?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the groups right away (nothing may be in them).
+    pub fn remove_now(&self) {
+        for (dir, _, _) in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 
     /// Current (or, once ended, final) peak memory and OOM-kill count.
@@ -475,7 +496,7 @@ impl EnvCgroup {
     pub async fn finish(&self) {
         let stats = self.read_stats();
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
-        for dir in &self.dirs {
+        for (dir, _, _) in &self.dirs {
             for attempt in 0..50 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
@@ -569,14 +590,12 @@ mod tests {
             std::fs::read_to_string(base.join("cgroup.subtree_control"))?,
             "+memory +pids +cpu"
         );
-        let env = layout.create_env(
-            "e1",
-            Limits {
-                memory_bytes: 128 << 20,
-                max_tasks: 1024,
-                memory_mb: 128,
-            },
-        )?;
+        let env = layout.create_env("e1")?;
+        env.set_limits(Limits {
+            memory_bytes: 128 << 20,
+            max_tasks: 1024,
+            memory_mb: 128,
+        })?;
         let d = base.join("nimbus-7/e1");
         assert_eq!(std::fs::read_to_string(d.join("memory.max"))?, "134217728");
         assert_eq!(std::fs::read_to_string(d.join("memory.swap.max"))?, "0");
@@ -605,14 +624,12 @@ mod tests {
         for h in &layout.hierarchies {
             std::fs::create_dir_all(&h.dir)?;
         }
-        let env = layout.create_env(
-            "e2",
-            Limits {
-                memory_bytes: 1 << 30,
-                max_tasks: 1024,
-                memory_mb: 1024,
-            },
-        )?;
+        let env = layout.create_env("e2")?;
+        env.set_limits(Limits {
+            memory_bytes: 1 << 30,
+            max_tasks: 1024,
+            memory_mb: 1024,
+        })?;
         let mem = root
             .path()
             .join("sys/fs/cgroup/memory/process_api/b84c/nimbus-9/e2");

@@ -2,10 +2,15 @@
 //!
 //! The launcher clones a child into new mount, PID, IPC and UTS namespaces and executes the
 //! Nimbus binary again as `nimbus __sandbox-init` (a fresh single-threaded process, so the setup
-//! below is ordinary code rather than async-signal-safe code after a fork). It reads its
-//! [`InitSpec`] from fd 3 and reports on fd 4:
+//! below is ordinary code rather than async-signal-safe code after a fork). Init works in two
+//! stages, so that launchers can keep a few prepared ahead of demand: fd 3 is a seqpacket socket
+//! whose first message ([`PrepareSpec`]) lets it join its cgroups (slow on cgroup v1: every
+//! migration waits for an RCU grace period) and build the function-independent part of its root;
+//! the second message ([`InitSpec`], with the log pipe attached as `SCM_RIGHTS`) names the
+//! function. It reports on fd 4:
 //!
-//! - `R` once the runtime process has been started,
+//! - `P` once prepared,
+//! - `R <phase timings>` once the runtime process has been started,
 //! - `E <errno> <text>` if setup or the runtime's exec failed (errno 0 when there is none),
 //! - `X <wait status>` when the runtime exits.
 //!
@@ -16,23 +21,32 @@
 //! seccomp, and exec.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::socket::MsgFlags;
 use serde::{Deserialize, Serialize};
 
 /// The hidden subcommand the Nimbus binary dispatches to [`main`].
 pub const INIT_ARG: &str = "__sandbox-init";
 
-/// Everything init needs, sent by the launcher as JSON on fd 3.
+/// The first message: what init does before it knows its function.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct InitSpec {
+pub struct PrepareSpec {
     /// An empty host directory used as the mount point of the new root (shared by every
     /// environment: each mounts over it in its own mount namespace).
     pub root: PathBuf,
+    /// `cgroup.procs` files to join.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub hostname: String,
+}
+
+/// The second message: the function to run (the log pipe's write end comes with it).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitSpec {
     /// The function's unpacked code, mounted read-only at `/var/task`.
     pub task_root: PathBuf,
     /// Runtime files, mounted read-only at `/var/runtime`.
@@ -41,11 +55,8 @@ pub struct InitSpec {
     pub ro_paths: Vec<PathBuf>,
     /// Size of `/tmp` in MiB.
     pub tmp_mb: u32,
-    /// `cgroup.procs` files to join.
-    pub cgroup_procs: Vec<PathBuf>,
     pub uid: u32,
     pub gid: u32,
-    pub hostname: String,
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -138,31 +149,102 @@ pub fn main() -> ! {
     std::process::exit(code)
 }
 
+/// Largest message on the launcher socket.
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Receives the second message: the spec and the log pipe. `None` when the launcher closed the
+/// socket instead (a prepared environment that is no longer wanted).
+fn receive_spec(
+    chan: &OwnedFd,
+    buf: &mut [u8],
+) -> Result<(Option<InitSpec>, Option<OwnedFd>), SetupError> {
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        chan.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .step(|| "reading the function spec".into())?;
+    let mut fd = None;
+    for c in msg
+        .cmsgs()
+        .step(|| "reading the attached log pipe".into())?
+    {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: the kernel just installed this descriptor for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                fd.get_or_insert(owned);
+            }
+        }
+    }
+    let n = msg.bytes;
+    if n == 0 {
+        return Ok((None, None));
+    }
+    let spec: InitSpec = serde_json::from_slice(&iov[0][..n])
+        .map_err(|e| SetupError::new("parsing the function spec", e, 0))?;
+    Ok((Some(spec), fd))
+}
+
 fn run(status: &mut File) -> Result<i32, SetupError> {
-    // 0. The spec.
-    // SAFETY: fd 3 is the spec pipe the launcher placed there; nothing else owns it.
-    let mut spec_pipe = unsafe { File::from_raw_fd(3) };
-    let mut raw = String::new();
-    spec_pipe
-        .read_to_string(&mut raw)
-        .step(|| "reading the sandbox spec".into())?;
-    drop(spec_pipe);
-    let spec: InitSpec = serde_json::from_str(&raw)
-        .map_err(|e| SetupError::new("parsing the sandbox spec", e, 0))?;
+    let t0 = std::time::Instant::now();
+    let mut marks: Vec<(&str, u128)> = Vec::new();
+    // 0. The first message.
+    // SAFETY: fd 3 is the launcher's socket; nothing else owns it.
+    let chan = unsafe { OwnedFd::from_raw_fd(3) };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let n = nix::sys::socket::recv(chan.as_raw_fd(), &mut buf, MsgFlags::empty())
+        .step(|| "reading the prepare message".into())?;
+    let prep: PrepareSpec = serde_json::from_slice(&buf[..n])
+        .map_err(|e| SetupError::new("parsing the prepare message", e, 0))?;
 
     // 1. cgroups: join the environment's groups before anything is started, then give the
     //    environment its own cgroup namespace (its /proc/self/cgroup shows "/").
-    for procs in &spec.cgroup_procs {
+    for procs in &prep.cgroup_procs {
         std::fs::write(procs, "0").step(|| format!("joining cgroup {}", procs.display()))?;
     }
     let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP);
     // Under memory pressure the kernel must pick the runtime, never its init.
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    marks.push(("cgroups", t0.elapsed().as_micros()));
 
-    // 2. The root file system, 3. hostname, 4. pivot.
-    build_root(&spec)?;
-    nix::unistd::sethostname(&spec.hostname).step(|| "setting the hostname".into())?;
-    pivot(&spec.root)?;
+    // 2. The function-independent part of the root, and the hostname.
+    build_base(&prep.root)?;
+    nix::unistd::sethostname(&prep.hostname).step(|| "setting the hostname".into())?;
+    status
+        .write_all(b"P\n")
+        .step(|| "reporting readiness".into())?;
+
+    // 3. The function (and the log pipe, which becomes stdout and stderr).
+    let (spec, log_fd) = receive_spec(&chan, &mut buf)?;
+    let Some(spec) = spec else {
+        // The launcher let this prepared environment go unused.
+        return Ok(0);
+    };
+    let t0 = std::time::Instant::now();
+    marks.clear();
+    if let Some(fd) = log_fd {
+        for target in [1, 2] {
+            // SAFETY: dup2 onto stdout/stderr of this process.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+                return Err(SetupError::new(
+                    "placing the log pipe",
+                    std::io::Error::last_os_error(),
+                    0,
+                ));
+            }
+        }
+    }
+    drop(chan);
+    build_function(&prep.root, &spec)?;
+    marks.push(("root", t0.elapsed().as_micros()));
+
+    // 4. Pivot into the new root.
+    pivot(&prep.root)?;
+    marks.push(("pivot", t0.elapsed().as_micros()));
 
     // 5. The runtime process: its own session, limits, no privileges, filters, exec.
     let seccomp = super::seccomp::program()
@@ -195,8 +277,10 @@ fn run(status: &mut File) -> Result<i32, SetupError> {
         }
     };
     let runtime = child.id() as libc::pid_t;
+    marks.push(("spawn", t0.elapsed().as_micros()));
+    let timings: String = marks.iter().map(|(k, v)| format!(" {k}={v}")).collect();
     status
-        .write_all(b"R\n")
+        .write_all(format!("R{timings}\n").as_bytes())
         .step(|| "reporting the start".into())?;
 
     // 6. PID 1: reap everything; leave with the runtime.
@@ -358,8 +442,9 @@ fn mirror(host: &Path, inside: &Path) -> Result<(), SetupError> {
     bind_ro(host, inside)
 }
 
-fn build_root(spec: &InitSpec) -> Result<(), SetupError> {
-    let root = spec.root.as_path();
+/// The function-independent part of the root: a small tmpfs with the host's system directories,
+/// a few files of `/etc`, `/opt`, this namespace's `/proc` and a minimal `/dev`.
+fn build_base(root: &Path) -> Result<(), SetupError> {
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     // Nothing mounted from here on may propagate back to the host's mount namespace.
     mount(
@@ -384,52 +469,11 @@ fn build_root(spec: &InitSpec) -> Result<(), SetupError> {
     for d in HOST_DIRS {
         mirror(&Path::new("/").join(d), &at(d))?;
     }
-
-    // /etc: a few host files, and our own passwd/group naming the sandbox user.
     mkdir_p(&at("etc"))?;
     for e in ETC_ENTRIES {
         mirror(&Path::new("/etc").join(e), &at("etc").join(e))?;
     }
-    let write = |p: PathBuf, text: String| {
-        std::fs::write(&p, text).step(|| format!("writing {}", p.display()))
-    };
-    write(
-        at("etc/passwd"),
-        format!(
-            "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{}:{}::/home/sbx_user1051:/sbin/nologin\n",
-            spec.uid, spec.gid
-        ),
-    )?;
-    write(
-        at("etc/group"),
-        format!("root:x:0:\nsbx_user1051:x:{}:\n", spec.gid),
-    )?;
-    write(at("etc/hostname"), format!("{}\n", spec.hostname))?;
-
-    // The function's code and the runtime, read-only; /opt for layers.
-    mkdir_p(&at("var/task"))?;
-    bind_ro(&spec.task_root, &at("var/task"))?;
-    mkdir_p(&at("var/runtime"))?;
-    if let Some(rt) = &spec.runtime_dir {
-        bind_ro(rt, &at("var/runtime"))?;
-    }
     mkdir_p(&at("opt"))?;
-    for p in &spec.ro_paths {
-        let inside = at(&p.to_string_lossy());
-        mkdir_p(&inside)?;
-        bind_ro(p, &inside)?;
-    }
-
-    // A private /tmp of the function's ephemeral storage size.
-    mkdir_p(&at("tmp"))?;
-    mount(
-        Some("tmpfs"),
-        &at("tmp"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(format!("size={}m,mode=1777", spec.tmp_mb).as_str()),
-    )
-    .step(|| "mounting /tmp".into())?;
 
     // /proc of this PID namespace only.
     mkdir_p(&at("proc"))?;
@@ -474,6 +518,49 @@ fn build_root(spec: &InitSpec) -> Result<(), SetupError> {
         std::os::unix::fs::symlink(target, at("dev").join(name))
             .step(|| format!("linking /dev/{name}"))?;
     }
+    Ok(())
+}
+
+/// The function's part: its user in `/etc/passwd`, its code at `/var/task`, the runtime at
+/// `/var/runtime`, the interpreter's install, and a `/tmp` of its ephemeral-storage size.
+fn build_function(root: &Path, spec: &InitSpec) -> Result<(), SetupError> {
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    let write = |p: PathBuf, text: String| {
+        std::fs::write(&p, text).step(|| format!("writing {}", p.display()))
+    };
+    write(
+        at("etc/passwd"),
+        format!(
+            "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{}:{}::/home/sbx_user1051:/sbin/nologin\n",
+            spec.uid, spec.gid
+        ),
+    )?;
+    write(
+        at("etc/group"),
+        format!("root:x:0:\nsbx_user1051:x:{}:\n", spec.gid),
+    )?;
+
+    mkdir_p(&at("var/task"))?;
+    bind_ro(&spec.task_root, &at("var/task"))?;
+    mkdir_p(&at("var/runtime"))?;
+    if let Some(rt) = &spec.runtime_dir {
+        bind_ro(rt, &at("var/runtime"))?;
+    }
+    for p in &spec.ro_paths {
+        let inside = at(&p.to_string_lossy());
+        mkdir_p(&inside)?;
+        bind_ro(p, &inside)?;
+    }
+
+    mkdir_p(&at("tmp"))?;
+    mount(
+        Some("tmpfs"),
+        &at("tmp"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("size={}m,mode=1777", spec.tmp_mb).as_str()),
+    )
+    .step(|| "mounting /tmp".into())?;
     Ok(())
 }
 

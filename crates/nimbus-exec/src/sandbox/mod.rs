@@ -36,7 +36,7 @@ use crate::launcher::{
     ExitFuture, GuestPaths, LaunchError, LaunchFuture, LaunchSpec, Launcher, ProcessControl,
 };
 use cgroup::{CgroupLayout, EnvCgroup, Limits};
-use init::InitSpec;
+use init::{InitSpec, PrepareSpec};
 
 /// The hidden subcommand that probes whether this host can sandbox.
 pub const PROBE_ARG: &str = "__sandbox-probe";
@@ -55,6 +55,9 @@ pub struct SandboxConfig {
     /// First uid (and gid) handed to environments; each live environment holds one.
     pub uid_base: u32,
     pub uid_count: u32,
+    /// How many environments to keep prepared ahead of demand (cgroups joined, base root
+    /// built), which takes the slow part of the setup off the cold-start path.
+    pub prepared: usize,
 }
 
 /// One isolation feature and whether it is in force (for `nimbus doctor`).
@@ -90,21 +93,51 @@ struct Inner {
     landlock: bool,
     peer_check: bool,
     features: Vec<Feature>,
+    /// Environments prepared ahead of demand (cgroups joined, base root built).
+    pool: Mutex<Vec<Prepared>>,
+    pool_target: usize,
+    next_slot: std::sync::atomic::AtomicU64,
 }
 
-struct Job {
-    spec: InitSpec,
-    name: String,
-    limits: Limits,
-    output: OwnedFd,
-    reply: oneshot::Sender<Result<Cloned, LaunchError>>,
+enum Job {
+    /// Prepare one now for a waiting launch.
+    Prepare(oneshot::Sender<Result<Prepared, LaunchError>>),
+    /// Top the pool up.
+    Refill,
 }
 
-struct Cloned {
+/// An init that joined its cgroups and built its base root, waiting for its function.
+struct Prepared {
     pid: libc::pid_t,
     pidfd: OwnedFd,
     status: OwnedFd,
+    chan: OwnedFd,
     cgroup: EnvCgroup,
+}
+
+impl Prepared {
+    /// Discards an unused prepared environment: closing its socket makes init exit.
+    fn discard(self) {
+        drop(self.chan);
+        pidfd_kill(&self.pidfd);
+        let mut ws = 0;
+        // SAFETY: waitpid on our own child.
+        unsafe { libc::waitpid(self.pid, &mut ws, 0) };
+        self.cgroup.remove_now();
+    }
+}
+
+fn pidfd_kill(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal on a pidfd we own.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        );
+    }
 }
 
 /// The sandboxed launcher.
@@ -159,30 +192,41 @@ impl SandboxLauncher {
             landlock,
             peer_check,
             features,
+            pool: Mutex::new(Vec::new()),
+            pool_target: config.prepared,
+            next_slot: std::sync::atomic::AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel::<Job>();
         let thread_inner = inner.clone();
         std::thread::Builder::new()
             .name("nimbus-sandbox-spawner".into())
             .spawn(move || {
+                let inner = thread_inner;
                 while let Ok(job) = rx.recv() {
-                    let Job {
-                        spec,
-                        name,
-                        limits,
-                        output,
-                        reply,
-                    } = job;
-                    let _ = reply.send(clone_environment(
-                        &thread_inner.layout,
-                        spec,
-                        &name,
-                        limits,
-                        output,
-                    ));
+                    match job {
+                        Job::Prepare(reply) => {
+                            let _ = reply.send(prepare(&inner));
+                        }
+                        Job::Refill => loop {
+                            let have = inner.pool.lock().unwrap_or_else(|e| e.into_inner()).len();
+                            if have >= inner.pool_target {
+                                break;
+                            }
+                            match prepare(&inner) {
+                                Ok(p) => {
+                                    inner.pool.lock().unwrap_or_else(|e| e.into_inner()).push(p)
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "preparing a sandbox failed");
+                                    break;
+                                }
+                            }
+                        },
+                    }
                 }
             })
             .map_err(|e| Unavailable(format!("starting the spawner thread: {e}")))?;
+        let _ = tx.send(Job::Refill);
         Ok(SandboxLauncher {
             inner,
             jobs: Mutex::new(tx),
@@ -195,8 +239,37 @@ impl SandboxLauncher {
     }
 }
 
+impl SandboxLauncher {
+    fn send(&self, job: Job) -> bool {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .is_ok()
+    }
+
+    /// A prepared environment: from the pool, or made now.
+    async fn take_prepared(&self) -> Result<Prepared, LaunchError> {
+        let pooled = self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        if let Some(p) = pooled {
+            return Ok(p);
+        }
+        let (reply, rx) = oneshot::channel();
+        if !self.send(Job::Prepare(reply)) {
+            return Err(LaunchError::Gone);
+        }
+        rx.await.map_err(|_| LaunchError::Gone)?
+    }
+}
+
 impl Drop for SandboxLauncher {
     fn drop(&mut self) {
+        self.shutdown();
         self.inner.layout.remove();
     }
 }
@@ -422,6 +495,14 @@ impl Launcher for SandboxLauncher {
         self.inner.features.clone()
     }
 
+    fn shutdown(&self) {
+        let pooled =
+            std::mem::take(&mut *self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in pooled {
+            p.discard();
+        }
+    }
+
     fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_> {
         Box::pin(async move {
             let inner = self.inner.clone();
@@ -433,17 +514,31 @@ impl Launcher for SandboxLauncher {
                 .ok_or_else(|| {
                     LaunchError::Setup("every sandbox uid is in use (too many environments)".into())
                 })?;
+            let free_uid = move |inner: &Inner| {
+                inner
+                    .uids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .free
+                    .push(uid)
+            };
+            let t0 = std::time::Instant::now();
+            let prepared = match self.take_prepared().await {
+                Ok(p) => p,
+                Err(e) => {
+                    free_uid(&inner);
+                    return Err(e);
+                }
+            };
+            let taken_at = t0.elapsed();
             let program = spec.program.clone();
             let init = InitSpec {
-                root: inner.root.clone(),
                 task_root: spec.task_root.clone(),
                 runtime_dir: spec.runtime_dir.clone(),
                 ro_paths: spec.ro_paths.clone(),
                 tmp_mb: spec.ephemeral_mb,
-                cgroup_procs: Vec::new(),
                 uid,
                 gid: uid,
-                hostname: "localhost".into(),
                 program: spec.program.to_string_lossy().into_owned(),
                 args: spec.args,
                 env: spec.env,
@@ -457,65 +552,70 @@ impl Launcher for SandboxLauncher {
                 max_tasks: MAX_TASKS,
                 memory_mb: spec.memory_mb,
             };
-            let free_uid = move |inner: &Inner| {
-                inner
-                    .uids
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .free
-                    .push(uid)
-            };
-            let (reply, rx) = oneshot::channel();
-            let sent = self
-                .jobs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .send(Job {
-                    spec: init,
-                    name: spec.name,
-                    limits,
-                    output: spec.output,
-                    reply,
-                });
-            let cloned = match sent {
-                Ok(()) => rx.await.map_err(|_| LaunchError::Gone).and_then(|r| r),
-                Err(_) => Err(LaunchError::Gone),
-            };
-            let cloned = match cloned {
-                Ok(c) => c,
-                Err(e) => {
-                    free_uid(&inner);
-                    return Err(e);
-                }
-            };
+            let Prepared {
+                pid,
+                pidfd,
+                status,
+                chan,
+                cgroup,
+            } = prepared;
             let control = Arc::new(SandboxProcess {
-                pid: cloned.pid,
-                pidfd: Arc::new(cloned.pidfd),
+                pid,
+                pidfd: Arc::new(pidfd),
                 exited: AtomicBool::new(false),
-                cgroup: cloned.cgroup,
+                cgroup,
                 uid: inner.peer_check.then_some(uid),
             });
-            let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(cloned.status)
-                .map_err(|e| LaunchError::Setup(format!("status pipe: {e}")))?;
-            let mut status = tokio::io::BufReader::new(pipe);
-            let mut line = String::new();
-            let started = tokio::time::timeout(SETUP_LIMIT, status.read_line(&mut line)).await;
-            let failure = match started {
-                Ok(Ok(_)) if line.trim_end() == "R" => None,
-                Ok(Ok(0)) => Some(LaunchError::Setup(
-                    "the sandbox init exited during setup".into(),
-                )),
-                Ok(Ok(_)) => Some(parse_failure(line.trim_end(), &program)),
-                Ok(Err(e)) => Some(LaunchError::Setup(format!("status pipe: {e}"))),
-                Err(_) => Some(LaunchError::Setup(format!(
-                    "the sandbox setup took longer than {} s",
-                    SETUP_LIMIT.as_secs()
-                ))),
-            };
+            // The function's limits, then its spec with the log pipe.
+            let handed = control
+                .cgroup
+                .set_limits(limits)
+                .map_err(|e| LaunchError::Setup(e.to_string()))
+                .and_then(|()| send_spec(&chan, &init, &spec.output));
+            drop(chan);
+            drop(spec.output);
+            let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(status)
+                .map_err(|e| LaunchError::Setup(format!("status pipe: {e}")));
             let watch = control.clone();
             let exit_inner = inner.clone();
+            let (mut failure, mut status) = match (handed, pipe) {
+                (Ok(()), Ok(p)) => (None, Some(tokio::io::BufReader::new(p))),
+                (Err(e), p) => (Some(e), p.ok().map(tokio::io::BufReader::new)),
+                (Ok(()), Err(e)) => (Some(e), None),
+            };
+            let mut line = String::new();
+            if let (None, Some(st)) = (&failure, status.as_mut()) {
+                failure = loop {
+                    line.clear();
+                    match tokio::time::timeout(SETUP_LIMIT, st.read_line(&mut line)).await {
+                        Ok(Ok(0)) => {
+                            break Some(LaunchError::Setup(
+                                "the sandbox init exited during setup".into(),
+                            ));
+                        }
+                        Ok(Ok(_)) if line.trim_end() == "P" => continue,
+                        Ok(Ok(_)) if line.starts_with('R') => break None,
+                        Ok(Ok(_)) => break Some(parse_failure(line.trim_end(), &program)),
+                        Ok(Err(e)) => break Some(LaunchError::Setup(format!("status pipe: {e}"))),
+                        Err(_) => {
+                            break Some(LaunchError::Setup(format!(
+                                "the sandbox setup took longer than {} s",
+                                SETUP_LIMIT.as_secs()
+                            )));
+                        }
+                    }
+                };
+            }
+            tracing::debug!(
+                take_us = taken_at.as_micros() as u64,
+                ready_us = t0.elapsed().as_micros() as u64,
+                init = line.trim_end().trim_start_matches('R').trim(),
+                "sandbox launched"
+            );
+            // Top the pool up now that this launch no longer competes with it.
+            self.send(Job::Refill);
             let exit: ExitFuture = Box::pin(async move {
-                let raw = wait_exit(&watch, &mut status).await;
+                let raw = wait_exit(&watch, status.as_mut()).await;
                 watch.exited.store(true, Ordering::Release);
                 watch.cgroup.finish().await;
                 free_uid(&exit_inner);
@@ -529,6 +629,31 @@ impl Launcher for SandboxLauncher {
             Ok((control as Arc<dyn ProcessControl>, exit))
         })
     }
+}
+
+/// Sends the function's spec with the log pipe's write end attached.
+fn send_spec(chan: &OwnedFd, spec: &InitSpec, output: &OwnedFd) -> Result<(), LaunchError> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let body = serde_json::to_vec(spec)
+        .map_err(|e| LaunchError::Setup(format!("encoding the sandbox spec: {e}")))?;
+    if body.len() > init::MAX_MESSAGE {
+        return Err(LaunchError::Setup(format!(
+            "the sandbox spec is {} bytes, more than {}",
+            body.len(),
+            init::MAX_MESSAGE
+        )));
+    }
+    let fds = [output.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(&body)];
+    sendmsg::<()>(chan.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map(drop)
+        .map_err(|e| {
+            LaunchError::Setup(format!(
+                "handing the spec to the sandbox init: {}",
+                e.desc()
+            ))
+        })
 }
 
 fn parse_failure(line: &str, program: &Path) -> LaunchError {
@@ -549,12 +674,12 @@ fn parse_failure(line: &str, program: &Path) -> LaunchError {
 /// killed before it could report one).
 async fn wait_exit(
     control: &SandboxProcess,
-    status: &mut tokio::io::BufReader<tokio::net::unix::pipe::Receiver>,
+    mut status: Option<&mut tokio::io::BufReader<tokio::net::unix::pipe::Receiver>>,
 ) -> i32 {
     let mut reported = None;
     let mut line = String::new();
     // The status pipe closes when the init exits; read what it said until then.
-    loop {
+    while let Some(status) = status.as_mut() {
         line.clear();
         match status.read_line(&mut line).await {
             Ok(0) | Err(_) => break,
@@ -615,16 +740,7 @@ impl ProcessControl for SandboxProcess {
             return;
         }
         // Killing the namespace's init kills every process in it. A pidfd cannot hit a reused pid.
-        // SAFETY: pidfd_send_signal on a pidfd we own.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0u32,
-            );
-        }
+        pidfd_kill(&self.pidfd);
     }
 
     fn peak_memory_bytes(&self) -> Option<u64> {
@@ -640,20 +756,94 @@ impl ProcessControl for SandboxProcess {
     }
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+/// What the cloned child needs; everything is prepared before the clone.
+struct ChildArgs {
+    /// Become fds 0, 1, 2, 3 and 4.
+    fds: [RawFd; 5],
+    exe: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// The signal mask to restore before exec.
+    mask: *const libc::sigset_t,
+}
+
+/// The child side of the clone: runs on its own small stack in the parent's memory (CLONE_VM,
+/// as posix_spawn does) until execve. Async-signal-safe calls only; nothing allocates.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the parent's ChildArgs, alive until execve (CLONE_VFORK suspends
+    // the parent until then); the calls below are async-signal-safe.
+    unsafe {
+        let a = &*(arg as *const ChildArgs);
+        for (target, fd) in a.fds.iter().enumerate() {
+            if libc::dup2(*fd, target as libc::c_int) < 0 {
+                libc::_exit(126);
+            }
+        }
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        libc::sigprocmask(libc::SIG_SETMASK, a.mask, std::ptr::null_mut());
+        libc::execve(a.exe, a.argv, a.envp);
+        libc::_exit(127)
+    }
+}
+
+/// Clones the init into new mount, PID, IPC and UTS namespaces. CLONE_VM|CLONE_VFORK: no copy of
+/// the server's page tables (and no copy-on-write faults in the server afterwards); the calling
+/// thread waits until the child has executed the Nimbus binary. Signals stay blocked until then.
+fn spawn_init(args: &ChildArgs) -> std::io::Result<(libc::pid_t, OwnedFd)> {
+    const STACK: usize = 64 * 1024;
+    let mut stack = vec![0u8; STACK];
+    // The stack grows down: pass its (16-byte aligned) top.
+    let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+    // SAFETY: sigset operations on local values.
+    let (mut all, mut old): (libc::sigset_t, libc::sigset_t) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let child = ChildArgs {
+        fds: args.fds,
+        exe: args.exe,
+        argv: args.argv,
+        envp: args.envp,
+        mask: &old,
+    };
+    let mut pidfd: libc::c_int = -1;
+    let flags = libc::CLONE_VM
+        | libc::CLONE_VFORK
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_PIDFD
+        | libc::SIGCHLD;
+    // SAFETY: the child runs `child_main` on `stack`, which outlives it (the parent is suspended
+    // until the child executes); with CLONE_PIDFD the kernel writes the pidfd to `pidfd`.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut libc::c_void,
+            flags,
+            (&child as *const ChildArgs).cast_mut().cast(),
+            &mut pidfd as *mut libc::c_int,
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: restoring this thread's mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
+    if pid < 0 {
+        return Err(err);
+    }
+    // SAFETY: the kernel stored a fresh pidfd for the child.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -677,42 +867,37 @@ fn high(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// On the spawner thread: creates the environment's cgroups, then clones the init into new
-/// namespaces. The child only places its descriptors, sets its parent-death signal and executes
-/// the Nimbus binary (async-signal-safe calls only: the server is multi-threaded).
-fn clone_environment(
-    layout: &CgroupLayout,
-    mut spec: InitSpec,
-    name: &str,
-    limits: Limits,
-    output: OwnedFd,
-) -> Result<Cloned, LaunchError> {
+/// On the spawner thread: creates an environment's cgroups (without limits yet), then clones an
+/// init into new namespaces and sends it its first message. The child only places its
+/// descriptors, sets its parent-death signal and executes the Nimbus binary (async-signal-safe
+/// calls only: the server is multi-threaded).
+fn prepare(inner: &Inner) -> Result<Prepared, LaunchError> {
     let setup = |what: &str, e: std::io::Error| LaunchError::Setup(format!("{what}: {e}"));
-    let cgroup = layout
-        .create_env(name, limits)
+    let slot = inner.next_slot.fetch_add(1, Ordering::Relaxed);
+    let cgroup = inner
+        .layout
+        .create_env(&format!("e{slot}"))
         .map_err(|e| LaunchError::Setup(e.to_string()))?;
-    let cleanup_cgroup = |cg: &EnvCgroup| {
-        for f in cg.procs_files() {
-            if let Some(d) = f.parent() {
-                let _ = std::fs::remove_dir(d);
-            }
-        }
-    };
     let result = (|| {
-        spec.cgroup_procs = cgroup.procs_files();
-        let mut spec_json = serde_json::to_vec(&spec)
-            .map_err(|e| LaunchError::Setup(format!("encoding the sandbox spec: {e}")))?;
-        spec_json.push(b'\n');
-        let (spec_r, spec_w) = pipe_cloexec().map_err(|e| setup("spec pipe", e))?;
-        // The spec is written before the child exists, so it must fit in the pipe.
-        // SAFETY: F_SETPIPE_SZ on a pipe we own.
-        unsafe { libc::fcntl(spec_w.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-        {
-            use std::io::Write;
-            let mut w = std::fs::File::from(spec_w);
-            w.write_all(&spec_json)
-                .map_err(|e| setup("writing the sandbox spec", e))?;
-        }
+        let first = serde_json::to_vec(&PrepareSpec {
+            root: inner.root.clone(),
+            cgroup_procs: cgroup.procs_files(),
+            hostname: "localhost".into(),
+        })
+        .map_err(|e| LaunchError::Setup(format!("encoding the prepare message: {e}")))?;
+        let (chan, child_chan) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::SeqPacket,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| setup("socketpair", e.into()))?;
+        nix::sys::socket::send(
+            chan.as_raw_fd(),
+            &first,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .map_err(|e| setup("sending the prepare message", e.into()))?;
         let (status_r, status_w) = pipe_cloexec().map_err(|e| setup("status pipe", e))?;
         let null = std::fs::OpenOptions::new()
             .read(true)
@@ -720,10 +905,9 @@ fn clone_environment(
             .open("/dev/null")
             .map(OwnedFd::from)
             .map_err(|e| setup("/dev/null", e))?;
-        let (null, out, spec_r, status_w) = (
+        let (null, child_chan, status_w) = (
             high(&null).map_err(|e| setup("dup", e))?,
-            high(&output).map_err(|e| setup("dup", e))?,
-            high(&spec_r).map_err(|e| setup("dup", e))?,
+            high(&child_chan).map_err(|e| setup("dup", e))?,
             high(&status_w).map_err(|e| setup("dup", e))?,
         );
         let exe = c"/proc/self/exe";
@@ -732,70 +916,36 @@ fn clone_environment(
             .map_err(|e| LaunchError::Setup(e.to_string()))?;
         let argv: [*const libc::c_char; 3] = [arg0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-        let mut pidfd: RawFd = -1;
-        let args = CloneArgs {
-            flags: (libc::CLONE_NEWNS
-                | libc::CLONE_NEWPID
-                | libc::CLONE_NEWIPC
-                | libc::CLONE_NEWUTS
-                | libc::CLONE_PIDFD) as u64,
-            pidfd: (&mut pidfd as *mut RawFd) as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            ..CloneArgs::default()
+        let pid = spawn_init(&ChildArgs {
+            fds: [
+                null.as_raw_fd(),
+                null.as_raw_fd(),
+                null.as_raw_fd(),
+                child_chan.as_raw_fd(),
+                status_w.as_raw_fd(),
+            ],
+            exe: exe.as_ptr(),
+            argv: argv.as_ptr(),
+            envp: envp.as_ptr(),
+            mask: std::ptr::null(),
+        });
+        let (pid, pidfd) = match pid {
+            Ok(x) => x,
+            Err(e) => return Err(setup("clone", e)),
         };
-        let fds = [
-            null.as_raw_fd(),
-            out.as_raw_fd(),
-            out.as_raw_fd(),
-            spec_r.as_raw_fd(),
-            status_w.as_raw_fd(),
-        ];
-        // SAFETY: clone3 without CLONE_VM forks this process. In the child only async-signal-safe
-        // calls follow (dup2, prctl, execve, _exit) on data prepared above.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        if pid == 0 {
-            // SAFETY: see above; nothing here allocates or takes locks.
-            unsafe {
-                for (target, fd) in fds.iter().enumerate() {
-                    if libc::dup2(*fd, target as libc::c_int) < 0 {
-                        libc::_exit(126);
-                    }
-                }
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                libc::_exit(127);
-            }
-        }
-        if pid < 0 {
-            return Err(setup("clone3", std::io::Error::last_os_error()));
-        }
-        drop((null, out, spec_r, status_w));
-        // SAFETY: the kernel stored a fresh pidfd for the child.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        Ok((pid as libc::pid_t, pidfd, status_r))
+        drop((null, child_chan, status_w));
+        Ok((pid, pidfd, status_r, chan))
     })();
-    drop(output);
     match result {
-        Ok((pid, pidfd, status)) => Ok(Cloned {
+        Ok((pid, pidfd, status, chan)) => Ok(Prepared {
             pid,
             pidfd,
             status,
+            chan,
             cgroup,
         }),
         Err(e) => {
-            cleanup_cgroup(&cgroup);
+            cgroup.remove_now();
             Err(e)
         }
     }
