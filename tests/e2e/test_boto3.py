@@ -198,3 +198,32 @@ def test_cloudwatch_logs(lam, logs):
     with pytest.raises(ClientError) as e:
         logs.get_log_events(logGroupName="/aws/lambda/" + unique("none"), logStreamName="x")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_reserved_concurrency(lam):
+    name = unique("rc")
+    create_python(lam, name)
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=name)
+    before = lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
+    assert lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=5)[
+        "ReservedConcurrentExecutions"] == 5
+    assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 5
+    assert lam.get_function(FunctionName=name)["Concurrency"] == {"ReservedConcurrentExecutions": 5}
+    assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == before - 5
+    with pytest.raises(ClientError) as e:
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=100000)
+    code, status, message = error_of(e)
+    assert (code, status) == ("InvalidParameterValueException", 400)
+    assert "below its minimum value of [100]" in message
+
+    # Zero throttles every invocation, with the reason AWS gives.
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    with pytest.raises(ClientError) as e:
+        lam.invoke(FunctionName=name, Payload=b"{}")
+    assert error_of(e)[:2] == ("TooManyRequestsException", 429)
+    assert e.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+    lam.delete_function_concurrency(FunctionName=name)
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=name)
+    assert json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())["count"] == 1
+    lam.delete_function(FunctionName=name)
