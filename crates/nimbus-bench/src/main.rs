@@ -477,7 +477,10 @@ async fn run(nimbus: &str, noop: &str, secs: u64, only: &str) -> anyhow::Result<
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    for child in [&mut servers.sandbox.0, &mut servers.plain.0].into_iter().chain(servers.extra.iter_mut()) {
+    for child in [&mut servers.sandbox.0, &mut servers.plain.0]
+        .into_iter()
+        .chain(servers.extra.iter_mut())
+    {
         unsafe_term(child);
         let _ = child.wait();
     }
