@@ -197,8 +197,9 @@ impl InvokeService {
         }
     }
 
-    /// Stops every environment (server shutdown).
-    pub fn shutdown(&self) {
+    /// Stops every environment (server shutdown) and waits (briefly) until their last log lines
+    /// were handed to the store.
+    pub async fn shutdown(&self) {
         let all: Vec<Arc<Environment>> = {
             let mut p = self.lock();
             p.shutting_down = true;
@@ -207,9 +208,15 @@ impl InvokeService {
             }
             p.every.iter().filter_map(Weak::upgrade).collect()
         };
-        for e in all {
+        for e in &all {
             e.shutdown();
         }
+        let limit = Duration::from_secs(2);
+        let ends = all.iter().map(|e| async move {
+            e.wait_stopped(limit).await;
+            e.flush_logs(limit).await;
+        });
+        futures_util::future::join_all(ends).await;
         self.launcher.shutdown();
     }
 

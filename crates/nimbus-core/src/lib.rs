@@ -103,7 +103,7 @@ impl Core {
 
     /// Stops every environment and flushes the store.
     pub async fn shutdown(&self) {
-        self.invoke.shutdown();
+        self.invoke.shutdown().await;
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;
     }

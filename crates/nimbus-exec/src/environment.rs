@@ -261,6 +261,8 @@ enum LogMsg {
         report: Report,
         tail: Option<oneshot::Sender<String>>,
     },
+    /// Acknowledged once everything before it was handed to the sink.
+    Flush(oneshot::Sender<()>),
 }
 
 struct Report {
@@ -722,6 +724,28 @@ impl Environment {
         }
     }
 
+    /// Waits (at most `limit`) until every log line so far was handed to the log sink.
+    pub async fn flush_logs(&self, limit: Duration) {
+        let (ack, done) = oneshot::channel();
+        if self.log_tx.send(LogMsg::Flush(ack)).is_ok() {
+            let _ = tokio::time::timeout(limit, done).await;
+        }
+    }
+
+    /// Waits (at most `limit`) until the runtime process is gone and reaped (after
+    /// [`Environment::shutdown`]). Environments that never launched count as gone.
+    pub async fn wait_stopped(&self, limit: Duration) {
+        let launched = self
+            .process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if launched {
+            let mut rx = self.exit_rx.clone();
+            let _ = tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await;
+        }
+    }
+
     /// Stops the environment: kills the runtime and closes its Runtime API.
     pub fn shutdown(&self) {
         self.dead.store(true, Ordering::Release);
@@ -797,6 +821,14 @@ async fn log_task(
                 for l in lines.drain(..) { push(&mut out, &mut capture, l); }
                 match msg {
                     LogMsg::Line(l) => push(&mut out, &mut capture, l),
+                    LogMsg::Flush(ack) => {
+                        pipe.flush_partial(&mut lines);
+                        for l in lines.drain(..) { push(&mut out, &mut capture, l); }
+                        if !out.is_empty() {
+                            sink.write(&group, &stream, std::mem::take(&mut out));
+                        }
+                        let _ = ack.send(());
+                    }
                     LogMsg::Start { line, capture: c } => {
                         capture = c.then(String::new);
                         push(&mut out, &mut capture, line);

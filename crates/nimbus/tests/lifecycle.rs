@@ -54,6 +54,34 @@ async fn restart_keeps_functions_logs_and_usage() {
 }
 
 #[tokio::test]
+async fn a_clean_shutdown_commits_every_queued_log_and_usage_row() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut s = Server::start_in(tmp.path(), None);
+    provided_fn(&s, "meter", json!({})).await;
+    let n = 25;
+    for i in 0..n {
+        let r = s
+            .invoke("meter", json!({"print": format!("line-{i}")}))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    // Stop at once: rows still queued in the background must be committed by the shutdown.
+    let status = s.stop().expect("stopped");
+    assert!(status.success(), "clean exit: {status:?}");
+
+    let s = Server::start_in(tmp.path(), None);
+    let (_, cost, _) = s.get("/_nimbus/cost").await;
+    assert_eq!(cost["functions"][0]["requests"], n, "{cost}");
+    let (_, v) = s
+        .logs_api(
+            "FilterLogEvents",
+            json!({"logGroupName": "/aws/lambda/meter", "filterPattern": "REPORT"}),
+        )
+        .await;
+    assert_eq!(v["events"].as_array().map(Vec::len), Some(n), "{v}");
+}
+
+#[tokio::test]
 async fn acknowledged_creates_survive_kill_9() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut s = Server::start_in(tmp.path(), None);

@@ -454,3 +454,47 @@ async fn a_runtime_that_never_asks_for_work_times_out_its_init() {
     );
     still_serving(&s).await;
 }
+
+/// The server's cgroup directory in the v1 memory hierarchy (this host's layout), if any.
+fn memory_group_of(pid: u32) -> Option<std::path::PathBuf> {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = own.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let _ = it.next();
+        let ctrls = it.next()?;
+        let path = it.next()?;
+        ctrls
+            .split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_string())
+    })?;
+    let dir = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(path.trim_start_matches('/'))
+        .join(format!("nimbus-{pid}"));
+    Some(dir)
+}
+
+#[tokio::test]
+async fn cgroups_are_removed_after_a_stop_and_swept_after_a_crash() {
+    let mut s = start().await;
+    assert_eq!(result(&s, "healthy", "result = 1").await, 1);
+    let Some(dir) = memory_group_of(s.pid()) else {
+        eprintln!("no v1 memory hierarchy on this host; nothing to check");
+        return;
+    };
+    assert!(
+        dir.is_dir(),
+        "{} exists while the server runs",
+        dir.display()
+    );
+    s.crash();
+    assert!(dir.is_dir(), "a crash leaves {} behind", dir.display());
+    // The next server sweeps groups whose server is gone, and removes its own at a clean stop.
+    let mut next = start().await;
+    assert!(!dir.exists(), "{} was swept", dir.display());
+    assert_eq!(result(&next, "healthy", "result = 2").await, 2);
+    let own = memory_group_of(next.pid()).expect("group");
+    assert!(own.is_dir());
+    assert!(next.stop().is_some_and(|st| st.success()));
+    assert!(!own.exists(), "{} removed at a clean stop", own.display());
+}
