@@ -498,3 +498,91 @@ async fn cgroups_are_removed_after_a_stop_and_swept_after_a_crash() {
     assert!(next.stop().is_some_and(|st| st.success()));
     assert!(!own.exists(), "{} removed at a clean stop", own.display());
 }
+
+#[tokio::test]
+async fn doctor_reports_the_isolation_in_force() {
+    let s = start().await;
+    let out = std::process::Command::new(bin())
+        .args(["doctor", "--endpoint", &s.url])
+        .output()
+        .expect("doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("launcher:     sandbox"), "{text}");
+    for feature in ["namespaces", "cgroups", "seccomp", "runtime-api-isolation"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(feature) && l.contains(" yes ")),
+            "{feature}: {text}"
+        );
+    }
+}
+
+/// Runs the server as an unprivileged user (uid 65534), who cannot sandbox.
+fn unprivileged_server(launcher: &str) -> (std::process::Child, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).expect("chown");
+    let child = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--launcher",
+            launcher,
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .env("NIMBUS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    (child, tmp)
+}
+
+#[tokio::test]
+async fn without_root_auto_falls_back_with_a_warning_and_sandbox_refuses() {
+    use std::io::{BufRead, Read};
+    let (mut child, _tmp) = unprivileged_server("auto");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let url = line
+        .trim()
+        .trim_start_matches("Nimbus listening on ")
+        .to_string();
+    let status: Value = reqwest::get(format!("{url}/_nimbus/status"))
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["launcher"], "process", "{status}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let mut err = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    assert!(err.contains("WITHOUT isolation"), "{err}");
+    assert!(err.contains("not running as root"), "{err}");
+
+    let (mut child, _tmp) = unprivileged_server("sandbox");
+    let st = child.wait().expect("exit");
+    assert!(!st.success());
+    let mut err = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    assert!(
+        err.contains("the sandbox launcher is required but unavailable"),
+        "{err}"
+    );
+}

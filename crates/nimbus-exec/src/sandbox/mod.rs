@@ -950,3 +950,47 @@ fn prepare(inner: &Inner) -> Result<Prepared, LaunchError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_failures_become_launch_errors() {
+        let bootstrap = Path::new("/var/task/bootstrap");
+        match parse_failure(
+            "E 13 fork/exec /var/task/bootstrap: Permission denied",
+            bootstrap,
+        ) {
+            LaunchError::Spawn { program, source } => {
+                assert_eq!(program, bootstrap);
+                assert_eq!(source.raw_os_error(), Some(libc::EACCES));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse_failure("E 1 binding /x at /y: Operation not permitted", bootstrap) {
+            LaunchError::Setup(text) => {
+                assert_eq!(text, "binding /x at /y: Operation not permitted")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            parse_failure("garbage", bootstrap),
+            LaunchError::Setup(t) if t.contains("garbage")
+        ));
+    }
+
+    #[test]
+    fn uids_are_handed_out_once_and_reused_after_release() {
+        let mut pool = UidPool {
+            free: Vec::new(),
+            next: 100,
+            end: 102,
+        };
+        assert_eq!(pool.take(), Some(100));
+        assert_eq!(pool.take(), Some(101));
+        assert_eq!(pool.take(), None, "the range is exhausted");
+        pool.free.push(100);
+        assert_eq!(pool.take(), Some(100));
+    }
+}
