@@ -62,6 +62,9 @@ impl ResolvedRuntime {
             (Some(interp), Some(script)) => {
                 let mut args = Vec::new();
                 if self.family == RuntimeFamily::Python {
+                    // Unbuffered output; no `site` at start-up (the bootstrap adds the
+                    // interpreter's site-packages itself, without the host's .pth files).
+                    args.push("-S".to_string());
                     args.push("-u".to_string());
                 }
                 let script = match (runtime_dir, script.file_name()) {

@@ -282,3 +282,46 @@ async fn unavailable_runtimes_are_refused_clearly() {
         "{msg}"
     );
 }
+
+/// The root logger is configured like AWS's runtime whether the function imports `logging` at
+/// module level or only inside its handler (the bootstrap configures it on first import).
+#[tokio::test]
+async fn python_logging_is_formatted_like_lambda() {
+    let s = Server::start();
+    if !runtime_available(&s, "python3.11").await {
+        eprintln!("SKIPPED: python3.11 has no interpreter on this host");
+        return;
+    }
+    // As on Lambda, the root logger keeps Python's default WARNING level in text format.
+    let eager = "import logging\nlogger = logging.getLogger()\nlogger.setLevel(logging.INFO)\ndef handler(event, context):\n    logger.info('eager-%s', 1)\n    logger.debug('hidden')\n    return 1\n";
+    let lazy = "def handler(event, context):\n    import logging\n    logging.getLogger().warning('lazy-%s', 2)\n    return 2\n";
+    for (name, code, level, text) in [
+        ("eager", eager, "INFO", "eager-1"),
+        ("lazy", lazy, "WARNING", "lazy-2"),
+    ] {
+        let zip = zip_of(&[("app.py", code, 0o644)]);
+        s.create_ok(name, "python3.11", "app.handler", &zip, json!({}))
+            .await;
+        let r = s.invoke(name, json!({})).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let id = r.header("x-amzn-requestid").expect("request id");
+        let logs = s.log_messages(name, text).await;
+        let line = logs
+            .iter()
+            .find(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("{name}: no log line in {logs:?}"));
+        let parts: Vec<&str> = line.trim_end().split('\t').collect();
+        assert_eq!(parts.len(), 4, "{line:?}");
+        assert_eq!(parts[0], format!("[{level}]"));
+        assert!(
+            parts[1].ends_with('Z') && parts[1].contains('T'),
+            "{line:?}"
+        );
+        assert_eq!(parts[2], id);
+        assert_eq!(parts[3], text);
+        assert!(
+            !logs.iter().any(|l| l.contains("hidden")),
+            "DEBUG is filtered"
+        );
+    }
+}
