@@ -496,7 +496,19 @@ async fn cgroups_are_removed_after_a_stop_and_swept_after_a_crash() {
     let own = memory_group_of(next.pid()).expect("group");
     assert!(own.is_dir());
     assert!(next.stop().is_some_and(|st| st.success()));
-    assert!(!own.exists(), "{} removed at a clean stop", own.display());
+    let left: Vec<String> = std::fs::read_dir(&own)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !own.exists(),
+        "{} removed at a clean stop; groups left: {left:?}",
+        own.display()
+    );
 }
 
 #[tokio::test]

@@ -379,7 +379,8 @@ fn write(dir: &Path, file: &str, value: u64) -> Result<(), CgroupError> {
     std::fs::write(&p, value.to_string()).map_err(io_err(&p))
 }
 
-/// Removes a cgroup directory and its child groups (cgroupfs only allows `rmdir`).
+/// Removes a cgroup directory and its child groups (cgroupfs only allows `rmdir`). On v1 a
+/// parent stays busy for a moment after its last child went, so that is retried briefly.
 fn remove_tree(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -388,7 +389,14 @@ fn remove_tree(dir: &Path) {
             }
         }
     }
-    let _ = std::fs::remove_dir(dir);
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => break,
+        }
+    }
 }
 
 /// What an environment's memory group recorded.
@@ -455,6 +463,21 @@ impl EnvCgroup {
     pub fn remove_now(&self) {
         for (dir, _, _) in &self.dirs {
             let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// Removes the groups of processes just reaped, blocking the thread for up to half a second
+    /// while cgroup v1 still reports them busy.
+    pub fn remove_blocking(&self) {
+        for (dir, _, _) in &self.dirs {
+            for _ in 0..50 {
+                match std::fs::remove_dir(dir) {
+                    Err(e) if e.kind() != ErrorKind::NotFound => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    _ => break,
+                }
+            }
         }
     }
 

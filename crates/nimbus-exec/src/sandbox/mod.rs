@@ -97,6 +97,8 @@ struct Inner {
     pool: Mutex<Vec<Prepared>>,
     pool_target: usize,
     next_slot: std::sync::atomic::AtomicU64,
+    /// Set at shutdown: nothing more is prepared.
+    closed: AtomicBool,
 }
 
 enum Job {
@@ -104,6 +106,8 @@ enum Job {
     Prepare(oneshot::Sender<Result<Prepared, LaunchError>>),
     /// Top the pool up.
     Refill,
+    /// Answers once every job sent before it is done.
+    Barrier(mpsc::Sender<()>),
 }
 
 /// An init that joined its cgroups and built its base root, waiting for its function.
@@ -123,7 +127,7 @@ impl Prepared {
         let mut ws = 0;
         // SAFETY: waitpid on our own child.
         unsafe { libc::waitpid(self.pid, &mut ws, 0) };
-        self.cgroup.remove_now();
+        self.cgroup.remove_blocking();
     }
 }
 
@@ -195,6 +199,7 @@ impl SandboxLauncher {
             pool: Mutex::new(Vec::new()),
             pool_target: config.prepared,
             next_slot: std::sync::atomic::AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel::<Job>();
         let thread_inner = inner.clone();
@@ -207,9 +212,12 @@ impl SandboxLauncher {
                         Job::Prepare(reply) => {
                             let _ = reply.send(prepare(&inner));
                         }
+                        Job::Barrier(done) => {
+                            let _ = done.send(());
+                        }
                         Job::Refill => loop {
                             let have = inner.pool.lock().unwrap_or_else(|e| e.into_inner()).len();
-                            if have >= inner.pool_target {
+                            if have >= inner.pool_target || inner.closed.load(Ordering::Acquire) {
                                 break;
                             }
                             match prepare(&inner) {
@@ -496,11 +504,19 @@ impl Launcher for SandboxLauncher {
     }
 
     fn shutdown(&self) {
+        // Stop preparing, and wait for a preparation already under way to land in the pool.
+        self.inner.closed.store(true, Ordering::Release);
+        let (done, wait) = mpsc::channel();
+        if self.send(Job::Barrier(done)) {
+            let _ = wait.recv_timeout(SETUP_LIMIT);
+        }
         let pooled =
             std::mem::take(&mut *self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pooled {
             p.discard();
         }
+        // Best effort: groups still busy are swept by the next start.
+        self.inner.layout.remove();
     }
 
     fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_> {
