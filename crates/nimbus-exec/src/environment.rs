@@ -253,8 +253,13 @@ impl Shared {
 enum LogMsg {
     /// A platform line, logged after everything the runtime wrote so far.
     Line(String),
-    /// START: optionally begin collecting the invocation's lines for the tail.
-    Start { line: String, capture: bool },
+    /// START: optionally begin collecting the invocation's lines for the tail. `before` holds
+    /// what the runtime wrote before the event was handed over (drained at that moment).
+    Start {
+        line: String,
+        capture: bool,
+        before: Vec<String>,
+    },
     /// END and REPORT (the REPORT gets Max Memory Used filled in here, off the response path).
     Finish {
         end_line: String,
@@ -291,6 +296,8 @@ pub struct Environment {
     dead: AtomicBool,
     init_failure: Mutex<Option<InitFailure>>,
     last_used: Mutex<Instant>,
+    /// The runtime's output pipe (shared with the log task); none if setup failed before it.
+    pipe: Option<Arc<LogPipe>>,
 }
 
 fn now_ms() -> i64 {
@@ -327,7 +334,7 @@ impl Environment {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
             let port = listener.local_addr()?.port();
             let (pipe, write_end) = logpipe::pipe()?;
-            Ok::<_, std::io::Error>((listener, port, pipe, write_end))
+            Ok::<_, std::io::Error>((listener, port, Arc::new(pipe), write_end))
         };
         let (listener, port, pipe, write_end) = match setup.await {
             Ok(x) => x,
@@ -382,6 +389,7 @@ impl Environment {
             dead: AtomicBool::new(false),
             init_failure: Mutex::new(None),
             last_used: Mutex::new(Instant::now()),
+            pipe: Some(pipe.clone()),
         });
         let _ = log_tx.send(LogMsg::Line(format!(
             "INIT_START Runtime Version: {}\tRuntime Version ARN: arn:aws:lambda:{}::runtime:{}",
@@ -488,6 +496,7 @@ impl Environment {
             dead: AtomicBool::new(false),
             init_failure: Mutex::new(None),
             last_used: Mutex::new(Instant::now()),
+            pipe: None,
         });
         env.fail_init(failure)
     }
@@ -559,12 +568,20 @@ impl Environment {
         } else {
             None
         };
+        // Whatever the runtime wrote until now belongs before START: drain it here, before the
+        // event is handed over, rather than when the log task gets to the START message.
+        let mut before = Vec::new();
+        if let Some(pipe) = &self.pipe {
+            pipe.drain_now(&mut before);
+            pipe.flush_partial(&mut before);
+        }
         let _ = self.log_tx.send(LogMsg::Start {
             line: format!(
                 "START RequestId: {} Version: {}",
                 req.request_id, self.config.version
             ),
             capture: req.tail,
+            before,
         });
         let begun = Instant::now();
 
@@ -788,7 +805,7 @@ fn runtime_version_hash(label: &str) -> String {
 async fn log_task(
     config: Arc<EnvConfig>,
     stream: String,
-    mut pipe: LogPipe,
+    pipe: Arc<LogPipe>,
     mut rx: mpsc::UnboundedReceiver<LogMsg>,
     process: Option<Arc<dyn ProcessControl>>,
     sink: Arc<dyn LogSink>,
@@ -829,7 +846,8 @@ async fn log_task(
                         }
                         let _ = ack.send(());
                     }
-                    LogMsg::Start { line, capture: c } => {
+                    LogMsg::Start { line, capture: c, before } => {
+                        for l in before { push(&mut out, &mut capture, l); }
                         capture = c.then(String::new);
                         push(&mut out, &mut capture, line);
                     }

@@ -3,7 +3,9 @@
 //!
 //! The read end is non-blocking and registered with the reactor; [`LogPipe::drain_now`] also
 //! reads it directly, bypassing readiness, so that everything the runtime wrote before it posted
-//! its response is logged before the END and REPORT lines.
+//! its response is logged before the END and REPORT lines. The pipe is shared between the
+//! environment's log task and its invoke path: an invocation drains it at the moment it hands the
+//! event over, so the runtime's earlier output is placed before START whatever the log task's lag.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -14,6 +16,11 @@ const MAX_LINE: usize = 256 * 1024 - 26;
 
 pub(crate) struct LogPipe {
     fd: AsyncFd<OwnedFd>,
+    state: std::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
     partial: Vec<u8>,
     closed: bool,
 }
@@ -40,21 +47,24 @@ pub(crate) fn pipe() -> std::io::Result<(LogPipe, OwnedFd)> {
     Ok((
         LogPipe {
             fd,
-            partial: Vec::new(),
-            closed: false,
+            state: std::sync::Mutex::new(State::default()),
         },
         write,
     ))
 }
 
 impl LogPipe {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed
+        self.state().closed
     }
 
     /// Waits until the pipe has data (or is closed), then reads what is there into complete lines.
-    pub(crate) async fn read_lines(&mut self, out: &mut Vec<String>) {
-        if self.closed {
+    pub(crate) async fn read_lines(&self, out: &mut Vec<String>) {
+        if self.is_closed() {
             std::future::pending::<()>().await;
         }
         match self.fd.readable().await {
@@ -62,7 +72,7 @@ impl LogPipe {
                 guard.clear_ready();
             }
             Err(_) => {
-                self.closed = true;
+                self.state().closed = true;
                 return;
             }
         }
@@ -70,7 +80,8 @@ impl LogPipe {
     }
 
     /// Reads whatever the kernel holds right now, without waiting; complete lines go to `out`.
-    pub(crate) fn drain_now(&mut self, out: &mut Vec<String>) {
+    pub(crate) fn drain_now(&self, out: &mut Vec<String>) {
+        let mut st = self.state();
         let mut buf = [0u8; 16 * 1024];
         loop {
             // SAFETY: reading into a stack buffer of the given length from a descriptor we own.
@@ -82,49 +93,53 @@ impl LogPipe {
                 )
             };
             if n > 0 {
-                self.partial.extend_from_slice(&buf[..n as usize]);
-                self.split_lines(out);
+                st.partial.extend_from_slice(&buf[..n as usize]);
+                split_lines(&mut st.partial, out);
                 continue;
             }
             if n == 0 {
-                self.closed = true;
-                self.flush_partial(out);
+                st.closed = true;
+                flush(&mut st.partial, out);
             }
             break;
         }
     }
 
     /// Emits an unterminated trailing fragment as its own line.
-    pub(crate) fn flush_partial(&mut self, out: &mut Vec<String>) {
-        if !self.partial.is_empty() {
-            let rest = std::mem::take(&mut self.partial);
-            out.push(String::from_utf8_lossy(&rest).into_owned());
-        }
+    pub(crate) fn flush_partial(&self, out: &mut Vec<String>) {
+        flush(&mut self.state().partial, out);
     }
+}
 
-    fn split_lines(&mut self, out: &mut Vec<String>) {
-        let mut start = 0;
-        while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
-            let end = start + pos;
-            let mut line = &self.partial[start..end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            for chunk in line.chunks(MAX_LINE) {
-                // A carriage return inside a line separates lines of one multi-line event
-                // (the managed runtimes write tracebacks that way).
-                out.push(String::from_utf8_lossy(chunk).replace('\r', "\n"));
-            }
-            if line.is_empty() {
-                out.push(String::new());
-            }
-            start = end + 1;
+fn flush(partial: &mut Vec<u8>, out: &mut Vec<String>) {
+    if !partial.is_empty() {
+        let rest = std::mem::take(partial);
+        out.push(String::from_utf8_lossy(&rest).into_owned());
+    }
+}
+
+fn split_lines(partial: &mut Vec<u8>, out: &mut Vec<String>) {
+    let mut start = 0;
+    while let Some(pos) = partial[start..].iter().position(|&b| b == b'\n') {
+        let end = start + pos;
+        let mut line = &partial[start..end];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
         }
-        self.partial.drain(..start);
-        while self.partial.len() >= MAX_LINE {
-            let chunk: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
-            out.push(String::from_utf8_lossy(&chunk).into_owned());
+        for chunk in line.chunks(MAX_LINE) {
+            // A carriage return inside a line separates lines of one multi-line event
+            // (the managed runtimes write tracebacks that way).
+            out.push(String::from_utf8_lossy(chunk).replace('\r', "\n"));
         }
+        if line.is_empty() {
+            out.push(String::new());
+        }
+        start = end + 1;
+    }
+    partial.drain(..start);
+    while partial.len() >= MAX_LINE {
+        let chunk: Vec<u8> = partial.drain(..MAX_LINE).collect();
+        out.push(String::from_utf8_lossy(&chunk).into_owned());
     }
 }
 
@@ -135,7 +150,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_written_before_a_drain_are_read_by_it() -> std::io::Result<()> {
-        let (mut reader, writer) = pipe()?;
+        let (reader, writer) = pipe()?;
         let mut w = std::fs::File::from(writer);
         w.write_all(b"one\ntwo\r\nthr")?;
         let mut out = Vec::new();
