@@ -83,12 +83,15 @@ struct Pools {
 }
 
 pub struct InvokeService {
-    settings: Arc<Settings>,
-    functions: Arc<FunctionService>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) functions: Arc<FunctionService>,
     launcher: Arc<dyn Launcher>,
     logs: Arc<LogService>,
     store: Store,
     pools: Mutex<Pools>,
+    /// Accepted asynchronous events (see `async_invoke`).
+    pub(crate) queue: crate::async_invoke::AsyncQueue,
+    pub(crate) configs: Arc<crate::event_config::EventConfigs>,
 }
 
 enum Slot {
@@ -115,8 +118,10 @@ impl InvokeService {
         launcher: Arc<dyn Launcher>,
         logs: Arc<LogService>,
         store: Store,
-    ) -> Arc<InvokeService> {
+        configs: Arc<crate::event_config::EventConfigs>,
+    ) -> Result<Arc<InvokeService>> {
         functions.resume();
+        let queue = crate::async_invoke::AsyncQueue::open(store.clone())?;
         let svc = Arc::new(InvokeService {
             settings,
             functions,
@@ -124,7 +129,10 @@ impl InvokeService {
             logs,
             store,
             pools: Mutex::new(Pools::default()),
+            queue,
+            configs,
         });
+        tokio::spawn(svc.clone().dispatch());
         let weak = Arc::downgrade(&svc);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -136,7 +144,12 @@ impl InvokeService {
                 }
             }
         });
-        svc
+        Ok(svc)
+    }
+
+    /// Asynchronous events accepted and not yet finished.
+    pub fn pending_events(&self) -> usize {
+        self.queue.pending()
     }
 
     pub fn launcher_name(&self) -> &'static str {
@@ -220,8 +233,9 @@ impl InvokeService {
         self.launcher.shutdown();
     }
 
-    /// Drops a function's warm environments (after delete).
+    /// Drops a function's warm environments and asynchronous settings (after delete).
     pub fn forget(&self, name: &str) {
+        self.configs.forget(name);
         let idle = {
             let mut p = self.lock();
             p.by_function
@@ -444,7 +458,7 @@ impl InvokeService {
     }
 
     /// Resolves the target and waits out a short Pending / InProgress phase.
-    async fn target(&self, r: &FunctionRef) -> Result<Arc<FunctionRecord>> {
+    pub(crate) async fn target(&self, r: &FunctionRef) -> Result<Arc<FunctionRecord>> {
         let rec = self.functions.resolve(r)?;
         let rec = if rec.state == FunctionState::Pending
             || rec.last_update_status == crate::model::UpdateStatus::InProgress
@@ -482,12 +496,9 @@ impl InvokeService {
                 request_id,
             }),
             InvocationType::Event => {
-                let svc = self.clone();
-                let mut input = input;
-                input.payload = payload;
-                input.log_tail = false;
-                let id = request_id.clone();
-                tokio::spawn(async move { svc.run_async(input, id).await });
+                // 202 only once the event is durable.
+                self.accept_event(&input, &rec.name, &payload, &request_id)
+                    .await?;
                 Ok(InvokeResult {
                     status: 202,
                     payload: Bytes::new(),
@@ -511,50 +522,7 @@ impl InvokeService {
         }
     }
 
-    /// Runs an accepted asynchronous event: throttles are retried with backoff until the
-    /// maximum event age; function errors are retried twice, as Lambda does.
-    async fn run_async(self: Arc<Self>, input: InvokeInput, request_id: String) {
-        let started = std::time::Instant::now();
-        let max_age = Duration::from_secs(6 * 3600);
-        let mut backoff = Duration::from_millis(100);
-        let mut attempts = 0;
-        loop {
-            let rec = match self.target(&input.target).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(request_id, error = %e, "async event dropped: function unavailable");
-                    return;
-                }
-            };
-            match self
-                .clone()
-                .run(
-                    rec,
-                    input.clone(),
-                    input.payload.clone(),
-                    request_id.clone(),
-                )
-                .await
-            {
-                Err(CoreError::TooManyRequests { .. }) if started.elapsed() < max_age => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(300));
-                }
-                Ok(r) if r.function_error && attempts < 2 => {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_secs(if attempts == 1 { 60 } else { 120 }))
-                        .await;
-                }
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(request_id, error = %e, "async event failed");
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn run(
+    pub(crate) async fn run(
         self: Arc<Self>,
         rec: Arc<FunctionRecord>,
         input: InvokeInput,

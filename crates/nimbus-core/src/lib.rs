@@ -2,7 +2,9 @@
 //! logs and metering. The core speaks typed commands and results; it never sees HTTP or AWS's
 //! JSON wire shapes (the edge crate owns those).
 
+pub mod async_invoke;
 pub mod error;
+pub mod event_config;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
@@ -60,6 +62,7 @@ fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
+    pub event_configs: Arc<event_config::EventConfigs>,
     pub functions: Arc<FunctionService>,
     pub invoke: Arc<InvokeService>,
     pub logs: Arc<LogService>,
@@ -85,15 +88,21 @@ impl Core {
             catalog.clone(),
         )?);
         let launcher = choose_launcher(&settings)?;
+        let event_configs = Arc::new(event_config::EventConfigs::open(
+            store.clone(),
+            functions.clone(),
+        )?);
         let invoke = InvokeService::new(
             settings.clone(),
             functions.clone(),
             launcher,
             logs.clone(),
             store.clone(),
-        );
+            event_configs.clone(),
+        )?;
         Ok(Core {
             settings,
+            event_configs,
             functions,
             invoke,
             logs,

@@ -28,6 +28,11 @@ pub struct Settings {
     pub launcher: LauncherChoice,
     /// First uid handed to sandboxed environments (one per live environment).
     pub sandbox_uid_base: u32,
+    /// Delays before the retries of an asynchronous event after function errors.
+    pub async_retry_delays: Vec<Duration>,
+    /// Backoff after a throttled asynchronous delivery: first delay, doubling up to the max.
+    pub async_backoff_initial: Duration,
+    pub async_backoff_max: Duration,
 }
 
 /// The launcher setting: `auto` sandboxes where the host allows it and falls back to plain
@@ -67,6 +72,9 @@ impl Settings {
             prices: PriceSheet::default(),
             launcher: LauncherChoice::Auto,
             sandbox_uid_base: 1_000_000,
+            async_retry_delays: vec![Duration::from_secs(60), Duration::from_secs(120)],
+            async_backoff_initial: Duration::from_secs(1),
+            async_backoff_max: Duration::from_secs(300),
         }
     }
 

@@ -153,6 +153,15 @@ impl Store {
         self.inner.writer.write(ops)
     }
 
+    /// Commits `ops` in one transaction (grouped with other writers') without blocking a thread:
+    /// the future resolves once the commit is durable against a process crash.
+    pub fn write_async(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        self.inner.writer.write_async(ops)
+    }
+
     /// Queues writes without waiting for them (logs, metering): they are committed with the next
     /// group, normally within a millisecond or two.
     pub fn write_background(&self, ops: Vec<WriteOp>) {

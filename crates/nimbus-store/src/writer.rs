@@ -58,7 +58,26 @@ pub struct UsageRow {
 
 struct Batch {
     ops: Vec<WriteOp>,
-    ack: Option<mpsc::SyncSender<std::result::Result<(), String>>>,
+    ack: Option<Ack>,
+}
+
+/// Who waits for a batch's commit: a blocking caller or an async one.
+enum Ack {
+    Sync(mpsc::SyncSender<std::result::Result<(), String>>),
+    Async(tokio::sync::oneshot::Sender<std::result::Result<(), String>>),
+}
+
+impl Ack {
+    fn send(self, r: std::result::Result<(), String>) {
+        match self {
+            Ack::Sync(tx) => {
+                let _ = tx.send(r);
+            }
+            Ack::Async(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
 }
 
 pub(crate) struct WriterHandle {
@@ -83,13 +102,33 @@ impl WriterHandle {
         self.tx
             .send(Batch {
                 ops,
-                ack: Some(ack),
+                ack: Some(Ack::Sync(ack)),
             })
             .map_err(|_| StoreError::WriterGone)?;
         match done.recv() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(StoreError::Commit(msg)),
             Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Queues a batch; the returned future resolves once it is committed.
+    pub(crate) fn write_async(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let sent = self.tx.send(Batch {
+            ops,
+            ack: Some(Ack::Async(ack)),
+        });
+        async move {
+            sent.map_err(|_| StoreError::WriterGone)?;
+            match done.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(msg)) => Err(StoreError::Commit(msg)),
+                Err(_) => Err(StoreError::WriterGone),
+            }
         }
     }
 
@@ -131,7 +170,7 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
         }
         for b in group {
             if let Some(ack) = b.ack {
-                let _ = ack.send(result.clone());
+                ack.send(result.clone());
             }
         }
     }

@@ -20,6 +20,20 @@ pub struct ConfigFile {
     pub pricing: Option<PriceSheet>,
     #[serde(default)]
     pub sandbox: SandboxSection,
+    #[serde(default, rename = "async")]
+    pub async_invoke: AsyncSection,
+}
+
+/// Timing of asynchronous retries (defaults are Lambda's; tests shorten them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsyncSection {
+    /// Delays before the retries after function errors, in seconds (default [60, 120]).
+    pub retry_delays_secs: Option<Vec<f64>>,
+    /// First backoff after a throttle, in milliseconds (default 1000), doubling up to the max.
+    pub throttle_backoff_ms: Option<u64>,
+    /// Longest backoff after throttles, in milliseconds (default 300000).
+    pub throttle_backoff_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +106,24 @@ pub fn resolve(
         s.launcher = l
             .parse()
             .map_err(|e: String| anyhow::anyhow!("sandbox.launcher: {e}"))?;
+    }
+    let a = file.async_invoke;
+    if let Some(d) = a.retry_delays_secs {
+        anyhow::ensure!(
+            !d.is_empty() && d.iter().all(|v| v.is_finite() && *v >= 0.0),
+            "async.retry_delays_secs must be a non-empty list of non-negative numbers"
+        );
+        s.async_retry_delays = d
+            .into_iter()
+            .map(std::time::Duration::from_secs_f64)
+            .collect();
+    }
+    if let Some(ms) = a.throttle_backoff_ms {
+        anyhow::ensure!(ms >= 1, "async.throttle_backoff_ms must be at least 1");
+        s.async_backoff_initial = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = a.throttle_backoff_max_ms {
+        s.async_backoff_max = std::time::Duration::from_millis(ms.max(1));
     }
     if let Some(u) = file.sandbox.uid_base {
         anyhow::ensure!(

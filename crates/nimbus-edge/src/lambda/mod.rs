@@ -1,6 +1,7 @@
 //! The Lambda control plane and Invoke over REST-JSON, at AWS's exact paths.
 
 mod concurrency;
+mod event_configs;
 mod functions;
 mod invoke;
 mod wire;
@@ -50,6 +51,17 @@ pub fn routes() -> Router<Core> {
         .route(
             "/2019-09-30/functions/{name}/concurrency",
             get(concurrency::get),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            axum::routing::put(event_configs::put)
+                .post(event_configs::update)
+                .get(event_configs::get)
+                .delete(event_configs::delete),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config/list",
+            get(event_configs::list),
         )
         .route(
             "/2016-08-19/account-settings",

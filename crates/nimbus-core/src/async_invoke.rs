@@ -1,0 +1,479 @@
+//! Asynchronous invocation: the durable event queue and its delivery.
+//!
+//! `Invoke` with `InvocationType=Event` (and every trigger that invokes asynchronously) writes the
+//! event as a record (kind `async-event`) and answers 202 only once that write is committed
+//! (group commit, kill -9 safe). A dispatcher delivers due events under each function's
+//! concurrency (an event whose function is at its limit waits for a slot instead of spinning on
+//! throttles), and applies Lambda's rules:
+//!
+//! - a function error (handler error, timeout, crash) is retried up to `MaximumRetryAttempts`
+//!   (default 2) after the configured delays (default 1 and 2 minutes);
+//! - a throttle or a system error is retried with exponential backoff (default 1 s doubling to
+//!   5 minutes) until the event is `MaximumEventAgeInSeconds` old (default 6 hours);
+//! - the outcome goes to the `OnSuccess` / `OnFailure` destination as Lambda's invocation record
+//!   (`condition` Success, RetriesExhausted or EventAgeExceeded).
+//!
+//! An event's record is updated before each retry and deleted once it is done, so a restart
+//! redelivers only events that were not finished (at-least-once, as on AWS).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use nimbus_store::{Store, WriteOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{CoreError, Result};
+use crate::event_config::{
+    DEFAULT_MAX_EVENT_AGE_SECS, DEFAULT_MAX_RETRIES, Destination, parse_destination,
+};
+use crate::invoke::{InvocationType, InvokeInput, InvokeResult, InvokeService};
+use crate::names::FunctionRef;
+
+const KIND: &str = "async-event";
+
+/// One accepted asynchronous event, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    pub id: String,
+    pub function: String,
+    pub qualifier: Option<String>,
+    /// The event (JSON text).
+    pub payload: String,
+    #[serde(default)]
+    pub client_context: Option<String>,
+    pub enqueued_ms: i64,
+    /// Invocations made so far (`approximateInvokeCount`).
+    #[serde(default)]
+    pub invocations: u32,
+    /// Retries spent on function errors.
+    #[serde(default)]
+    pub function_errors: u32,
+    #[serde(default)]
+    pub due_ms: i64,
+    #[serde(default)]
+    pub backoff_ms: u64,
+    /// The last invocation's outcome, for the failure record.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[derive(Default)]
+struct State {
+    events: HashMap<String, QueuedEvent>,
+    due: BinaryHeap<Reverse<(i64, u64, String)>>,
+    /// Events whose function was at its concurrency limit, per function.
+    waiting: HashMap<String, VecDeque<String>>,
+    inflight: HashMap<String, usize>,
+    inflight_total: usize,
+    seq: u64,
+}
+
+impl State {
+    fn schedule(&mut self, id: String, due_ms: i64) {
+        self.seq += 1;
+        self.due.push(Reverse((due_ms, self.seq, id)));
+    }
+}
+
+/// The queue's state; the delivery logic lives on [`InvokeService`].
+pub struct AsyncQueue {
+    store: Store,
+    state: Mutex<State>,
+    wake: tokio::sync::Notify,
+}
+
+impl AsyncQueue {
+    /// Loads the events a previous run accepted and did not finish.
+    pub fn open(store: Store) -> Result<AsyncQueue> {
+        let mut st = State::default();
+        for (k, body) in store.records(KIND)? {
+            match serde_json::from_str::<QueuedEvent>(&body) {
+                Ok(ev) => {
+                    let due = ev.due_ms;
+                    st.events.insert(ev.id.clone(), ev);
+                    st.schedule(k, due);
+                }
+                Err(e) => tracing::error!(key = %k, error = %e, "unreadable queued event skipped"),
+            }
+        }
+        if !st.events.is_empty() {
+            tracing::info!(
+                events = st.events.len(),
+                "resuming queued asynchronous events"
+            );
+        }
+        Ok(AsyncQueue {
+            store,
+            state: Mutex::new(st),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Events accepted and not yet finished.
+    pub fn pending(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    /// Durably accepts an event; returns once the write is committed.
+    pub async fn enqueue(&self, ev: QueuedEvent) -> Result<()> {
+        let body = serde_json::to_string(&ev)
+            .map_err(|e| CoreError::Internal(format!("encoding an event: {e}")))?;
+        self.store
+            .write_async(vec![WriteOp::PutRecord {
+                kind: KIND.into(),
+                key: ev.id.clone(),
+                body,
+            }])
+            .await?;
+        {
+            let mut st = self.lock();
+            let (id, due) = (ev.id.clone(), ev.due_ms);
+            st.events.insert(id.clone(), ev);
+            st.schedule(id, due);
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Saves an event's progress (before a retry) without waiting.
+    fn save(&self, ev: &QueuedEvent) {
+        if let Ok(body) = serde_json::to_string(ev) {
+            self.store.write_background(vec![WriteOp::PutRecord {
+                kind: KIND.into(),
+                key: ev.id.clone(),
+                body,
+            }]);
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        self.store.write_background(vec![WriteOp::DeleteRecord {
+            kind: KIND.into(),
+            key: id.to_string(),
+        }]);
+        self.lock().events.remove(id);
+    }
+}
+
+/// How one delivery attempt ended.
+enum Attempt {
+    Success(InvokeResult),
+    FunctionError(InvokeResult),
+    Throttled,
+    Gone,
+}
+
+impl InvokeService {
+    /// Accepts an asynchronous invocation durably (the 202 follows).
+    pub(crate) async fn accept_event(
+        &self,
+        input: &InvokeInput,
+        function: &str,
+        payload: &Bytes,
+        request_id: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        self.queue
+            .enqueue(QueuedEvent {
+                id: request_id.to_string(),
+                function: function.to_string(),
+                qualifier: input.target.qualifier.clone(),
+                payload: String::from_utf8_lossy(payload).into_owned(),
+                client_context: input.client_context.clone(),
+                enqueued_ms: now,
+                invocations: 0,
+                function_errors: 0,
+                due_ms: now,
+                backoff_ms: 0,
+                last_error: None,
+            })
+            .await
+    }
+
+    /// The dispatcher: delivers due events while their functions have capacity.
+    pub(crate) async fn dispatch(self: Arc<Self>) {
+        loop {
+            let wake = self.queue.wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            let next_due = {
+                let mut st = self.queue.lock();
+                let now = now_ms();
+                let mut ready = Vec::new();
+                let next = loop {
+                    let Some(Reverse((due, _, _))) = st.due.peek() else {
+                        break None;
+                    };
+                    if *due > now {
+                        break Some(*due);
+                    }
+                    let Some(Reverse((_, _, id))) = st.due.pop() else {
+                        break None;
+                    };
+                    let Some(function) = st.events.get(&id).map(|e| e.function.clone()) else {
+                        continue;
+                    };
+                    let busy = st.inflight.get(&function).copied().unwrap_or(0);
+                    if busy >= self.delivery_limit(&function) {
+                        st.waiting.entry(function).or_default().push_back(id);
+                        continue;
+                    }
+                    *st.inflight.entry(function).or_default() += 1;
+                    st.inflight_total += 1;
+                    if let Some(ev) = st.events.get(&id) {
+                        ready.push(ev.clone());
+                    }
+                };
+                drop(st);
+                for ev in ready {
+                    let svc = self.clone();
+                    tokio::spawn(async move { svc.deliver(ev).await });
+                }
+                next
+            };
+            let sleep = match next_due {
+                Some(due) => Duration::from_millis((due - now_ms()).max(1) as u64),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = &mut wake => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// How many deliveries of a function may run at once: its reserved concurrency, else the
+    /// account's limit.
+    fn delivery_limit(&self, function: &str) -> usize {
+        match self.functions.get(function) {
+            Some(rec) => rec
+                .reserved_concurrency
+                .map(|r| r as usize)
+                .unwrap_or(self.settings.account_concurrency)
+                .max(1),
+            None => 1,
+        }
+    }
+
+    /// A delivery ended: free its slot and let a waiting event of the same function go.
+    fn delivered(&self, function: &str) {
+        let mut st = self.queue.lock();
+        if let Some(n) = st.inflight.get_mut(function) {
+            *n = n.saturating_sub(1);
+        }
+        st.inflight_total = st.inflight_total.saturating_sub(1);
+        let next = st.waiting.get_mut(function).and_then(VecDeque::pop_front);
+        if let Some(id) = next {
+            st.schedule(id, 0);
+        }
+        drop(st);
+        self.queue.wake.notify_one();
+    }
+
+    async fn attempt(self: &Arc<Self>, ev: &QueuedEvent) -> Attempt {
+        let target = FunctionRef {
+            name: ev.function.clone(),
+            qualifier: ev.qualifier.clone(),
+            account: None,
+            region: None,
+        };
+        let rec = match self.target(&target).await {
+            Ok(r) => r,
+            Err(CoreError::NotFound(_)) => return Attempt::Gone,
+            Err(_) => return Attempt::Throttled,
+        };
+        let input = InvokeInput {
+            target,
+            payload: Bytes::from(ev.payload.clone()),
+            invocation_type: InvocationType::Event,
+            log_tail: false,
+            client_context: ev.client_context.clone(),
+            trace_header: None,
+        };
+        let payload = input.payload.clone();
+        let svc = self.clone();
+        let id = ev.id.clone();
+        let run = tokio::spawn(async move { svc.run(rec, input, payload, id).await });
+        match run.await {
+            Ok(Ok(r)) if r.function_error => Attempt::FunctionError(r),
+            Ok(Ok(r)) => Attempt::Success(r),
+            // Throttles and system errors are retried until the event is too old.
+            Ok(Err(_)) | Err(_) => Attempt::Throttled,
+        }
+    }
+
+    async fn deliver(self: Arc<Self>, mut ev: QueuedEvent) {
+        let config = self
+            .configs
+            .effective(&ev.function, ev.qualifier.as_deref());
+        let max_retries = config
+            .as_ref()
+            .map(|c| c.max_retries())
+            .unwrap_or(DEFAULT_MAX_RETRIES);
+        let max_age_ms = i64::from(
+            config
+                .as_ref()
+                .map(|c| c.max_age_secs())
+                .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECS),
+        ) * 1000;
+        let function = ev.function.clone();
+        if now_ms() - ev.enqueued_ms > max_age_ms {
+            self.conclude(ev, "EventAgeExceeded", None).await;
+            self.delivered(&function);
+            return;
+        }
+        match self.attempt(&ev).await {
+            Attempt::Success(r) => {
+                ev.invocations += 1;
+                self.conclude(ev, "Success", Some(r)).await;
+            }
+            Attempt::FunctionError(r) => {
+                ev.invocations += 1;
+                if ev.function_errors < max_retries {
+                    let delays = &self.settings.async_retry_delays;
+                    let delay = delays
+                        .get(ev.function_errors as usize)
+                        .or(delays.last())
+                        .copied()
+                        .unwrap_or(Duration::from_secs(60));
+                    ev.function_errors += 1;
+                    ev.last_error = Some(String::from_utf8_lossy(&r.payload).into_owned());
+                    self.retry(ev, delay);
+                } else {
+                    self.conclude(ev, "RetriesExhausted", Some(r)).await;
+                }
+            }
+            Attempt::Throttled => {
+                let s = &self.settings;
+                let next = if ev.backoff_ms == 0 {
+                    s.async_backoff_initial
+                } else {
+                    (Duration::from_millis(ev.backoff_ms) * 2).min(s.async_backoff_max)
+                };
+                ev.backoff_ms = next.as_millis() as u64;
+                if now_ms() + next.as_millis() as i64 - ev.enqueued_ms > max_age_ms {
+                    self.conclude(ev, "EventAgeExceeded", None).await;
+                } else {
+                    self.retry(ev, next);
+                }
+            }
+            Attempt::Gone => {
+                tracing::warn!(request_id = %ev.id, function = %ev.function, "asynchronous event dropped: the function no longer exists");
+                self.queue.remove(&ev.id);
+            }
+        }
+        self.delivered(&function);
+    }
+
+    fn retry(&self, mut ev: QueuedEvent, delay: Duration) {
+        ev.due_ms = now_ms() + delay.as_millis() as i64;
+        self.queue.save(&ev);
+        let mut st = self.queue.lock();
+        let (id, due) = (ev.id.clone(), ev.due_ms);
+        st.events.insert(id.clone(), ev);
+        st.schedule(id, due);
+    }
+
+    /// Sends the outcome to its destination (durably, as a new queued event) and forgets the
+    /// event.
+    async fn conclude(&self, ev: QueuedEvent, condition: &str, result: Option<InvokeResult>) {
+        let config = self
+            .configs
+            .effective(&ev.function, ev.qualifier.as_deref());
+        let destination = config.and_then(|c| {
+            if condition == "Success" {
+                c.on_success
+            } else {
+                c.on_failure
+            }
+        });
+        if condition != "Success" {
+            tracing::warn!(request_id = %ev.id, function = %ev.function, condition, "asynchronous event failed");
+        }
+        if let Some(arn) = destination {
+            let record = self.invocation_record(&ev, condition, result.as_ref());
+            match parse_destination(&arn) {
+                Ok(Destination::Function { name, qualifier }) => {
+                    let now = now_ms();
+                    let sent = self
+                        .queue
+                        .enqueue(QueuedEvent {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            function: name,
+                            qualifier,
+                            payload: record.to_string(),
+                            client_context: None,
+                            enqueued_ms: now,
+                            invocations: 0,
+                            function_errors: 0,
+                            due_ms: now,
+                            backoff_ms: 0,
+                            last_error: None,
+                        })
+                        .await;
+                    if let Err(e) = sent {
+                        tracing::error!(request_id = %ev.id, error = %e, "could not queue the destination record");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(request_id = %ev.id, destination = %arn, error = %e, "unusable destination")
+                }
+            }
+        }
+        self.queue.remove(&ev.id);
+    }
+
+    /// Lambda's invocation record for destinations.
+    fn invocation_record(
+        &self,
+        ev: &QueuedEvent,
+        condition: &str,
+        result: Option<&InvokeResult>,
+    ) -> Value {
+        let arn = format!(
+            "{}:{}",
+            self.functions.arn(&ev.function),
+            ev.qualifier.as_deref().unwrap_or("$LATEST")
+        );
+        let request_payload: Value =
+            serde_json::from_str(&ev.payload).unwrap_or_else(|_| Value::String(ev.payload.clone()));
+        let mut record = json!({
+            "version": "1.0",
+            "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            "requestContext": {
+                "requestId": ev.id,
+                "functionArn": arn,
+                "condition": condition,
+                "approximateInvokeCount": ev.invocations,
+            },
+            "requestPayload": request_payload,
+        });
+        let body = result
+            .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+            .or_else(|| ev.last_error.clone());
+        if let Some(body) = body {
+            let mut context = json!({
+                "statusCode": 200,
+                "executedVersion": result.map(|r| r.executed_version.clone()).unwrap_or_else(|| "$LATEST".into()),
+            });
+            if result.is_none_or(|r| r.function_error) {
+                context["functionError"] = json!("Unhandled");
+            }
+            record["responseContext"] = context;
+            record["responsePayload"] = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        }
+        record
+    }
+}

@@ -1,0 +1,333 @@
+//! Asynchronous invocation settings per function and qualifier (`PutFunctionEventInvokeConfig`
+//! and friends): how often an event is retried after function errors, how old it may grow, and
+//! where its outcome is sent. Stored as records (kind `event-invoke-config`) and kept in memory.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use nimbus_store::{Store, WriteOp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::functions::FunctionService;
+use crate::names::FunctionRef;
+
+const KIND: &str = "event-invoke-config";
+
+/// Lambda's defaults when nothing is configured.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+pub const DEFAULT_MAX_EVENT_AGE_SECS: u32 = 21_600;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventInvokeConfig {
+    pub function: String,
+    pub qualifier: String,
+    pub maximum_retry_attempts: Option<u32>,
+    pub maximum_event_age_seconds: Option<u32>,
+    pub on_success: Option<String>,
+    pub on_failure: Option<String>,
+    /// Epoch seconds.
+    pub last_modified: f64,
+}
+
+impl EventInvokeConfig {
+    pub fn max_retries(&self) -> u32 {
+        self.maximum_retry_attempts.unwrap_or(DEFAULT_MAX_RETRIES)
+    }
+
+    pub fn max_age_secs(&self) -> u32 {
+        self.maximum_event_age_seconds
+            .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECS)
+    }
+}
+
+/// The settings a request carries; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct EventConfigInput {
+    pub maximum_retry_attempts: Option<i64>,
+    pub maximum_event_age_seconds: Option<i64>,
+    pub on_success: Option<String>,
+    pub on_failure: Option<String>,
+}
+
+/// Where an outcome goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    /// A Lambda function (name, optional qualifier).
+    Function {
+        name: String,
+        qualifier: Option<String>,
+    },
+}
+
+/// Parses a destination ARN. Queues, topics and event buses are refused until those services
+/// exist in Nimbus.
+pub fn parse_destination(arn: &str) -> Result<Destination> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() < 6 || parts[0] != "arn" {
+        return Err(CoreError::InvalidParameter(format!(
+            "The destination ARN {arn} is invalid."
+        )));
+    }
+    match parts[2] {
+        "lambda" if parts[5] == "function" && (7..=8).contains(&parts.len()) => {
+            let r = crate::names::parse_function_ref(arn)?;
+            Ok(Destination::Function {
+                name: r.name,
+                qualifier: r.qualifier,
+            })
+        }
+        "sqs" | "sns" | "events" | "s3" => Err(CoreError::InvalidParameter(format!(
+            "The destination ARN {arn} is not supported yet: Nimbus delivers asynchronous invocation records to Lambda functions; {} destinations arrive with that service.",
+            parts[2]
+        ))),
+        _ => Err(CoreError::InvalidParameter(format!(
+            "The destination ARN {arn} is invalid."
+        ))),
+    }
+}
+
+fn check_range(v: i64, field: &str, min: i64, max: i64) -> Result<u32> {
+    if v < min {
+        return Err(CoreError::Validation(format!(
+            "1 validation error detected: Value '{v}' at '{field}' failed to satisfy constraint: Member must have value greater than or equal to {min}"
+        )));
+    }
+    if v > max {
+        return Err(CoreError::Validation(format!(
+            "1 validation error detected: Value '{v}' at '{field}' failed to satisfy constraint: Member must have value less than or equal to {max}"
+        )));
+    }
+    Ok(v as u32)
+}
+
+pub struct EventConfigs {
+    store: Store,
+    functions: Arc<FunctionService>,
+    map: RwLock<BTreeMap<String, EventInvokeConfig>>,
+}
+
+fn key(function: &str, qualifier: &str) -> String {
+    format!("{function}:{qualifier}")
+}
+
+impl EventConfigs {
+    pub fn open(store: Store, functions: Arc<FunctionService>) -> Result<EventConfigs> {
+        let mut map = BTreeMap::new();
+        for (k, body) in store.records(KIND)? {
+            match serde_json::from_str::<EventInvokeConfig>(&body) {
+                Ok(c) => {
+                    map.insert(k, c);
+                }
+                Err(e) => {
+                    tracing::error!(key = %k, error = %e, "unreadable event invoke config skipped")
+                }
+            }
+        }
+        Ok(EventConfigs {
+            store,
+            functions,
+            map: RwLock::new(map),
+        })
+    }
+
+    /// The function and qualifier a request names: the function must exist, and until versions
+    /// exist the only qualifier is `$LATEST`.
+    fn target(&self, r: &FunctionRef) -> Result<(String, String)> {
+        let rec = self.functions.resolve(&FunctionRef {
+            qualifier: None,
+            ..r.clone()
+        })?;
+        match r.qualifier.as_deref() {
+            None | Some("$LATEST") => Ok((rec.name.clone(), "$LATEST".into())),
+            Some(q) => Err(CoreError::NotFound(format!(
+                "Function not found: {}:{q}",
+                self.functions.arn(&rec.name)
+            ))),
+        }
+    }
+
+    fn not_configured(&self, function: &str, qualifier: &str) -> CoreError {
+        CoreError::NotFound(format!(
+            "The function {}:{qualifier} doesn't have an EventInvokeConfig",
+            self.functions.arn(function)
+        ))
+    }
+
+    /// The settings in force for an invocation (defaults when none are configured).
+    pub fn effective(&self, function: &str, qualifier: Option<&str>) -> Option<EventInvokeConfig> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&key(function, qualifier.unwrap_or("$LATEST")))
+            .cloned()
+    }
+
+    fn validate(input: &EventConfigInput) -> Result<(Option<u32>, Option<u32>)> {
+        let retries = input
+            .maximum_retry_attempts
+            .map(|v| check_range(v, "maximumRetryAttempts", 0, 2))
+            .transpose()?;
+        let age = input
+            .maximum_event_age_seconds
+            .map(|v| check_range(v, "maximumEventAgeInSeconds", 60, 21_600))
+            .transpose()?;
+        for d in [&input.on_success, &input.on_failure].into_iter().flatten() {
+            parse_destination(d)?;
+        }
+        Ok((retries, age))
+    }
+
+    async fn save(&self, c: EventInvokeConfig) -> Result<EventInvokeConfig> {
+        let body = serde_json::to_string(&c)
+            .map_err(|e| CoreError::Internal(format!("encoding a config: {e}")))?;
+        let k = key(&c.function, &c.qualifier);
+        self.store
+            .write_async(vec![WriteOp::PutRecord {
+                kind: KIND.into(),
+                key: k.clone(),
+                body,
+            }])
+            .await?;
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(k, c.clone());
+        Ok(c)
+    }
+
+    fn now() -> f64 {
+        chrono::Utc::now().timestamp_millis() as f64 / 1000.0
+    }
+
+    /// PutFunctionEventInvokeConfig: replaces every setting (omitted ones are removed).
+    pub async fn put(&self, r: &FunctionRef, input: EventConfigInput) -> Result<EventInvokeConfig> {
+        let (function, qualifier) = self.target(r)?;
+        let (retries, age) = Self::validate(&input)?;
+        self.save(EventInvokeConfig {
+            function,
+            qualifier,
+            maximum_retry_attempts: retries,
+            maximum_event_age_seconds: age,
+            on_success: input.on_success,
+            on_failure: input.on_failure,
+            last_modified: Self::now(),
+        })
+        .await
+    }
+
+    /// UpdateFunctionEventInvokeConfig: changes only the settings given.
+    pub async fn update(
+        &self,
+        r: &FunctionRef,
+        input: EventConfigInput,
+    ) -> Result<EventInvokeConfig> {
+        let (function, qualifier) = self.target(r)?;
+        let (retries, age) = Self::validate(&input)?;
+        let mut c = self
+            .effective(&function, Some(&qualifier))
+            .ok_or_else(|| self.not_configured(&function, &qualifier))?;
+        if retries.is_some() {
+            c.maximum_retry_attempts = retries;
+        }
+        if age.is_some() {
+            c.maximum_event_age_seconds = age;
+        }
+        if input.on_success.is_some() {
+            c.on_success = input.on_success;
+        }
+        if input.on_failure.is_some() {
+            c.on_failure = input.on_failure;
+        }
+        c.last_modified = Self::now();
+        self.save(c).await
+    }
+
+    pub fn get(&self, r: &FunctionRef) -> Result<EventInvokeConfig> {
+        let (function, qualifier) = self.target(r)?;
+        self.effective(&function, Some(&qualifier))
+            .ok_or_else(|| self.not_configured(&function, &qualifier))
+    }
+
+    pub async fn delete(&self, r: &FunctionRef) -> Result<()> {
+        let (function, qualifier) = self.target(r)?;
+        if self.effective(&function, Some(&qualifier)).is_none() {
+            return Err(self.not_configured(&function, &qualifier));
+        }
+        let k = key(&function, &qualifier);
+        self.store
+            .write_async(vec![WriteOp::DeleteRecord {
+                kind: KIND.into(),
+                key: k.clone(),
+            }])
+            .await?;
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&k);
+        Ok(())
+    }
+
+    /// ListFunctionEventInvokeConfigs.
+    pub fn list(&self, r: &FunctionRef) -> Result<Vec<EventInvokeConfig>> {
+        let (function, _) = self.target(&FunctionRef {
+            qualifier: None,
+            ..r.clone()
+        })?;
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        Ok(map
+            .values()
+            .filter(|c| c.function == function)
+            .cloned()
+            .collect())
+    }
+
+    /// Forgets a deleted function's settings.
+    pub fn forget(&self, function: &str) {
+        let prefix = format!("{function}:");
+        self.store
+            .write_background(vec![WriteOp::DeleteRecordPrefix {
+                kind: KIND.into(),
+                prefix: prefix.clone(),
+            }]);
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| !k.starts_with(&prefix));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_parsed_or_refused_clearly() {
+        assert_eq!(
+            parse_destination("arn:aws:lambda:us-east-1:000000000000:function:sink").ok(),
+            Some(Destination::Function {
+                name: "sink".into(),
+                qualifier: None
+            })
+        );
+        assert!(matches!(
+            parse_destination("arn:aws:sqs:us-east-1:000000000000:q"),
+            Err(CoreError::InvalidParameter(m)) if m.contains("not supported yet")
+        ));
+        assert!(matches!(
+            parse_destination("nope"),
+            Err(CoreError::InvalidParameter(m)) if m.contains("invalid")
+        ));
+    }
+
+    #[test]
+    fn ranges_are_checked_with_aws_messages() {
+        assert!(matches!(
+            check_range(3, "maximumRetryAttempts", 0, 2),
+            Err(CoreError::Validation(m)) if m.ends_with("less than or equal to 2")
+        ));
+        assert!(matches!(
+            check_range(59, "maximumEventAgeInSeconds", 60, 21_600),
+            Err(CoreError::Validation(m)) if m.ends_with("greater than or equal to 60")
+        ));
+        assert_eq!(check_range(2, "x", 0, 2).ok(), Some(2));
+    }
+}
