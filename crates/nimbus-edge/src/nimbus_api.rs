@@ -108,6 +108,7 @@ async fn status(State(core): State<Core>) -> Response {
         "isolation": core.invoke.isolation(),
         "environments": envs,
         "inflight": inflight,
+        "pendingEvents": core.invoke.pending_events(),
         "accountConcurrency": core.settings.account_concurrency,
         "dataDir": core.settings.data_dir.display().to_string(),
         "runtimes": runtimes,
