@@ -227,3 +227,50 @@ def test_reserved_concurrency(lam):
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=name)
     assert json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())["count"] == 1
     lam.delete_function(FunctionName=name)
+
+
+def test_event_invoke_config_and_async_destination(lam, logs):
+    name, sink = unique("evt"), unique("sink")
+    create_python(lam, name)
+    create_python(lam, sink)
+    sink_arn = lam.get_function(FunctionName=sink)["Configuration"]["FunctionArn"]
+    cfg = lam.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0, MaximumEventAgeInSeconds=300,
+        DestinationConfig={"OnSuccess": {"Destination": sink_arn}})
+    assert cfg["MaximumRetryAttempts"] == 0 and cfg["MaximumEventAgeInSeconds"] == 300
+    assert cfg["FunctionArn"].endswith(":function:%s:$LATEST" % name)
+    assert cfg["DestinationConfig"]["OnSuccess"]["Destination"] == sink_arn
+    assert cfg["LastModified"].year >= 2024
+    got = lam.get_function_event_invoke_config(FunctionName=name)
+    assert got["DestinationConfig"] == cfg["DestinationConfig"]
+    listed = lam.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"]
+    assert [c["FunctionArn"] for c in listed] == [cfg["FunctionArn"]]
+    updated = lam.update_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=1)
+    assert updated["MaximumRetryAttempts"] == 1 and updated["MaximumEventAgeInSeconds"] == 300
+
+    r = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"via": "boto3"}')
+    assert r["StatusCode"] == 202
+    request_id = r["ResponseMetadata"]["RequestId"]
+    # The sink's handler prints its event: the invocation record.
+    def record():
+        try:
+            out = logs.filter_log_events(logGroupName="/aws/lambda/" + sink)
+        except ClientError:  # the sink has not run yet: no log group
+            return None
+        for e in out["events"]:
+            if e["message"].startswith("e2e-print "):
+                return json.loads(e["message"][len("e2e-print "):])
+        return None
+    rec = wait_for(record, timeout=20)
+    assert rec["requestContext"]["requestId"] == request_id
+    assert rec["requestContext"]["condition"] == "Success"
+    assert rec["requestPayload"] == {"via": "boto3"}
+    assert rec["responsePayload"]["event"] == {"via": "boto3"}
+
+    with pytest.raises(ClientError) as e:
+        lam.put_function_event_invoke_config(FunctionName=name, MaximumEventAgeInSeconds=30000)
+    assert error_of(e)[:2] == ("ValidationException", 400)
+    lam.delete_function_event_invoke_config(FunctionName=name)
+    with pytest.raises(ClientError) as e:
+        lam.get_function_event_invoke_config(FunctionName=name)
+    assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
