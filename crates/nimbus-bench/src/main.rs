@@ -433,6 +433,69 @@ async fn run(nimbus: &str, noop: &str, secs: u64, only: &str) -> anyhow::Result<
             println!();
         }
 
+        if want("async") {
+            println!("## Asynchronous invocation (sandbox launcher)\n");
+            // Accept rate: a function that is throttled (reserved concurrency 0) so that nothing is
+            // delivered while events are accepted; every 202 follows a committed write.
+            create(addr, "async-held", "provided.al2023", "noop", &provided, serde_json::json!({})).await?;
+            call(addr, "PUT", "/2017-10-31/functions/async-held/concurrency", br#"{"ReservedConcurrentExecutions": 0}"#).await?;
+            let n = 20_000usize;
+            let clients = 64usize;
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let t = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let next = next.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut conn = connect(addr).await?;
+                    let mut ok = 0usize;
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        let (st, _, _) = request(&mut conn, "POST", "/2015-03-31/functions/async-held/invocations", &[("X-Amz-Invocation-Type", "Event")], b"{\"k\":1}").await?;
+                        if st == 202 {
+                            ok += 1;
+                        }
+                    }
+                    Ok::<usize, anyhow::Error>(ok)
+                }));
+            }
+            let mut accepted = 0;
+            for t in tasks {
+                accepted += t.await??;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            println!("| measure | value |");
+            println!("| --- | --- |");
+            println!("| events accepted durably ({clients} keep-alive clients, {n} events) | {accepted} in {secs:.2} s = **{:.0} events/s** |", accepted as f64 / secs);
+            call(addr, "DELETE", "/2015-03-31/functions/async-held", b"").await?;
+
+            // Event → handler latency: the handler reports when it got each event.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let port = listener.local_addr()?.port();
+            let script = format!("#!/usr/bin/python3\nimport http.client, json, os, socket, time\nhost, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')\nconn = http.client.HTTPConnection(host, int(port))\nwhile True:\n    conn.request('GET', '/2018-06-01/runtime/invocation/next')\n    r = conn.getresponse()\n    body = r.read()\n    got = time.time_ns()\n    rid = r.getheader('Lambda-Runtime-Aws-Request-Id')\n    sent = json.loads(body)['t']\n    with socket.create_connection(('127.0.0.1', {port})) as c:\n        c.sendall(b'%d\\n' % (got - sent))\n    conn.request('POST', '/2018-06-01/runtime/invocation/%s/response' % rid, 'null')\n    conn.getresponse().read()\n");
+            let zip = zip_of(&[("bootstrap", script.into_bytes(), 0o755)])?;
+            create(addr, "async-latency", "provided.al2023", "x", &zip, serde_json::json!({})).await?;
+            let mut lat = Vec::new();
+            let mut conn = connect(addr).await?;
+            for i in 0..201 {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+                let body = format!("{{\"t\": {now}}}");
+                let (st, _, _) = request(&mut conn, "POST", "/2015-03-31/functions/async-latency/invocations", &[("X-Amz-Invocation-Type", "Event")], body.as_bytes()).await?;
+                anyhow::ensure!(st == 202, "async invoke: {st}");
+                let (mut sock, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await??;
+                let mut line = String::new();
+                use tokio::io::AsyncReadExt;
+                sock.read_to_string(&mut line).await?;
+                let ns: u64 = line.trim().parse()?;
+                if i > 0 {
+                    // The first event also started the environment.
+                    lat.push(ns / 1000);
+                }
+            }
+            lat.sort_unstable();
+            println!("| event → handler start, warm environment, one at a time ({} events) | p50 **{} ms**, p99 {} ms |", lat.len(), ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)));
+            println!();
+        }
+
         if want("idle") {
             let k = 1000;
             println!("## {k} idle environments (sandbox launcher, a fresh server)\n");
@@ -560,7 +623,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run(&nimbus, &noop, secs, &only))
         }
         _ => Err(anyhow!(
-            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,idle] | nimbus-bench ceiling"
+            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,async,idle] | nimbus-bench ceiling"
         )),
     }
 }
