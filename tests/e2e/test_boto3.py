@@ -274,3 +274,21 @@ def test_event_invoke_config_and_async_destination(lam, logs):
     with pytest.raises(ClientError) as e:
         lam.get_function_event_invoke_config(FunctionName=name)
     assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
+
+
+def test_tags(lam):
+    name = unique("tags")
+    create_python(lam, name, Tags={"team": "a"})
+    arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    assert lam.list_tags(Resource=arn)["Tags"] == {"team": "a"}
+    lam.tag_resource(Resource=arn, Tags={"env": "test", "team": "b"})
+    assert lam.list_tags(Resource=arn)["Tags"] == {"env": "test", "team": "b"}
+    assert lam.get_function(FunctionName=name)["Tags"] == {"env": "test", "team": "b"}
+    lam.untag_resource(Resource=arn, TagKeys=["team", "missing"])
+    assert lam.list_tags(Resource=arn)["Tags"] == {"env": "test"}
+    with pytest.raises(ClientError) as e:
+        lam.list_tags(Resource=arn.replace(name, name + "-nope"))
+    assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as e:
+        lam.tag_resource(Resource=arn, Tags={"aws:x": "1"})
+    assert error_of(e)[:2] == ("InvalidParameterValueException", 400)

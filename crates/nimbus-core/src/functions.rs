@@ -542,6 +542,59 @@ impl FunctionService {
         Ok(rec)
     }
 
+    /// The function a tagging ARN names (`arn:aws:lambda:<region>:<account>:function:<name>`).
+    fn tagged(&self, arn: &str) -> Result<Arc<FunctionRecord>> {
+        let r = crate::names::parse_function_ref(arn)?;
+        if !arn.starts_with("arn:") || r.qualifier.is_some() {
+            return Err(CoreError::InvalidParameter(format!(
+                "The resource {arn} is not a function ARN: tags apply to unqualified function ARNs (arn:aws:lambda:<region>:<account>:function:<name>)."
+            )));
+        }
+        self.resolve(&r)
+    }
+
+    /// TagResource: adds or overwrites tags.
+    pub async fn tag(&self, arn: &str, tags: BTreeMap<String, String>) -> Result<()> {
+        for (k, v) in &tags {
+            if k.is_empty() || k.len() > 128 || v.len() > 256 {
+                return Err(CoreError::InvalidParameter(format!(
+                    "Tag key '{k}' must be 1-128 characters and its value at most 256"
+                )));
+            }
+            if k.starts_with("aws:") {
+                return Err(CoreError::InvalidParameter(format!(
+                    "Tag key '{k}' uses the reserved prefix 'aws:'"
+                )));
+            }
+        }
+        let _guard = self.write_lock.lock().await;
+        let current = self.tagged(arn)?;
+        let mut next = (*current).clone();
+        next.tags.extend(tags);
+        if next.tags.len() > 50 {
+            return Err(CoreError::InvalidParameter(
+                "A function can have at most 50 tags".into(),
+            ));
+        }
+        self.persist(next).await.map(drop)
+    }
+
+    /// UntagResource: removes tags (keys that are not set are ignored).
+    pub async fn untag(&self, arn: &str, keys: &[String]) -> Result<()> {
+        let _guard = self.write_lock.lock().await;
+        let current = self.tagged(arn)?;
+        let mut next = (*current).clone();
+        for k in keys {
+            next.tags.remove(k);
+        }
+        self.persist(next).await.map(drop)
+    }
+
+    /// ListTags.
+    pub fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.tagged(arn)?.tags.clone())
+    }
+
     /// Σ reserved concurrency over all functions.
     pub fn reserved_total(&self) -> u64 {
         self.read()

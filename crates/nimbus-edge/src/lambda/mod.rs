@@ -4,6 +4,7 @@ mod concurrency;
 mod event_configs;
 mod functions;
 mod invoke;
+mod tags;
 mod wire;
 
 use axum::Router;
@@ -62,6 +63,10 @@ pub fn routes() -> Router<Core> {
         .route(
             "/2019-09-25/functions/{name}/event-invoke-config/list",
             get(event_configs::list),
+        )
+        .route(
+            "/2017-03-31/tags/{arn}",
+            post(tags::tag).delete(tags::untag).get(tags::list),
         )
         .route(
             "/2016-08-19/account-settings",
