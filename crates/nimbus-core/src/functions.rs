@@ -35,8 +35,12 @@ pub struct FunctionService {
     store: Store,
     catalog: Arc<RuntimeCatalog>,
     records: RwLock<BTreeMap<String, Arc<FunctionRecord>>>,
+    /// Published versions per function.
+    pub(crate) versions: RwLock<BTreeMap<String, BTreeMap<u32, Arc<FunctionRecord>>>>,
+    /// Aliases per function.
+    pub(crate) aliases: RwLock<BTreeMap<String, BTreeMap<String, Arc<crate::model::AliasRecord>>>>,
     /// Serialises control-plane changes.
-    write_lock: tokio::sync::Mutex<()>,
+    pub(crate) write_lock: tokio::sync::Mutex<()>,
     generation: watch::Sender<u64>,
 }
 
@@ -73,11 +77,14 @@ impl FunctionService {
             }
         }
         let (generation, _) = watch::channel(0);
+        let (versions, aliases) = crate::versions::load(&store)?;
         let svc = FunctionService {
             settings,
             store,
             catalog,
             records: RwLock::new(records),
+            versions: RwLock::new(versions),
+            aliases: RwLock::new(aliases),
             write_lock: tokio::sync::Mutex::new(()),
             generation,
         };
@@ -98,6 +105,10 @@ impl FunctionService {
         for name in unsettled {
             self.spawn_activation(name);
         }
+    }
+
+    pub(crate) fn store_handle(&self) -> &Store {
+        &self.store
     }
 
     pub fn catalog(&self) -> &RuntimeCatalog {
@@ -121,7 +132,7 @@ impl FunctionService {
         self.store.blobs().path(code_hex)
     }
 
-    fn not_found(&self, name: &str, qualifier: Option<&str>) -> CoreError {
+    pub(crate) fn not_found(&self, name: &str, qualifier: Option<&str>) -> CoreError {
         let arn = match qualifier {
             Some(q) => format!("{}:{q}", self.arn(name)),
             None => self.arn(name),
@@ -143,7 +154,9 @@ impl FunctionService {
             .ok_or_else(|| self.not_found(&r.name, r.qualifier.as_deref()))?;
         match r.qualifier.as_deref() {
             None | Some("$LATEST") => Ok(rec),
-            Some(q) => Err(self.not_found(&r.name, Some(q))),
+            Some(q) => self
+                .qualified(&rec.name, q)
+                .ok_or_else(|| self.not_found(&r.name, Some(q))),
         }
     }
 
@@ -187,7 +200,7 @@ impl FunctionService {
         .map_err(|e| CoreError::Internal(format!("storing code: {e}")))?
     }
 
-    async fn persist(&self, rec: FunctionRecord) -> Result<Arc<FunctionRecord>> {
+    pub(crate) async fn persist(&self, rec: FunctionRecord) -> Result<Arc<FunctionRecord>> {
         let body = serde_json::to_string(&rec)
             .map_err(|e| CoreError::Internal(format!("encoding a record: {e}")))?;
         let store = self.store.clone();
@@ -311,6 +324,8 @@ impl FunctionService {
             }),
             dead_letter_target: c.dead_letter_target.clone().flatten(),
             tags: cmd.tags.clone(),
+            version: "$LATEST".into(),
+            last_published: 0,
             reserved_concurrency: None,
         };
         let rec = self.persist(rec).await?;
@@ -654,7 +669,13 @@ impl FunctionService {
                     "$LATEST version cannot be deleted without deleting the function.".into(),
                 ));
             }
-            Some(q) => return Err(self.not_found(&r.name, Some(q))),
+            Some(q) => {
+                let rec = self.resolve(&FunctionRef {
+                    qualifier: None,
+                    ..r.clone()
+                })?;
+                return self.delete_version(&rec.name, q).await;
+            }
         }
         let _guard = self.write_lock.lock().await;
         let rec = self.resolve(r)?;
@@ -677,6 +698,7 @@ impl FunctionService {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&rec.name);
         self.generation.send_modify(|g| *g += 1);
+        self.forget_versions(&rec.name);
         if !still_used {
             let _ = self.store.blobs().remove(&rec.code_hex);
             let root = self.task_root(&rec.code_hex);

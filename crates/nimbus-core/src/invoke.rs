@@ -78,6 +78,8 @@ struct Pools {
     inflight: usize,
     /// In-flight invocations of functions without reserved concurrency.
     unreserved_inflight: usize,
+    /// In-flight invocations per function (all versions).
+    per_function: HashMap<String, usize>,
     every: Vec<Weak<Environment>>,
     shutting_down: bool,
 }
@@ -97,6 +99,11 @@ pub struct InvokeService {
 enum Slot {
     Warm(Arc<Environment>),
     Cold(Arc<EnvConfig>),
+}
+
+/// Environments are per version: pools are keyed `<function>:<version>`.
+fn pool_key(rec: &FunctionRecord) -> String {
+    format!("{}:{}", rec.name, rec.version)
 }
 
 fn trace_id() -> String {
@@ -189,7 +196,10 @@ impl InvokeService {
             let mut p = self.lock();
             let names: Vec<String> = p.by_function.keys().cloned().collect();
             for name in names {
-                let exists = self.functions.get(&name).is_some();
+                let (function, version) = name.split_once(':').unwrap_or((&name, "$LATEST"));
+                let exists = self.functions.get(function).is_some()
+                    && (version == "$LATEST"
+                        || self.functions.qualified(function, version).is_some());
                 if let Some(pool) = p.by_function.get_mut(&name) {
                     let (old, keep): (Vec<_>, Vec<_>) = pool
                         .idle
@@ -236,12 +246,14 @@ impl InvokeService {
     /// Drops a function's warm environments and asynchronous settings (after delete).
     pub fn forget(&self, name: &str) {
         self.configs.forget(name);
-        let idle = {
+        let idle: Vec<Arc<Environment>> = {
             let mut p = self.lock();
+            let prefix = format!("{name}:");
             p.by_function
-                .get_mut(name)
-                .map(|pool| std::mem::take(&mut pool.idle))
-                .unwrap_or_default()
+                .iter_mut()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .flat_map(|(_, pool)| std::mem::take(&mut pool.idle))
+                .collect()
         };
         for e in idle {
             e.shutdown();
@@ -297,7 +309,7 @@ impl InvokeService {
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
                 rec.memory_size.to_string(),
             ),
-            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), rec.version.clone()),
             ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
             ("AWS_LAMBDA_LOG_GROUP_NAME".into(), rec.log_group()),
             ("AWS_ACCESS_KEY_ID".into(), "test".into()),
@@ -325,7 +337,7 @@ impl InvokeService {
         env.extend(reserved);
         Ok(Arc::new(EnvConfig {
             function_name: rec.name.clone(),
-            version: "$LATEST".into(),
+            version: rec.version.clone(),
             memory_mb: rec.memory_size,
             timeout: Duration::from_secs(u64::from(rec.timeout)),
             init_timeout: s.init_timeout,
@@ -357,7 +369,13 @@ impl InvokeService {
         if p.shutting_down {
             return Err(CoreError::Internal("the server is shutting down".into()));
         }
-        let unreserved = rec.reserved_concurrency.is_none();
+        // Reserved concurrency belongs to the function (all versions), so it is read from the
+        // current record and counted across the function's pools.
+        let reserved = self
+            .functions
+            .get(&rec.name)
+            .and_then(|r| r.reserved_concurrency);
+        let unreserved = reserved.is_none();
         if unreserved
             && p.unreserved_inflight
                 >= self
@@ -367,7 +385,8 @@ impl InvokeService {
         {
             return Err(Self::throttle("ConcurrentInvocationLimitExceeded"));
         }
-        let pool = p.by_function.entry(rec.name.clone()).or_insert(Pool {
+        let function_inflight = p.per_function.get(&rec.name).copied().unwrap_or(0);
+        let pool = p.by_function.entry(pool_key(rec)).or_insert(Pool {
             revision: String::new(),
             config: None,
             idle: Vec::new(),
@@ -379,8 +398,8 @@ impl InvokeService {
             pool.revision = rec.revision_id.clone();
             pool.config = None;
         }
-        if let Some(r) = rec.reserved_concurrency
-            && pool.inflight >= r as usize
+        if let Some(r) = reserved
+            && function_inflight >= r as usize
         {
             return Err(Self::throttle(
                 "ReservedFunctionConcurrentInvocationLimitExceeded",
@@ -403,6 +422,7 @@ impl InvokeService {
         }
         pool.inflight += 1;
         p.inflight += 1;
+        *p.per_function.entry(rec.name.clone()).or_default() += 1;
         if unreserved {
             p.unreserved_inflight += 1;
         }
@@ -418,6 +438,10 @@ impl InvokeService {
         p.inflight = p.inflight.saturating_sub(1);
         if unreserved {
             p.unreserved_inflight = p.unreserved_inflight.saturating_sub(1);
+        }
+        let function = name.split_once(':').map(|(f, _)| f).unwrap_or(name);
+        if let Some(n) = p.per_function.get_mut(function) {
+            *n = n.saturating_sub(1);
         }
         let shutting_down = p.shutting_down;
         let mut retire = None;
@@ -459,9 +483,10 @@ impl InvokeService {
 
     /// Resolves the target and waits out a short Pending / InProgress phase.
     pub(crate) async fn target(&self, r: &FunctionRef) -> Result<Arc<FunctionRecord>> {
-        let rec = self.functions.resolve(r)?;
-        let rec = if rec.state == FunctionState::Pending
-            || rec.last_update_status == crate::model::UpdateStatus::InProgress
+        let rec = self.functions.resolve_for_invoke(r)?;
+        let rec = if rec.version == "$LATEST"
+            && (rec.state == FunctionState::Pending
+                || rec.last_update_status == crate::model::UpdateStatus::InProgress)
         {
             self.functions.settled(&rec.name).await?
         } else {
@@ -556,7 +581,7 @@ impl InvokeService {
             .await;
         let reusable = !matches!(outcome.status, InvokeStatus::Fatal(_));
         self.release(
-            &rec.name,
+            &pool_key(&rec),
             &rec.revision_id,
             reusable.then_some(env),
             unreserved,
@@ -600,7 +625,7 @@ impl InvokeService {
             payload,
             content_type,
             function_error,
-            executed_version: "$LATEST".into(),
+            executed_version: rec.version.clone(),
             log_result,
             request_id,
         })

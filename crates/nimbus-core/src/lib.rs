@@ -13,6 +13,7 @@ pub mod names;
 pub mod pricing;
 pub mod settings;
 pub mod validate;
+pub mod versions;
 
 use std::sync::Arc;
 

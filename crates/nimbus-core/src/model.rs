@@ -81,6 +81,28 @@ pub struct FunctionRecord {
     pub dead_letter_target: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub reserved_concurrency: Option<u32>,
+    /// `$LATEST`, or the number of a published version (an immutable snapshot).
+    #[serde(default = "latest")]
+    pub version: String,
+    /// The highest version number published so far (numbers are never reused).
+    #[serde(default)]
+    pub last_published: u32,
+}
+
+fn latest() -> String {
+    "$LATEST".into()
+}
+
+/// An alias: a name for a version, optionally sending a share of invocations to a second one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub function: String,
+    pub name: String,
+    pub function_version: String,
+    pub description: String,
+    /// `AdditionalVersionWeights`: at most one version and its share (0–1).
+    pub additional_weights: BTreeMap<String, f64>,
+    pub revision_id: String,
 }
 
 impl FunctionRecord {

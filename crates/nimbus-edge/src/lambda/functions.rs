@@ -25,12 +25,14 @@ fn ok(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn render(core: &Core, rec: &FunctionRecord) -> serde_json::Value {
-    wire::configuration(
-        rec,
-        &core.settings.function_arn(&rec.name),
-        &core.settings.region,
-    )
+pub(crate) fn render(core: &Core, rec: &FunctionRecord) -> serde_json::Value {
+    let arn = core.settings.function_arn(&rec.name);
+    let arn = if rec.version == "$LATEST" {
+        arn
+    } else {
+        format!("{arn}:{}", rec.version)
+    };
+    wire::configuration(rec, &arn, &core.settings.region)
 }
 
 pub async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, LambdaError> {

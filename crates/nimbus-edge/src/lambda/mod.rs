@@ -5,6 +5,7 @@ mod event_configs;
 mod functions;
 mod invoke;
 mod tags;
+mod versions;
 mod wire;
 
 use axum::Router;
@@ -32,6 +33,20 @@ pub fn routes() -> Router<Core> {
         .route(
             "/2015-03-31/functions/{name}/code",
             axum::routing::put(functions::update_code),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/versions",
+            post(versions::publish).get(versions::list_versions),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases",
+            post(versions::create_alias).get(versions::list_aliases),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(versions::get_alias)
+                .put(versions::update_alias)
+                .delete(versions::delete_alias),
         )
         .route(
             "/2015-03-31/functions/{name}/invocations",

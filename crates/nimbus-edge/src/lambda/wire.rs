@@ -239,7 +239,7 @@ pub fn configuration(rec: &FunctionRecord, arn: &str, region: &str) -> Value {
         "MemorySize": rec.memory_size,
         "LastModified": rec.last_modified,
         "CodeSha256": rec.code_sha256,
-        "Version": "$LATEST",
+        "Version": rec.version,
         "TracingConfig": { "Mode": rec.tracing_mode },
         "RevisionId": rec.revision_id,
         "State": rec.state.as_str(),
