@@ -292,3 +292,37 @@ def test_tags(lam):
     with pytest.raises(ClientError) as e:
         lam.tag_resource(Resource=arn, Tags={"aws:x": "1"})
     assert error_of(e)[:2] == ("InvalidParameterValueException", 400)
+
+
+def test_versions_and_aliases(lam):
+    name = unique("ver")
+    cfg = create_python(lam, name, Publish=True, Environment={"Variables": {"MY_VAR": "v1"}})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    versions = lam.list_versions_by_function(FunctionName=name)["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1"]
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"MY_VAR": "v2"}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    v2 = lam.publish_version(FunctionName=name, Description="second")
+    assert v2["Version"] == "2" and v2["FunctionArn"].endswith(":%s:2" % name)
+    alias = lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1",
+                             RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    assert alias["AliasArn"].endswith(":%s:live" % name)
+    assert lam.get_alias(FunctionName=name, Name="live")["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.5}}
+    seen = set()
+    for _ in range(40):
+        r = lam.invoke(FunctionName=name, Qualifier="live", Payload=b"{}")
+        seen.add((r["ExecutedVersion"], json.loads(r["Payload"].read())["my_var"]))
+    assert seen == {("1", "v1"), ("2", "v2")}
+    lam.update_alias(FunctionName=name, Name="live", FunctionVersion="2", RoutingConfig={"AdditionalVersionWeights": {}})
+    r = lam.invoke(FunctionName=name + ":live", Payload=b"{}")
+    assert r["ExecutedVersion"] == "2"
+    assert [a["Name"] for a in lam.list_aliases(FunctionName=name)["Aliases"]] == ["live"]
+    with pytest.raises(ClientError) as e:
+        lam.delete_function(FunctionName=name, Qualifier="2")
+    assert error_of(e)[:2] == ("ResourceConflictException", 409)
+    lam.delete_alias(FunctionName=name, Name="live")
+    lam.delete_function(FunctionName=name, Qualifier="2")
+    with pytest.raises(ClientError) as e:
+        lam.get_function(FunctionName=name, Qualifier="2")
+    assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
+    assert lam.get_function_configuration(FunctionName=name, Qualifier="1")["Environment"]["Variables"]["MY_VAR"] == "v1"

@@ -1,4 +1,4 @@
-//! Asynchronous invocation settings per function and qualifier (`PutFunctionEventInvokeConfig`
+//! Asynchronous invocation settings per function and qualifier (`$LATEST`, a version or an alias) (`PutFunctionEventInvokeConfig`
 //! and friends): how often an event is retried after function errors, how old it may grow, and
 //! where its outcome is sent. Stored as records (kind `event-invoke-config`) and kept in memory.
 
@@ -131,20 +131,14 @@ impl EventConfigs {
         })
     }
 
-    /// The function and qualifier a request names: the function must exist, and until versions
-    /// exist the only qualifier is `$LATEST`.
+    /// The function and qualifier a request names: both must exist (`$LATEST`, a version or an
+    /// alias).
     fn target(&self, r: &FunctionRef) -> Result<(String, String)> {
-        let rec = self.functions.resolve(&FunctionRef {
-            qualifier: None,
-            ..r.clone()
-        })?;
-        match r.qualifier.as_deref() {
-            None | Some("$LATEST") => Ok((rec.name.clone(), "$LATEST".into())),
-            Some(q) => Err(CoreError::NotFound(format!(
-                "Function not found: {}:{q}",
-                self.functions.arn(&rec.name)
-            ))),
-        }
+        let rec = self.functions.resolve(r)?;
+        Ok((
+            rec.name.clone(),
+            r.qualifier.clone().unwrap_or_else(|| "$LATEST".into()),
+        ))
     }
 
     fn not_configured(&self, function: &str, qualifier: &str) -> CoreError {

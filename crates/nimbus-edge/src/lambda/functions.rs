@@ -69,7 +69,16 @@ pub async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, L
         publish: input.publish.unwrap_or(false),
         tags: input.tags.take().unwrap_or_default(),
     };
+    let publish = cmd.publish;
     let rec = core.functions.create(cmd).await?;
+    // Publish=true: the answer is the first version, once the function is active.
+    let rec = if publish {
+        core.functions
+            .publish_version(&parse_function_ref(&rec.name)?, None, None, None)
+            .await?
+    } else {
+        rec
+    };
     Ok(ok(StatusCode::CREATED, render(&core, &rec)))
 }
 
@@ -165,6 +174,7 @@ pub async fn update_code(
     } else {
         None
     };
+    let publish = input.publish.unwrap_or(false) && !input.dry_run.unwrap_or(false);
     let rec = core
         .functions
         .update_code(
@@ -175,10 +185,17 @@ pub async fn update_code(
                 architectures: input.architectures,
                 revision_id: input.revision_id,
                 dry_run: input.dry_run.unwrap_or(false),
-                publish: input.publish.unwrap_or(false),
+                publish,
             },
         )
         .await?;
+    let rec = if publish {
+        core.functions
+            .publish_version(&parse_function_ref(&rec.name)?, None, None, None)
+            .await?
+    } else {
+        rec
+    };
     Ok(ok(StatusCode::OK, render(&core, &rec)))
 }
 
@@ -189,7 +206,9 @@ pub async fn delete(
 ) -> Result<Response, LambdaError> {
     let r = target(&name, &q)?;
     core.functions.delete(&r).await?;
-    core.invoke.forget(&r.name);
+    if r.qualifier.is_none() {
+        core.invoke.forget(&r.name);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
