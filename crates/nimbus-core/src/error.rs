@@ -17,6 +17,9 @@ pub enum CoreError {
     /// (`ResourceNotFoundException`, 404).
     #[error("{0}")]
     NotFound(String),
+    /// No provisioned-concurrency config (`ProvisionedConcurrencyConfigNotFoundException`, 404).
+    #[error("{0}")]
+    ProvisionedNotFound(String),
     /// (`ResourceConflictException`, 409).
     #[error("{0}")]
     Conflict(String),

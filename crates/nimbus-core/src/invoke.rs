@@ -65,32 +65,41 @@ pub struct InvokeResult {
     pub request_id: String,
 }
 
-struct Pool {
+#[derive(Default)]
+pub(crate) struct Pool {
     revision: String,
     config: Option<Arc<EnvConfig>>,
     idle: Vec<Arc<Environment>>,
     inflight: usize,
+    /// Provisioned-concurrency environments: their ids, the idle ones, and starts under way.
+    pub(crate) provisioned: std::collections::HashSet<String>,
+    pub(crate) provisioned_idle: Vec<Arc<Environment>>,
+    pub(crate) provisioning: usize,
 }
 
 #[derive(Default)]
-struct Pools {
-    by_function: HashMap<String, Pool>,
+pub(crate) struct Pools {
+    pub(crate) by_function: HashMap<String, Pool>,
     inflight: usize,
     /// In-flight invocations of functions without reserved concurrency.
     unreserved_inflight: usize,
     /// In-flight invocations per function (all versions).
     per_function: HashMap<String, usize>,
-    every: Vec<Weak<Environment>>,
-    shutting_down: bool,
+    pub(crate) every: Vec<Weak<Environment>>,
+    pub(crate) shutting_down: bool,
 }
 
 pub struct InvokeService {
     pub(crate) settings: Arc<Settings>,
     pub(crate) functions: Arc<FunctionService>,
-    launcher: Arc<dyn Launcher>,
-    logs: Arc<LogService>,
+    pub(crate) launcher: Arc<dyn Launcher>,
+    pub(crate) logs: Arc<LogService>,
     store: Store,
     pools: Mutex<Pools>,
+    /// Provisioned-concurrency settings (see `provisioned`).
+    pub(crate) provisioned: crate::provisioned::ProvisionedConfigs,
+    /// Set once the service is shared, for tasks the reaper starts.
+    pub(crate) me: std::sync::OnceLock<std::sync::Weak<InvokeService>>,
     /// Accepted asynchronous events (see `async_invoke`).
     pub(crate) queue: crate::async_invoke::AsyncQueue,
     pub(crate) configs: Arc<crate::event_config::EventConfigs>,
@@ -129,6 +138,7 @@ impl InvokeService {
     ) -> Result<Arc<InvokeService>> {
         functions.resume();
         let queue = crate::async_invoke::AsyncQueue::open(store.clone())?;
+        let store_for_pc = store.clone();
         let svc = Arc::new(InvokeService {
             settings,
             functions,
@@ -138,7 +148,10 @@ impl InvokeService {
             pools: Mutex::new(Pools::default()),
             queue,
             configs,
+            provisioned: crate::provisioned::ProvisionedConfigs::open(store_for_pc)?,
+            me: std::sync::OnceLock::new(),
         });
+        let _ = svc.me.set(Arc::downgrade(&svc));
         tokio::spawn(svc.clone().dispatch());
         let weak = Arc::downgrade(&svc);
         tokio::spawn(async move {
@@ -168,7 +181,7 @@ impl InvokeService {
         self.launcher.features()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pools> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Pools> {
         self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -218,6 +231,7 @@ impl InvokeService {
         for e in retired {
             e.shutdown();
         }
+        self.clone_for_provisioning();
     }
 
     /// Stops every environment (server shutdown) and waits (briefly) until their last log lines
@@ -228,6 +242,7 @@ impl InvokeService {
             p.shutting_down = true;
             for pool in p.by_function.values_mut() {
                 pool.idle.clear();
+                pool.provisioned_idle.clear();
             }
             p.every.iter().filter_map(Weak::upgrade).collect()
         };
@@ -246,6 +261,7 @@ impl InvokeService {
     /// Drops a function's warm environments and asynchronous settings (after delete).
     pub fn forget(&self, name: &str) {
         self.configs.forget(name);
+        self.forget_provisioned(name);
         let idle: Vec<Arc<Environment>> = {
             let mut p = self.lock();
             let prefix = format!("{name}:");
@@ -260,7 +276,7 @@ impl InvokeService {
         }
     }
 
-    fn env_config(&self, rec: &FunctionRecord) -> Result<Arc<EnvConfig>> {
+    pub(crate) fn env_config(&self, rec: &FunctionRecord) -> Result<Arc<EnvConfig>> {
         let runtime = self
             .functions
             .catalog()
@@ -386,12 +402,7 @@ impl InvokeService {
             return Err(Self::throttle("ConcurrentInvocationLimitExceeded"));
         }
         let function_inflight = p.per_function.get(&rec.name).copied().unwrap_or(0);
-        let pool = p.by_function.entry(pool_key(rec)).or_insert(Pool {
-            revision: String::new(),
-            config: None,
-            idle: Vec::new(),
-            inflight: 0,
-        });
+        let pool = p.by_function.entry(pool_key(rec)).or_default();
         let mut retired = Vec::new();
         if pool.revision != rec.revision_id || pool.config.is_none() {
             retired = std::mem::take(&mut pool.idle);
@@ -414,10 +425,20 @@ impl InvokeService {
             }
         };
         let mut slot = Slot::Cold(config);
-        while let Some(env) = pool.idle.pop() {
+        // Provisioned environments first, then on-demand warm ones.
+        while let Some(env) = pool.provisioned_idle.pop() {
             if env.is_alive() {
                 slot = Slot::Warm(env);
                 break;
+            }
+            pool.provisioned.remove(env.id());
+        }
+        if matches!(slot, Slot::Cold(_)) {
+            while let Some(env) = pool.idle.pop() {
+                if env.is_alive() {
+                    slot = Slot::Warm(env);
+                    break;
+                }
             }
         }
         pool.inflight += 1;
@@ -449,7 +470,14 @@ impl InvokeService {
             Some(pool) => {
                 pool.inflight = pool.inflight.saturating_sub(1);
                 if let Some(env) = env {
-                    if env.is_alive() && pool.revision == revision && !shutting_down {
+                    if pool.provisioned.contains(env.id()) {
+                        if env.is_alive() && !shutting_down {
+                            pool.provisioned_idle.push(env);
+                        } else {
+                            pool.provisioned.remove(env.id());
+                            retire = Some(env);
+                        }
+                    } else if env.is_alive() && pool.revision == revision && !shutting_down {
                         pool.idle.push(env);
                     } else {
                         retire = Some(env);

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod model;
 pub mod names;
 pub mod pricing;
+pub mod provisioned;
 pub mod settings;
 pub mod validate;
 pub mod versions;

@@ -63,6 +63,11 @@ impl From<CoreError> for LambdaError {
             CoreError::InvalidParameter(_) => LambdaError::invalid_parameter(msg),
             CoreError::InvalidRequestContent(_) => LambdaError::invalid_content(msg),
             CoreError::NotFound(_) => LambdaError::not_found(msg),
+            CoreError::ProvisionedNotFound(_) => LambdaError::new(
+                StatusCode::NOT_FOUND,
+                "ProvisionedConcurrencyConfigNotFoundException",
+                msg,
+            ),
             CoreError::Conflict(_) => {
                 LambdaError::new(StatusCode::CONFLICT, "ResourceConflictException", msg)
             }

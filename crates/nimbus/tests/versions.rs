@@ -379,3 +379,113 @@ async fn versions_and_aliases_survive_a_restart_and_go_with_the_function() {
     let (st, _, _) = s.get("/2015-03-31/functions/keep/aliases/prod").await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test]
+async fn provisioned_concurrency_keeps_environments_initialised() {
+    let s = Server::start_with_config("[server]\nidle_timeout_secs = 1\n");
+    provided_fn(&s, "pc", json!({})).await;
+    send(&s, "POST", "/2015-03-31/functions/pc/versions", None).await;
+    send(
+        &s,
+        "POST",
+        "/2015-03-31/functions/pc/aliases",
+        Some(json!({"Name": "live", "FunctionVersion": "1"})),
+    )
+    .await;
+    let path = "/2019-09-30/functions/pc/provisioned-concurrency";
+
+    let (st, _, t) = send(
+        &s,
+        "PUT",
+        &format!("{path}?Qualifier=$LATEST"),
+        Some(json!({"ProvisionedConcurrentExecutions": 1})),
+    )
+    .await;
+    assert_eq!(
+        (st, t.as_deref()),
+        (400, Some("InvalidParameterValueException"))
+    );
+    let (st, _, t) = send(
+        &s,
+        "PUT",
+        path,
+        Some(json!({"ProvisionedConcurrentExecutions": 1})),
+    )
+    .await;
+    assert_eq!((st, t.as_deref()), (400, Some("ValidationException")));
+    let (st, _, t) = send(
+        &s,
+        "PUT",
+        &format!("{path}?Qualifier=live"),
+        Some(json!({"ProvisionedConcurrentExecutions": 0})),
+    )
+    .await;
+    assert_eq!((st, t.as_deref()), (400, Some("ValidationException")));
+    let (st, _, t) = send(&s, "GET", &format!("{path}?Qualifier=live"), None).await;
+    assert_eq!(
+        (st, t.as_deref()),
+        (404, Some("ProvisionedConcurrencyConfigNotFoundException"))
+    );
+
+    let (st, v, _) = send(
+        &s,
+        "PUT",
+        &format!("{path}?Qualifier=live"),
+        Some(json!({"ProvisionedConcurrentExecutions": 2})),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    assert_eq!(v["RequestedProvisionedConcurrentExecutions"], 2);
+    let mut ready = Value::Null;
+    for _ in 0..200 {
+        let (_, v, _) = s.get(&format!("{path}?Qualifier=live")).await;
+        if v["Status"] == "READY" {
+            ready = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        ready["AllocatedProvisionedConcurrentExecutions"], 2,
+        "{ready}"
+    );
+    assert_eq!(ready["AvailableProvisionedConcurrentExecutions"], 2);
+    let (_, st, _) = s.get("/_nimbus/status").await;
+    assert_eq!(st["environments"], 2, "initialised before any invocation");
+
+    // Idle for longer than the idle timeout: still there, and used first.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let out = s.invoke("pc:live", json!({})).await.json();
+    assert_eq!(
+        out["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"],
+        "provisioned-concurrency"
+    );
+    let out = s.invoke("pc", json!({})).await.json();
+    assert_eq!(out["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand");
+
+    let (_, list, _) = s.get(&format!("{path}?List=ALL")).await;
+    let items = list["ProvisionedConcurrencyConfigs"]
+        .as_array()
+        .expect("list");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["FunctionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:pc:live"
+    );
+
+    let (st, _, _) = send(&s, "DELETE", &format!("{path}?Qualifier=live"), None).await;
+    assert_eq!(st, 204);
+    let (st, _, _) = s.get(&format!("{path}?Qualifier=live")).await;
+    assert_eq!(st, 404);
+    // The provisioned environments are released (the on-demand one is reaped when idle).
+    let mut left = Value::Null;
+    for _ in 0..100 {
+        let (_, st, _) = s.get("/_nimbus/status").await;
+        left = st["environments"].clone();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0);
+}

@@ -4,6 +4,7 @@ mod concurrency;
 mod event_configs;
 mod functions;
 mod invoke;
+mod provisioned;
 mod tags;
 mod versions;
 mod wire;
@@ -63,6 +64,12 @@ pub fn routes() -> Router<Core> {
         .route(
             "/2017-10-31/functions/{name}/concurrency",
             axum::routing::put(concurrency::put).delete(concurrency::delete),
+        )
+        .route(
+            "/2019-09-30/functions/{name}/provisioned-concurrency",
+            axum::routing::put(provisioned::put)
+                .get(provisioned::get)
+                .delete(provisioned::delete),
         )
         .route(
             "/2019-09-30/functions/{name}/concurrency",
