@@ -62,6 +62,11 @@ def logs(server):
 
 
 @pytest.fixture(scope="session")
+def sqs(server):
+    return _client("sqs", server)
+
+
+@pytest.fixture(scope="session")
 def cli_env(server):
     return dict(
         os.environ,

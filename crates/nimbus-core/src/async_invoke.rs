@@ -17,7 +17,7 @@
 //! redelivers only events that were not finished (at-least-once, as on AWS).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use crate::event_config::{
 };
 use crate::invoke::{InvocationType, InvokeInput, InvokeResult, InvokeService};
 use crate::names::FunctionRef;
+use crate::queues::MessageAttribute;
 
 const KIND: &str = "async-event";
 
@@ -427,12 +428,75 @@ impl InvokeService {
                         tracing::error!(request_id = %ev.id, error = %e, "could not queue the destination record");
                     }
                 }
+                Ok(Destination::Queue { name }) => {
+                    self.to_queue(&name, record.to_string(), BTreeMap::new(), &ev.id)
+                        .await;
+                }
                 Err(e) => {
                     tracing::error!(request_id = %ev.id, destination = %arn, error = %e, "unusable destination")
                 }
             }
         }
+        // A failed event also goes to the function's dead-letter queue (the event alone, with
+        // the request id and error as message attributes, as Lambda sends it).
+        if condition != "Success"
+            && let Some(dlq) = self
+                .functions
+                .get(&ev.function)
+                .and_then(|f| f.dead_letter_target.clone())
+        {
+            match parse_destination(&dlq) {
+                Ok(Destination::Queue { name }) => {
+                    let error_message = ev
+                        .last_error
+                        .clone()
+                        .or_else(|| {
+                            result
+                                .as_ref()
+                                .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+                        })
+                        .unwrap_or_else(|| format!("Event {condition}"));
+                    let attr = |t: &str, v: String| MessageAttribute {
+                        data_type: t.into(),
+                        string_value: Some(v),
+                        binary_value: None,
+                    };
+                    let attrs: BTreeMap<String, MessageAttribute> = [
+                        ("RequestID".to_string(), attr("String", ev.id.clone())),
+                        ("ErrorCode".to_string(), attr("Number", "200".into())),
+                        ("ErrorMessage".to_string(), attr("String", error_message)),
+                    ]
+                    .into_iter()
+                    .collect();
+                    self.to_queue(&name, ev.payload.clone(), attrs, &ev.id)
+                        .await;
+                }
+                _ => {
+                    tracing::warn!(request_id = %ev.id, dead_letter = %dlq, "the dead-letter target is not a queue of this server")
+                }
+            }
+        }
         self.queue.remove(&ev.id);
+    }
+
+    async fn to_queue(
+        &self,
+        queue: &str,
+        body: String,
+        attrs: BTreeMap<String, MessageAttribute>,
+        request_id: &str,
+    ) {
+        let sent = match self.queues.name_of(queue) {
+            Ok(name) => self
+                .queues
+                .send(&name, vec![(body, attrs, Some(0))])
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::error!(request_id, queue, error = %e, "could not deliver to the queue");
+        }
     }
 
     /// Lambda's invocation record for destinations.

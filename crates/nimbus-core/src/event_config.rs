@@ -58,6 +58,8 @@ pub enum Destination {
         name: String,
         qualifier: Option<String>,
     },
+    /// A queue of the built-in queue service (by name).
+    Queue { name: String },
 }
 
 /// Parses a destination ARN. Queues, topics and event buses are refused until those services
@@ -77,8 +79,11 @@ pub fn parse_destination(arn: &str) -> Result<Destination> {
                 qualifier: r.qualifier,
             })
         }
-        "sqs" | "sns" | "events" | "s3" => Err(CoreError::InvalidParameter(format!(
-            "The destination ARN {arn} is not supported yet: Nimbus delivers asynchronous invocation records to Lambda functions; {} destinations arrive with that service.",
+        "sqs" if parts.len() == 6 && !parts[5].is_empty() => Ok(Destination::Queue {
+            name: parts[5].to_string(),
+        }),
+        "sns" | "events" | "s3" => Err(CoreError::InvalidParameter(format!(
+            "The destination ARN {arn} is not supported yet: Nimbus delivers asynchronous invocation records to Lambda functions and queues; {} destinations arrive with that service.",
             parts[2]
         ))),
         _ => Err(CoreError::InvalidParameter(format!(
@@ -302,8 +307,12 @@ mod tests {
                 qualifier: None
             })
         );
+        assert_eq!(
+            parse_destination("arn:aws:sqs:us-east-1:000000000000:q").ok(),
+            Some(Destination::Queue { name: "q".into() })
+        );
         assert!(matches!(
-            parse_destination("arn:aws:sqs:us-east-1:000000000000:q"),
+            parse_destination("arn:aws:sns:us-east-1:000000000000:t"),
             Err(CoreError::InvalidParameter(m)) if m.contains("not supported yet")
         ));
         assert!(matches!(

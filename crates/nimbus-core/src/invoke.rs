@@ -103,6 +103,8 @@ pub struct InvokeService {
     /// Accepted asynchronous events (see `async_invoke`).
     pub(crate) queue: crate::async_invoke::AsyncQueue,
     pub(crate) configs: Arc<crate::event_config::EventConfigs>,
+    /// The queue service, for queue destinations and dead-letter queues.
+    pub(crate) queues: Arc<crate::queues::QueueService>,
 }
 
 enum Slot {
@@ -135,6 +137,7 @@ impl InvokeService {
         logs: Arc<LogService>,
         store: Store,
         configs: Arc<crate::event_config::EventConfigs>,
+        queues: Arc<crate::queues::QueueService>,
     ) -> Result<Arc<InvokeService>> {
         functions.resume();
         let queue = crate::async_invoke::AsyncQueue::open(store.clone())?;
@@ -148,6 +151,7 @@ impl InvokeService {
             pools: Mutex::new(Pools::default()),
             queue,
             configs,
+            queues,
             provisioned: crate::provisioned::ProvisionedConfigs::open(store_for_pc)?,
             me: std::sync::OnceLock::new(),
         });

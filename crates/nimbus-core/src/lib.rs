@@ -12,6 +12,7 @@ pub mod model;
 pub mod names;
 pub mod pricing;
 pub mod provisioned;
+pub mod queues;
 pub mod settings;
 pub mod validate;
 pub mod versions;
@@ -64,6 +65,7 @@ fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
+    pub queues: Arc<queues::QueueService>,
     pub event_configs: Arc<event_config::EventConfigs>,
     pub functions: Arc<FunctionService>,
     pub invoke: Arc<InvokeService>,
@@ -90,6 +92,7 @@ impl Core {
             catalog.clone(),
         )?);
         let launcher = choose_launcher(&settings)?;
+        let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
         let event_configs = Arc::new(event_config::EventConfigs::open(
             store.clone(),
             functions.clone(),
@@ -101,8 +104,10 @@ impl Core {
             logs.clone(),
             store.clone(),
             event_configs.clone(),
+            queues.clone(),
         )?;
         Ok(Core {
+            queues,
             settings,
             event_configs,
             functions,

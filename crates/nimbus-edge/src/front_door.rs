@@ -14,6 +14,7 @@ use crate::error::{JsonError, LambdaError};
 pub enum Service {
     Lambda,
     Logs,
+    Sqs,
     Unknown(String),
 }
 
@@ -36,12 +37,16 @@ pub fn classify(headers: &HeaderMap, path: &str, query: Option<&str>) -> Service
         return match s.as_str() {
             "lambda" => Service::Lambda,
             "logs" => Service::Logs,
+            "sqs" => Service::Sqs,
             other => Service::Unknown(other.to_string()),
         };
     }
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         if target.starts_with("Logs_20140328.") {
             return Service::Logs;
+        }
+        if target.starts_with("AmazonSQS.") {
+            return Service::Sqs;
         }
         return Service::Unknown(target.split('.').next().unwrap_or(target).to_string());
     }
@@ -76,6 +81,7 @@ pub async fn dispatch(State(core): State<Core>, req: Request<Body>) -> Response 
     let service = classify(req.headers(), req.uri().path(), req.uri().query());
     match service {
         Service::Logs => crate::logs::handle(core, req).await,
+        Service::Sqs => crate::sqs::handle(core, req).await,
         Service::Lambda => LambdaError::new(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",

@@ -10,6 +10,7 @@ pub mod front_door;
 pub mod lambda;
 pub mod logs;
 pub mod nimbus_api;
+pub mod sqs;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

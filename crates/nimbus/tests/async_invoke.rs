@@ -156,7 +156,7 @@ async fn event_invoke_config_api() {
             "ValidationException",
         ),
         (
-            json!({"DestinationConfig": {"OnSuccess": {"Destination": "arn:aws:sqs:us-east-1:000000000000:q"}}}),
+            json!({"DestinationConfig": {"OnSuccess": {"Destination": "arn:aws:sns:us-east-1:000000000000:t"}}}),
             "InvalidParameterValueException",
         ),
         (json!({"Bogus": 1}), "InvalidRequestContentException"),
@@ -481,4 +481,86 @@ async fn acknowledged_events_survive_kill_9() {
         "acknowledged but never delivered: {missing:?}"
     );
     drop(s);
+}
+
+async fn sqs(s: &Server, op: &str, body: Value) -> Value {
+    let r = s
+        .http
+        .post(s.u("/"))
+        .header("X-Amz-Target", format!("AmazonSQS.{op}"))
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sqs");
+    assert_eq!(r.status().as_u16(), 200, "{op}");
+    r.json().await.expect("json")
+}
+
+/// Waits for one message on a queue.
+async fn one_message(s: &Server, url: &str) -> Value {
+    for _ in 0..20 {
+        let v = sqs(
+            s,
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "WaitTimeSeconds": 1, "MessageAttributeNames": ["All"]}),
+        )
+        .await;
+        if let Some(m) = v["Messages"].get(0) {
+            return m.clone();
+        }
+    }
+    panic!("no message arrived on {url}");
+}
+
+#[tokio::test]
+async fn failed_events_reach_the_dead_letter_queue_and_queue_destinations() {
+    let s = Server::start_with_config(FAST);
+    let dlq = sqs(&s, "CreateQueue", json!({"QueueName": "dead"})).await["QueueUrl"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let dest = sqs(&s, "CreateQueue", json!({"QueueName": "outcomes"})).await["QueueUrl"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    provided_fn(
+        &s,
+        "doomed",
+        json!({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:000000000000:dead"}}),
+    )
+    .await;
+    let (st, v, _) = config_call(
+        &s,
+        "PUT",
+        "doomed",
+        Some(json!({"MaximumRetryAttempts": 0,
+                    "DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:outcomes"}}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let id = invoke_event(&s, "doomed", json!({"fail": true, "order": 42})).await;
+
+    // The dead-letter queue gets the event itself, with the request id and error attached.
+    let m = one_message(&s, &dlq).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(m["Body"].as_str().expect("body")).ok(),
+        Some(json!({"fail": true, "order": 42}))
+    );
+    let attrs = &m["MessageAttributes"];
+    assert_eq!(attrs["RequestID"]["StringValue"], id);
+    assert_eq!(attrs["ErrorCode"]["DataType"], "Number");
+    assert!(
+        attrs["ErrorMessage"]["StringValue"]
+            .as_str()
+            .is_some_and(|e| e.contains("Custom.Failure")),
+        "{attrs}"
+    );
+    // The queue destination gets the invocation record.
+    let m = one_message(&s, &dest).await;
+    let record: Value = serde_json::from_str(m["Body"].as_str().expect("body")).expect("record");
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["requestId"], id);
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 1);
+    assert_eq!(record["requestPayload"], json!({"fail": true, "order": 42}));
 }
