@@ -14,6 +14,7 @@ pub mod pricing;
 pub mod provisioned;
 pub mod queues;
 pub mod settings;
+pub mod urls;
 pub mod validate;
 pub mod versions;
 
@@ -65,6 +66,7 @@ fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
+    pub urls: Arc<urls::FunctionUrls>,
     pub queues: Arc<queues::QueueService>,
     pub event_configs: Arc<event_config::EventConfigs>,
     pub functions: Arc<FunctionService>,
@@ -93,6 +95,7 @@ impl Core {
         )?);
         let launcher = choose_launcher(&settings)?;
         let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
+        let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
         let event_configs = Arc::new(event_config::EventConfigs::open(
             store.clone(),
             functions.clone(),
@@ -107,6 +110,7 @@ impl Core {
             queues.clone(),
         )?;
         Ok(Core {
+            urls,
             queues,
             settings,
             event_configs,

@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod front_door;
+pub mod function_url;
+pub mod http_events;
 pub mod lambda;
 pub mod logs;
 pub mod nimbus_api;
@@ -25,6 +27,10 @@ pub fn router(core: Core) -> Router {
         .merge(nimbus_api::routes())
         .merge(lambda::routes())
         .fallback(front_door::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            function_url::dispatch,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(core)
 }

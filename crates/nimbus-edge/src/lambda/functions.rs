@@ -208,6 +208,7 @@ pub async fn delete(
     core.functions.delete(&r).await?;
     if r.qualifier.is_none() {
         core.invoke.forget(&r.name);
+        core.urls.forget(&r.name);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -6,6 +6,7 @@ mod functions;
 mod invoke;
 mod provisioned;
 mod tags;
+mod urls;
 mod versions;
 mod wire;
 
@@ -90,6 +91,14 @@ pub fn routes() -> Router<Core> {
             "/2017-03-31/tags/{arn}",
             post(tags::tag).delete(tags::untag).get(tags::list),
         )
+        .route(
+            "/2021-10-31/functions/{name}/url",
+            post(urls::create)
+                .get(urls::get)
+                .put(urls::update)
+                .delete(urls::delete),
+        )
+        .route("/2021-10-31/functions/{name}/urls", get(urls::list))
         .route(
             "/2016-08-19/account-settings",
             get(functions::account_settings),

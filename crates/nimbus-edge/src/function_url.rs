@@ -1,0 +1,114 @@
+//! Serving function URLs: a request whose `Host` is `<url-id>.lambda-url.<anything>` invokes
+//! that URL's function synchronously with a payload format 2.0 event, on the main port.
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::names::FunctionRef;
+use nimbus_core::{Core, CoreError};
+
+use crate::http_events::{RequestInfo, event_v2, response_v2};
+
+/// The URL id a `Host` header names, if it is a function URL host.
+fn url_id(host: &str) -> Option<&str> {
+    let (id, rest) = host.split_once('.')?;
+    rest.starts_with("lambda-url.").then_some(id)
+}
+
+/// Middleware: function URL hosts are served here; everything else goes on to the APIs.
+pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let Some(id) = url_id(&host) else {
+        return next.run(req).await;
+    };
+    let Some(config) = core.urls.by_id(id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"Message":null}"#,
+        )
+            .into_response();
+    };
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(Body::new(body), 6 * 1024 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, r#"{"Message":"Request must be smaller than 6291456 bytes for the InvokeFunction operation"}"#).into_response();
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let info = RequestInfo {
+        method: &parts.method,
+        path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        source_ip,
+        request_id: request_id.clone(),
+        account_id: "anonymous".into(),
+        api_id: config.url_id.clone(),
+        domain_name: host.split(':').next().unwrap_or("").to_string(),
+        route_key: "$default".into(),
+        stage: "$default".into(),
+    };
+    let event = event_v2(&info, &parts.headers, &body);
+    let result = core
+        .invoke
+        .invoke(InvokeInput {
+            target: FunctionRef {
+                name: config.function.clone(),
+                qualifier: (config.qualifier != "$LATEST").then(|| config.qualifier.clone()),
+                account: None,
+                region: None,
+            },
+            payload: event.to_string().into(),
+            invocation_type: InvocationType::RequestResponse,
+            log_tail: false,
+            client_context: None,
+            trace_header: None,
+        })
+        .await;
+    let mut resp = match result {
+        Ok(r) => response_v2(&r.payload, r.function_error),
+        Err(CoreError::TooManyRequests { .. }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"Message":"Rate Exceeded."}"#,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(url = id, error = %e, "function URL invocation failed");
+            (
+                StatusCode::BAD_GATEWAY,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"Message":"Internal Server Error"}"#,
+            )
+                .into_response()
+        }
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_url_hosts_are_recognised() {
+        assert_eq!(url_id("abc123.lambda-url.localhost:4566"), Some("abc123"));
+        assert_eq!(url_id("abc123.lambda-url.us-east-1.on.aws"), Some("abc123"));
+        assert_eq!(url_id("127.0.0.1:4566"), None);
+        assert_eq!(url_id("localhost"), None);
+    }
+}
