@@ -67,6 +67,11 @@ def sqs(server):
 
 
 @pytest.fixture(scope="session")
+def apigw(server):
+    return _client("apigatewayv2", server)
+
+
+@pytest.fixture(scope="session")
 def cli_env(server):
     return dict(
         os.environ,

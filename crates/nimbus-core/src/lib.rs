@@ -6,6 +6,7 @@ pub mod async_invoke;
 pub mod error;
 pub mod event_config;
 pub mod functions;
+pub mod http_apis;
 pub mod invoke;
 pub mod logs;
 pub mod model;
@@ -66,6 +67,7 @@ fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
+    pub http_apis: Arc<http_apis::HttpApis>,
     pub urls: Arc<urls::FunctionUrls>,
     pub queues: Arc<queues::QueueService>,
     pub event_configs: Arc<event_config::EventConfigs>,
@@ -96,6 +98,7 @@ impl Core {
         let launcher = choose_launcher(&settings)?;
         let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
         let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
+        let http_apis = Arc::new(http_apis::HttpApis::open(store.clone())?);
         let event_configs = Arc::new(event_config::EventConfigs::open(
             store.clone(),
             functions.clone(),
@@ -110,6 +113,7 @@ impl Core {
             queues.clone(),
         )?;
         Ok(Core {
+            http_apis,
             urls,
             queues,
             settings,

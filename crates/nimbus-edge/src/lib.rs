@@ -5,6 +5,7 @@
 //! the AWS wire format into core commands and renders results and errors back. AWS shapes live
 //! only here.
 
+pub mod apigwv2;
 pub mod error;
 pub mod front_door;
 pub mod function_url;
@@ -26,7 +27,12 @@ pub fn router(core: Core) -> Router {
     Router::new()
         .merge(nimbus_api::routes())
         .merge(lambda::routes())
+        .merge(apigwv2::routes())
         .fallback(front_door::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            apigwv2::dispatch,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             core.clone(),
             function_url::dispatch,

@@ -1,0 +1,622 @@
+//! API Gateway HTTP APIs (`apigatewayv2`): APIs with their integrations, routes, stages and
+//! deployments, and the route matching API Gateway does. Each API is one record (kind
+//! `http-api`) holding all of its parts.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use nimbus_store::{Store, WriteOp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+
+const KIND: &str = "http-api";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    pub id: String,
+    pub integration_type: String,
+    pub integration_uri: Option<String>,
+    pub integration_method: Option<String>,
+    pub payload_format_version: String,
+    pub timeout_ms: u32,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub id: String,
+    pub route_key: String,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    pub auto_deploy: bool,
+    pub deployment_id: Option<String>,
+    pub stage_variables: BTreeMap<String, String>,
+    pub description: Option<String>,
+    pub created: String,
+    pub updated: String,
+}
+
+/// What a deployment froze: the routes and integrations of that moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub created: String,
+    pub description: Option<String>,
+    pub routes: Vec<Route>,
+    pub integrations: BTreeMap<String, Integration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpApi {
+    pub id: String,
+    pub name: String,
+    pub protocol_type: String,
+    pub description: Option<String>,
+    pub route_selection_expression: String,
+    pub created: String,
+    pub tags: BTreeMap<String, String>,
+    pub integrations: BTreeMap<String, Integration>,
+    pub routes: BTreeMap<String, Route>,
+    pub stages: BTreeMap<String, Stage>,
+    pub deployments: BTreeMap<String, Deployment>,
+}
+
+/// Errors in API Gateway's vocabulary.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl From<nimbus_store::StoreError> for ApiError {
+    fn from(e: nimbus_store::StoreError) -> Self {
+        ApiError::Core(CoreError::from(e))
+    }
+}
+
+pub type AResult<T> = std::result::Result<T, ApiError>;
+
+/// A new API (CreateApi).
+#[derive(Debug, Clone, Default)]
+pub struct ApiInput {
+    pub name: Option<String>,
+    pub protocol_type: Option<String>,
+    pub description: Option<String>,
+    pub target: Option<String>,
+    pub route_key: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationInput {
+    pub integration_type: Option<String>,
+    pub integration_uri: Option<String>,
+    pub integration_method: Option<String>,
+    pub payload_format_version: Option<String>,
+    pub timeout_ms: Option<i64>,
+    pub description: Option<String>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// API Gateway ids: 10 lowercase alphanumerics.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_string()
+}
+
+/// A route key: `$default` or `METHOD /path` (method `ANY` or an HTTP method, path starting
+/// with `/`, `{param}` segments, a greedy `{proxy+}` only last).
+pub fn check_route_key(key: &str) -> AResult<()> {
+    if key == "$default" {
+        return Ok(());
+    }
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "Invalid route key: {key}. Expected `$default` or an HTTP method and a path starting with /, such as `GET /items/{{id}}`."
+        ))
+    };
+    let (method, path) = key.split_once(' ').ok_or_else(bad)?;
+    let methods = [
+        "ANY", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
+    ];
+    if !methods.contains(&method) || !path.starts_with('/') {
+        return Err(bad());
+    }
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, s) in segs.iter().enumerate() {
+        if s.ends_with("+}") && i + 1 != segs.len() {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid route key: {key}. A greedy path variable must be the last segment."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The route for a request, as API Gateway picks it: method-specific over `ANY`, literal
+/// segments over variables, variables over a greedy `{proxy+}`, and `$default` last. Returns the
+/// route and its path parameters.
+pub fn match_route<'a>(
+    routes: impl Iterator<Item = &'a Route>,
+    method: &str,
+    path: &str,
+) -> Option<(Route, BTreeMap<String, String>)> {
+    let req: Vec<&str> = path.split('/').skip(1).collect();
+    let mut best: Option<((u8, usize, usize, u8), Route, BTreeMap<String, String>)> = None;
+    let mut default = None;
+    for r in routes {
+        if r.route_key == "$default" {
+            default = Some(r.clone());
+            continue;
+        }
+        let Some((m, p)) = r.route_key.split_once(' ') else {
+            continue;
+        };
+        if m != "ANY" && !m.eq_ignore_ascii_case(method) {
+            continue;
+        }
+        let pat: Vec<&str> = p.split('/').skip(1).collect();
+        let mut params = BTreeMap::new();
+        let mut greedy = false;
+        let mut vars = 0;
+        let mut ok = true;
+        for (i, seg) in pat.iter().enumerate() {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+                let rest = req.get(i..).map(|r| r.join("/")).unwrap_or_default();
+                if rest.is_empty() {
+                    ok = false;
+                }
+                params.insert(name.to_string(), rest);
+                greedy = true;
+                break;
+            }
+            let Some(actual) = req.get(i) else {
+                ok = false;
+                break;
+            };
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                if actual.is_empty() {
+                    ok = false;
+                    break;
+                }
+                params.insert(name.to_string(), (*actual).to_string());
+                vars += 1;
+            } else if seg != actual {
+                ok = false;
+                break;
+            }
+        }
+        if !greedy && pat.len() != req.len() {
+            ok = false;
+        }
+        if !ok {
+            continue;
+        }
+        let literal = pat.len() - vars - usize::from(greedy);
+        let rank = (
+            u8::from(greedy),
+            vars,
+            usize::MAX - literal,
+            u8::from(m == "ANY"),
+        );
+        if best.as_ref().is_none_or(|(b, _, _)| rank < *b) {
+            best = Some((rank, r.clone(), params));
+        }
+    }
+    best.map(|(_, r, p)| (r, p))
+        .or_else(|| default.map(|r| (r, BTreeMap::new())))
+}
+
+pub struct HttpApis {
+    store: Store,
+    map: RwLock<BTreeMap<String, HttpApi>>,
+}
+
+impl HttpApis {
+    pub fn open(store: Store) -> Result<HttpApis> {
+        let mut map = BTreeMap::new();
+        for (k, body) in store.records(KIND)? {
+            match serde_json::from_str::<HttpApi>(&body) {
+                Ok(a) => {
+                    map.insert(k, a);
+                }
+                Err(e) => tracing::error!(key = %k, error = %e, "unreadable HTTP API skipped"),
+            }
+        }
+        Ok(HttpApis {
+            store,
+            map: RwLock::new(map),
+        })
+    }
+
+    pub fn get(&self, id: &str) -> AResult<HttpApi> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("Invalid API identifier specified {id}")))
+    }
+
+    pub fn list(&self) -> Vec<HttpApi> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    async fn save(&self, api: HttpApi) -> AResult<HttpApi> {
+        let body = serde_json::to_string(&api)
+            .map_err(|e| CoreError::Internal(format!("encoding an API: {e}")))?;
+        self.store
+            .write_async(vec![WriteOp::PutRecord {
+                kind: KIND.into(),
+                key: api.id.clone(),
+                body,
+            }])
+            .await?;
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(api.id.clone(), api.clone());
+        Ok(api)
+    }
+
+    /// Applies a change to an API and stores it.
+    async fn change<T>(&self, id: &str, f: impl FnOnce(&mut HttpApi) -> AResult<T>) -> AResult<T> {
+        let mut api = self.get(id)?;
+        let out = f(&mut api)?;
+        // Stages that deploy automatically follow every change.
+        self.save(api).await?;
+        Ok(out)
+    }
+
+    fn integration(input: IntegrationInput) -> AResult<Integration> {
+        let t = input
+            .integration_type
+            .ok_or_else(|| ApiError::BadRequest("IntegrationType is required".into()))?;
+        match t.as_str() {
+            "AWS_PROXY" => {
+                if input.integration_uri.is_none() {
+                    return Err(ApiError::BadRequest(
+                        "IntegrationUri is required for an AWS_PROXY integration".into(),
+                    ));
+                }
+            }
+            "HTTP_PROXY" | "MOCK" | "AWS" | "HTTP" => {
+                return Err(ApiError::BadRequest(format!(
+                    "Integration type {t} is not supported by Nimbus HTTP APIs yet; use AWS_PROXY."
+                )));
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid integration type {other}. Valid values: AWS_PROXY, HTTP_PROXY, MOCK."
+                )));
+            }
+        }
+        let version = input.payload_format_version.unwrap_or_else(|| "2.0".into());
+        if version != "1.0" && version != "2.0" {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid payload format version {version}. Valid values: 1.0, 2.0."
+            )));
+        }
+        let timeout = input.timeout_ms.unwrap_or(30_000);
+        if !(50..=30_000).contains(&timeout) {
+            return Err(ApiError::BadRequest(
+                "TimeoutInMillis must be between 50 and 30000".into(),
+            ));
+        }
+        Ok(Integration {
+            id: new_id()[..7].to_string(),
+            integration_type: t,
+            integration_uri: input.integration_uri,
+            integration_method: input.integration_method,
+            payload_format_version: version,
+            timeout_ms: timeout as u32,
+            description: input.description,
+        })
+    }
+
+    /// CreateApi, including quick create (`Target`: an integration, a route and a `$default`
+    /// stage that deploys automatically).
+    pub async fn create(&self, input: ApiInput) -> AResult<HttpApi> {
+        let name = input
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::BadRequest("Name is required".into()))?;
+        match input.protocol_type.as_deref() {
+            Some("HTTP") => {}
+            Some("WEBSOCKET") => {
+                return Err(ApiError::BadRequest(
+                    "WEBSOCKET APIs are not supported by Nimbus yet".into(),
+                ));
+            }
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "ProtocolType is required and must be HTTP or WEBSOCKET".into(),
+                ));
+            }
+        }
+        let mut api = HttpApi {
+            id: new_id(),
+            name,
+            protocol_type: "HTTP".into(),
+            description: input.description,
+            route_selection_expression: "$request.method $request.path".into(),
+            created: now(),
+            tags: input.tags,
+            integrations: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            stages: BTreeMap::new(),
+            deployments: BTreeMap::new(),
+        };
+        if let Some(target) = input.target {
+            let i = Self::integration(IntegrationInput {
+                integration_type: Some("AWS_PROXY".into()),
+                integration_uri: Some(target),
+                payload_format_version: Some("2.0".into()),
+                ..IntegrationInput::default()
+            })?;
+            let key = input.route_key.unwrap_or_else(|| "$default".into());
+            check_route_key(&key)?;
+            let r = Route {
+                id: new_id()[..7].to_string(),
+                route_key: key,
+                target: Some(format!("integrations/{}", i.id)),
+            };
+            api.integrations.insert(i.id.clone(), i);
+            api.routes.insert(r.id.clone(), r);
+            let t = now();
+            api.stages.insert(
+                "$default".into(),
+                Stage {
+                    name: "$default".into(),
+                    auto_deploy: true,
+                    deployment_id: None,
+                    stage_variables: BTreeMap::new(),
+                    description: None,
+                    created: t.clone(),
+                    updated: t,
+                },
+            );
+        } else if input.route_key.is_some() {
+            return Err(ApiError::BadRequest(
+                "RouteKey can only be given with Target (quick create)".into(),
+            ));
+        }
+        self.save(api).await
+    }
+
+    pub async fn delete(&self, id: &str) -> AResult<()> {
+        self.get(id)?;
+        self.store
+            .write_async(vec![WriteOp::DeleteRecord {
+                kind: KIND.into(),
+                key: id.to_string(),
+            }])
+            .await?;
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        Ok(())
+    }
+
+    pub async fn create_integration(
+        &self,
+        api: &str,
+        input: IntegrationInput,
+    ) -> AResult<Integration> {
+        let i = Self::integration(input)?;
+        self.change(api, |a| {
+            a.integrations.insert(i.id.clone(), i.clone());
+            Ok(i)
+        })
+        .await
+    }
+
+    pub async fn create_route(
+        &self,
+        api: &str,
+        key: Option<String>,
+        target: Option<String>,
+    ) -> AResult<Route> {
+        let key = key.ok_or_else(|| ApiError::BadRequest("RouteKey is required".into()))?;
+        check_route_key(&key)?;
+        self.change(api, |a| {
+            if a.routes.values().any(|r| r.route_key == key) {
+                return Err(ApiError::Conflict(format!(
+                    "Unable to create route {key}. A route with that key already exists."
+                )));
+            }
+            if let Some(t) = &target {
+                let id = t.strip_prefix("integrations/").unwrap_or("");
+                if !a.integrations.contains_key(id) {
+                    return Err(ApiError::BadRequest(format!(
+                        "Invalid target {t}: expected integrations/<an integration of this API>"
+                    )));
+                }
+            }
+            let r = Route {
+                id: new_id()[..7].to_string(),
+                route_key: key,
+                target,
+            };
+            a.routes.insert(r.id.clone(), r.clone());
+            Ok(r)
+        })
+        .await
+    }
+
+    fn snapshot(a: &HttpApi, description: Option<String>) -> Deployment {
+        Deployment {
+            id: new_id(),
+            created: now(),
+            description,
+            routes: a.routes.values().cloned().collect(),
+            integrations: a.integrations.clone(),
+        }
+    }
+
+    pub async fn create_stage(
+        &self,
+        api: &str,
+        name: Option<String>,
+        auto_deploy: bool,
+        deployment_id: Option<String>,
+        variables: BTreeMap<String, String>,
+        description: Option<String>,
+    ) -> AResult<Stage> {
+        let name = name.ok_or_else(|| ApiError::BadRequest("StageName is required".into()))?;
+        self.change(api, |a| {
+            if a.stages.contains_key(&name) {
+                return Err(ApiError::Conflict(format!("Stage already exists: {name}")));
+            }
+            if let Some(d) = &deployment_id
+                && !a.deployments.contains_key(d)
+            {
+                return Err(ApiError::NotFound(format!(
+                    "Invalid Deployment identifier specified {d}"
+                )));
+            }
+            let t = now();
+            let s = Stage {
+                name: name.clone(),
+                auto_deploy,
+                deployment_id,
+                stage_variables: variables,
+                description,
+                created: t.clone(),
+                updated: t,
+            };
+            a.stages.insert(name, s.clone());
+            Ok(s)
+        })
+        .await
+    }
+
+    /// CreateDeployment, optionally to a stage.
+    pub async fn create_deployment(
+        &self,
+        api: &str,
+        stage: Option<String>,
+        description: Option<String>,
+    ) -> AResult<Deployment> {
+        self.change(api, |a| {
+            let d = Self::snapshot(a, description);
+            if let Some(s) = &stage {
+                let st = a.stages.get_mut(s).ok_or_else(|| {
+                    ApiError::NotFound(format!("Invalid stage identifier specified {s}"))
+                })?;
+                st.deployment_id = Some(d.id.clone());
+                st.updated = now();
+            }
+            a.deployments.insert(d.id.clone(), d.clone());
+            Ok(d)
+        })
+        .await
+    }
+
+    /// What a stage serves: the live routes (auto-deploy) or its deployment's snapshot.
+    pub fn served(
+        &self,
+        api: &str,
+        stage: &str,
+    ) -> Option<(HttpApi, Stage, Vec<Route>, BTreeMap<String, Integration>)> {
+        let a = self.get(api).ok()?;
+        let s = a.stages.get(stage)?.clone();
+        if s.auto_deploy {
+            let routes = a.routes.values().cloned().collect();
+            let integrations = a.integrations.clone();
+            return Some((a, s, routes, integrations));
+        }
+        let d = a.deployments.get(s.deployment_id.as_deref()?)?.clone();
+        Some((a, s, d.routes, d.integrations))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(keys: &[&str]) -> Vec<Route> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| Route {
+                id: i.to_string(),
+                route_key: k.to_string(),
+                target: None,
+            })
+            .collect()
+    }
+
+    fn pick(rs: &[Route], method: &str, path: &str) -> Option<(String, BTreeMap<String, String>)> {
+        match_route(rs.iter(), method, path).map(|(r, p)| (r.route_key, p))
+    }
+
+    #[test]
+    fn the_most_specific_route_wins() {
+        let rs = routes(&[
+            "$default",
+            "ANY /{proxy+}",
+            "GET /items/{id}",
+            "GET /items/special",
+            "ANY /items/{id}",
+            "POST /items",
+        ]);
+        assert_eq!(
+            pick(&rs, "GET", "/items/special").map(|x| x.0).as_deref(),
+            Some("GET /items/special")
+        );
+        let (k, p) = pick(&rs, "GET", "/items/7").expect("route");
+        assert_eq!(
+            (k.as_str(), p.get("id").map(String::as_str)),
+            ("GET /items/{id}", Some("7"))
+        );
+        assert_eq!(
+            pick(&rs, "DELETE", "/items/7").map(|x| x.0).as_deref(),
+            Some("ANY /items/{id}")
+        );
+        let (k, p) = pick(&rs, "GET", "/a/b/c").expect("route");
+        assert_eq!(
+            (k.as_str(), p.get("proxy").map(String::as_str)),
+            ("ANY /{proxy+}", Some("a/b/c"))
+        );
+        assert_eq!(
+            pick(&rs, "POST", "/items").map(|x| x.0).as_deref(),
+            Some("POST /items")
+        );
+        // `/` only matches `$default` here (a greedy variable needs at least one segment).
+        assert_eq!(
+            pick(&rs, "GET", "/").map(|x| x.0).as_deref(),
+            Some("$default")
+        );
+        let none = routes(&["GET /a"]);
+        assert_eq!(pick(&none, "GET", "/b"), None);
+    }
+
+    #[test]
+    fn route_keys_are_validated() {
+        assert!(check_route_key("GET /items/{id}").is_ok());
+        assert!(check_route_key("ANY /{proxy+}").is_ok());
+        assert!(check_route_key("$default").is_ok());
+        assert!(check_route_key("FETCH /x").is_err());
+        assert!(check_route_key("GET items").is_err());
+        assert!(check_route_key("GET /{proxy+}/x").is_err());
+    }
+}

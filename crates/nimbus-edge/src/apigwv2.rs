@@ -1,0 +1,640 @@
+//! API Gateway HTTP APIs (`apigatewayv2`, REST-JSON with camelCase members under `/v2/apis`):
+//! the control plane, and serving requests host-style (`<apiId>.execute-api.localhost`) and
+//! path-style (`/restapis/<apiId>/<stage>/_user_request_/<path>`) through AWS_PROXY
+//! integrations with payload format 1.0 or 2.0.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use base64::Engine;
+use nimbus_core::http_apis::{
+    ApiError, ApiInput, HttpApi, Integration, IntegrationInput, Route, Stage,
+};
+use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::names::parse_function_ref;
+use nimbus_core::{Core, CoreError};
+use serde_json::{Map, Value, json};
+
+use crate::http_events::{RequestInfo, event_v2, response_v2};
+
+struct GwError(ApiError);
+
+impl From<ApiError> for GwError {
+    fn from(e: ApiError) -> Self {
+        GwError(e)
+    }
+}
+
+impl IntoResponse for GwError {
+    fn into_response(self) -> Response {
+        let (status, kind) = match &self.0 {
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictException"),
+            ApiError::Core(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+            ),
+        };
+        let mut r = (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json!({ "message": self.0.to_string() }).to_string(),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        r
+    }
+}
+
+type R = Result<Response, GwError>;
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn parse(body: &Bytes) -> Result<Value, GwError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| GwError(ApiError::BadRequest(format!("Invalid request body: {e}"))))
+}
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+fn strings(v: &Value, k: &str) -> BTreeMap<String, String> {
+    v.get(k)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `http://<apiId>.execute-api.localhost:<port>`.
+fn endpoint(core: &Core, id: &str) -> String {
+    let base = core.settings.public_url.trim_end_matches('/');
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let port = rest
+        .rsplit_once(':')
+        .map(|(_, p)| format!(":{p}"))
+        .unwrap_or_default();
+    format!("{scheme}://{id}.execute-api.localhost{port}")
+}
+
+fn render_api(core: &Core, a: &HttpApi) -> Value {
+    let mut v = json!({
+        "apiId": a.id,
+        "apiEndpoint": endpoint(core, &a.id),
+        "name": a.name,
+        "protocolType": a.protocol_type,
+        "routeSelectionExpression": a.route_selection_expression,
+        "createdDate": a.created,
+        "disableExecuteApiEndpoint": false,
+        "apiKeySelectionExpression": "$request.header.x-api-key",
+        "tags": a.tags,
+    });
+    if let Some(d) = &a.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+fn render_integration(i: &Integration) -> Value {
+    let mut v = json!({
+        "integrationId": i.id,
+        "integrationType": i.integration_type,
+        "payloadFormatVersion": i.payload_format_version,
+        "timeoutInMillis": i.timeout_ms,
+        "connectionType": "INTERNET",
+        "apiGatewayManaged": false,
+    });
+    if let Some(u) = &i.integration_uri {
+        v["integrationUri"] = json!(u);
+    }
+    if let Some(m) = &i.integration_method {
+        v["integrationMethod"] = json!(m);
+    }
+    if let Some(d) = &i.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+fn render_route(r: &Route) -> Value {
+    let mut v = json!({
+        "routeId": r.id,
+        "routeKey": r.route_key,
+        "authorizationType": "NONE",
+        "apiKeyRequired": false,
+        "apiGatewayManaged": false,
+    });
+    if let Some(t) = &r.target {
+        v["target"] = json!(t);
+    }
+    v
+}
+
+fn render_stage(s: &Stage) -> Value {
+    let mut v = json!({
+        "stageName": s.name,
+        "autoDeploy": s.auto_deploy,
+        "stageVariables": s.stage_variables,
+        "createdDate": s.created,
+        "lastUpdatedDate": s.updated,
+        "defaultRouteSettings": {"detailedMetricsEnabled": false},
+        "routeSettings": {},
+        "tags": {},
+    });
+    if let Some(d) = &s.deployment_id {
+        v["deploymentId"] = json!(d);
+    }
+    if let Some(d) = &s.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+async fn create_api(State(core): State<Core>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let a = core
+        .http_apis
+        .create(ApiInput {
+            name: s(&v, "name"),
+            protocol_type: s(&v, "protocolType"),
+            description: s(&v, "description"),
+            target: s(&v, "target"),
+            route_key: s(&v, "routeKey"),
+            tags: strings(&v, "tags"),
+        })
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_api(&core, &a)))
+}
+
+async fn get_api(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.http_apis.get(&id)?;
+    Ok(reply(StatusCode::OK, render_api(&core, &a)))
+}
+
+async fn get_apis(State(core): State<Core>) -> R {
+    let items: Vec<Value> = core
+        .http_apis
+        .list()
+        .iter()
+        .map(|a| render_api(&core, a))
+        .collect();
+    Ok(reply(StatusCode::OK, json!({ "items": items })))
+}
+
+async fn delete_api(State(core): State<Core>, Path(id): Path<String>) -> R {
+    core.http_apis.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn create_integration(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let i = core
+        .http_apis
+        .create_integration(
+            &id,
+            IntegrationInput {
+                integration_type: s(&v, "integrationType"),
+                integration_uri: s(&v, "integrationUri"),
+                integration_method: s(&v, "integrationMethod"),
+                payload_format_version: s(&v, "payloadFormatVersion"),
+                timeout_ms: v.get("timeoutInMillis").and_then(Value::as_i64),
+                description: s(&v, "description"),
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_integration(&i)))
+}
+
+async fn get_integrations(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let items: Vec<Value> = a.integrations.values().map(render_integration).collect();
+    Ok(reply(StatusCode::OK, json!({ "items": items })))
+}
+
+async fn create_route(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let r = core
+        .http_apis
+        .create_route(&id, s(&v, "routeKey"), s(&v, "target"))
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_route(&r)))
+}
+
+async fn get_routes(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let items: Vec<Value> = a.routes.values().map(render_route).collect();
+    Ok(reply(StatusCode::OK, json!({ "items": items })))
+}
+
+async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let st = core
+        .http_apis
+        .create_stage(
+            &id,
+            s(&v, "stageName"),
+            v.get("autoDeploy")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            s(&v, "deploymentId"),
+            strings(&v, "stageVariables"),
+            s(&v, "description"),
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_stage(&st)))
+}
+
+async fn get_stages(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let items: Vec<Value> = a.stages.values().map(render_stage).collect();
+    Ok(reply(StatusCode::OK, json!({ "items": items })))
+}
+
+async fn create_deployment(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let d = core
+        .http_apis
+        .create_deployment(&id, s(&v, "stageName"), s(&v, "description"))
+        .await?;
+    let mut out = json!({
+        "deploymentId": d.id,
+        "deploymentStatus": "DEPLOYED",
+        "createdDate": d.created,
+        "autoDeployed": false,
+    });
+    if let Some(desc) = d.description {
+        out["description"] = json!(desc);
+    }
+    Ok(reply(StatusCode::CREATED, out))
+}
+
+pub fn routes() -> Router<Core> {
+    Router::new()
+        .route("/v2/apis", post(create_api).get(get_apis))
+        .route("/v2/apis/{id}", get(get_api).delete(delete_api))
+        .route(
+            "/v2/apis/{id}/integrations",
+            post(create_integration).get(get_integrations),
+        )
+        .route("/v2/apis/{id}/routes", post(create_route).get(get_routes))
+        .route("/v2/apis/{id}/stages", post(create_stage).get(get_stages))
+        .route("/v2/apis/{id}/deployments", post(create_deployment))
+        .route(
+            "/restapis/{id}/{stage}/_user_request_/{*path}",
+            any(path_style),
+        )
+        .route(
+            "/restapis/{id}/{stage}/_user_request_/",
+            any(path_style_root),
+        )
+        .route(
+            "/restapis/{id}/{stage}/_user_request_",
+            any(path_style_root),
+        )
+}
+
+fn not_found() -> Response {
+    reply(StatusCode::NOT_FOUND, json!({ "message": "Not Found" }))
+}
+
+async fn path_style(
+    State(core): State<Core>,
+    Path((id, stage, path)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    serve(&core, &id, &stage, &format!("/{path}"), req).await
+}
+
+async fn path_style_root(
+    State(core): State<Core>,
+    Path((id, stage)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    serve(&core, &id, &stage, "/", req).await
+}
+
+/// Middleware: `<apiId>.execute-api.<anything>` hosts are served as that API.
+pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let Some(id) = host
+        .split_once('.')
+        .filter(|(_, rest)| rest.starts_with("execute-api."))
+        .map(|(id, _)| id.to_string())
+    else {
+        return next.run(req).await;
+    };
+    let Ok(api) = core.http_apis.get(&id) else {
+        return not_found();
+    };
+    // A named stage is the first path segment; otherwise `$default` serves the whole path.
+    let path = req.uri().path().to_string();
+    let first = path.split('/').nth(1).unwrap_or("");
+    let (stage, rest) =
+        if !first.is_empty() && api.stages.contains_key(first) && first != "$default" {
+            let rest = path[1 + first.len()..].to_string();
+            (
+                first.to_string(),
+                if rest.is_empty() {
+                    "/".to_string()
+                } else {
+                    rest
+                },
+            )
+        } else {
+            ("$default".to_string(), path)
+        };
+    serve(&core, &id, &stage, &rest, req).await
+}
+
+async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> Response {
+    let Some((api, st, routes, integrations)) = core.http_apis.served(id, stage) else {
+        return not_found();
+    };
+    let (parts, body) = req.into_parts();
+    let Some((route, params)) =
+        nimbus_core::http_apis::match_route(routes.iter(), parts.method.as_str(), path)
+    else {
+        return not_found();
+    };
+    let Some(integration) = route
+        .target
+        .as_deref()
+        .and_then(|t| t.strip_prefix("integrations/"))
+        .and_then(|i| integrations.get(i))
+    else {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal Server Error"}),
+        );
+    };
+    let Ok(body) = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024).await else {
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"message": "Request Entity Too Large"}),
+        );
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let info = RequestInfo {
+        method: &parts.method,
+        path,
+        raw_query: parts.uri.query().unwrap_or(""),
+        source_ip: "127.0.0.1".into(),
+        request_id: request_id.clone(),
+        account_id: core.settings.account_id.clone(),
+        api_id: api.id.clone(),
+        domain_name: if host.is_empty() {
+            format!("{}.execute-api.localhost", api.id)
+        } else {
+            host
+        },
+        route_key: route.route_key.clone(),
+        stage: st.name.clone(),
+    };
+    let v1 = integration.payload_format_version == "1.0";
+    let mut event = if v1 {
+        event_v1(&info, &route, &parts.headers, &parts.method, &body)
+    } else {
+        event_v2(&info, &parts.headers, &body)
+    };
+    if !params.is_empty() {
+        event["pathParameters"] = json!(params);
+    }
+    if !st.stage_variables.is_empty() {
+        event["stageVariables"] = json!(st.stage_variables);
+    }
+    let Some(target) = integration.integration_uri.as_deref().and_then(function_of) else {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal Server Error"}),
+        );
+    };
+    let call = core.invoke.invoke(InvokeInput {
+        target,
+        payload: event.to_string().into(),
+        invocation_type: InvocationType::RequestResponse,
+        log_tail: false,
+        client_context: None,
+        trace_header: None,
+    });
+    let limit = std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
+    let mut resp = match tokio::time::timeout(limit, call).await {
+        Err(_) => reply(
+            StatusCode::GATEWAY_TIMEOUT,
+            json!({"message": "Service Unavailable"}),
+        ),
+        Ok(Err(CoreError::TooManyRequests { .. })) => reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"message": "Too Many Requests"}),
+        ),
+        Ok(Err(_)) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal Server Error"}),
+        ),
+        Ok(Ok(r)) if r.function_error => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal Server Error"}),
+        ),
+        Ok(Ok(r)) if v1 => response_v1(&r.payload),
+        Ok(Ok(r)) => response_v2(&r.payload, false),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("apigw-requestid", v);
+    }
+    resp
+}
+
+/// The function an AWS_PROXY integration URI names: a function ARN (optionally qualified) or
+/// the `arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<arn>/invocations` form.
+fn function_of(uri: &str) -> Option<nimbus_core::names::FunctionRef> {
+    let arn = match uri.split_once("/functions/") {
+        Some((_, rest)) => rest.strip_suffix("/invocations").unwrap_or(rest),
+        None => uri,
+    };
+    parse_function_ref(arn).ok()
+}
+
+/// The payload format 1.0 event (REST-API style, with multi-value headers and query).
+fn event_v1(
+    info: &RequestInfo<'_>,
+    route: &Route,
+    headers: &HeaderMap,
+    method: &Method,
+    body: &Bytes,
+) -> Value {
+    let mut single = Map::new();
+    let mut multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in headers {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        single.insert(k.as_str().to_string(), json!(v));
+        multi.entry(k.as_str().to_string()).or_default().push(v);
+    }
+    let mut q_single = Map::new();
+    let mut q_multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for kv in info.raw_query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let dec = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        q_single.insert(dec(k), json!(dec(v)));
+        q_multi.entry(dec(k)).or_default().push(dec(v));
+    }
+    let resource = route
+        .route_key
+        .split_once(' ')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| info.path.to_string());
+    let (body_v, b64) = if body.is_empty() {
+        (Value::Null, false)
+    } else {
+        match std::str::from_utf8(body) {
+            Ok(t) => (json!(t), false),
+            Err(_) => (
+                json!(base64::engine::general_purpose::STANDARD.encode(body)),
+                true,
+            ),
+        }
+    };
+    let now = chrono::Utc::now();
+    json!({
+        "version": "1.0",
+        "resource": resource,
+        "path": info.path,
+        "httpMethod": method.as_str(),
+        "headers": single,
+        "multiValueHeaders": multi,
+        "queryStringParameters": if q_single.is_empty() { Value::Null } else { Value::Object(q_single) },
+        "multiValueQueryStringParameters": if q_multi.is_empty() { Value::Null } else { json!(q_multi) },
+        "requestContext": {
+            "accountId": info.account_id,
+            "apiId": info.api_id,
+            "domainName": info.domain_name,
+            "domainPrefix": info.domain_name.split('.').next().unwrap_or(""),
+            "extendedRequestId": info.request_id,
+            "httpMethod": method.as_str(),
+            "identity": {"sourceIp": info.source_ip, "userAgent": headers.get("user-agent").and_then(|v| v.to_str().ok())},
+            "path": info.path,
+            "protocol": "HTTP/1.1",
+            "requestId": info.request_id,
+            "requestTime": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            "requestTimeEpoch": now.timestamp_millis(),
+            "resourcePath": resource,
+            "stage": info.stage,
+        },
+        "pathParameters": Value::Null,
+        "stageVariables": Value::Null,
+        "body": body_v,
+        "isBase64Encoded": b64,
+    })
+}
+
+/// Payload format 1.0 responses: `statusCode`, `headers`, `multiValueHeaders`, `body`,
+/// `isBase64Encoded`; anything else is a 500 as API Gateway returns it.
+fn response_v1(payload: &[u8]) -> Response {
+    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(payload) else {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal Server Error"}),
+        );
+    };
+    let Some(status) = obj
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+    else {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal Server Error"}),
+        );
+    };
+    let body = match obj.get("body") {
+        Some(Value::String(s))
+            if obj.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) =>
+        {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .unwrap_or_default()
+        }
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        None | Some(Value::Null) => Vec::new(),
+        Some(other) => other.to_string().into_bytes(),
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    if let Some(Value::Object(m)) = obj.get("multiValueHeaders") {
+        for (k, vs) in m {
+            for v in vs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if let (Ok(n), Ok(v)) = (
+                    axum::http::HeaderName::try_from(k.as_str()),
+                    HeaderValue::from_str(v),
+                ) {
+                    h.append(n, v);
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(m)) = obj.get("headers") {
+        for (k, v) in m {
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            if let (Ok(n), Ok(v)) = (
+                axum::http::HeaderName::try_from(k.as_str()),
+                HeaderValue::from_str(&v),
+            ) {
+                h.insert(n, v);
+            }
+        }
+    }
+    if !h.contains_key(axum::http::header::CONTENT_TYPE) {
+        h.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    resp
+}
