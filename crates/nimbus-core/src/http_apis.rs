@@ -155,7 +155,9 @@ pub fn match_route<'a>(
     path: &str,
 ) -> Option<(Route, BTreeMap<String, String>)> {
     let req: Vec<&str> = path.split('/').skip(1).collect();
-    let mut best: Option<((u8, usize, usize, u8), Route, BTreeMap<String, String>)> = None;
+    // (rank, route, path parameters); lower ranks are more specific.
+    type Candidate = ((u8, usize, usize, u8), Route, BTreeMap<String, String>);
+    let mut best: Option<Candidate> = None;
     let mut default = None;
     for r in routes {
         if r.route_key == "$default" {
@@ -549,6 +551,9 @@ impl HttpApis {
         Some((a, s, d.routes, d.integrations))
     }
 }
+
+/// An API, one of its stages, and the routes and integrations that stage serves.
+pub type Served = (HttpApi, Stage, Vec<Route>, BTreeMap<String, Integration>);
 
 #[cfg(test)]
 mod tests {
