@@ -535,11 +535,7 @@ impl HttpApis {
     }
 
     /// What a stage serves: the live routes (auto-deploy) or its deployment's snapshot.
-    pub fn served(
-        &self,
-        api: &str,
-        stage: &str,
-    ) -> Option<(HttpApi, Stage, Vec<Route>, BTreeMap<String, Integration>)> {
+    pub fn served(&self, api: &str, stage: &str) -> Option<Served> {
         let a = self.get(api).ok()?;
         let s = a.stages.get(stage)?.clone();
         if s.auto_deploy {
