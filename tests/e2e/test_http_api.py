@@ -4,6 +4,9 @@ import http.client
 import json
 import urllib.parse
 
+import pytest
+from botocore.exceptions import ClientError
+
 from conftest import create_python, unique
 
 
@@ -48,4 +51,30 @@ def test_quick_create_and_routes(lam, apigw):
     status, _, body = request(api2["ApiEndpoint"], "GET", "/prod/nothing")
     assert status == 404 and json.loads(body) == {"message": "Not Found"}
     assert {a["ApiId"] for a in apigw.get_apis()["Items"]} >= {api["ApiId"], api2["ApiId"]}
-    apigw.delete_api(ApiId=api2["ApiId"])
+
+    # The parts can be read, changed and removed.
+    a2 = api2["ApiId"]
+    assert apigw.get_route(ApiId=a2, RouteId=route["RouteId"])["RouteKey"] == "GET /items/{id}"
+    apigw.update_route(ApiId=a2, RouteId=route["RouteId"], RouteKey="GET /things/{id}")
+    apigw.update_integration(ApiId=a2, IntegrationId=integ["IntegrationId"], PayloadFormatVersion="2.0")
+    assert apigw.get_integration(ApiId=a2, IntegrationId=integ["IntegrationId"])["PayloadFormatVersion"] == "2.0"
+    status, _, body = request(api2["ApiEndpoint"], "GET", "/prod/things/9")
+    assert status == 200, body
+    assert json.loads(body)["event"]["pathParameters"] == {"id": "9"}
+    stage = apigw.update_stage(ApiId=a2, StageName="prod", StageVariables={"more": "x"})
+    assert stage["StageVariables"] == {"env": "p", "more": "x"}
+    assert apigw.get_stage(ApiId=a2, StageName="prod")["AutoDeploy"] is True
+    with pytest.raises(ClientError) as e:
+        apigw.delete_integration(ApiId=a2, IntegrationId=integ["IntegrationId"])
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+    apigw.delete_route(ApiId=a2, RouteId=route["RouteId"])
+    apigw.delete_integration(ApiId=a2, IntegrationId=integ["IntegrationId"])
+    dep = apigw.create_deployment(ApiId=a2, Description="d1")
+    assert [d["DeploymentId"] for d in apigw.get_deployments(ApiId=a2)["Items"]] == [dep["DeploymentId"]]
+    apigw.update_api(ApiId=a2, Name="renamed")
+    assert apigw.get_api(ApiId=a2)["Name"] == "renamed"
+    apigw.delete_stage(ApiId=a2, StageName="prod")
+    apigw.delete_api(ApiId=a2)
+    with pytest.raises(ClientError) as e:
+        apigw.get_api(ApiId=a2)
+    assert e.value.response["Error"]["Code"] == "NotFoundException"

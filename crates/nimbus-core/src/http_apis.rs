@@ -465,6 +465,207 @@ impl HttpApis {
         .await
     }
 
+    /// UpdateApi: name and description.
+    pub async fn update_api(
+        &self,
+        id: &str,
+        name: Option<String>,
+        description: Option<String>,
+    ) -> AResult<HttpApi> {
+        self.change(id, |a| {
+            if let Some(n) = name {
+                if n.is_empty() {
+                    return Err(ApiError::BadRequest("Name must not be empty".into()));
+                }
+                a.name = n;
+            }
+            if description.is_some() {
+                a.description = description;
+            }
+            Ok(a.clone())
+        })
+        .await
+    }
+
+    /// UpdateRoute: key and target.
+    pub async fn update_route(
+        &self,
+        api: &str,
+        route: &str,
+        key: Option<String>,
+        target: Option<String>,
+    ) -> AResult<Route> {
+        if let Some(k) = &key {
+            check_route_key(k)?;
+        }
+        self.change(api, |a| {
+            if let Some(t) = &target {
+                let id = t.strip_prefix("integrations/").unwrap_or("");
+                if !a.integrations.contains_key(id) {
+                    return Err(ApiError::BadRequest(format!(
+                        "Invalid target {t}: expected integrations/<an integration of this API>"
+                    )));
+                }
+            }
+            if let Some(k) = &key
+                && a.routes
+                    .values()
+                    .any(|r| &r.route_key == k && r.id != route)
+            {
+                return Err(ApiError::Conflict(format!(
+                    "Unable to update route: a route with key {k} already exists."
+                )));
+            }
+            let r = a.routes.get_mut(route).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid Route identifier specified {route}"))
+            })?;
+            if let Some(k) = key {
+                r.route_key = k;
+            }
+            if target.is_some() {
+                r.target = target;
+            }
+            Ok(r.clone())
+        })
+        .await
+    }
+
+    pub async fn delete_route(&self, api: &str, route: &str) -> AResult<()> {
+        self.change(api, |a| {
+            a.routes.remove(route).map(drop).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid Route identifier specified {route}"))
+            })
+        })
+        .await
+    }
+
+    /// UpdateIntegration: URI, payload format, timeout, description.
+    pub async fn update_integration(
+        &self,
+        api: &str,
+        id: &str,
+        input: IntegrationInput,
+    ) -> AResult<Integration> {
+        if let Some(v) = &input.payload_format_version
+            && v != "1.0"
+            && v != "2.0"
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid payload format version {v}. Valid values: 1.0, 2.0."
+            )));
+        }
+        if let Some(t) = input.timeout_ms
+            && !(50..=30_000).contains(&t)
+        {
+            return Err(ApiError::BadRequest(
+                "TimeoutInMillis must be between 50 and 30000".into(),
+            ));
+        }
+        self.change(api, |a| {
+            let i = a.integrations.get_mut(id).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid Integration identifier specified {id}"))
+            })?;
+            if input.integration_uri.is_some() {
+                i.integration_uri = input.integration_uri;
+            }
+            if let Some(v) = input.payload_format_version {
+                i.payload_format_version = v;
+            }
+            if let Some(t) = input.timeout_ms {
+                i.timeout_ms = t as u32;
+            }
+            if input.description.is_some() {
+                i.description = input.description;
+            }
+            Ok(i.clone())
+        })
+        .await
+    }
+
+    /// DeleteIntegration: refused while a route targets it.
+    pub async fn delete_integration(&self, api: &str, id: &str) -> AResult<()> {
+        self.change(api, |a| {
+            let target = format!("integrations/{id}");
+            if a.routes
+                .values()
+                .any(|r| r.target.as_deref() == Some(&target))
+            {
+                return Err(ApiError::Conflict(format!(
+                    "Cannot delete integration {id}: a route uses it."
+                )));
+            }
+            a.integrations.remove(id).map(drop).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid Integration identifier specified {id}"))
+            })
+        })
+        .await
+    }
+
+    /// UpdateStage: auto-deploy, deployment, stage variables (merged), description.
+    pub async fn update_stage(
+        &self,
+        api: &str,
+        name: &str,
+        auto_deploy: Option<bool>,
+        deployment_id: Option<String>,
+        variables: Option<BTreeMap<String, String>>,
+        description: Option<String>,
+    ) -> AResult<Stage> {
+        self.change(api, |a| {
+            if let Some(d) = &deployment_id
+                && !a.deployments.contains_key(d)
+            {
+                return Err(ApiError::NotFound(format!(
+                    "Invalid Deployment identifier specified {d}"
+                )));
+            }
+            let st = a.stages.get_mut(name).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid stage identifier specified {name}"))
+            })?;
+            if let Some(v) = auto_deploy {
+                st.auto_deploy = v;
+            }
+            if deployment_id.is_some() {
+                st.deployment_id = deployment_id;
+            }
+            if let Some(v) = variables {
+                st.stage_variables.extend(v);
+            }
+            if description.is_some() {
+                st.description = description;
+            }
+            st.updated = now();
+            Ok(st.clone())
+        })
+        .await
+    }
+
+    pub async fn delete_stage(&self, api: &str, name: &str) -> AResult<()> {
+        self.change(api, |a| {
+            a.stages.remove(name).map(drop).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid stage identifier specified {name}"))
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_deployment(&self, api: &str, id: &str) -> AResult<()> {
+        self.change(api, |a| {
+            if a.stages
+                .values()
+                .any(|s| s.deployment_id.as_deref() == Some(id))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "Active stages pointing to this deployment must be moved or deleted: {id}"
+                )));
+            }
+            a.deployments.remove(id).map(drop).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid Deployment identifier specified {id}"))
+            })
+        })
+        .await
+    }
+
     fn snapshot(a: &HttpApi, description: Option<String>) -> Deployment {
         Deployment {
             id: new_id(),

@@ -278,29 +278,197 @@ async fn create_deployment(State(core): State<Core>, Path(id): Path<String>, bod
         .http_apis
         .create_deployment(&id, s(&v, "stageName"), s(&v, "description"))
         .await?;
-    let mut out = json!({
+    Ok(reply(StatusCode::CREATED, render_deployment(&d)))
+}
+
+fn not_found_in(kind: &str, id: &str) -> GwError {
+    GwError(ApiError::NotFound(format!(
+        "Invalid {kind} identifier specified {id}"
+    )))
+}
+
+async fn update_api(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let a = core
+        .http_apis
+        .update_api(&id, s(&v, "name"), s(&v, "description"))
+        .await?;
+    Ok(reply(StatusCode::OK, render_api(&core, &a)))
+}
+
+async fn get_route(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let r = a
+        .routes
+        .get(&rid)
+        .ok_or_else(|| not_found_in("Route", &rid))?;
+    Ok(reply(StatusCode::OK, render_route(r)))
+}
+
+async fn update_route(
+    State(core): State<Core>,
+    Path((id, rid)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let r = core
+        .http_apis
+        .update_route(&id, &rid, s(&v, "routeKey"), s(&v, "target"))
+        .await?;
+    Ok(reply(StatusCode::OK, render_route(&r)))
+}
+
+async fn delete_route(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
+    core.http_apis.delete_route(&id, &rid).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_integration(State(core): State<Core>, Path((id, iid)): Path<(String, String)>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let i = a
+        .integrations
+        .get(&iid)
+        .ok_or_else(|| not_found_in("Integration", &iid))?;
+    Ok(reply(StatusCode::OK, render_integration(i)))
+}
+
+async fn update_integration(
+    State(core): State<Core>,
+    Path((id, iid)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let i = core
+        .http_apis
+        .update_integration(
+            &id,
+            &iid,
+            IntegrationInput {
+                integration_type: None,
+                integration_uri: s(&v, "integrationUri"),
+                integration_method: s(&v, "integrationMethod"),
+                payload_format_version: s(&v, "payloadFormatVersion"),
+                timeout_ms: v.get("timeoutInMillis").and_then(Value::as_i64),
+                description: s(&v, "description"),
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::OK, render_integration(&i)))
+}
+
+async fn delete_integration(
+    State(core): State<Core>,
+    Path((id, iid)): Path<(String, String)>,
+) -> R {
+    core.http_apis.delete_integration(&id, &iid).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let st = a
+        .stages
+        .get(&name)
+        .ok_or_else(|| not_found_in("stage", &name))?;
+    Ok(reply(StatusCode::OK, render_stage(st)))
+}
+
+async fn update_stage(
+    State(core): State<Core>,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let vars = v
+        .get("stageVariables")
+        .map(|_| strings(&v, "stageVariables"));
+    let st = core
+        .http_apis
+        .update_stage(
+            &id,
+            &name,
+            v.get("autoDeploy").and_then(Value::as_bool),
+            s(&v, "deploymentId"),
+            vars,
+            s(&v, "description"),
+        )
+        .await?;
+    Ok(reply(StatusCode::OK, render_stage(&st)))
+}
+
+async fn delete_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
+    core.http_apis.delete_stage(&id, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn render_deployment(d: &nimbus_core::http_apis::Deployment) -> Value {
+    let mut v = json!({
         "deploymentId": d.id,
         "deploymentStatus": "DEPLOYED",
         "createdDate": d.created,
         "autoDeployed": false,
     });
-    if let Some(desc) = d.description {
-        out["description"] = json!(desc);
+    if let Some(desc) = &d.description {
+        v["description"] = json!(desc);
     }
-    Ok(reply(StatusCode::CREATED, out))
+    v
+}
+
+async fn get_deployments(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let items: Vec<Value> = a.deployments.values().map(render_deployment).collect();
+    Ok(reply(StatusCode::OK, json!({ "items": items })))
+}
+
+async fn get_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let d = a
+        .deployments
+        .get(&did)
+        .ok_or_else(|| not_found_in("Deployment", &did))?;
+    Ok(reply(StatusCode::OK, render_deployment(d)))
+}
+
+async fn delete_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
+    core.http_apis.delete_deployment(&id, &did).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub fn routes() -> Router<Core> {
     Router::new()
         .route("/v2/apis", post(create_api).get(get_apis))
-        .route("/v2/apis/{id}", get(get_api).delete(delete_api))
+        .route(
+            "/v2/apis/{id}",
+            get(get_api).delete(delete_api).patch(update_api),
+        )
         .route(
             "/v2/apis/{id}/integrations",
             post(create_integration).get(get_integrations),
         )
+        .route(
+            "/v2/apis/{id}/integrations/{iid}",
+            get(get_integration)
+                .patch(update_integration)
+                .delete(delete_integration),
+        )
         .route("/v2/apis/{id}/routes", post(create_route).get(get_routes))
+        .route(
+            "/v2/apis/{id}/routes/{rid}",
+            get(get_route).patch(update_route).delete(delete_route),
+        )
         .route("/v2/apis/{id}/stages", post(create_stage).get(get_stages))
-        .route("/v2/apis/{id}/deployments", post(create_deployment))
+        .route(
+            "/v2/apis/{id}/stages/{name}",
+            get(get_stage).patch(update_stage).delete(delete_stage),
+        )
+        .route(
+            "/v2/apis/{id}/deployments",
+            post(create_deployment).get(get_deployments),
+        )
+        .route(
+            "/v2/apis/{id}/deployments/{did}",
+            get(get_deployment).delete(delete_deployment),
+        )
         .route(
             "/restapis/{id}/{stage}/_user_request_/{*path}",
             any(path_style),
