@@ -433,6 +433,30 @@ async fn run(nimbus: &str, noop: &str, secs: u64, only: &str) -> anyhow::Result<
             println!();
         }
 
+        if want("gateway") {
+            println!("## Through the HTTP gateway vs direct Invoke (sandbox launcher, same function, same run)\n");
+            create(addr, "gw-noop", "provided.al2023", "noop", &provided, serde_json::json!({})).await?;
+            let body = serde_json::json!({"name": "bench", "protocolType": "HTTP", "target": "arn:aws:lambda:us-east-1:000000000000:function:gw-noop"}).to_string();
+            let (st, b) = call(addr, "POST", "/v2/apis", body.as_bytes()).await?;
+            anyhow::ensure!(st == 201, "create api: {st} {}", String::from_utf8_lossy(&b));
+            let api: serde_json::Value = serde_json::from_slice(&b)?;
+            let id = api["apiId"].as_str().unwrap_or_default().to_string();
+            println!("| path | clients | requests | errors | requests/s | p50 ms | p99 ms |");
+            println!("| --- | --- | --- | --- | --- | --- | --- |");
+            let paths = [
+                ("direct Invoke", "/2015-03-31/functions/gw-noop/invocations".to_string()),
+                ("HTTP API (payload 2.0)", format!("/restapis/{id}/$default/_user_request_/items")),
+            ];
+            for (label, path) in &paths {
+                let _ = load(addr, path, 16, Duration::from_millis(500)).await?;
+                for clients in [1usize, 16] {
+                    let st = load(addr, path, clients, dur).await?;
+                    println!("| {label} | {clients} | {} | {} | {:.0} | {} | {} |", st.requests, st.errors, st.rps, ms(st.p50_us), ms(st.p99_us));
+                }
+            }
+            println!();
+        }
+
         if want("async") {
             println!("## Asynchronous invocation (sandbox launcher)\n");
             // Accept rate: a function that is throttled (reserved concurrency 0) so that nothing is
@@ -623,7 +647,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run(&nimbus, &noop, secs, &only))
         }
         _ => Err(anyhow!(
-            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,async,idle] | nimbus-bench ceiling"
+            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,gateway,async,idle] | nimbus-bench ceiling"
         )),
     }
 }
