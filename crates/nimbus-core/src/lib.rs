@@ -14,6 +14,7 @@ pub mod names;
 pub mod pricing;
 pub mod provisioned;
 pub mod queues;
+pub mod rest_apis;
 pub mod settings;
 pub mod urls;
 pub mod validate;
@@ -67,6 +68,7 @@ fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
+    pub rest_apis: Arc<rest_apis::RestApis>,
     pub http_apis: Arc<http_apis::HttpApis>,
     pub urls: Arc<urls::FunctionUrls>,
     pub queues: Arc<queues::QueueService>,
@@ -99,6 +101,7 @@ impl Core {
         let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
         let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
         let http_apis = Arc::new(http_apis::HttpApis::open(store.clone())?);
+        let rest_apis = Arc::new(rest_apis::RestApis::open(store.clone())?);
         let event_configs = Arc::new(event_config::EventConfigs::open(
             store.clone(),
             functions.clone(),
@@ -113,6 +116,7 @@ impl Core {
             queues.clone(),
         )?;
         Ok(Core {
+            rest_apis,
             http_apis,
             urls,
             queues,

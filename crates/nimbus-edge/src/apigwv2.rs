@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use crate::http_events::{RequestInfo, event_v2, response_v2};
 
-struct GwError(ApiError);
+pub(crate) struct GwError(pub(crate) ApiError);
 
 impl From<ApiError> for GwError {
     fn from(e: ApiError) -> Self {
@@ -54,9 +54,9 @@ impl IntoResponse for GwError {
     }
 }
 
-type R = Result<Response, GwError>;
+pub(crate) type R = Result<Response, GwError>;
 
-fn reply(status: StatusCode, body: Value) -> Response {
+pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
     (
         status,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -65,7 +65,7 @@ fn reply(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-fn parse(body: &Bytes) -> Result<Value, GwError> {
+pub(crate) fn parse(body: &Bytes) -> Result<Value, GwError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -73,11 +73,11 @@ fn parse(body: &Bytes) -> Result<Value, GwError> {
         .map_err(|e| GwError(ApiError::BadRequest(format!("Invalid request body: {e}"))))
 }
 
-fn s(v: &Value, k: &str) -> Option<String> {
+pub(crate) fn s(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
-fn strings(v: &Value, k: &str) -> BTreeMap<String, String> {
+pub(crate) fn strings(v: &Value, k: &str) -> BTreeMap<String, String> {
     v.get(k)
         .and_then(Value::as_object)
         .map(|m| {
@@ -519,7 +519,14 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
         return next.run(req).await;
     };
     let Ok(api) = core.http_apis.get(&id) else {
-        return not_found();
+        // A REST API: the stage is always the first path segment.
+        let path = req.uri().path().to_string();
+        let mut segs = path.splitn(3, '/').skip(1);
+        let stage = segs.next().unwrap_or("").to_string();
+        let rest = format!("/{}", segs.next().unwrap_or(""));
+        return crate::apigw_rest::serve(&core, &id, &stage, &rest, req)
+            .await
+            .unwrap_or_else(not_found);
     };
     // A named stage is the first path segment; otherwise `$default` serves the whole path.
     let path = req.uri().path().to_string();
@@ -542,6 +549,11 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
 }
 
 async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> Response {
+    if core.http_apis.get(id).is_err() {
+        return crate::apigw_rest::serve(core, id, stage, path, req)
+            .await
+            .unwrap_or_else(not_found);
+    }
     let Some((api, st, routes, integrations)) = core.http_apis.served(id, stage) else {
         return not_found();
     };
@@ -649,7 +661,7 @@ async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> 
 
 /// The function an AWS_PROXY integration URI names: a function ARN (optionally qualified) or
 /// the `arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<arn>/invocations` form.
-fn function_of(uri: &str) -> Option<nimbus_core::names::FunctionRef> {
+pub(crate) fn function_of(uri: &str) -> Option<nimbus_core::names::FunctionRef> {
     let arn = match uri.split_once("/functions/") {
         Some((_, rest)) => rest.strip_suffix("/invocations").unwrap_or(rest),
         None => uri,
@@ -658,7 +670,7 @@ fn function_of(uri: &str) -> Option<nimbus_core::names::FunctionRef> {
 }
 
 /// The payload format 1.0 event (REST-API style, with multi-value headers and query).
-fn event_v1(
+pub(crate) fn event_v1(
     info: &RequestInfo<'_>,
     route: &Route,
     headers: &HeaderMap,
@@ -735,7 +747,7 @@ fn event_v1(
 
 /// Payload format 1.0 responses: `statusCode`, `headers`, `multiValueHeaders`, `body`,
 /// `isBase64Encoded`; anything else is a 500 as API Gateway returns it.
-fn response_v1(payload: &[u8]) -> Response {
+pub(crate) fn response_v1(payload: &[u8]) -> Response {
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(payload) else {
         return reply(
             StatusCode::INTERNAL_SERVER_ERROR,

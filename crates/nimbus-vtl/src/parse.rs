@@ -141,7 +141,7 @@ impl<'a> P<'a> {
 
     /// Whether the directive starting at `start` sits alone on its line: then the indentation
     /// before it and the line break after it are not output (Velocity's line gobbling).
-    fn gobble(&mut self, out: &mut Vec<Node>, start: usize) {
+    fn gobble(&mut self, out: &mut [Node], start: usize) {
         let line_start = self.src[..start].rfind('\n').map(|p| p + 1).unwrap_or(0);
         let indent_only = self.src[line_start..start]
             .bytes()

@@ -1,0 +1,743 @@
+//! API Gateway REST APIs (`apigateway`, REST-JSON under `/restapis`): the control plane, and
+//! serving a stage's deployed resources through `AWS_PROXY`, `AWS` (with Velocity request and
+//! response templates, `selectionPattern` and static `responseParameters`) and `MOCK`
+//! integrations.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpMethod, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use nimbus_core::http_apis::ApiError;
+use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::rest_apis::{
+    Integration, IntegrationResponse, Method, MethodResponse, Resource, RestApi, Stage,
+    match_resource,
+};
+use nimbus_core::{Core, CoreError};
+use serde_json::{Map, Value, json};
+
+use crate::apigwv2::{GwError, R, event_v1, function_of, parse, reply, response_v1, s, strings};
+use crate::http_events::RequestInfo;
+
+fn bools(v: &Value, k: &str) -> BTreeMap<String, bool> {
+    v.get(k)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_bool().unwrap_or(false)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn render_api(a: &RestApi) -> Value {
+    let mut v = json!({
+        "id": a.id,
+        "name": a.name,
+        "createdDate": a.created,
+        "rootResourceId": a.root_id,
+        "apiKeySource": "HEADER",
+        "endpointConfiguration": {"types": ["EDGE"]},
+        "disableExecuteApiEndpoint": false,
+        "tags": a.tags,
+    });
+    if let Some(d) = &a.description {
+        v["description"] = json!(d);
+    }
+    if !a.binary_media_types.is_empty() {
+        v["binaryMediaTypes"] = json!(a.binary_media_types);
+    }
+    v
+}
+
+fn render_integration_response(r: &IntegrationResponse) -> Value {
+    let mut v = json!({
+        "statusCode": r.status_code,
+        "responseParameters": r.response_parameters,
+        "responseTemplates": r.response_templates,
+    });
+    if let Some(p) = &r.selection_pattern {
+        v["selectionPattern"] = json!(p);
+    }
+    v
+}
+
+fn render_integration(i: &Integration) -> Value {
+    let mut v = json!({
+        "type": i.integration_type,
+        "requestTemplates": i.request_templates,
+        "requestParameters": i.request_parameters,
+        "passthroughBehavior": i.passthrough_behavior,
+        "timeoutInMillis": i.timeout_ms,
+        "cacheNamespace": "",
+        "cacheKeyParameters": [],
+        "integrationResponses": i.responses.iter().map(|(k, r)| (k.clone(), render_integration_response(r))).collect::<Map<_, _>>(),
+    });
+    if let Some(m) = &i.http_method {
+        v["httpMethod"] = json!(m);
+    }
+    if let Some(u) = &i.uri {
+        v["uri"] = json!(u);
+    }
+    v
+}
+
+fn render_method_response(r: &MethodResponse) -> Value {
+    json!({
+        "statusCode": r.status_code,
+        "responseParameters": r.response_parameters,
+        "responseModels": r.response_models,
+    })
+}
+
+fn render_method(m: &Method) -> Value {
+    let mut v = json!({
+        "httpMethod": m.http_method,
+        "authorizationType": m.authorization_type,
+        "apiKeyRequired": m.api_key_required,
+        "requestParameters": m.request_parameters,
+        "methodResponses": m.responses.iter().map(|(k, r)| (k.clone(), render_method_response(r))).collect::<Map<_, _>>(),
+    });
+    if let Some(i) = &m.integration {
+        v["methodIntegration"] = render_integration(i);
+    }
+    v
+}
+
+fn render_resource(r: &Resource) -> Value {
+    let mut v = json!({ "id": r.id, "path": r.path });
+    if let Some(p) = &r.parent_id {
+        v["parentId"] = json!(p);
+        v["pathPart"] = json!(r.path_part);
+    }
+    if !r.methods.is_empty() {
+        v["resourceMethods"] = Value::Object(
+            r.methods
+                .iter()
+                .map(|(k, m)| (k.clone(), render_method(m)))
+                .collect(),
+        );
+    }
+    v
+}
+
+fn render_stage(s: &Stage) -> Value {
+    let mut v = json!({
+        "stageName": s.name,
+        "deploymentId": s.deployment_id,
+        "variables": s.variables,
+        "createdDate": s.created,
+        "lastUpdatedDate": s.updated,
+        "methodSettings": {},
+        "cacheClusterEnabled": false,
+        "tracingEnabled": false,
+    });
+    if let Some(d) = &s.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+async fn create_api(State(core): State<Core>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let types = v
+        .get("binaryMediaTypes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let a = core
+        .rest_apis
+        .create(
+            s(&v, "name"),
+            s(&v, "description"),
+            types,
+            strings(&v, "tags"),
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_api(&a)))
+}
+
+async fn get_api(State(core): State<Core>, Path(id): Path<String>) -> R {
+    Ok(reply(StatusCode::OK, render_api(&core.rest_apis.get(&id)?)))
+}
+
+async fn get_apis(State(core): State<Core>) -> R {
+    let items: Vec<Value> = core.rest_apis.list().iter().map(render_api).collect();
+    Ok(reply(StatusCode::OK, json!({ "item": items })))
+}
+
+async fn delete_api(State(core): State<Core>, Path(id): Path<String>) -> R {
+    core.rest_apis.delete(&id).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn get_resources(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    let mut items: Vec<&Resource> = a.resources.values().collect();
+    items.sort_by(|x, y| x.path.cmp(&y.path));
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "item": items.iter().map(|r| render_resource(r)).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn create_resource(
+    State(core): State<Core>,
+    Path((id, parent)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let r = core
+        .rest_apis
+        .create_resource(&id, &parent, s(&v, "pathPart"))
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_resource(&r)))
+}
+
+async fn get_resource(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    let r = a.resources.get(&rid).ok_or_else(|| {
+        GwError(ApiError::NotFound(
+            "Invalid Resource identifier specified".into(),
+        ))
+    })?;
+    Ok(reply(StatusCode::OK, render_resource(r)))
+}
+
+async fn delete_resource(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
+    core.rest_apis.delete_resource(&id, &rid).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn put_method(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let method = core
+        .rest_apis
+        .put_method(
+            &id,
+            &rid,
+            &m,
+            s(&v, "authorizationType"),
+            v.get("apiKeyRequired")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            bools(&v, "requestParameters"),
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_method(&method)))
+}
+
+async fn get_method(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+) -> R {
+    Ok(reply(
+        StatusCode::OK,
+        render_method(&core.rest_apis.method(&id, &rid, &m)?),
+    ))
+}
+
+async fn put_integration(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let i = Integration {
+        integration_type: s(&v, "type").unwrap_or_default(),
+        http_method: s(&v, "httpMethod"),
+        uri: s(&v, "uri"),
+        request_templates: strings(&v, "requestTemplates"),
+        request_parameters: strings(&v, "requestParameters"),
+        passthrough_behavior: s(&v, "passthroughBehavior").unwrap_or_default(),
+        timeout_ms: v
+            .get("timeoutInMillis")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32,
+        responses: BTreeMap::new(),
+    };
+    let i = core.rest_apis.put_integration(&id, &rid, &m, i).await?;
+    Ok(reply(StatusCode::CREATED, render_integration(&i)))
+}
+
+async fn get_integration(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+) -> R {
+    let method = core.rest_apis.method(&id, &rid, &m)?;
+    let i = method.integration.ok_or_else(|| {
+        GwError(ApiError::NotFound(
+            "Invalid Integration identifier specified".into(),
+        ))
+    })?;
+    Ok(reply(StatusCode::OK, render_integration(&i)))
+}
+
+async fn put_method_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let r = core
+        .rest_apis
+        .put_method_response(
+            &id,
+            &rid,
+            &m,
+            MethodResponse {
+                status_code: code,
+                response_parameters: bools(&v, "responseParameters"),
+                response_models: strings(&v, "responseModels"),
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_method_response(&r)))
+}
+
+async fn put_integration_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let r = core
+        .rest_apis
+        .put_integration_response(
+            &id,
+            &rid,
+            &m,
+            IntegrationResponse {
+                status_code: code,
+                selection_pattern: s(&v, "selectionPattern"),
+                response_parameters: strings(&v, "responseParameters"),
+                response_templates: strings(&v, "responseTemplates"),
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_integration_response(&r)))
+}
+
+async fn create_deployment(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let d = core
+        .rest_apis
+        .create_deployment(
+            &id,
+            s(&v, "stageName"),
+            s(&v, "description"),
+            strings(&v, "variables"),
+        )
+        .await?;
+    let mut out = json!({ "id": d.id, "createdDate": d.created });
+    if let Some(desc) = d.description {
+        out["description"] = json!(desc);
+    }
+    Ok(reply(StatusCode::CREATED, out))
+}
+
+async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let st = core
+        .rest_apis
+        .create_stage(
+            &id,
+            s(&v, "stageName"),
+            s(&v, "deploymentId"),
+            s(&v, "description"),
+            strings(&v, "variables"),
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_stage(&st)))
+}
+
+async fn get_stages(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "item": a.stages.values().map(render_stage).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    let st = a.stages.get(&name).ok_or_else(|| {
+        GwError(ApiError::NotFound(
+            "Invalid Stage identifier specified".into(),
+        ))
+    })?;
+    Ok(reply(StatusCode::OK, render_stage(st)))
+}
+
+pub fn routes() -> Router<Core> {
+    Router::new()
+        .route("/restapis", post(create_api).get(get_apis))
+        .route("/restapis/{id}", get(get_api).delete(delete_api))
+        .route("/restapis/{id}/resources", get(get_resources))
+        .route(
+            "/restapis/{id}/resources/{rid}",
+            post(create_resource)
+                .get(get_resource)
+                .delete(delete_resource),
+        )
+        .route(
+            "/restapis/{id}/resources/{rid}/methods/{m}",
+            put(put_method).get(get_method),
+        )
+        .route(
+            "/restapis/{id}/resources/{rid}/methods/{m}/integration",
+            put(put_integration).get(get_integration),
+        )
+        .route(
+            "/restapis/{id}/resources/{rid}/methods/{m}/responses/{code}",
+            put(put_method_response),
+        )
+        .route(
+            "/restapis/{id}/resources/{rid}/methods/{m}/integration/responses/{code}",
+            put(put_integration_response),
+        )
+        .route("/restapis/{id}/deployments", post(create_deployment))
+        .route("/restapis/{id}/stages", post(create_stage).get(get_stages))
+        .route("/restapis/{id}/stages/{name}", get(get_stage))
+}
+
+fn internal_error() -> Response {
+    reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"message": "Internal server error"}),
+    )
+}
+
+/// A static `responseParameters` value (`'text'`) for a method response header.
+fn apply_response_parameters(resp: &mut Response, params: &BTreeMap<String, String>) {
+    for (k, v) in params {
+        let Some(name) = k.strip_prefix("method.response.header.") else {
+            continue;
+        };
+        let Some(value) = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+}
+
+fn vtl_request(
+    body: &str,
+    params: &BTreeMap<String, String>,
+    query: &str,
+    headers: &HeaderMap,
+    context: Value,
+    stage: &Stage,
+) -> nimbus_vtl::Request {
+    let q = query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let d = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (d(k), d(v))
+        })
+        .collect();
+    nimbus_vtl::Request {
+        body: body.to_string(),
+        path_params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        query_params: q,
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        context,
+        stage_variables: stage
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// Serves a request on a REST API stage; `None` when no such API or stage exists.
+pub async fn serve(
+    core: &Core,
+    id: &str,
+    stage: &str,
+    path: &str,
+    req: axum::extract::Request,
+) -> Option<Response> {
+    let (api, st, resources) = core.rest_apis.served(id, stage)?;
+    let (parts, body) = req.into_parts();
+    let forbidden = || {
+        reply(
+            StatusCode::FORBIDDEN,
+            json!({"message": "Missing Authentication Token"}),
+        )
+    };
+    let Some((resource, params)) = match_resource(&resources, path) else {
+        return Some(forbidden());
+    };
+    let method_name = parts.method.as_str().to_ascii_uppercase();
+    let Some(method) = resource
+        .methods
+        .get(&method_name)
+        .or_else(|| resource.methods.get("ANY"))
+    else {
+        return Some(forbidden());
+    };
+    let Some(integration) = method.integration.clone() else {
+        return Some(internal_error());
+    };
+    let Ok(body) = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024).await else {
+        return Some(reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"message": "Request Entity Too Large"}),
+        ));
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let context = json!({
+        "requestId": request_id,
+        "extendedRequestId": request_id,
+        "apiId": api.id,
+        "stage": st.name,
+        "resourceId": resource.id,
+        "resourcePath": resource.path,
+        "httpMethod": method_name,
+        "path": format!("/{}{}", st.name, path),
+        "accountId": core.settings.account_id,
+        "protocol": "HTTP/1.1",
+        "identity": {"sourceIp": "127.0.0.1", "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok())},
+        "requestTime": chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+        "requestTimeEpoch": chrono::Utc::now().timestamp_millis(),
+    });
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let mut resp = match integration.integration_type.as_str() {
+        "AWS_PROXY" => {
+            let info = RequestInfo {
+                method: &parts.method,
+                path,
+                raw_query: &query,
+                source_ip: "127.0.0.1".into(),
+                request_id: request_id.clone(),
+                account_id: core.settings.account_id.clone(),
+                api_id: api.id.clone(),
+                domain_name: format!("{}.execute-api.localhost", api.id),
+                route_key: String::new(),
+                stage: st.name.clone(),
+            };
+            let route = nimbus_core::http_apis::Route {
+                id: resource.id.clone(),
+                route_key: format!("{method_name} {}", resource.path),
+                target: None,
+            };
+            let mut event = event_v1(&info, &route, &parts.headers, &parts.method, &body);
+            event["requestContext"]["resourceId"] = json!(resource.id);
+            if !params.is_empty() {
+                event["pathParameters"] = json!(params);
+            }
+            if !st.variables.is_empty() {
+                event["stageVariables"] = json!(st.variables);
+            }
+            match invoke(core, &integration, event.to_string()).await {
+                Ok((payload, false)) => response_v1(&payload),
+                Ok((_, true)) | Err(_) => reply(
+                    StatusCode::BAD_GATEWAY,
+                    json!({"message": "Internal server error"}),
+                ),
+            }
+        }
+        "AWS" | "MOCK" => {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let ct = parts
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(|c| {
+                    c.split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase()
+                })
+                .unwrap_or_else(|| "application/json".into());
+            let vreq = vtl_request(&text, &params, &query, &parts.headers, context.clone(), &st);
+            let template = integration.request_templates.get(&ct).cloned();
+            let payload = match (&template, integration.passthrough_behavior.as_str()) {
+                (Some(t), _) => match nimbus_vtl::render(t, &vreq) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(api = %api.id, error = %e, "request mapping template failed");
+                        return Some(internal_error());
+                    }
+                },
+                (None, "NEVER") => {
+                    return Some(reply(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        json!({"message": "Unsupported Media Type"}),
+                    ));
+                }
+                (None, "WHEN_NO_TEMPLATES") if !integration.request_templates.is_empty() => {
+                    return Some(reply(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        json!({"message": "Unsupported Media Type"}),
+                    ));
+                }
+                (None, _) => text.clone(),
+            };
+            let (result_body, error_message) = if integration.integration_type == "MOCK" {
+                let status = serde_json::from_str::<Value>(&payload)
+                    .ok()
+                    .and_then(|v| v.get("statusCode").and_then(Value::as_u64))
+                    .map(|s| s.to_string());
+                (String::new(), status.map(|s| format!("\u{0}{s}")))
+            } else {
+                match invoke(core, &integration, payload).await {
+                    Ok((p, false)) => (String::from_utf8_lossy(&p).into_owned(), None),
+                    Ok((p, true)) => {
+                        let msg = serde_json::from_slice::<Value>(&p)
+                            .ok()
+                            .and_then(|v| {
+                                v.get("errorMessage")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string)
+                            })
+                            .unwrap_or_default();
+                        (String::from_utf8_lossy(&p).into_owned(), Some(msg))
+                    }
+                    Err(e) => {
+                        tracing::warn!(api = %api.id, error = %e, "integration call failed");
+                        return Some(internal_error());
+                    }
+                }
+            };
+            // The integration response: by status (MOCK), by selectionPattern on the error
+            // message (a function error), else the default one (no pattern).
+            let chosen = match &error_message {
+                Some(m) if m.starts_with('\u{0}') => {
+                    let code = &m[1..];
+                    integration.responses.get(code).or_else(|| {
+                        integration
+                            .responses
+                            .values()
+                            .find(|r| r.selection_pattern.as_deref().unwrap_or("").is_empty())
+                    })
+                }
+                Some(msg) => integration
+                    .responses
+                    .values()
+                    .find(|r| {
+                        r.selection_pattern.as_deref().is_some_and(|p| {
+                            !p.is_empty()
+                                && regex_lite::Regex::new(&format!("^(?s:{p})$"))
+                                    .is_ok_and(|re| re.is_match(msg))
+                        })
+                    })
+                    .or_else(|| {
+                        integration
+                            .responses
+                            .values()
+                            .find(|r| r.selection_pattern.as_deref().unwrap_or("").is_empty())
+                    }),
+                None => integration
+                    .responses
+                    .values()
+                    .find(|r| r.selection_pattern.as_deref().unwrap_or("").is_empty()),
+            };
+            let Some(ir) = chosen else {
+                return Some(internal_error());
+            };
+            let status = ir
+                .status_code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::OK);
+            let template = ir
+                .response_templates
+                .get("application/json")
+                .or_else(|| ir.response_templates.values().next())
+                .filter(|t| !t.is_empty());
+            let out = match template {
+                Some(t) => {
+                    let vreq =
+                        vtl_request(&result_body, &params, &query, &parts.headers, context, &st);
+                    match nimbus_vtl::render(t, &vreq) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::warn!(api = %api.id, error = %e, "response mapping template failed");
+                            return Some(internal_error());
+                        }
+                    }
+                }
+                None => result_body,
+            };
+            let mut r = Response::new(Body::from(out));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            apply_response_parameters(&mut r, &ir.response_parameters);
+            r
+        }
+        other => {
+            tracing::warn!(api = %api.id, integration = other, "integration type not supported yet");
+            internal_error()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    let _ = HttpMethod::GET;
+    Some(resp)
+}
+
+/// Invokes the integration's function synchronously; (payload, function error).
+async fn invoke(
+    core: &Core,
+    integration: &Integration,
+    payload: String,
+) -> Result<(Vec<u8>, bool), CoreError> {
+    let target = integration
+        .uri
+        .as_deref()
+        .and_then(function_of)
+        .ok_or_else(|| {
+            CoreError::InvalidParameter("the integration URI does not name a function".into())
+        })?;
+    let call = core.invoke.invoke(InvokeInput {
+        target,
+        payload: payload.into(),
+        invocation_type: InvocationType::RequestResponse,
+        log_tail: false,
+        client_context: None,
+        trace_header: None,
+    });
+    let limit =
+        std::time::Duration::from_millis(u64::from(integration.timeout_ms.clamp(50, 29_000)));
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(r)) => Ok((r.payload.to_vec(), r.function_error)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(CoreError::Internal("the integration timed out".into())),
+    }
+}
