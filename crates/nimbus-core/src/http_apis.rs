@@ -300,9 +300,16 @@ impl HttpApis {
                     ));
                 }
             }
-            "HTTP_PROXY" | "MOCK" | "AWS" | "HTTP" => {
+            "HTTP_PROXY" => {
+                if input.integration_uri.is_none() {
+                    return Err(ApiError::BadRequest(
+                        "IntegrationUri is required for an HTTP_PROXY integration".into(),
+                    ));
+                }
+            }
+            "MOCK" | "AWS" | "HTTP" => {
                 return Err(ApiError::BadRequest(format!(
-                    "Integration type {t} is not supported by Nimbus HTTP APIs yet; use AWS_PROXY."
+                    "Integration type {t} is not supported by Nimbus HTTP APIs yet; use AWS_PROXY or HTTP_PROXY."
                 )));
             }
             other => {
@@ -311,7 +318,9 @@ impl HttpApis {
                 )));
             }
         }
-        let version = input.payload_format_version.unwrap_or_else(|| "2.0".into());
+        let version = input
+            .payload_format_version
+            .unwrap_or_else(|| if t == "HTTP_PROXY" { "1.0" } else { "2.0" }.into());
         if version != "1.0" && version != "2.0" {
             return Err(ApiError::BadRequest(format!(
                 "Invalid payload format version {version}. Valid values: 1.0, 2.0."

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpMethod, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use nimbus_core::http_apis::ApiError;
@@ -624,7 +624,8 @@ pub async fn serve(
                             .unwrap_or_default();
                         (String::from_utf8_lossy(&p).into_owned(), Some(msg))
                     }
-                    Err(e) => {
+                    Err(Timeout) => return Some(timed_out()),
+                    Err(Failed(e)) => {
                         tracing::warn!(api = %api.id, error = %e, "integration call failed");
                         return Some(internal_error());
                     }
@@ -700,6 +701,21 @@ pub async fn serve(
             apply_response_parameters(&mut r, &ir.response_parameters);
             r
         }
+        "HTTP_PROXY" => {
+            let timeout = std::time::Duration::from_millis(u64::from(
+                integration.timeout_ms.clamp(50, 29_000),
+            ));
+            crate::http_proxy::forward(
+                integration.uri.as_deref().unwrap_or(""),
+                &parts.method,
+                &params,
+                &query,
+                &parts.headers,
+                body,
+                timeout,
+            )
+            .await
+        }
         other => {
             tracing::warn!(api = %api.id, integration = other, "integration type not supported yet");
             internal_error()
@@ -708,22 +724,37 @@ pub async fn serve(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
-    let _ = HttpMethod::GET;
     Some(resp)
 }
+
+fn timed_out() -> Response {
+    reply(
+        StatusCode::GATEWAY_TIMEOUT,
+        json!({"message": "Endpoint request timed out"}),
+    )
+}
+
+/// Why an integration call produced no result.
+enum CallError {
+    Timeout,
+    Failed(CoreError),
+}
+use CallError::{Failed, Timeout};
 
 /// Invokes the integration's function synchronously; (payload, function error).
 async fn invoke(
     core: &Core,
     integration: &Integration,
     payload: String,
-) -> Result<(Vec<u8>, bool), CoreError> {
+) -> Result<(Vec<u8>, bool), CallError> {
     let target = integration
         .uri
         .as_deref()
         .and_then(function_of)
         .ok_or_else(|| {
-            CoreError::InvalidParameter("the integration URI does not name a function".into())
+            Failed(CoreError::InvalidParameter(
+                "the integration URI does not name a function".into(),
+            ))
         })?;
     let call = core.invoke.invoke(InvokeInput {
         target,
@@ -737,7 +768,7 @@ async fn invoke(
         std::time::Duration::from_millis(u64::from(integration.timeout_ms.clamp(50, 29_000)));
     match tokio::time::timeout(limit, call).await {
         Ok(Ok(r)) => Ok((r.payload.to_vec(), r.function_error)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(CoreError::Internal("the integration timed out".into())),
+        Ok(Err(e)) => Err(Failed(e)),
+        Err(_) => Err(Timeout),
     }
 }

@@ -580,6 +580,20 @@ async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> 
             json!({"message": "Request Entity Too Large"}),
         );
     };
+    if integration.integration_type == "HTTP_PROXY" {
+        let timeout =
+            std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
+        return crate::http_proxy::forward(
+            integration.integration_uri.as_deref().unwrap_or(""),
+            &parts.method,
+            &params,
+            parts.uri.query().unwrap_or(""),
+            &parts.headers,
+            body,
+            timeout,
+        )
+        .await;
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     let host = parts
         .headers

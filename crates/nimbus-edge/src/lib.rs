@@ -11,6 +11,7 @@ pub mod error;
 pub mod front_door;
 pub mod function_url;
 pub mod http_events;
+pub mod http_proxy;
 pub mod lambda;
 pub mod logs;
 pub mod nimbus_api;

@@ -163,6 +163,24 @@ async fn routes_stages_and_payload_formats() {
     let (_, v, _) = get_via(&s, &format!("{base}/new")).await;
     assert_eq!(v["route"], "ANY /{proxy+}");
 
+    // HTTP_PROXY: forwarded to an upstream (here the server's own health endpoint).
+    let up = post(&s, &format!("/v2/apis/{id}/integrations"), json!({"integrationType": "HTTP_PROXY", "integrationUri": s.u("/_nimbus/health"), "integrationMethod": "GET"})).await;
+    let up_target = format!("integrations/{}", up["integrationId"].as_str().expect("id"));
+    post(
+        &s,
+        &format!("/v2/apis/{id}/routes"),
+        json!({"routeKey": "GET /up", "target": up_target}),
+    )
+    .await;
+    post(
+        &s,
+        &format!("/v2/apis/{id}/deployments"),
+        json!({"stageName": "prod"}),
+    )
+    .await;
+    let (st, v, _) = get_via(&s, &format!("{base}/up")).await;
+    assert_eq!((st, v), (200, json!({"status": "ok"})));
+
     // No match at all: 404 with API Gateway's body.
     let api2 = post(
         &s,
