@@ -33,6 +33,11 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
     pub name: String,
+    /// `defaultRouteSettings` throttling: requests per second and burst.
+    #[serde(default)]
+    pub throttling_rate: Option<f64>,
+    #[serde(default)]
+    pub throttling_burst: Option<u32>,
     pub auto_deploy: bool,
     pub deployment_id: Option<String>,
     pub stage_variables: BTreeMap<String, String>,
@@ -397,6 +402,8 @@ impl HttpApis {
                 "$default".into(),
                 Stage {
                     name: "$default".into(),
+                    throttling_rate: None,
+                    throttling_burst: None,
                     auto_deploy: true,
                     deployment_id: None,
                     stage_variables: BTreeMap::new(),
@@ -709,6 +716,8 @@ impl HttpApis {
             let t = now();
             let s = Stage {
                 name: name.clone(),
+                throttling_rate: None,
+                throttling_burst: None,
                 auto_deploy,
                 deployment_id,
                 stage_variables: variables,
@@ -740,6 +749,34 @@ impl HttpApis {
             }
             a.deployments.insert(d.id.clone(), d.clone());
             Ok(d)
+        })
+        .await
+    }
+
+    /// Sets a stage's default throttling (`defaultRouteSettings`).
+    pub async fn set_throttling(
+        &self,
+        api: &str,
+        stage: &str,
+        rate: Option<f64>,
+        burst: Option<u32>,
+    ) -> AResult<Stage> {
+        if rate.is_some_and(|r| r < 0.0) {
+            return Err(ApiError::BadRequest(
+                "ThrottlingRateLimit must not be negative".into(),
+            ));
+        }
+        self.change(api, |a| {
+            let st = a.stages.get_mut(stage).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid stage identifier specified {stage}"))
+            })?;
+            if rate.is_some() {
+                st.throttling_rate = rate;
+            }
+            if burst.is_some() {
+                st.throttling_burst = burst;
+            }
+            Ok(st.clone())
         })
         .await
     }

@@ -152,6 +152,56 @@ fn render_route(r: &Route) -> Value {
     v
 }
 
+fn route_settings(s: &Stage) -> Value {
+    let mut v = json!({"detailedMetricsEnabled": false});
+    if let Some(r) = s.throttling_rate {
+        v["throttlingRateLimit"] = json!(r);
+    }
+    if let Some(b) = s.throttling_burst {
+        v["throttlingBurstLimit"] = json!(b);
+    }
+    v
+}
+
+/// The throttling a request body asks for in `defaultRouteSettings`.
+fn throttling_of(v: &Value) -> (Option<f64>, Option<u32>) {
+    let d = &v["defaultRouteSettings"];
+    (
+        d.get("throttlingRateLimit").and_then(Value::as_f64),
+        d.get("throttlingBurstLimit")
+            .and_then(Value::as_u64)
+            .map(|b| b as u32),
+    )
+}
+
+/// Token buckets per API stage: `burst` tokens, refilled at `rate` per second.
+fn admit(api: &str, stage: &Stage) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    let (Some(rate), burst) = (stage.throttling_rate, stage.throttling_burst) else {
+        return true;
+    };
+    let burst = f64::from(burst.unwrap_or(rate.ceil() as u32).max(1));
+    static BUCKETS: OnceLock<Mutex<HashMap<String, (f64, Instant)>>> = OnceLock::new();
+    let mut b = BUCKETS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let e = b
+        .entry(format!("{api}/{}", stage.name))
+        .or_insert((burst, now));
+    e.0 = (e.0 + now.duration_since(e.1).as_secs_f64() * rate).min(burst);
+    e.1 = now;
+    if e.0 >= 1.0 {
+        e.0 -= 1.0;
+        true
+    } else {
+        false
+    }
+}
+
 fn render_stage(s: &Stage) -> Value {
     let mut v = json!({
         "stageName": s.name,
@@ -159,7 +209,7 @@ fn render_stage(s: &Stage) -> Value {
         "stageVariables": s.stage_variables,
         "createdDate": s.created,
         "lastUpdatedDate": s.updated,
-        "defaultRouteSettings": {"detailedMetricsEnabled": false},
+        "defaultRouteSettings": route_settings(s),
         "routeSettings": {},
         "tags": {},
     });
@@ -250,7 +300,7 @@ async fn get_routes(State(core): State<Core>, Path(id): Path<String>) -> R {
 
 async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let st = core
+    let mut st = core
         .http_apis
         .create_stage(
             &id,
@@ -263,6 +313,14 @@ async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: By
             s(&v, "description"),
         )
         .await?;
+    if let (rate, burst) = throttling_of(&v)
+        && (rate.is_some() || burst.is_some())
+    {
+        st = core
+            .http_apis
+            .set_throttling(&id, &st.name, rate, burst)
+            .await?;
+    }
     Ok(reply(StatusCode::CREATED, render_stage(&st)))
 }
 
@@ -393,6 +451,14 @@ async fn update_stage(
             s(&v, "description"),
         )
         .await?;
+    let (rate, burst) = throttling_of(&v);
+    let st = if rate.is_some() || burst.is_some() {
+        core.http_apis
+            .set_throttling(&id, &name, rate, burst)
+            .await?
+    } else {
+        st
+    };
     Ok(reply(StatusCode::OK, render_stage(&st)))
 }
 
@@ -557,6 +623,12 @@ async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> 
     let Some((api, st, routes, integrations)) = core.http_apis.served(id, stage) else {
         return not_found();
     };
+    if !admit(&api.id, &st) {
+        return reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"message": "Too Many Requests"}),
+        );
+    }
     let (parts, body) = req.into_parts();
     let Some((route, params)) =
         nimbus_core::http_apis::match_route(routes.iter(), parts.method.as_str(), path)

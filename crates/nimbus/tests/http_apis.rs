@@ -210,4 +210,25 @@ async fn routes_stages_and_payload_formats() {
 
     let (st, _, _) = get_via(&s, "/v2/apis/nope").await;
     assert_eq!(st, 404);
+
+    // Stage throttling: a burst of 2 and (nearly) no refill — the third request is refused.
+    let r = s
+        .http
+        .patch(s.u(&format!("/v2/apis/{id}/stages/prod")))
+        .json(&json!({"defaultRouteSettings": {"throttlingRateLimit": 0.001, "throttlingBurstLimit": 2}}))
+        .send()
+        .await
+        .expect("patch");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["defaultRouteSettings"]["throttlingBurstLimit"], 2);
+    let codes: Vec<u16> = {
+        let mut c = Vec::new();
+        for _ in 0..3 {
+            c.push(get_via(&s, &format!("{base}/items/1")).await.0);
+        }
+        c
+    };
+    assert_eq!(codes, vec![200, 200, 429]);
+    let (_, v, _) = get_via(&s, &format!("{base}/items/1")).await;
+    assert_eq!(v, json!({"message": "Too Many Requests"}));
 }
