@@ -88,9 +88,14 @@ pub(crate) fn strings(v: &Value, k: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// `http://<apiId>.execute-api.localhost:<port>`.
+/// `http://<apiId>.execute-api.localhost:<port>` where `*.localhost` resolves on this machine,
+/// else the path-style `<public url>/_aws/execute-api/<apiId>` — usable as-is either way
+/// (append `/<stage>/<path>`, or just `/<path>` for the `$default` stage).
 fn endpoint(core: &Core, id: &str) -> String {
     let base = core.settings.public_url.trim_end_matches('/');
+    if !crate::function_url::localhost_subdomains_resolve() {
+        return format!("{base}/_aws/execute-api/{id}");
+    }
     let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
     let port = rest
         .rsplit_once(':')
@@ -547,6 +552,21 @@ pub fn routes() -> Router<Core> {
             "/restapis/{id}/{stage}/_user_request_",
             any(path_style_root),
         )
+        .route("/_aws/execute-api/{id}", any(endpoint_style_root))
+        .route("/_aws/execute-api/{id}/", any(endpoint_style_root))
+        .route("/_aws/execute-api/{id}/{*path}", any(endpoint_style))
+        .route(
+            "/_aws/lambda-url/{id}",
+            any(crate::function_url::path_style_root),
+        )
+        .route(
+            "/_aws/lambda-url/{id}/",
+            any(crate::function_url::path_style_root),
+        )
+        .route(
+            "/_aws/lambda-url/{id}/{*rest}",
+            any(crate::function_url::path_style),
+        )
 }
 
 fn not_found() -> Response {
@@ -567,6 +587,51 @@ async fn path_style_root(
     req: Request,
 ) -> Response {
     serve(&core, &id, &stage, "/", req).await
+}
+
+/// `/_aws/execute-api/<apiId>/<stage?>/<path>`: the same as the host-style form.
+async fn endpoint_style(
+    State(core): State<Core>,
+    Path((id, path)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    by_api_path(&core, &id, &format!("/{path}"), req).await
+}
+
+async fn endpoint_style_root(
+    State(core): State<Core>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    by_api_path(&core, &id, "/", req).await
+}
+
+/// Serves `path` (which may start with a stage name) on API `id`, as host-style requests are.
+async fn by_api_path(core: &Core, id: &str, path: &str, req: Request) -> Response {
+    let Ok(api) = core.http_apis.get(id) else {
+        let mut segs = path.splitn(3, '/').skip(1);
+        let stage = segs.next().unwrap_or("").to_string();
+        let rest = format!("/{}", segs.next().unwrap_or(""));
+        return crate::apigw_rest::serve(core, id, &stage, &rest, req)
+            .await
+            .unwrap_or_else(not_found);
+    };
+    let first = path.split('/').nth(1).unwrap_or("");
+    let (stage, rest) =
+        if !first.is_empty() && api.stages.contains_key(first) && first != "$default" {
+            let rest = path[1 + first.len()..].to_string();
+            (
+                first.to_string(),
+                if rest.is_empty() {
+                    "/".to_string()
+                } else {
+                    rest
+                },
+            )
+        } else {
+            ("$default".to_string(), path.to_string())
+        };
+    serve(core, id, &stage, &rest, req).await
 }
 
 /// Middleware: `<apiId>.execute-api.<anything>` hosts are served as that API.

@@ -26,9 +26,48 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let Some(id) = url_id(&host) else {
+    let Some(id) = url_id(&host).map(str::to_string) else {
         return next.run(req).await;
     };
+    let path = req.uri().path().to_string();
+    serve(&core, &id, &host, &path, req).await
+}
+
+/// Path-style function URLs: `/_aws/lambda-url/<id>/<path>`, for machines where
+/// `<id>.lambda-url.localhost` does not resolve.
+pub async fn path_style(
+    State(core): State<Core>,
+    axum::extract::Path((id, rest)): axum::extract::Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let host = format!("{id}.lambda-url.localhost");
+    serve(&core, &id, &host, &format!("/{rest}"), req).await
+}
+
+pub async fn path_style_root(
+    State(core): State<Core>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let host = format!("{id}.lambda-url.localhost");
+    serve(&core, &id, &host, "/", req).await
+}
+
+/// Whether `<name>.localhost` host names resolve on this machine (RFC 6761 says they should;
+/// glibc without nss-myhostname does not). Function URLs and API endpoints are handed out
+/// host-style where they resolve and path-style elsewhere, so they work as given.
+pub fn localhost_subdomains_resolve() -> bool {
+    use std::net::ToSocketAddrs;
+    static R: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *R.get_or_init(|| {
+        ("nimbus-probe.localhost", 80)
+            .to_socket_addrs()
+            .map(|mut a| a.any(|x| x.ip().is_loopback()))
+            .unwrap_or(false)
+    })
+}
+
+async fn serve(core: &Core, id: &str, host: &str, path: &str, req: Request) -> Response {
     let Some(config) = core.urls.by_id(id) else {
         return (
             StatusCode::NOT_FOUND,
@@ -49,7 +88,7 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
     let request_id = uuid::Uuid::new_v4().to_string();
     let info = RequestInfo {
         method: &parts.method,
-        path: parts.uri.path(),
+        path,
         raw_query: parts.uri.query().unwrap_or(""),
         source_ip,
         request_id: request_id.clone(),

@@ -35,9 +35,13 @@ fn input(body: &[u8]) -> Result<UrlInput, LambdaError> {
     })
 }
 
-/// `http://<id>.lambda-url.localhost:<port>/`, usable as-is from this machine.
+/// `http://<id>.lambda-url.localhost:<port>/` where `*.localhost` resolves on this machine,
+/// else the path-style `<public url>/_aws/lambda-url/<id>/` — usable as-is either way.
 pub fn function_url(core: &Core, id: &str) -> String {
     let base = core.settings.public_url.trim_end_matches('/');
+    if !crate::function_url::localhost_subdomains_resolve() {
+        return format!("{base}/_aws/lambda-url/{id}/");
+    }
     let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
     let port = rest
         .rsplit_once(':')
