@@ -2,15 +2,15 @@
 //! and friends): how often an event is retried after function errors, how old it may grow, and
 //! where its outcome is sent. Stored as records (kind `event-invoke-config`) and kept in memory.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use nimbus_store::{Store, WriteOp};
+use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 use crate::functions::FunctionService;
 use crate::names::FunctionRef;
+use crate::records::RecordMap;
 
 const KIND: &str = "event-invoke-config";
 
@@ -107,9 +107,8 @@ fn check_range(v: i64, field: &str, min: i64, max: i64) -> Result<u32> {
 }
 
 pub struct EventConfigs {
-    store: Store,
     functions: Arc<FunctionService>,
-    map: RwLock<BTreeMap<String, EventInvokeConfig>>,
+    map: RecordMap<EventInvokeConfig>,
 }
 
 fn key(function: &str, qualifier: &str) -> String {
@@ -118,21 +117,9 @@ fn key(function: &str, qualifier: &str) -> String {
 
 impl EventConfigs {
     pub fn open(store: Store, functions: Arc<FunctionService>) -> Result<EventConfigs> {
-        let mut map = BTreeMap::new();
-        for (k, body) in store.records(KIND)? {
-            match serde_json::from_str::<EventInvokeConfig>(&body) {
-                Ok(c) => {
-                    map.insert(k, c);
-                }
-                Err(e) => {
-                    tracing::error!(key = %k, error = %e, "unreadable event invoke config skipped")
-                }
-            }
-        }
         Ok(EventConfigs {
-            store,
             functions,
-            map: RwLock::new(map),
+            map: RecordMap::open(store, KIND)?,
         })
     }
 
@@ -155,9 +142,7 @@ impl EventConfigs {
 
     /// The settings in force for an invocation (defaults when none are configured).
     pub fn effective(&self, function: &str, qualifier: Option<&str>) -> Option<EventInvokeConfig> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(&key(function, qualifier.unwrap_or("$LATEST")))
-            .cloned()
+        self.map.get(&key(function, qualifier.unwrap_or("$LATEST")))
     }
 
     fn validate(input: &EventConfigInput) -> Result<(Option<u32>, Option<u32>)> {
@@ -176,21 +161,7 @@ impl EventConfigs {
     }
 
     async fn save(&self, c: EventInvokeConfig) -> Result<EventInvokeConfig> {
-        let body = serde_json::to_string(&c)
-            .map_err(|e| CoreError::Internal(format!("encoding a config: {e}")))?;
-        let k = key(&c.function, &c.qualifier);
-        self.store
-            .write_async(vec![WriteOp::PutRecord {
-                kind: KIND.into(),
-                key: k.clone(),
-                body,
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(k, c.clone());
-        Ok(c)
+        self.map.put(key(&c.function, &c.qualifier), c).await
     }
 
     fn now() -> f64 {
@@ -251,18 +222,7 @@ impl EventConfigs {
         if self.effective(&function, Some(&qualifier)).is_none() {
             return Err(self.not_configured(&function, &qualifier));
         }
-        let k = key(&function, &qualifier);
-        self.store
-            .write_async(vec![WriteOp::DeleteRecord {
-                kind: KIND.into(),
-                key: k.clone(),
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&k);
-        Ok(())
+        self.map.remove(&key(&function, &qualifier)).await
     }
 
     /// ListFunctionEventInvokeConfigs.
@@ -271,26 +231,17 @@ impl EventConfigs {
             qualifier: None,
             ..r.clone()
         })?;
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        Ok(map
+        Ok(self
+            .map
             .values()
+            .into_iter()
             .filter(|c| c.function == function)
-            .cloned()
             .collect())
     }
 
     /// Forgets a deleted function's settings.
     pub fn forget(&self, function: &str) {
-        let prefix = format!("{function}:");
-        self.store
-            .write_background(vec![WriteOp::DeleteRecordPrefix {
-                kind: KIND.into(),
-                prefix: prefix.clone(),
-            }]);
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| !k.starts_with(&prefix));
+        self.map.remove_prefix(&format!("{function}:"));
     }
 }
 

@@ -3,12 +3,12 @@
 //! `http-api`) holding all of its parts.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
 
-use nimbus_store::{Store, WriteOp};
+use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
+use crate::records::RecordMap;
 
 const KIND: &str = "http-api";
 
@@ -228,67 +228,34 @@ pub fn match_route<'a>(
 }
 
 pub struct HttpApis {
-    store: Store,
-    map: RwLock<BTreeMap<String, HttpApi>>,
+    map: RecordMap<HttpApi>,
 }
 
 impl HttpApis {
     pub fn open(store: Store) -> Result<HttpApis> {
-        let mut map = BTreeMap::new();
-        for (k, body) in store.records(KIND)? {
-            match serde_json::from_str::<HttpApi>(&body) {
-                Ok(a) => {
-                    map.insert(k, a);
-                }
-                Err(e) => tracing::error!(key = %k, error = %e, "unreadable HTTP API skipped"),
-            }
-        }
         Ok(HttpApis {
-            store,
-            map: RwLock::new(map),
+            map: RecordMap::open(store, KIND)?,
         })
     }
 
     pub fn get(&self, id: &str) -> AResult<HttpApi> {
         self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .cloned()
             .ok_or_else(|| ApiError::NotFound(format!("Invalid API identifier specified {id}")))
     }
 
     pub fn list(&self) -> Vec<HttpApi> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.map.values()
     }
 
     async fn save(&self, api: HttpApi) -> AResult<HttpApi> {
-        let body = serde_json::to_string(&api)
-            .map_err(|e| CoreError::Internal(format!("encoding an API: {e}")))?;
-        self.store
-            .write_async(vec![WriteOp::PutRecord {
-                kind: KIND.into(),
-                key: api.id.clone(),
-                body,
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(api.id.clone(), api.clone());
-        Ok(api)
+        Ok(self.map.put(api.id.clone(), api).await?)
     }
 
-    /// Applies a change to an API and stores it.
+    /// Applies a change to an API and stores it (stages that deploy automatically follow).
     async fn change<T>(&self, id: &str, f: impl FnOnce(&mut HttpApi) -> AResult<T>) -> AResult<T> {
         let mut api = self.get(id)?;
         let out = f(&mut api)?;
-        // Stages that deploy automatically follow every change.
         self.save(api).await?;
         Ok(out)
     }
@@ -422,17 +389,7 @@ impl HttpApis {
 
     pub async fn delete(&self, id: &str) -> AResult<()> {
         self.get(id)?;
-        self.store
-            .write_async(vec![WriteOp::DeleteRecord {
-                kind: KIND.into(),
-                key: id.to_string(),
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        Ok(())
+        Ok(self.map.remove(id).await?)
     }
 
     pub async fn create_integration(

@@ -14,6 +14,7 @@ pub mod names;
 pub mod pricing;
 pub mod provisioned;
 pub mod queues;
+pub mod records;
 pub mod rest_apis;
 pub mod settings;
 pub mod urls;

@@ -3,13 +3,13 @@
 //! tree) and stages. Each API is one record (kind `rest-api`).
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
 
-use nimbus_store::{Store, WriteOp};
+use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use crate::http_apis::{AResult, ApiError};
+use crate::records::RecordMap;
 
 const KIND: &str = "rest-api";
 
@@ -104,60 +104,28 @@ const METHODS: &[&str] = &[
 ];
 
 pub struct RestApis {
-    store: Store,
-    map: RwLock<BTreeMap<String, RestApi>>,
+    map: RecordMap<RestApi>,
 }
 
 impl RestApis {
     pub fn open(store: Store) -> Result<RestApis> {
-        let mut map = BTreeMap::new();
-        for (k, body) in store.records(KIND)? {
-            match serde_json::from_str::<RestApi>(&body) {
-                Ok(a) => {
-                    map.insert(k, a);
-                }
-                Err(e) => tracing::error!(key = %k, error = %e, "unreadable REST API skipped"),
-            }
-        }
         Ok(RestApis {
-            store,
-            map: RwLock::new(map),
+            map: RecordMap::open(store, KIND)?,
         })
     }
 
     pub fn get(&self, id: &str) -> AResult<RestApi> {
         self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .cloned()
             .ok_or_else(|| ApiError::NotFound("Invalid API identifier specified".into()))
     }
 
     pub fn list(&self) -> Vec<RestApi> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.map.values()
     }
 
     async fn save(&self, api: RestApi) -> AResult<RestApi> {
-        let body = serde_json::to_string(&api)
-            .map_err(|e| CoreError::Internal(format!("encoding an API: {e}")))?;
-        self.store
-            .write_async(vec![WriteOp::PutRecord {
-                kind: KIND.into(),
-                key: api.id.clone(),
-                body,
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(api.id.clone(), api.clone());
-        Ok(api)
+        Ok(self.map.put(api.id.clone(), api).await?)
     }
 
     async fn change<T>(&self, id: &str, f: impl FnOnce(&mut RestApi) -> AResult<T>) -> AResult<T> {
@@ -202,17 +170,7 @@ impl RestApis {
 
     pub async fn delete(&self, id: &str) -> AResult<()> {
         self.get(id)?;
-        self.store
-            .write_async(vec![WriteOp::DeleteRecord {
-                kind: KIND.into(),
-                key: id.to_string(),
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        Ok(())
+        Ok(self.map.remove(id).await?)
     }
 
     /// CreateResource under `parent`.

@@ -1,15 +1,15 @@
 //! Function URLs: a dedicated HTTP endpoint per function (or alias), reached on the main port by
 //! host name `<url-id>.lambda-url.localhost`. Configurations are records (kind `function-url`).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use nimbus_store::{Store, WriteOp};
+use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 use crate::functions::FunctionService;
 use crate::names::FunctionRef;
+use crate::records::RecordMap;
 
 const KIND: &str = "function-url";
 
@@ -36,10 +36,9 @@ pub struct UrlInput {
 }
 
 pub struct FunctionUrls {
-    store: Store,
     functions: Arc<FunctionService>,
     /// Keyed `<function>:<qualifier>`.
-    map: RwLock<BTreeMap<String, UrlConfig>>,
+    map: RecordMap<UrlConfig>,
 }
 
 fn key(function: &str, qualifier: &str) -> String {
@@ -79,19 +78,9 @@ fn check(input: &UrlInput) -> Result<()> {
 
 impl FunctionUrls {
     pub fn open(store: Store, functions: Arc<FunctionService>) -> Result<FunctionUrls> {
-        let mut map = BTreeMap::new();
-        for (k, body) in store.records(KIND)? {
-            match serde_json::from_str::<UrlConfig>(&body) {
-                Ok(c) => {
-                    map.insert(k, c);
-                }
-                Err(e) => tracing::error!(key = %k, error = %e, "unreadable function URL skipped"),
-            }
-        }
         Ok(FunctionUrls {
-            store,
             functions,
-            map: RwLock::new(map),
+            map: RecordMap::open(store, KIND)?,
         })
     }
 
@@ -120,21 +109,7 @@ impl FunctionUrls {
     }
 
     async fn save(&self, c: UrlConfig) -> Result<UrlConfig> {
-        let body = serde_json::to_string(&c)
-            .map_err(|e| CoreError::Internal(format!("encoding a URL config: {e}")))?;
-        let k = key(&c.function, &c.qualifier);
-        self.store
-            .write_async(vec![WriteOp::PutRecord {
-                kind: KIND.into(),
-                key: k.clone(),
-                body,
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(k, c.clone());
-        Ok(c)
+        self.map.put(key(&c.function, &c.qualifier), c).await
     }
 
     pub async fn create(&self, r: &FunctionRef, input: UrlInput) -> Result<UrlConfig> {
@@ -167,11 +142,7 @@ impl FunctionUrls {
     }
 
     fn get_by(&self, function: &str, qualifier: &str) -> Option<UrlConfig> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key(function, qualifier))
-            .cloned()
+        self.map.get(&key(function, qualifier))
     }
 
     pub fn get(&self, r: &FunctionRef) -> Result<UrlConfig> {
@@ -203,18 +174,7 @@ impl FunctionUrls {
         if self.get_by(&function, &qualifier).is_none() {
             return Err(Self::missing());
         }
-        let k = key(&function, &qualifier);
-        self.store
-            .write_async(vec![WriteOp::DeleteRecord {
-                kind: KIND.into(),
-                key: k.clone(),
-            }])
-            .await?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&k);
-        Ok(())
+        self.map.remove(&key(&function, &qualifier)).await
     }
 
     pub fn list(&self, r: &FunctionRef) -> Result<Vec<UrlConfig>> {
@@ -224,35 +184,19 @@ impl FunctionUrls {
         })?;
         Ok(self
             .map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
             .values()
+            .into_iter()
             .filter(|c| c.function == function)
-            .cloned()
             .collect())
     }
 
     /// The configuration a URL id belongs to.
     pub fn by_id(&self, id: &str) -> Option<UrlConfig> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .find(|c| c.url_id == id)
-            .cloned()
+        self.map.find(|c| c.url_id == id)
     }
 
     /// Forgets a deleted function's URLs.
     pub fn forget(&self, function: &str) {
-        let prefix = format!("{function}:");
-        self.store
-            .write_background(vec![WriteOp::DeleteRecordPrefix {
-                kind: KIND.into(),
-                prefix: prefix.clone(),
-            }]);
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| !k.starts_with(&prefix));
+        self.map.remove_prefix(&format!("{function}:"));
     }
 }
