@@ -345,7 +345,13 @@ async fn burst(
     ))
 }
 
-async fn run(nimbus: &str, noop: &str, secs: u64, only: &str) -> anyhow::Result<()> {
+async fn run(
+    nimbus: &str,
+    noop: &str,
+    secs: u64,
+    only: &str,
+    sls: Option<&str>,
+) -> anyhow::Result<()> {
     let want = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     let dur = Duration::from_secs(secs);
     let (sandbox, d1) = start_server(nimbus, "sandbox")?;
@@ -455,6 +461,10 @@ async fn run(nimbus: &str, noop: &str, secs: u64, only: &str) -> anyhow::Result<
                 }
             }
             println!();
+        }
+
+        if want("serverless-offline") {
+            serverless_offline(addr, sls, dur).await?;
         }
 
         if want("async") {
@@ -579,6 +589,141 @@ async fn run(nimbus: &str, noop: &str, secs: u64, only: &str) -> anyhow::Result<
     result
 }
 
+/// The same Node.js no-op handler behind Nimbus's HTTP API gateway and behind serverless-offline's
+/// HTTP emulation (`sls` is a directory whose `node_modules` holds serverless 3 and
+/// serverless-offline, as `scripts/bench-serverless-offline` installs them).
+async fn serverless_offline(
+    addr: SocketAddr,
+    sls: Option<&str>,
+    dur: Duration,
+) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    println!(
+        "## Through the HTTP gateway: Nimbus vs serverless-offline (same Node.js handler, same run)\n"
+    );
+    let Some(sls) = sls else {
+        println!(
+            "Skipped: run `scripts/bench-serverless-offline` (it installs serverless 3 and serverless-offline from npm).\n"
+        );
+        return Ok(());
+    };
+    let handler = b"exports.handler = async () => ({ statusCode: 200, body: 'ok' });\n";
+    // Nimbus: an HTTP API (quick create) in front of a nodejs20.x function.
+    let zip = zip_of(&[("index.js", handler.to_vec(), 0o644)])?;
+    create(
+        addr,
+        "sls-noop",
+        "nodejs20.x",
+        "index.handler",
+        &zip,
+        serde_json::json!({}),
+    )
+    .await?;
+    let body = serde_json::json!({"name": "sls", "protocolType": "HTTP", "target": "arn:aws:lambda:us-east-1:000000000000:function:sls-noop"}).to_string();
+    let (st, b) = call(addr, "POST", "/v2/apis", body.as_bytes()).await?;
+    anyhow::ensure!(
+        st == 201,
+        "create api: {st} {}",
+        String::from_utf8_lossy(&b)
+    );
+    let api: serde_json::Value = serde_json::from_slice(&b)?;
+    let id = api["apiId"].as_str().unwrap_or_default().to_string();
+
+    // serverless-offline: a service with the same handler on an `httpApi` event for any method.
+    let dir = std::env::temp_dir().join(format!("nimbus-bench-sls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("handler.js"), handler)?;
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: slsbench\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs20.x\nplugins:\n  - serverless-offline\nfunctions:\n  noop:\n    handler: handler.handler\n    events:\n      - httpApi:\n          path: /noop\n          method: '*'\n",
+    )?;
+    let modules = std::path::Path::new(sls).join("node_modules");
+    let _ = std::fs::remove_file(dir.join("node_modules"));
+    std::os::unix::fs::symlink(std::fs::canonicalize(&modules)?, dir.join("node_modules"))?;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+    };
+    let (http_port, lambda_port) = (free_port()?, free_port()?);
+    let mut child = Command::new("node")
+        .arg(modules.join("serverless/bin/serverless.js"))
+        .args([
+            "offline",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--httpPort",
+            &http_port.to_string(),
+            "--lambdaPort",
+            &lambda_port.to_string(),
+        ])
+        .current_dir(&dir)
+        // serverless 3 loads plugins with require(); Node 20.19+ would load ESM through it.
+        .env("NODE_OPTIONS", "--no-experimental-require-module")
+        .env("SLS_TELEMETRY_DISABLED", "1")
+        .env("SLS_NOTIFICATIONS_MODE", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("starting serverless-offline (node)")?;
+    let pgid = child.id();
+    let sls_addr: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
+    let result = async {
+        let mut ready = false;
+        for _ in 0..300 {
+            if let Ok((200, _)) = call(sls_addr, "POST", "/noop", b"{}").await {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::ensure!(
+            ready,
+            "serverless-offline did not answer on {sls_addr} within 30 s"
+        );
+        println!("| gateway | clients | requests | errors | requests/s | p50 ms | p99 ms |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        let targets = [
+            (
+                "Nimbus HTTP API (sandbox launcher)",
+                addr,
+                format!("/restapis/{id}/$default/_user_request_/noop"),
+            ),
+            (
+                "serverless-offline 13 (serverless 3)",
+                sls_addr,
+                "/noop".to_string(),
+            ),
+        ];
+        for (label, a, path) in &targets {
+            let _ = load(*a, path, 16, Duration::from_millis(500)).await?;
+            for clients in [1usize, 16] {
+                let st = load(*a, path, clients, dur).await?;
+                println!(
+                    "| {label} | {clients} | {} | {} | {:.0} | {} | {} |",
+                    st.requests,
+                    st.errors,
+                    st.rps,
+                    ms(st.p50_us),
+                    ms(st.p99_us)
+                );
+            }
+        }
+        println!();
+        Ok(())
+    }
+    .await;
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(format!("-{pgid}"))
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 fn unsafe_term(child: &Child) {
     // SIGTERM lets the server stop its environments.
     let _ = Command::new("kill")
@@ -644,10 +789,12 @@ fn main() -> anyhow::Result<()> {
             let noop = get("--noop", "target/release/noop-bootstrap");
             let secs: u64 = get("--seconds", "3").parse()?;
             let only = get("--only", "");
-            rt.block_on(run(&nimbus, &noop, secs, &only))
+            let sls = get("--serverless-offline", "");
+            let sls = Some(sls.as_str()).filter(|s| !s.is_empty());
+            rt.block_on(run(&nimbus, &noop, secs, &only, sls))
         }
         _ => Err(anyhow!(
-            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,gateway,async,idle] | nimbus-bench ceiling"
+            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,gateway,serverless-offline,async,idle] [--serverless-offline NODE_PROJECT_DIR] | nimbus-bench ceiling"
         )),
     }
 }

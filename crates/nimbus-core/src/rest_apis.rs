@@ -67,6 +67,16 @@ pub struct Deployment {
     pub resources: Vec<Resource>,
 }
 
+/// A stage's settings for one method (`~1items/GET`) or for all of them (`*/*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MethodSetting {
+    pub throttling_rate: Option<f64>,
+    pub throttling_burst: Option<u32>,
+    pub metrics_enabled: bool,
+    pub logging_level: Option<String>,
+    pub data_trace: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
     pub name: String,
@@ -75,6 +85,66 @@ pub struct Stage {
     pub variables: BTreeMap<String, String>,
     pub created: i64,
     pub updated: i64,
+    #[serde(default)]
+    pub method_settings: BTreeMap<String, MethodSetting>,
+    #[serde(default)]
+    pub tracing_enabled: bool,
+}
+
+impl Stage {
+    /// The throttling (rate, burst) for a method of a resource: its own setting, else the
+    /// stage-wide `*/*` one.
+    pub fn throttling(&self, resource_path: &str, method: &str) -> Option<(f64, Option<u32>)> {
+        let own = format!("{}/{method}", escape_pointer(resource_path));
+        [own.as_str(), "*/*"].iter().find_map(|k| {
+            let s = self.method_settings.get(*k)?;
+            s.throttling_rate.map(|r| (r, s.throttling_burst))
+        })
+    }
+}
+
+/// One operation of an API Gateway `patchOperations` list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PatchOp {
+    pub op: String,
+    pub path: String,
+    pub value: Option<String>,
+}
+
+/// A JSON-pointer segment as API Gateway writes it: `~` as `~0`, `/` as `~1`.
+pub fn escape_pointer(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+fn unescape_pointer(s: &str) -> String {
+    s.replace("~1", "/").replace("~0", "~")
+}
+
+fn invalid_patch(op: &PatchOp, allowed: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "Invalid patch path '{}' specified for op '{}'. Must be one of: [{allowed}]",
+        op.path, op.op
+    ))
+}
+
+fn patch_value(op: &PatchOp) -> AResult<&str> {
+    op.value.as_deref().ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "Invalid null or empty value in patch operation '{}' for path '{}'",
+            op.op, op.path
+        ))
+    })
+}
+
+fn patch_bool(op: &PatchOp) -> AResult<bool> {
+    match patch_value(op)? {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        v => Err(ApiError::BadRequest(format!(
+            "Invalid value '{v}' for {}: must be true or false",
+            op.path
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -454,6 +524,8 @@ impl RestApis {
                     variables: BTreeMap::new(),
                     created: t,
                     updated: t,
+                    method_settings: BTreeMap::new(),
+                    tracing_enabled: false,
                 });
                 st.deployment_id = d.id.clone();
                 st.variables.extend(variables);
@@ -493,9 +565,174 @@ impl RestApis {
                 variables,
                 created: t,
                 updated: t,
+                method_settings: BTreeMap::new(),
+                tracing_enabled: false,
             };
             a.stages.insert(name, st.clone());
             Ok(st)
+        })
+        .await
+    }
+
+    fn stage_mut<'a>(a: &'a mut RestApi, name: &str) -> AResult<&'a mut Stage> {
+        a.stages
+            .get_mut(name)
+            .ok_or_else(|| ApiError::NotFound("Invalid Stage identifier specified".into()))
+    }
+
+    /// UpdateStage: `patchOperations` on the description, the deployment, stage variables
+    /// (`/variables/{name}`), tracing, and method settings (`/*/*/throttling/rateLimit`,
+    /// `/~1items/GET/throttling/burstLimit`, `.../metrics/enabled`, `.../logging/loglevel`,
+    /// `.../logging/dataTrace`). All operations apply, or none.
+    pub async fn update_stage(&self, api: &str, name: &str, ops: &[PatchOp]) -> AResult<Stage> {
+        self.change(api, |a| {
+            let deployments: Vec<String> = a.deployments.keys().cloned().collect();
+            let resources: Vec<Resource> = a.resources.values().cloned().collect();
+            let st = Self::stage_mut(a, name)?;
+            for op in ops {
+                apply_stage_patch(st, op, &deployments, &resources)?;
+            }
+            st.updated = now();
+            Ok(st.clone())
+        })
+        .await
+    }
+
+    pub async fn delete_stage(&self, api: &str, name: &str) -> AResult<()> {
+        self.change(api, |a| {
+            a.stages
+                .remove(name)
+                .map(|_| ())
+                .ok_or_else(|| ApiError::NotFound("Invalid Stage identifier specified".into()))
+        })
+        .await
+    }
+
+    pub fn deployment(&self, api: &str, id: &str) -> AResult<Deployment> {
+        self.get(api)?
+            .deployments
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound("Invalid Deployment identifier specified".into()))
+    }
+
+    /// DeleteDeployment: refused while a stage serves it, as API Gateway does.
+    pub async fn delete_deployment(&self, api: &str, id: &str) -> AResult<()> {
+        self.change(api, |a| {
+            if !a.deployments.contains_key(id) {
+                return Err(ApiError::NotFound(
+                    "Invalid Deployment identifier specified".into(),
+                ));
+            }
+            if a.stages.values().any(|s| s.deployment_id == id) {
+                return Err(ApiError::BadRequest(
+                    "Active stages pointing to this deployment must be moved or deleted".into(),
+                ));
+            }
+            a.deployments.remove(id);
+            Ok(())
+        })
+        .await
+    }
+
+    /// UpdateRestApi: `/name`, `/description`, `/binaryMediaTypes/{type}` (add or remove).
+    pub async fn update(&self, id: &str, ops: &[PatchOp]) -> AResult<RestApi> {
+        self.change(id, |a| {
+            for op in ops {
+                let allowed = "/name, /description, /binaryMediaTypes/{type}";
+                match (op.op.as_str(), op.path.as_str()) {
+                    ("replace", "/name") => {
+                        let v = patch_value(op)?;
+                        if v.is_empty() {
+                            return Err(ApiError::BadRequest("Invalid API name specified".into()));
+                        }
+                        a.name = v.to_string();
+                    }
+                    ("replace", "/description") => a.description = op.value.clone(),
+                    ("add" | "remove", p) if p.starts_with("/binaryMediaTypes/") => {
+                        let t = unescape_pointer(&p["/binaryMediaTypes/".len()..]);
+                        a.binary_media_types.retain(|x| *x != t);
+                        if op.op == "add" {
+                            a.binary_media_types.push(t);
+                        }
+                    }
+                    _ => return Err(invalid_patch(op, allowed)),
+                }
+            }
+            Ok(a.clone())
+        })
+        .await
+    }
+
+    /// DeleteMethod.
+    pub async fn delete_method(&self, api: &str, resource: &str, method: &str) -> AResult<()> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            let r = a.resources.get_mut(resource).ok_or_else(|| {
+                ApiError::NotFound("Invalid Resource identifier specified".into())
+            })?;
+            r.methods
+                .remove(&method)
+                .map(|_| ())
+                .ok_or_else(|| ApiError::NotFound("Invalid Method identifier specified".into()))
+        })
+        .await
+    }
+
+    /// DeleteIntegration.
+    pub async fn delete_integration(&self, api: &str, resource: &str, method: &str) -> AResult<()> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            Self::method_mut(a, resource, &method)?
+                .integration
+                .take()
+                .map(|_| ())
+                .ok_or_else(|| {
+                    ApiError::NotFound("Invalid Integration identifier specified".into())
+                })
+        })
+        .await
+    }
+
+    /// DeleteMethodResponse.
+    pub async fn delete_method_response(
+        &self,
+        api: &str,
+        resource: &str,
+        method: &str,
+        code: &str,
+    ) -> AResult<()> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            Self::method_mut(a, resource, &method)?
+                .responses
+                .remove(code)
+                .map(|_| ())
+                .ok_or_else(|| ApiError::NotFound("Invalid Response status code specified".into()))
+        })
+        .await
+    }
+
+    /// DeleteIntegrationResponse.
+    pub async fn delete_integration_response(
+        &self,
+        api: &str,
+        resource: &str,
+        method: &str,
+        code: &str,
+    ) -> AResult<()> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            Self::method_mut(a, resource, &method)?
+                .integration
+                .as_mut()
+                .ok_or_else(|| {
+                    ApiError::NotFound("Invalid Integration identifier specified".into())
+                })?
+                .responses
+                .remove(code)
+                .map(|_| ())
+                .ok_or_else(|| ApiError::NotFound("Invalid Response status code specified".into()))
         })
         .await
     }
@@ -507,6 +744,109 @@ impl RestApis {
         let d = a.deployments.get(&st.deployment_id)?.clone();
         Some((a, st, d.resources))
     }
+}
+
+/// One UpdateStage patch operation.
+fn apply_stage_patch(
+    st: &mut Stage,
+    op: &PatchOp,
+    deployments: &[String],
+    resources: &[Resource],
+) -> AResult<()> {
+    let allowed = "/description, /deploymentId, /tracingEnabled, /variables/{name}, /{resourcePath}/{httpMethod}/throttling/rateLimit, /{resourcePath}/{httpMethod}/throttling/burstLimit, /{resourcePath}/{httpMethod}/metrics/enabled, /{resourcePath}/{httpMethod}/logging/loglevel, /{resourcePath}/{httpMethod}/logging/dataTrace";
+    let path = op.path.as_str();
+    match (op.op.as_str(), path) {
+        ("replace", "/description") => st.description = op.value.clone(),
+        ("replace", "/deploymentId") => {
+            let d = patch_value(op)?;
+            if !deployments.iter().any(|x| x == d) {
+                return Err(ApiError::BadRequest(format!("Invalid deployment id: {d}")));
+            }
+            st.deployment_id = d.to_string();
+        }
+        ("replace", "/tracingEnabled") => st.tracing_enabled = patch_bool(op)?,
+        (o, p) if p.starts_with("/variables/") => {
+            let name = unescape_pointer(&p["/variables/".len()..]);
+            match o {
+                "add" | "replace" => {
+                    st.variables.insert(name, patch_value(op)?.to_string());
+                }
+                "remove" => {
+                    st.variables.remove(&name);
+                }
+                _ => return Err(invalid_patch(op, allowed)),
+            }
+        }
+        (o @ ("replace" | "remove"), p) => {
+            // /{resource}/{method}/{group}/{setting}
+            let segs: Vec<&str> = p.trim_start_matches('/').split('/').collect();
+            let [res, method, group, setting] = segs[..] else {
+                return Err(invalid_patch(op, allowed));
+            };
+            let key = format!("{res}/{method}");
+            if key != "*/*" {
+                let rpath = unescape_pointer(res);
+                let found = resources
+                    .iter()
+                    .any(|r| r.path == rpath && (r.methods.contains_key(method) || method == "*"));
+                if !found {
+                    return Err(ApiError::BadRequest(format!(
+                        "Cannot find method for {rpath} {method}: no such resource and method in this API"
+                    )));
+                }
+            }
+            let entry = st.method_settings.entry(key.clone()).or_default();
+            let remove = o == "remove";
+            match (group, setting) {
+                ("throttling", "rateLimit") => {
+                    entry.throttling_rate = if remove {
+                        None
+                    } else {
+                        let v = patch_value(op)?;
+                        let r: f64 = v.parse().ok().filter(|r: &f64| *r >= 0.0).ok_or_else(|| {
+                            ApiError::BadRequest(format!(
+                                "Invalid value '{v}' for throttling/rateLimit: must be a non-negative number"
+                            ))
+                        })?;
+                        Some(r)
+                    }
+                }
+                ("throttling", "burstLimit") => {
+                    entry.throttling_burst = if remove {
+                        None
+                    } else {
+                        let v = patch_value(op)?;
+                        Some(v.parse().map_err(|_| {
+                            ApiError::BadRequest(format!(
+                                "Invalid value '{v}' for throttling/burstLimit: must be a non-negative integer"
+                            ))
+                        })?)
+                    }
+                }
+                ("metrics", "enabled") => entry.metrics_enabled = !remove && patch_bool(op)?,
+                ("logging", "dataTrace") => entry.data_trace = !remove && patch_bool(op)?,
+                ("logging", "loglevel") => {
+                    entry.logging_level = if remove {
+                        None
+                    } else {
+                        let v = patch_value(op)?;
+                        if !["OFF", "ERROR", "INFO"].contains(&v) {
+                            return Err(ApiError::BadRequest(format!(
+                                "Invalid logging level '{v}': must be OFF, ERROR or INFO"
+                            )));
+                        }
+                        Some(v.to_string())
+                    }
+                }
+                _ => return Err(invalid_patch(op, allowed)),
+            }
+            if *entry == MethodSetting::default() {
+                st.method_settings.remove(&key);
+            }
+        }
+        _ => return Err(invalid_patch(op, allowed)),
+    }
+    Ok(())
 }
 
 /// The resource a path selects: literal segments over `{param}` over a greedy `{proxy+}`;

@@ -10,12 +10,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use nimbus_core::http_apis::ApiError;
 use nimbus_core::invoke::{InvocationType, InvokeInput};
 use nimbus_core::rest_apis::{
-    Integration, IntegrationResponse, Method, MethodResponse, Resource, RestApi, Stage,
-    match_resource,
+    Deployment, Integration, IntegrationResponse, Method, MethodResponse, MethodSetting, PatchOp,
+    Resource, RestApi, Stage, match_resource,
 };
 use nimbus_core::{Core, CoreError};
 use serde_json::{Map, Value, json};
@@ -125,6 +125,45 @@ fn render_resource(r: &Resource) -> Value {
     v
 }
 
+fn render_method_setting(m: &MethodSetting) -> Value {
+    let mut v = json!({
+        "metricsEnabled": m.metrics_enabled,
+        "loggingLevel": m.logging_level.as_deref().unwrap_or("OFF"),
+        "dataTraceEnabled": m.data_trace,
+        "cachingEnabled": false,
+        "cacheTtlInSeconds": 300,
+        "cacheDataEncrypted": false,
+        "requireAuthorizationForCacheControl": true,
+        "unauthorizedCacheControlHeaderStrategy": "SUCCEED_WITH_RESPONSE_HEADER",
+    });
+    if let Some(r) = m.throttling_rate {
+        v["throttlingRateLimit"] = json!(r);
+    }
+    if let Some(b) = m.throttling_burst {
+        v["throttlingBurstLimit"] = json!(b);
+    }
+    v
+}
+
+fn render_deployment(d: &Deployment) -> Value {
+    let mut v = json!({ "id": d.id, "createdDate": d.created });
+    if let Some(desc) = &d.description {
+        v["description"] = json!(desc);
+    }
+    v
+}
+
+/// The `patchOperations` of an Update* request body.
+fn patch_ops(body: &Bytes) -> Result<Vec<PatchOp>, GwError> {
+    let v = parse(body)?;
+    let ops = v.get("patchOperations").cloned().unwrap_or(json!([]));
+    serde_json::from_value(ops).map_err(|e| {
+        GwError(ApiError::BadRequest(format!(
+            "Invalid patchOperations: {e}; each needs an op, a path and (for add and replace) a string value"
+        )))
+    })
+}
+
 fn render_stage(s: &Stage) -> Value {
     let mut v = json!({
         "stageName": s.name,
@@ -132,9 +171,10 @@ fn render_stage(s: &Stage) -> Value {
         "variables": s.variables,
         "createdDate": s.created,
         "lastUpdatedDate": s.updated,
-        "methodSettings": {},
+        "methodSettings": s.method_settings.iter().map(|(k, m)| (k.clone(), render_method_setting(m))).collect::<Map<_, _>>(),
         "cacheClusterEnabled": false,
-        "tracingEnabled": false,
+        "cacheClusterStatus": "NOT_AVAILABLE",
+        "tracingEnabled": s.tracing_enabled,
     });
     if let Some(d) = &s.description {
         v["description"] = json!(d);
@@ -341,11 +381,7 @@ async fn create_deployment(State(core): State<Core>, Path(id): Path<String>, bod
             strings(&v, "variables"),
         )
         .await?;
-    let mut out = json!({ "id": d.id, "createdDate": d.created });
-    if let Some(desc) = d.description {
-        out["description"] = json!(desc);
-    }
-    Ok(reply(StatusCode::CREATED, out))
+    Ok(reply(StatusCode::CREATED, render_deployment(&d)))
 }
 
 async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
@@ -381,10 +417,124 @@ async fn get_stage(State(core): State<Core>, Path((id, name)): Path<(String, Str
     Ok(reply(StatusCode::OK, render_stage(st)))
 }
 
+async fn update_api(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let ops = patch_ops(&body)?;
+    Ok(reply(
+        StatusCode::OK,
+        render_api(&core.rest_apis.update(&id, &ops).await?),
+    ))
+}
+
+async fn update_stage(
+    State(core): State<Core>,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let st = core.rest_apis.update_stage(&id, &name, &ops).await?;
+    Ok(reply(StatusCode::OK, render_stage(&st)))
+}
+
+async fn delete_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
+    core.rest_apis.delete_stage(&id, &name).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn get_deployments(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    let mut items: Vec<&Deployment> = a.deployments.values().collect();
+    items.sort_by_key(|d| d.created);
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "item": items.iter().map(|d| render_deployment(d)).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
+    Ok(reply(
+        StatusCode::OK,
+        render_deployment(&core.rest_apis.deployment(&id, &did)?),
+    ))
+}
+
+async fn delete_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
+    core.rest_apis.delete_deployment(&id, &did).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn delete_method(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+) -> R {
+    core.rest_apis.delete_method(&id, &rid, &m).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_integration(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+) -> R {
+    core.rest_apis.delete_integration(&id, &rid, &m).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_method_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+) -> R {
+    let method = core.rest_apis.method(&id, &rid, &m)?;
+    let r = method.responses.get(&code).ok_or_else(|| {
+        GwError(ApiError::NotFound(
+            "Invalid Response status code specified".into(),
+        ))
+    })?;
+    Ok(reply(StatusCode::OK, render_method_response(r)))
+}
+
+async fn delete_method_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+) -> R {
+    core.rest_apis
+        .delete_method_response(&id, &rid, &m, &code)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_integration_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+) -> R {
+    let method = core.rest_apis.method(&id, &rid, &m)?;
+    let r = method
+        .integration
+        .as_ref()
+        .and_then(|i| i.responses.get(&code))
+        .ok_or_else(|| {
+            GwError(ApiError::NotFound(
+                "Invalid Response status code specified".into(),
+            ))
+        })?;
+    Ok(reply(StatusCode::OK, render_integration_response(r)))
+}
+
+async fn delete_integration_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+) -> R {
+    core.rest_apis
+        .delete_integration_response(&id, &rid, &m, &code)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub fn routes() -> Router<Core> {
     Router::new()
         .route("/restapis", post(create_api).get(get_apis))
-        .route("/restapis/{id}", get(get_api).delete(delete_api))
+        .route(
+            "/restapis/{id}",
+            get(get_api).delete(delete_api).patch(update_api),
+        )
         .route("/restapis/{id}/resources", get(get_resources))
         .route(
             "/restapis/{id}/resources/{rid}",
@@ -394,23 +544,41 @@ pub fn routes() -> Router<Core> {
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}",
-            put(put_method).get(get_method),
+            put(put_method).get(get_method).delete(delete_method),
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}/integration",
-            put(put_integration).get(get_integration),
+            put(put_integration)
+                .get(get_integration)
+                .delete(delete_integration),
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}/responses/{code}",
-            put(put_method_response),
+            put(put_method_response)
+                .get(get_method_response)
+                .delete(delete_method_response),
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}/integration/responses/{code}",
-            put(put_integration_response),
+            put(put_integration_response)
+                .get(get_integration_response)
+                .delete(delete_integration_response),
         )
-        .route("/restapis/{id}/deployments", post(create_deployment))
+        .route(
+            "/restapis/{id}/deployments",
+            post(create_deployment).get(get_deployments),
+        )
+        .route(
+            "/restapis/{id}/deployments/{did}",
+            get(get_deployment).delete(delete_deployment),
+        )
         .route("/restapis/{id}/stages", post(create_stage).get(get_stages))
-        .route("/restapis/{id}/stages/{name}", get(get_stage))
+        .route(
+            "/restapis/{id}/stages/{name}",
+            get(get_stage)
+                .delete(delete_stage)
+                .merge(patch(update_stage)),
+        )
 }
 
 fn internal_error() -> Response {
@@ -478,7 +646,7 @@ fn vtl_request(
     }
 }
 
-/// Serves a request on a REST API stage; `None` when no such API or stage exists.
+/// Serves a request on a REST API stage; `None` when no such API exists.
 pub async fn serve(
     core: &Core,
     id: &str,
@@ -486,7 +654,14 @@ pub async fn serve(
     path: &str,
     req: axum::extract::Request,
 ) -> Option<Response> {
-    let (api, st, resources) = core.rest_apis.served(id, stage)?;
+    let Some((api, st, resources)) = core.rest_apis.served(id, stage) else {
+        // An API that exists, on a stage that does not: API Gateway answers 403.
+        core.rest_apis.get(id).ok()?;
+        return Some(reply(
+            StatusCode::FORBIDDEN,
+            json!({"message": "Forbidden"}),
+        ));
+    };
     let (parts, body) = req.into_parts();
     let forbidden = || {
         reply(
@@ -505,6 +680,18 @@ pub async fn serve(
     else {
         return Some(forbidden());
     };
+    if let Some((rate, burst)) = st.throttling(&resource.path, &method.http_method)
+        && !crate::throttle::admit(
+            &format!(
+                "{}/{}/{}/{}",
+                api.id, st.name, resource.path, method.http_method
+            ),
+            rate,
+            burst,
+        )
+    {
+        return Some(crate::throttle::too_many_requests());
+    }
     let Some(integration) = method.integration.clone() else {
         return Some(internal_error());
     };

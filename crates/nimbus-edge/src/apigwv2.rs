@@ -179,34 +179,6 @@ fn throttling_of(v: &Value) -> (Option<f64>, Option<u32>) {
     )
 }
 
-/// Token buckets per API stage: `burst` tokens, refilled at `rate` per second.
-fn admit(api: &str, stage: &Stage) -> bool {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    use std::time::Instant;
-    let (Some(rate), burst) = (stage.throttling_rate, stage.throttling_burst) else {
-        return true;
-    };
-    let burst = f64::from(burst.unwrap_or(rate.ceil() as u32).max(1));
-    static BUCKETS: OnceLock<Mutex<HashMap<String, (f64, Instant)>>> = OnceLock::new();
-    let mut b = BUCKETS
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let now = Instant::now();
-    let e = b
-        .entry(format!("{api}/{}", stage.name))
-        .or_insert((burst, now));
-    e.0 = (e.0 + now.duration_since(e.1).as_secs_f64() * rate).min(burst);
-    e.1 = now;
-    if e.0 >= 1.0 {
-        e.0 -= 1.0;
-        true
-    } else {
-        false
-    }
-}
-
 fn render_stage(s: &Stage) -> Value {
     let mut v = json!({
         "stageName": s.name,
@@ -688,11 +660,14 @@ async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> 
     let Some((api, st, routes, integrations)) = core.http_apis.served(id, stage) else {
         return not_found();
     };
-    if !admit(&api.id, &st) {
-        return reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"message": "Too Many Requests"}),
-        );
+    if let Some(rate) = st.throttling_rate
+        && !crate::throttle::admit(
+            &format!("{}/{}", api.id, st.name),
+            rate,
+            st.throttling_burst,
+        )
+    {
+        return crate::throttle::too_many_requests();
     }
     let (parts, body) = req.into_parts();
     let Some((route, params)) =

@@ -16,6 +16,7 @@ pub mod lambda;
 pub mod logs;
 pub mod nimbus_api;
 pub mod sqs;
+pub mod throttle;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -243,3 +243,300 @@ async fn sms_webhook_through_mapping_templates() {
         json!({"message": "Missing Authentication Token"})
     );
 }
+
+async fn send(s: &Server, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let r = s
+        .http
+        .request(m, s.u(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A MOCK `GET /ping` API deployed to `prod`; returns (api id, resource id of /ping).
+async fn mock_api(s: &Server) -> (String, String) {
+    let api = call(s, "POST", "/restapis", json!({"name": "mocked"})).await;
+    let id = api["id"].as_str().expect("id").to_string();
+    let root = api["rootResourceId"].as_str().expect("root").to_string();
+    let ping = call(
+        s,
+        "POST",
+        &format!("/restapis/{id}/resources/{root}"),
+        json!({"pathPart": "ping"}),
+    )
+    .await;
+    let rid = ping["id"].as_str().expect("id").to_string();
+    let m = format!("/restapis/{id}/resources/{rid}/methods/GET");
+    call(s, "PUT", &m, json!({"authorizationType": "NONE"})).await;
+    call(
+        s,
+        "PUT",
+        &format!("{m}/integration"),
+        json!({"type": "MOCK", "requestTemplates": {"application/json": "{\"statusCode\": 200}"}}),
+    )
+    .await;
+    call(s, "PUT", &format!("{m}/responses/200"), json!({})).await;
+    call(
+        s,
+        "PUT",
+        &format!("{m}/integration/responses/200"),
+        json!({"responseTemplates": {"application/json": "{\"v\": \"$!stageVariables.v\"}"}}),
+    )
+    .await;
+    call(
+        s,
+        "POST",
+        &format!("/restapis/{id}/deployments"),
+        json!({"stageName": "prod", "variables": {"v": "one"}}),
+    )
+    .await;
+    (id, rid)
+}
+
+#[tokio::test]
+async fn stage_updates_throttle_and_change_variables() {
+    let s = Server::start();
+    let (id, _) = mock_api(&s).await;
+    let url = s.u(&format!("/restapis/{id}/prod/_user_request_/ping"));
+    let get = || async { s.http.get(&url).send().await.expect("get") };
+    assert_eq!(
+        get().await.json::<Value>().await.expect("json"),
+        json!({"v": "one"})
+    );
+
+    // Stage variables and method settings through patch operations.
+    let (st, stage) = send(
+        &s,
+        "PATCH",
+        &format!("/restapis/{id}/stages/prod"),
+        json!({"patchOperations": [
+            {"op": "replace", "path": "/variables/v", "value": "two"},
+            {"op": "replace", "path": "/description", "value": "production"},
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "0.01"},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": "3"},
+        ]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{stage}");
+    assert_eq!(stage["variables"], json!({"v": "two"}));
+    assert_eq!(stage["description"], "production");
+    assert_eq!(stage["methodSettings"]["*/*"]["throttlingRateLimit"], 0.01);
+    assert_eq!(stage["methodSettings"]["*/*"]["throttlingBurstLimit"], 3);
+
+    // Burst 3 at 0.01 requests/s: three pass, the fourth is throttled as API Gateway does.
+    for _ in 0..3 {
+        let r = get().await;
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.json::<Value>().await.expect("json"), json!({"v": "two"}));
+    }
+    let r = get().await;
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"message": "Too Many Requests"})
+    );
+
+    // A method's own setting overrides the stage-wide one; removing it restores the default.
+    let (st, stage) = send(
+        &s,
+        "PATCH",
+        &format!("/restapis/{id}/stages/prod"),
+        json!({"patchOperations": [
+            {"op": "replace", "path": "/~1ping/GET/throttling/rateLimit", "value": "1000"},
+            {"op": "replace", "path": "/~1ping/GET/throttling/burstLimit", "value": "1000"},
+        ]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{stage}");
+    assert_eq!(
+        stage["methodSettings"]["~1ping/GET"]["throttlingBurstLimit"],
+        1000
+    );
+    assert_eq!(get().await.status().as_u16(), 200);
+    let (st, _) = send(
+        &s,
+        "PATCH",
+        &format!("/restapis/{id}/stages/prod"),
+        json!({"patchOperations": [
+            {"op": "remove", "path": "/~1ping/GET/throttling/rateLimit"},
+            {"op": "remove", "path": "/*/*/throttling/rateLimit"},
+            {"op": "remove", "path": "/variables/v"},
+        ]}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let r = get().await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json"), json!({"v": ""}));
+
+    // Bad patches are refused whole, naming what to fix; the stage is unchanged.
+    for (ops, needle) in [
+        (
+            json!([{"op": "replace", "path": "/nonsense", "value": "x"}]),
+            "Invalid patch path '/nonsense'",
+        ),
+        (
+            json!([{"op": "replace", "path": "/description", "value": "changed"},
+                   {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "fast"}]),
+            "rateLimit",
+        ),
+        (
+            json!([{"op": "replace", "path": "/~1missing/GET/throttling/rateLimit", "value": "1"}]),
+            "/missing GET",
+        ),
+        (
+            json!([{"op": "replace", "path": "/deploymentId", "value": "nope"}]),
+            "Invalid deployment id",
+        ),
+    ] {
+        let (st, v) = send(
+            &s,
+            "PATCH",
+            &format!("/restapis/{id}/stages/prod"),
+            json!({ "patchOperations": ops }),
+        )
+        .await;
+        assert_eq!(st, 400, "{v}");
+        assert!(v["message"].as_str().unwrap_or("").contains(needle), "{v}");
+    }
+    let (_, stage, _) = s.get(&format!("/restapis/{id}/stages/prod")).await;
+    assert_eq!(stage["description"], "production");
+    let (st, _) = send(
+        &s,
+        "PATCH",
+        &format!("/restapis/{id}/stages/nostage"),
+        json!({"patchOperations": []}),
+    )
+    .await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn rest_api_control_plane_reads_updates_and_deletes() {
+    let s = Server::start();
+    let (id, rid) = mock_api(&s).await;
+    let m = format!("/restapis/{id}/resources/{rid}/methods/GET");
+
+    // UpdateRestApi.
+    let (st, api) = send(
+        &s,
+        "PATCH",
+        &format!("/restapis/{id}"),
+        json!({"patchOperations": [
+            {"op": "replace", "path": "/name", "value": "renamed"},
+            {"op": "add", "path": "/binaryMediaTypes/image~1png", "value": null},
+        ]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{api}");
+    assert_eq!(api["name"], "renamed");
+    assert_eq!(api["binaryMediaTypes"], json!(["image/png"]));
+
+    // Reads of method and integration responses.
+    let (st, r, _) = s.get(&format!("{m}/responses/200")).await;
+    assert_eq!((st, r["statusCode"].clone()), (200, json!("200")));
+    let (st, r, _) = s.get(&format!("{m}/integration/responses/200")).await;
+    assert_eq!(st, 200);
+    assert!(r["responseTemplates"]["application/json"].is_string());
+    let (st, _, _) = s.get(&format!("{m}/responses/500")).await;
+    assert_eq!(st, 404);
+
+    // Deployments: a second one moved to the stage frees the first for deletion.
+    let (_, deps, _) = s.get(&format!("/restapis/{id}/deployments")).await;
+    let first = deps["item"][0]["id"]
+        .as_str()
+        .expect("deployment")
+        .to_string();
+    let (st, v) = send(
+        &s,
+        "DELETE",
+        &format!("/restapis/{id}/deployments/{first}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let second = call(
+        &s,
+        "POST",
+        &format!("/restapis/{id}/deployments"),
+        json!({"description": "two"}),
+    )
+    .await;
+    let second = second["id"].as_str().expect("id").to_string();
+    let (st, _, _) = s.get(&format!("/restapis/{id}/deployments/{second}")).await;
+    assert_eq!(st, 200);
+    let (st, stage) = send(
+        &s,
+        "PATCH",
+        &format!("/restapis/{id}/stages/prod"),
+        json!({"patchOperations": [{"op": "replace", "path": "/deploymentId", "value": second}]}),
+    )
+    .await;
+    assert_eq!((st, stage["deploymentId"].clone()), (200, json!(second)));
+    let (st, _) = send(
+        &s,
+        "DELETE",
+        &format!("/restapis/{id}/deployments/{first}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 202);
+    let (_, deps, _) = s.get(&format!("/restapis/{id}/deployments")).await;
+    assert_eq!(deps["item"].as_array().map(Vec::len), Some(1));
+
+    // Deletes of responses, the integration and the method, each once.
+    for (path, code) in [
+        (format!("{m}/integration/responses/200"), 204),
+        (format!("{m}/integration/responses/200"), 404),
+        (format!("{m}/responses/200"), 204),
+        (format!("{m}/integration"), 204),
+        (format!("{m}/integration"), 404),
+        (m.clone(), 204),
+        (m.clone(), 404),
+    ] {
+        let (st, v) = send(&s, "DELETE", &path, json!({})).await;
+        assert_eq!(st, code, "DELETE {path}: {v}");
+    }
+    // The stage still serves its deployment's snapshot until it is deleted.
+    let url = s.u(&format!("/restapis/{id}/prod/_user_request_/ping"));
+    assert_eq!(
+        s.http
+            .get(&url)
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
+    let (st, _) = send(
+        &s,
+        "DELETE",
+        &format!("/restapis/{id}/stages/prod"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 202);
+    let (st, _) = send(
+        &s,
+        "DELETE",
+        &format!("/restapis/{id}/stages/prod"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        s.http
+            .get(&url)
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        403
+    );
+}
