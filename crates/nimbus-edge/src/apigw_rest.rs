@@ -603,6 +603,27 @@ fn apply_response_parameters(resp: &mut Response, params: &BTreeMap<String, Stri
     }
 }
 
+/// Whether a media type (a `Content-Type` or one entry of `Accept`) is one of the API's
+/// `binaryMediaTypes` (which may be `type/*` or `*/*`).
+fn is_binary(types: &[String], media: &str) -> bool {
+    let m = media
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if m.is_empty() {
+        return false;
+    }
+    types.iter().any(|t| {
+        let t = t.to_ascii_lowercase();
+        t == m
+            || t == "*/*"
+            || t.strip_suffix("/*")
+                .is_some_and(|major| m.split('/').next() == Some(major))
+    })
+}
+
 fn vtl_request(
     body: &str,
     params: &BTreeMap<String, String>,
@@ -737,7 +758,25 @@ pub async fn serve(
                 route_key: format!("{method_name} {}", resource.path),
                 target: None,
             };
-            let mut event = event_v1(&info, &route, &parts.headers, &parts.method, &body);
+            let header = |n: &str| {
+                parts
+                    .headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+            };
+            let binary_in = is_binary(&api.binary_media_types, header("content-type"));
+            let binary_out = header("accept")
+                .split(',')
+                .any(|t| is_binary(&api.binary_media_types, t));
+            let mut event = event_v1(
+                &info,
+                &route,
+                &parts.headers,
+                &parts.method,
+                &body,
+                Some(binary_in),
+            );
             event["requestContext"]["resourceId"] = json!(resource.id);
             if !params.is_empty() {
                 event["pathParameters"] = json!(params);
@@ -746,7 +785,7 @@ pub async fn serve(
                 event["stageVariables"] = json!(st.variables);
             }
             match invoke(core, &integration, event.to_string()).await {
-                Ok((payload, false)) => response_v1(&payload),
+                Ok((payload, false)) => response_v1(&payload, binary_out),
                 Ok((_, true)) | Err(_) => reply(
                     StatusCode::BAD_GATEWAY,
                     json!({"message": "Internal server error"}),
@@ -957,5 +996,25 @@ async fn invoke(
         Ok(Ok(r)) => Ok((r.payload.to_vec(), r.function_error)),
         Ok(Err(e)) => Err(Failed(e)),
         Err(_) => Err(Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_binary;
+
+    #[test]
+    fn binary_media_types_match_like_api_gateway() {
+        let types = vec![
+            "image/*".to_string(),
+            "application/octet-stream".to_string(),
+        ];
+        assert!(is_binary(&types, "image/png"));
+        assert!(is_binary(&types, "Image/JPEG; q=0.9"));
+        assert!(is_binary(&types, "application/octet-stream"));
+        assert!(!is_binary(&types, "application/json"));
+        assert!(!is_binary(&types, ""));
+        assert!(is_binary(&["*/*".to_string()], "text/plain"));
+        assert!(!is_binary(&[], "image/png"));
     }
 }

@@ -734,7 +734,7 @@ async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> 
     };
     let v1 = integration.payload_format_version == "1.0";
     let mut event = if v1 {
-        event_v1(&info, &route, &parts.headers, &parts.method, &body)
+        event_v1(&info, &route, &parts.headers, &parts.method, &body, None)
     } else {
         event_v2(&info, &parts.headers, &body)
     };
@@ -776,7 +776,7 @@ async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> 
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"message": "Internal Server Error"}),
         ),
-        Ok(Ok(r)) if v1 => response_v1(&r.payload),
+        Ok(Ok(r)) if v1 => response_v1(&r.payload, true),
         Ok(Ok(r)) => response_v2(&r.payload, false),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -795,13 +795,16 @@ pub(crate) fn function_of(uri: &str) -> Option<nimbus_core::names::FunctionRef> 
     parse_function_ref(arn).ok()
 }
 
-/// The payload format 1.0 event (REST-API style, with multi-value headers and query).
+/// The payload format 1.0 event (REST-API style, with multi-value headers and query). `binary`
+/// says whether the body goes base64-encoded (a REST API decides by its `binaryMediaTypes`);
+/// `None` encodes bodies that are not UTF-8, as HTTP APIs do.
 pub(crate) fn event_v1(
     info: &RequestInfo<'_>,
     route: &Route,
     headers: &HeaderMap,
     method: &Method,
     body: &Bytes,
+    binary: Option<bool>,
 ) -> Value {
     let mut single = Map::new();
     let mut multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -827,16 +830,16 @@ pub(crate) fn event_v1(
         .split_once(' ')
         .map(|(_, p)| p.to_string())
         .unwrap_or_else(|| info.path.to_string());
+    let encode = binary.unwrap_or_else(|| std::str::from_utf8(body).is_err());
     let (body_v, b64) = if body.is_empty() {
         (Value::Null, false)
+    } else if encode {
+        (
+            json!(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        )
     } else {
-        match std::str::from_utf8(body) {
-            Ok(t) => (json!(t), false),
-            Err(_) => (
-                json!(base64::engine::general_purpose::STANDARD.encode(body)),
-                true,
-            ),
-        }
+        (json!(String::from_utf8_lossy(body)), false)
     };
     let now = chrono::Utc::now();
     json!({
@@ -872,8 +875,10 @@ pub(crate) fn event_v1(
 }
 
 /// Payload format 1.0 responses: `statusCode`, `headers`, `multiValueHeaders`, `body`,
-/// `isBase64Encoded`; anything else is a 500 as API Gateway returns it.
-pub(crate) fn response_v1(payload: &[u8]) -> Response {
+/// `isBase64Encoded`; anything else is a 500 as API Gateway returns it. A base64 body is decoded
+/// when `decode_binary` (a REST API only does so when the client accepts one of its
+/// `binaryMediaTypes`; otherwise the client gets the base64 text).
+pub(crate) fn response_v1(payload: &[u8], decode_binary: bool) -> Response {
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(payload) else {
         return reply(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -892,7 +897,8 @@ pub(crate) fn response_v1(payload: &[u8]) -> Response {
     };
     let body = match obj.get("body") {
         Some(Value::String(s))
-            if obj.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) =>
+            if decode_binary
+                && obj.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) =>
         {
             base64::engine::general_purpose::STANDARD
                 .decode(s)

@@ -1,0 +1,183 @@
+"""API Gateway REST APIs through boto3's apigateway client: every control-plane operation Nimbus
+serves, and requests through a deployed stage (proxy events with multi-value headers and query,
+binary bodies in and out, MOCK integrations, stage variables, stage throttling)."""
+
+import base64
+import http.client
+import json
+import urllib.parse
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from conftest import ROLE, make_zip, unique
+
+HANDLER = '''
+import base64, json
+
+def handler(event, context):
+    if event["resource"] == "/image":
+        data = base64.b64decode(event["body"]) if event["isBase64Encoded"] else event["body"].encode()
+        return {"statusCode": 200, "headers": {"Content-Type": "image/png"},
+                "body": base64.b64encode(data[::-1]).decode(), "isBase64Encoded": True}
+    return {
+        "statusCode": 201,
+        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({
+            "mvq": event["multiValueQueryStringParameters"],
+            "rep": event["multiValueHeaders"].get("x-rep"),
+            "path": event["path"], "resource": event["resource"],
+            "params": event["pathParameters"], "stage": event["requestContext"]["stage"],
+            "vars": event["stageVariables"], "b64": event["isBase64Encoded"], "body": event["body"],
+        }),
+    }
+'''
+
+
+@pytest.fixture(scope="module")
+def rest(server):
+    return boto3.client("apigateway", endpoint_url=server, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def send(server, api_id, stage, method, path, body=None, headers=()):
+    u = urllib.parse.urlparse(server)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.putrequest(method, "/restapis/%s/%s/_user_request_%s" % (api_id, stage, path))
+    for k, v in headers:
+        conn.putheader(k, v)
+    conn.putheader("Content-Length", str(len(body or b"")))
+    conn.endheaders(body)
+    r = conn.getresponse()
+    return r.status, r.headers, r.read()
+
+
+def lambda_uri(fn_arn):
+    return "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/%s/invocations" % fn_arn
+
+
+def test_rest_api_end_to_end(server, lam, rest):
+    name = unique("rest")
+    fn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                             Code={"ZipFile": make_zip({"app.py": HANDLER})})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+    api = rest.create_rest_api(name=name, description="e2e", binaryMediaTypes=["image/*"])
+    api_id = api["id"]
+    assert api["rootResourceId"] and api["binaryMediaTypes"] == ["image/*"]
+    assert api_id in [a["id"] for a in rest.get_rest_apis()["items"]]
+    assert rest.get_rest_api(restApiId=api_id)["name"] == name
+    root = api["rootResourceId"]
+
+    items = rest.create_resource(restApiId=api_id, parentId=root, pathPart="items")
+    item = rest.create_resource(restApiId=api_id, parentId=items["id"], pathPart="{id}")
+    assert item["path"] == "/items/{id}"
+    image = rest.create_resource(restApiId=api_id, parentId=root, pathPart="image")
+    mock = rest.create_resource(restApiId=api_id, parentId=root, pathPart="mock")
+    assert rest.get_resource(restApiId=api_id, resourceId=item["id"])["pathPart"] == "{id}"
+    with pytest.raises(ClientError) as e:
+        rest.create_resource(restApiId=api_id, parentId=root, pathPart="items")
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+
+    for res, method in [(item, "ANY"), (image, "POST")]:
+        rest.put_method(restApiId=api_id, resourceId=res["id"], httpMethod=method, authorizationType="NONE")
+        rest.put_integration(restApiId=api_id, resourceId=res["id"], httpMethod=method, type="AWS_PROXY",
+                             integrationHttpMethod="POST", uri=lambda_uri(fn["FunctionArn"]))
+    got = rest.get_method(restApiId=api_id, resourceId=item["id"], httpMethod="ANY")
+    assert got["httpMethod"] == "ANY" and got["methodIntegration"]["type"] == "AWS_PROXY"
+    assert rest.get_integration(restApiId=api_id, resourceId=item["id"], httpMethod="ANY")["timeoutInMillis"] == 29000
+
+    rest.put_method(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", authorizationType="NONE")
+    rest.put_integration(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", type="MOCK",
+                         requestTemplates={"application/json": '{"statusCode": 200}'})
+    rest.put_method_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200",
+                             responseParameters={"method.response.header.X-Mock": False})
+    rest.put_integration_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200",
+                                  responseParameters={"method.response.header.X-Mock": "'yes'"},
+                                  responseTemplates={"application/json": '{"env": "$stageVariables.env"}'})
+    assert rest.get_method_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET",
+                                    statusCode="200")["statusCode"] == "200"
+    assert rest.get_integration_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET",
+                                         statusCode="200")["responseParameters"] == {
+        "method.response.header.X-Mock": "'yes'"}
+    assert len(rest.get_resources(restApiId=api_id)["items"]) == 5
+
+    dep = rest.create_deployment(restApiId=api_id, stageName="dev", variables={"env": "development"})
+    rest.create_stage(restApiId=api_id, stageName="prod", deploymentId=dep["id"], variables={"env": "production"})
+    assert {s["stageName"] for s in rest.get_stages(restApiId=api_id)["item"]} == {"dev", "prod"}
+    assert rest.get_stage(restApiId=api_id, stageName="prod")["deploymentId"] == dep["id"]
+    assert [d["id"] for d in rest.get_deployments(restApiId=api_id)["items"]] == [dep["id"]]
+    assert rest.get_deployment(restApiId=api_id, deploymentId=dep["id"])["id"] == dep["id"]
+
+    # A proxy request: multi-value query and headers in; status, cookies and JSON out.
+    status, headers, body = send(server, api_id, "prod", "PUT", "/items/42?tag=a&tag=b", body=b'{"k": 1}',
+                                 headers=[("Content-Type", "application/json"), ("X-Rep", "1"), ("X-Rep", "2")])
+    assert status == 201, body
+    assert headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+    out = json.loads(body)
+    assert out["mvq"] == {"tag": ["a", "b"]} and out["rep"] == ["1", "2"]
+    assert (out["path"], out["resource"], out["params"]) == ("/items/42", "/items/{id}", {"id": "42"})
+    assert (out["stage"], out["vars"], out["b64"], out["body"]) == ("prod", {"env": "production"}, False, '{"k": 1}')
+
+    # Binary: a body of a binaryMediaTypes type arrives base64; the answer is binary when accepted.
+    png = bytes([0x89, 0x50, 0x4E, 0x47, 0x00, 0xFF, 0xFE])
+    status, headers, body = send(server, api_id, "prod", "POST", "/image", body=png,
+                                 headers=[("Content-Type", "image/png"), ("Accept", "image/png")])
+    assert (status, body) == (200, png[::-1])
+    status, _, body = send(server, api_id, "prod", "POST", "/image", body=png,
+                           headers=[("Content-Type", "image/png"), ("Accept", "application/json")])
+    assert (status, body) == (200, base64.b64encode(png[::-1]))
+
+    status, headers, body = send(server, api_id, "dev", "GET", "/mock")
+    assert (status, json.loads(body), headers["X-Mock"]) == (200, {"env": "development"}, "yes")
+    status, _, body = send(server, api_id, "prod", "GET", "/nothing/here")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+
+    # UpdateStage: variables and stage-wide throttling (burst 2, next token in 100 s).
+    st = rest.update_stage(restApiId=api_id, stageName="dev", patchOperations=[
+        {"op": "replace", "path": "/variables/env", "value": "changed"},
+        {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "0.01"},
+        {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": "2"},
+    ])
+    assert st["variables"] == {"env": "changed"}
+    assert st["methodSettings"]["*/*"]["throttlingBurstLimit"] == 2
+    codes = [send(server, api_id, "dev", "GET", "/mock")[0] for _ in range(3)]
+    assert codes == [200, 200, 429]
+    status, _, body = send(server, api_id, "dev", "GET", "/mock")
+    assert (status, json.loads(body)) == (429, {"message": "Too Many Requests"})
+    # Other stages are not throttled.
+    assert send(server, api_id, "prod", "GET", "/mock")[0] == 200
+    with pytest.raises(ClientError) as e:
+        rest.update_stage(restApiId=api_id, stageName="dev",
+                          patchOperations=[{"op": "replace", "path": "/bogus", "value": "1"}])
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+
+    assert rest.update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "replace", "path": "/description", "value": "changed"}])["description"] == "changed"
+
+    # Deletes, each answered as API Gateway does, and gone afterwards.
+    rest.delete_integration_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200")
+    rest.delete_method_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200")
+    rest.delete_integration(restApiId=api_id, resourceId=mock["id"], httpMethod="GET")
+    rest.delete_method(restApiId=api_id, resourceId=mock["id"], httpMethod="GET")
+    with pytest.raises(ClientError) as e:
+        rest.get_method(restApiId=api_id, resourceId=mock["id"], httpMethod="GET")
+    assert e.value.response["Error"]["Code"] == "NotFoundException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    rest.delete_resource(restApiId=api_id, resourceId=items["id"])
+    assert {r["path"] for r in rest.get_resources(restApiId=api_id)["items"]} == {"/", "/image", "/mock"}
+    rest.delete_stage(restApiId=api_id, stageName="dev")
+    with pytest.raises(ClientError) as e:
+        rest.delete_deployment(restApiId=api_id, deploymentId=dep["id"])
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    rest.delete_stage(restApiId=api_id, stageName="prod")
+    rest.delete_deployment(restApiId=api_id, deploymentId=dep["id"])
+    rest.delete_rest_api(restApiId=api_id)
+    with pytest.raises(ClientError) as e:
+        rest.get_rest_api(restApiId=api_id)
+    assert e.value.response["Error"]["Code"] == "NotFoundException"
+    lam.delete_function(FunctionName=name)
