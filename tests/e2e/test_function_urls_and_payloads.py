@@ -1,6 +1,6 @@
 """Function URLs through boto3's lambda client, and the payload formats of HTTP APIs made with
 boto3's apigatewayv2 client: cookies, multi-value headers and query, binary bodies base64 in and
-out, response inference, errors, and stage throttling."""
+out, response inference, errors, CORS, and stage throttling."""
 
 import base64
 import http.client
@@ -69,8 +69,26 @@ def test_function_url_lifecycle_and_requests(lam, fn):
     assert e.value.response["Error"]["Code"] == "ResourceConflictException"
     assert lam.get_function_url_config(FunctionName=name)["FunctionUrl"] == url
     assert [c["FunctionUrl"] for c in lam.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]] == [url]
-    updated = lam.update_function_url_config(FunctionName=name, Cors={"AllowOrigins": ["https://example.com"]})
+    updated = lam.update_function_url_config(FunctionName=name, Cors={
+        "AllowOrigins": ["https://example.com"], "AllowMethods": ["GET", "POST"], "ExposeHeaders": ["x-seen"],
+        "MaxAge": 300})
     assert updated["Cors"]["AllowOrigins"] == ["https://example.com"]
+    with pytest.raises(ClientError) as e:
+        lam.update_function_url_config(FunctionName=name, Cors={"MaxAge": 100000})
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+
+    # CORS: preflights are answered by the platform; responses carry the configured headers.
+    status, headers, _ = send(url, "OPTIONS", "/x", headers=[("Origin", "https://example.com"),
+                                                              ("Access-Control-Request-Method", "POST")])
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == "https://example.com"
+    assert headers["Access-Control-Allow-Methods"] == "GET,POST" and headers["Access-Control-Max-Age"] == "300"
+    status, headers, _ = send(url, "OPTIONS", "/x", headers=[("Origin", "https://evil.example"),
+                                                              ("Access-Control-Request-Method", "POST")])
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    status, headers, _ = send(url, "GET", "/plain", headers=[("Origin", "https://example.com")])
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://example.com"
+    assert headers["Access-Control-Expose-Headers"] == "x-seen"
 
     # Payload 2.0: cookies and query in, cookies and headers out; repeated headers joined by commas.
     status, headers, body = send(url, "POST", "/x?a=1&a=2&b=3", body=b"hello",
@@ -137,6 +155,24 @@ def test_http_api_payload_formats_and_throttling(apigw, fn):
     assert (status, json.loads(body)) == (404, {"message": "Not Found"})
     status, _, body = send(url, "GET", "/v2/fail")
     assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+
+    # CORS configured on the API: preflights answered with 204 without a route; removable.
+    apigw.update_api(ApiId=api_id, CorsConfiguration={"AllowOrigins": ["*"], "AllowMethods": ["GET"],
+                                                      "AllowHeaders": ["content-type"]})
+    assert apigw.get_api(ApiId=api_id)["CorsConfiguration"]["AllowOrigins"] == ["*"]
+    pre = [("Origin", "https://app.example"), ("Access-Control-Request-Method", "GET")]
+    status, headers, _ = send(url, "OPTIONS", "/v2/plain", headers=pre)
+    assert status == 204 and headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Access-Control-Allow-Headers"] == "content-type"
+    status, headers, _ = send(url, "GET", "/v2/plain", headers=[("Origin", "https://app.example")])
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+    apigw.delete_cors_configuration(ApiId=api_id)
+    assert "CorsConfiguration" not in apigw.get_api(ApiId=api_id)
+    status, headers, _ = send(url, "OPTIONS", "/v2/plain", headers=pre)
+    assert "Access-Control-Allow-Origin" not in headers
+    with pytest.raises(ClientError) as e:
+        apigw.update_api(ApiId=api_id, CorsConfiguration={"AllowOrigins": ["*"], "AllowCredentials": True})
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
 
     # Stage throttling through UpdateStage: burst 2, then 429.
     st = apigw.update_stage(ApiId=api_id, StageName="$default",

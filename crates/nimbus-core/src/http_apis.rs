@@ -69,6 +69,9 @@ pub struct HttpApi {
     pub routes: BTreeMap<String, Route>,
     pub stages: BTreeMap<String, Stage>,
     pub deployments: BTreeMap<String, Deployment>,
+    /// `corsConfiguration`: preflights answered and headers added by the gateway.
+    #[serde(default)]
+    pub cors: Option<crate::cors::Cors>,
 }
 
 /// Errors in API Gateway's vocabulary.
@@ -101,6 +104,7 @@ pub struct ApiInput {
     pub target: Option<String>,
     pub route_key: Option<String>,
     pub tags: BTreeMap<String, String>,
+    pub cors: Option<crate::cors::Cors>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -244,6 +248,11 @@ impl HttpApis {
             .ok_or_else(|| ApiError::NotFound(format!("Invalid API identifier specified {id}")))
     }
 
+    /// Whether an HTTP API exists, and its CORS configuration.
+    pub fn cors(&self, id: &str) -> Option<Option<crate::cors::Cors>> {
+        self.map.read(id, |a| a.cors.clone())
+    }
+
     pub fn list(&self) -> Vec<HttpApi> {
         self.map.values()
     }
@@ -347,6 +356,7 @@ impl HttpApis {
             routes: BTreeMap::new(),
             stages: BTreeMap::new(),
             deployments: BTreeMap::new(),
+            cors: input.cors,
         };
         if let Some(target) = input.target {
             let i = Self::integration(IntegrationInput {
@@ -439,13 +449,19 @@ impl HttpApis {
     }
 
     /// UpdateApi: name and description.
+    /// UpdateApi: name, description, `corsConfiguration` (`Some(None)` removes it, as
+    /// DeleteCorsConfiguration does).
     pub async fn update_api(
         &self,
         id: &str,
         name: Option<String>,
         description: Option<String>,
+        cors: Option<Option<crate::cors::Cors>>,
     ) -> AResult<HttpApi> {
         self.change(id, |a| {
+            if let Some(c) = cors {
+                a.cors = c;
+            }
             if let Some(n) = name {
                 if n.is_empty() {
                     return Err(ApiError::BadRequest("Name must not be empty".into()));

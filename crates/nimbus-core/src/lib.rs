@@ -3,6 +3,7 @@
 //! JSON wire shapes (the edge crate owns those).
 
 pub mod async_invoke;
+pub mod cors;
 pub mod error;
 pub mod event_config;
 pub mod functions;

@@ -44,6 +44,15 @@ impl<T: Clone + Serialize + DeserializeOwned> RecordMap<T> {
             .cloned()
     }
 
+    /// A part of one value, read in place (no clone of the whole value).
+    pub fn read<R>(&self, key: &str, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .map(f)
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.map
             .read()

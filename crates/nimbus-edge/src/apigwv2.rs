@@ -119,6 +119,9 @@ fn render_api(core: &Core, a: &HttpApi) -> Value {
     if let Some(d) = &a.description {
         v["description"] = json!(d);
     }
+    if let Some(c) = &a.cors {
+        v["corsConfiguration"] = c.to_wire(false);
+    }
     v
 }
 
@@ -210,6 +213,7 @@ async fn create_api(State(core): State<Core>, body: Bytes) -> R {
             target: s(&v, "target"),
             route_key: s(&v, "routeKey"),
             tags: strings(&v, "tags"),
+            cors: cors_of(&v)?.flatten(),
         })
         .await?;
     Ok(reply(StatusCode::CREATED, render_api(&core, &a)))
@@ -326,9 +330,32 @@ async fn update_api(State(core): State<Core>, Path(id): Path<String>, body: Byte
     let v = parse(&body)?;
     let a = core
         .http_apis
-        .update_api(&id, s(&v, "name"), s(&v, "description"))
+        .update_api(&id, s(&v, "name"), s(&v, "description"), cors_of(&v)?)
         .await?;
     Ok(reply(StatusCode::OK, render_api(&core, &a)))
+}
+
+/// DeleteCorsConfiguration.
+async fn delete_cors(State(core): State<Core>, Path(id): Path<String>) -> R {
+    core.http_apis
+        .update_api(&id, None, None, Some(None))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The `corsConfiguration` of a CreateApi/UpdateApi body: absent, or `Some(None)` for null.
+fn cors_of(v: &Value) -> Result<Option<Option<nimbus_core::cors::Cors>>, GwError> {
+    match v.get("corsConfiguration") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(c) => nimbus_core::cors::Cors::from_wire(c)
+            .map(|c| Some(Some(c)))
+            .map_err(|e| {
+                GwError(ApiError::BadRequest(format!(
+                    "Invalid corsConfiguration: {e}"
+                )))
+            }),
+    }
 }
 
 async fn get_route(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
@@ -484,6 +511,7 @@ pub fn routes() -> Router<Core> {
             "/v2/apis/{id}",
             get(get_api).delete(delete_api).patch(update_api),
         )
+        .route("/v2/apis/{id}/cors", axum::routing::delete(delete_cors))
         .route(
             "/v2/apis/{id}/integrations",
             post(create_integration).get(get_integrations),
@@ -652,11 +680,27 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
 }
 
 async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> Response {
-    if core.http_apis.get(id).is_err() {
+    let Some(cors) = core.http_apis.cors(id) else {
         return crate::apigw_rest::serve(core, id, stage, path, req)
             .await
             .unwrap_or_else(not_found);
+    };
+    let Some(cors) = cors else {
+        return serve_http_api(core, id, stage, path, req).await;
+    };
+    // With a CORS configuration the gateway answers preflights itself and owns the CORS headers.
+    if let Some(r) =
+        crate::cors::preflight(&cors, req.method(), req.headers(), StatusCode::NO_CONTENT)
+    {
+        return r;
     }
+    let headers = req.headers().clone();
+    let mut resp = serve_http_api(core, id, stage, path, req).await;
+    crate::cors::decorate(&cors, &headers, &mut resp);
+    resp
+}
+
+async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> Response {
     let Some((api, st, routes, integrations)) = core.http_apis.served(id, stage) else {
         return not_found();
     };

@@ -76,6 +76,30 @@ async fn serve(core: &Core, id: &str, host: &str, path: &str, req: Request) -> R
         )
             .into_response();
     };
+    let cors = config
+        .cors
+        .as_ref()
+        .and_then(|c| nimbus_core::cors::Cors::from_wire(c).ok());
+    if let Some(cors) = &cors {
+        if let Some(r) = crate::cors::preflight(cors, req.method(), req.headers(), StatusCode::OK) {
+            return r;
+        }
+        let headers = req.headers().clone();
+        let mut resp = invoke_url(core, &config, id, host, path, req).await;
+        crate::cors::decorate(cors, &headers, &mut resp);
+        return resp;
+    }
+    invoke_url(core, &config, id, host, path, req).await
+}
+
+async fn invoke_url(
+    core: &Core,
+    config: &nimbus_core::urls::UrlConfig,
+    id: &str,
+    host: &str,
+    path: &str,
+    req: Request,
+) -> Response {
     let source_ip = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()

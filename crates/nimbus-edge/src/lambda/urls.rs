@@ -28,6 +28,13 @@ struct UrlIn {
 
 fn input(body: &[u8]) -> Result<UrlInput, LambdaError> {
     let u: UrlIn = wire::parse_body(body)?;
+    if let Some(c) = &u.cors {
+        nimbus_core::cors::Cors::from_wire(c).map_err(|e| {
+            LambdaError::from(nimbus_core::CoreError::Validation(format!(
+                "1 validation error detected: Value at 'cors' failed to satisfy constraint: {e}"
+            )))
+        })?;
+    }
     Ok(UrlInput {
         auth_type: u.auth_type,
         cors: u.cors,
