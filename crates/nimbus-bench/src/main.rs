@@ -637,9 +637,11 @@ async fn serverless_offline(
         dir.join("serverless.yml"),
         "service: slsbench\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs20.x\nplugins:\n  - serverless-offline\nfunctions:\n  noop:\n    handler: handler.handler\n    events:\n      - httpApi:\n          path: /noop\n          method: '*'\n",
     )?;
-    let modules = std::path::Path::new(sls).join("node_modules");
+    // Absolute: serverless runs in the service directory.
+    let modules = std::fs::canonicalize(std::path::Path::new(sls).join("node_modules"))
+        .with_context(|| format!("{sls}/node_modules (run scripts/bench-serverless-offline)"))?;
     let _ = std::fs::remove_file(dir.join("node_modules"));
-    std::os::unix::fs::symlink(std::fs::canonicalize(&modules)?, dir.join("node_modules"))?;
+    std::os::unix::fs::symlink(&modules, dir.join("node_modules"))?;
     let free_port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -715,11 +717,34 @@ async fn serverless_offline(
         Ok(())
     }
     .await;
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(format!("-{pgid}"))
-        .status();
+    // serverless-offline does not always stop on SIGTERM: give it 3 s, then SIGKILL the group.
+    let signal = |sig: &str| {
+        // `--`: util-linux's kill would read `-<pgid>` as a signal.
+        let _ = Command::new("kill")
+            .args(["-s", sig, "--"])
+            .arg(format!("-{pgid}"))
+            .status();
+    };
+    signal("TERM");
+    for _ in 0..30 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal("KILL");
     let _ = child.wait();
+    // serverless re-launches itself detached (its own process group): stop whatever still runs
+    // in the service directory.
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cwd = std::fs::read_link(entry.path().join("cwd"));
+        if cwd.is_ok_and(|c| c == dir) {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(entry.file_name())
+                .status();
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
