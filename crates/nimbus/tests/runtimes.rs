@@ -52,6 +52,12 @@ exports.handler = async (event, context) => {
     execEnv: process.env.AWS_EXECUTION_ENV,
   };
 };
+exports.big = async (event) => ({ n: event.blob.length, echo: event.blob.split("").reverse().join("") });
+exports.floating = async () => {
+  Promise.reject(new Error("nobody waits for me"));
+  await new Promise((r) => setTimeout(r, 50));
+  return "unreachable";
+};
 exports.callback = (event, context, callback) => {
   setTimeout(() => callback(null, { via: "callback", got: event }), 10);
 };
@@ -225,6 +231,36 @@ async fn nodejs_20() {
             .any(|l| l.ends_with(&format!("\t{id}\tINFO\thandling {{\"fail\":\"x\"}}"))),
         "{logs:?}"
     );
+
+    // Payloads of several TCP segments each way through the bootstrap's HTTP client.
+    s.create_ok("node-big", "nodejs20.x", "index.big", &zip, json!({}))
+        .await;
+    let blob: String = (0..2_000_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let v = s.invoke("node-big", json!({ "blob": blob })).await.json();
+    assert_eq!(v["n"], 2_000_000);
+    assert_eq!(
+        v["echo"]
+            .as_str()
+            .map(|e| e.chars().rev().collect::<String>()),
+        Some(blob)
+    );
+    // An unhandled rejection during the invocation fails it as AWS's runtime does.
+    s.create_ok(
+        "node-float",
+        "nodejs20.x",
+        "index.floating",
+        &zip,
+        json!({}),
+    )
+    .await;
+    let r = s.invoke("node-float", json!({})).await;
+    assert_eq!(
+        r.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
+    assert_eq!(r.json()["errorType"], "Runtime.UnhandledPromiseRejection");
 
     s.create_ok("node-cb", "nodejs20.x", "index.callback", &zip, json!({}))
         .await;

@@ -5,10 +5,10 @@
 // then loops on the Runtime API: GET /next, call the handler (async or callback style), POST
 // /response or /error. Error payloads (`errorType`, `errorMessage`, `trace`) and console lines
 // (`<time>\t<requestId>\t<LEVEL>\t<message>`) follow AWS's own Node.js runtime. Node's standard
-// library only; one keep-alive connection with TCP_NODELAY.
+// library only; one keep-alive connection with TCP_NODELAY, spoken to by a minimal HTTP/1.1 client.
 "use strict";
 
-const http = require("http");
+const net = require("net");
 const path = require("path");
 const fs = require("fs");
 const util = require("util");
@@ -20,30 +20,140 @@ const [HOST, PORT] = (() => {
   return [API.slice(0, i), Number(API.slice(i + 1))];
 })();
 const PREFIX = "/2018-06-01/runtime";
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-agent.on("free", (socket) => socket.setNoDelay(true));
 
-function request(method, p, body, headers) {
+// A minimal HTTP/1.1 client on one kept-alive socket: Node's `http` module costs more CPU per
+// request than the handler of a small function does. Responses are read by Content-Length
+// (or chunked, or to the end of the connection).
+const CRLF2 = Buffer.from("\r\n\r\n");
+
+function parseHead(text) {
+  const lines = text.split("\r\n");
+  const status = Number(lines[0].split(" ")[1]);
+  const headers = {};
+  for (let i = 1; i < lines.length; i++) {
+    const c = lines[i].indexOf(":");
+    if (c > 0) headers[lines[i].slice(0, c).trim().toLowerCase()] = lines[i].slice(c + 1).trim();
+  }
+  return { status, headers };
+}
+
+// Decodes a complete chunked body, or returns null while more bytes are needed.
+function dechunk(buf) {
+  const parts = [];
+  let at = 0;
+  for (;;) {
+    const eol = buf.indexOf("\r\n", at);
+    if (eol < 0) return null;
+    const size = parseInt(buf.subarray(at, eol).toString("latin1"), 16);
+    if (Number.isNaN(size)) throw new Error("bad chunk from the Runtime API");
+    if (size === 0) return buf.length >= eol + 4 ? Buffer.concat(parts) : null;
+    if (buf.length < eol + 2 + size + 2) return null;
+    parts.push(buf.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+}
+
+function exchange(sock, payload) {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: HOST, port: PORT, method, path: PREFIX + p, agent, headers: headers || {} },
-      (res) => {
-        const chunks = [];
-        res.on("data", (c) => chunks.push(c));
-        res.on("end", () => resolve({ headers: res.headers, status: res.statusCode, body: Buffer.concat(chunks) }));
-        res.on("error", reject);
-      },
-    );
-    req.on("socket", (s) => s.setNoDelay(true));
-    req.on("error", reject);
-    if (body !== undefined) req.end(body);
-    else req.end();
+    let buf = null;
+    let head = null;
+    const finish = (err, body) => {
+      sock.removeListener("data", onData);
+      sock.removeListener("error", onError);
+      sock.removeListener("close", onClose);
+      if (err) reject(err);
+      else resolve({ status: head.status, headers: head.headers, body });
+    };
+    const tryComplete = () => {
+      if (!head) {
+        const i = buf.indexOf(CRLF2);
+        if (i < 0) return;
+        head = parseHead(buf.subarray(0, i).toString("latin1"));
+        buf = buf.subarray(i + 4);
+      }
+      const te = head.headers["transfer-encoding"];
+      const cl = head.headers["content-length"];
+      if (te && te.toLowerCase().includes("chunked")) {
+        const body = dechunk(buf);
+        if (body) finish(null, body);
+      } else if (cl !== undefined) {
+        const n = Number(cl);
+        if (buf.length >= n) finish(null, buf.subarray(0, n));
+      } else if (head.status === 204 || head.status === 304) {
+        finish(null, Buffer.alloc(0));
+      }
+    };
+    const onData = (chunk) => {
+      buf = buf === null ? chunk : Buffer.concat([buf, chunk]);
+      try {
+        tryComplete();
+      } catch (e) {
+        sock.destroy();
+        finish(e);
+      }
+    };
+    const onError = (e) => finish(e);
+    const onClose = () => {
+      // A response without a length ends with the connection.
+      if (head && head.headers["content-length"] === undefined && !head.headers["transfer-encoding"]) finish(null, buf || Buffer.alloc(0));
+      else finish(new Error("the Runtime API closed the connection"));
+    };
+    sock.on("data", onData);
+    sock.on("error", onError);
+    sock.on("close", onClose);
+    sock.write(payload);
   });
 }
 
+function connect() {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: HOST, port: PORT });
+    s.setNoDelay(true);
+    s.once("connect", () => {
+      s.removeListener("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+let shared = null;
+let busy = false;
+
+async function request(method, p, body, headers) {
+  let head = `${method} ${PREFIX}${p} HTTP/1.1\r\nHost: ${API}\r\n`;
+  for (const [k, v] of Object.entries(headers || {})) head += `${k}: ${v}\r\n`;
+  const payload = body === undefined ? Buffer.from(head + "\r\n", "latin1") : Buffer.concat([Buffer.from(`${head}Content-Length: ${body.length}\r\n\r\n`, "latin1"), body]);
+  // The shared connection, unless a request is already in flight on it (an unhandled rejection
+  // reported while the loop waits for the next event): then a connection of its own.
+  if (busy) {
+    const own = await connect();
+    try {
+      return await exchange(own, payload);
+    } finally {
+      own.destroy();
+    }
+  }
+  busy = true;
+  try {
+    if (shared === null || shared.destroyed) shared = await connect();
+    const res = await exchange(shared, payload);
+    if ((res.headers.connection || "").toLowerCase() === "close") {
+      shared.destroy();
+      shared = null;
+    }
+    return res;
+  } catch (e) {
+    if (shared) shared.destroy();
+    shared = null;
+    throw e;
+  } finally {
+    busy = false;
+  }
+}
+
 function post(p, body, headers) {
-  const buf = Buffer.from(body);
-  return request("POST", p, buf, Object.assign({ "Content-Length": buf.length }, headers));
+  return request("POST", p, Buffer.from(body), headers);
 }
 
 // --- logging -----------------------------------------------------------------------------
