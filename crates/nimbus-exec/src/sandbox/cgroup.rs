@@ -350,6 +350,7 @@ impl CgroupLayout {
             dirs: Vec::new(),
             memory: None,
             snapshot: std::sync::Mutex::new(None),
+            peak_file: std::sync::Mutex::new(None),
         };
         for h in &self.hierarchies {
             let dir = h.dir.join(name);
@@ -413,6 +414,9 @@ pub struct EnvCgroup {
     memory: Option<(Version, PathBuf)>,
     /// Taken when the environment ends, before its groups are removed.
     snapshot: std::sync::Mutex<Option<MemoryStats>>,
+    /// The peak-usage file, kept open: it is read after every invocation (for REPORT's Max
+    /// Memory Used), and reopening it walks the cgroup file system each time.
+    peak_file: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl EnvCgroup {
@@ -489,6 +493,26 @@ impl EnvCgroup {
         self.read_stats()
     }
 
+    /// Current (or, once ended, final) peak memory: one `pread` of a file kept open.
+    pub fn peak_bytes(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        if let Some(s) = *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) {
+            return s.peak_bytes;
+        }
+        let (version, dir) = self.memory.as_ref()?;
+        let name = match version {
+            Version::V1 => "memory.max_usage_in_bytes",
+            Version::V2 => "memory.peak",
+        };
+        let mut file = self.peak_file.lock().unwrap_or_else(|e| e.into_inner());
+        if file.is_none() {
+            *file = std::fs::File::open(dir.join(name)).ok();
+        }
+        let mut buf = [0u8; 32];
+        let n = file.as_ref()?.read_at(&mut buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+    }
+
     fn read_stats(&self) -> MemoryStats {
         let Some((version, dir)) = &self.memory else {
             return MemoryStats::default();
@@ -519,6 +543,10 @@ impl EnvCgroup {
     pub async fn finish(&self) {
         let stats = self.read_stats();
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
+        self.peak_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         for (dir, _, _) in &self.dirs {
             for attempt in 0..50 {
                 match std::fs::remove_dir(dir) {
@@ -670,6 +698,7 @@ mod tests {
             "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
         )?;
         assert_eq!(env.memory_stats().peak_bytes, Some(1 << 20));
+        assert_eq!(env.peak_bytes(), Some(1 << 20));
         assert_eq!(env.memory_stats().oom_kills, 0);
         assert_eq!(env.procs_files().len(), 3);
         Ok(())

@@ -760,7 +760,7 @@ impl ProcessControl for SandboxProcess {
     }
 
     fn peak_memory_bytes(&self) -> Option<u64> {
-        self.cgroup.memory_stats().peak_bytes
+        self.cgroup.peak_bytes()
     }
 
     fn out_of_memory(&self) -> bool {
