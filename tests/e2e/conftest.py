@@ -1,6 +1,7 @@
 """End-to-end fixtures: a real `nimbus server` on a free loopback port, and real AWS clients
 (boto3, the aws CLI) pointed at it through AWS_ENDPOINT_URL / endpoint_url."""
 
+import http.client
 import io
 import os
 import signal
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 import zipfile
 
@@ -69,6 +71,27 @@ def sqs(server):
 @pytest.fixture(scope="session")
 def apigw(server):
     return _client("apigatewayv2", server)
+
+
+@pytest.fixture(scope="session")
+def rest(server):
+    return _client("apigateway", server)
+
+
+def raw_request(url, method, path, body=None, headers=()):
+    """Sends one HTTP request to `url` + `path` with the headers as given (repeated names kept),
+    connecting to the server's loopback port whatever host the URL names (so host-style
+    endpoint URLs work without DNS). Returns (status, headers, body)."""
+    u = urllib.parse.urlparse(url)
+    conn = http.client.HTTPConnection("127.0.0.1", u.port, timeout=30)
+    conn.putrequest(method, u.path.rstrip("/") + path, skip_host=True)
+    conn.putheader("Host", u.netloc)
+    for k, v in headers:
+        conn.putheader(k, v)
+    conn.putheader("Content-Length", str(len(body or b"")))
+    conn.endheaders(body)
+    r = conn.getresponse()
+    return r.status, r.headers, r.read()
 
 
 @pytest.fixture(scope="session")

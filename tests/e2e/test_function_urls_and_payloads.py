@@ -2,15 +2,12 @@
 boto3's apigatewayv2 client: cookies, multi-value headers and query, binary bodies base64 in and
 out, response inference, errors, CORS, and stage throttling."""
 
-import base64
-import http.client
 import json
-import urllib.parse
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROLE, make_zip, unique
+from conftest import ROLE, make_zip, raw_request as send, unique
 
 HANDLER = '''
 import base64, json
@@ -34,19 +31,6 @@ def handler(event, context):
                                 "rep": event["headers"].get("x-rep"), "body": event.get("body"),
                                 "b64": event["isBase64Encoded"]})}
 '''
-
-
-def send(url, method, path, body=None, headers=()):
-    u = urllib.parse.urlparse(url)
-    conn = http.client.HTTPConnection("127.0.0.1", u.port, timeout=30)
-    conn.putrequest(method, u.path.rstrip("/") + path, skip_host=True)
-    conn.putheader("Host", u.netloc)
-    for k, v in headers:
-        conn.putheader(k, v)
-    conn.putheader("Content-Length", str(len(body or b"")))
-    conn.endheaders(body)
-    r = conn.getresponse()
-    return r.status, r.headers, r.read()
 
 
 @pytest.fixture(scope="module")

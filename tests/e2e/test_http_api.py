@@ -1,25 +1,18 @@
 """API Gateway HTTP APIs through boto3's apigatewayv2 client, and requests through them."""
 
-import http.client
 import json
-import urllib.parse
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import create_python, unique
+from conftest import create_python, raw_request, unique
 
 
 def request(api_endpoint, method, path, body=None, headers=None):
     """Sends a request to the API endpoint as the server gave it (host-style where *.localhost
-    resolves, path-style elsewhere), connecting to the server's port."""
-    u = urllib.parse.urlparse(api_endpoint)
-    conn = http.client.HTTPConnection("127.0.0.1", u.port, timeout=30)
-    h = {"Host": u.netloc}
-    h.update(headers or {})
-    conn.request(method, u.path.rstrip("/") + path, body=body, headers=h)
-    r = conn.getresponse()
-    return r.status, dict(r.getheaders()), r.read()
+    resolves, path-style elsewhere)."""
+    status, h, data = raw_request(api_endpoint, method, path, body, list((headers or {}).items()))
+    return status, dict(h.items()), data
 
 
 def test_quick_create_and_routes(lam, apigw):

@@ -3,16 +3,12 @@ serves, and requests through a deployed stage (proxy events with multi-value hea
 binary bodies in and out, MOCK integrations, stage variables, stage throttling)."""
 
 import base64
-import http.client
 import json
-import urllib.parse
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import ROLE, make_zip, unique
+from conftest import ROLE, make_zip, raw_request, unique
 
 HANDLER = '''
 import base64, json
@@ -37,23 +33,8 @@ def handler(event, context):
 '''
 
 
-@pytest.fixture(scope="module")
-def rest(server):
-    return boto3.client("apigateway", endpoint_url=server, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test",
-                        config=Config(retries={"max_attempts": 1}))
-
-
 def send(server, api_id, stage, method, path, body=None, headers=()):
-    u = urllib.parse.urlparse(server)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-    conn.putrequest(method, "/restapis/%s/%s/_user_request_%s" % (api_id, stage, path))
-    for k, v in headers:
-        conn.putheader(k, v)
-    conn.putheader("Content-Length", str(len(body or b"")))
-    conn.endheaders(body)
-    r = conn.getresponse()
-    return r.status, r.headers, r.read()
+    return raw_request(server, method, "/restapis/%s/%s/_user_request_%s" % (api_id, stage, path), body, headers)
 
 
 def lambda_uri(fn_arn):
