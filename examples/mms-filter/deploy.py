@@ -63,6 +63,12 @@ def deploy(endpoint, name="mms-filter", region="us-east-1"):
                                 responseParameters={"method.response.header.Content-Type": "'application/xml'"},
                                 responseTemplates={"application/xml": "<Response><Message>$input.path('$.errorMessage')</Message></Response>"})
     gw.create_deployment(restApiId=api["id"], stageName="prod")
+    # As on AWS: allow API Gateway to invoke the function (recorded by Nimbus, which does not
+    # authenticate callers; the same script deploys to AWS unchanged).
+    account = fn["FunctionArn"].split(":")[4]
+    lam.add_permission(FunctionName=name, StatementId="apigateway-sms", Action="lambda:InvokeFunction",
+                       Principal="apigateway.amazonaws.com",
+                       SourceArn="arn:aws:execute-api:%s:%s:%s/*/POST/sms" % (region, account, api["id"]))
     return api["id"]
 
 

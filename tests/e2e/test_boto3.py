@@ -326,3 +326,60 @@ def test_versions_and_aliases(lam):
         lam.get_function(FunctionName=name, Qualifier="2")
     assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
     assert lam.get_function_configuration(FunctionName=name, Qualifier="1")["Environment"]["Variables"]["MY_VAR"] == "v1"
+
+
+def test_resource_policy(lam):
+    """AddPermission / GetPolicy / RemovePermission as deployment tools use them (API Gateway
+    and function URL permissions), with AWS's statement shapes and errors."""
+    name = unique("policy")
+    fn = create_python(lam, name)
+    arn = fn["FunctionArn"]
+    with pytest.raises(ClientError) as e:
+        lam.get_policy(FunctionName=name)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    source = "arn:aws:execute-api:us-east-1:000000000000:abc123/*/POST/sms"
+    out = lam.add_permission(FunctionName=name, StatementId="apigw", Action="lambda:InvokeFunction",
+                             Principal="apigateway.amazonaws.com", SourceArn=source)
+    statement = json.loads(out["Statement"])
+    assert statement == {"Sid": "apigw", "Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                         "Action": "lambda:InvokeFunction", "Resource": arn,
+                         "Condition": {"ArnLike": {"AWS:SourceArn": source}}}
+    lam.add_permission(FunctionName=name, StatementId="url", Action="lambda:InvokeFunctionUrl", Principal="*",
+                       FunctionUrlAuthType="NONE")
+    with pytest.raises(ClientError) as e:
+        lam.add_permission(FunctionName=name, StatementId="apigw", Action="lambda:InvokeFunction", Principal="*")
+    assert e.value.response["Error"]["Code"] == "ResourceConflictException"
+    with pytest.raises(ClientError) as e:
+        lam.add_permission(FunctionName=name, StatementId="bad", Action="s3:GetObject", Principal="*")
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+
+    got = lam.get_policy(FunctionName=name)
+    doc = json.loads(got["Policy"])
+    assert doc["Version"] == "2012-10-17"
+    assert [s["Sid"] for s in doc["Statement"]] == ["apigw", "url"]
+    assert doc["Statement"][1]["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}}
+
+    # A qualified policy is separate; a stale RevisionId is refused.
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.add_permission(FunctionName=name, Qualifier=version, StatementId="v", Action="lambda:InvokeFunction",
+                       Principal="123456789012")
+    vdoc = json.loads(lam.get_policy(FunctionName=name, Qualifier=version)["Policy"])
+    assert vdoc["Statement"][0]["Resource"] == "%s:%s" % (arn, version)
+    assert vdoc["Statement"][0]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    with pytest.raises(ClientError) as e:
+        lam.remove_permission(FunctionName=name, StatementId="apigw", RevisionId="stale")
+    assert e.value.response["Error"]["Code"] == "PreconditionFailedException"
+
+    lam.remove_permission(FunctionName=name, StatementId="apigw", RevisionId=got["RevisionId"])
+    with pytest.raises(ClientError) as e:
+        lam.remove_permission(FunctionName=name, StatementId="apigw")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    lam.remove_permission(FunctionName=name, StatementId="url")
+    with pytest.raises(ClientError) as e:
+        lam.get_policy(FunctionName=name)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    lam.delete_function(FunctionName=name)
+    with pytest.raises(ClientError) as e:
+        lam.get_policy(FunctionName=name)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"

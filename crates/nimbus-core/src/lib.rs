@@ -12,6 +12,7 @@ pub mod invoke;
 pub mod logs;
 pub mod model;
 pub mod names;
+pub mod policies;
 pub mod pricing;
 pub mod provisioned;
 pub mod queues;
@@ -73,6 +74,7 @@ pub struct Core {
     pub rest_apis: Arc<rest_apis::RestApis>,
     pub http_apis: Arc<http_apis::HttpApis>,
     pub urls: Arc<urls::FunctionUrls>,
+    pub policies: Arc<policies::Policies>,
     pub queues: Arc<queues::QueueService>,
     pub event_configs: Arc<event_config::EventConfigs>,
     pub functions: Arc<FunctionService>,
@@ -102,6 +104,7 @@ impl Core {
         let launcher = choose_launcher(&settings)?;
         let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
         let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
+        let policies = Arc::new(policies::Policies::open(store.clone(), functions.clone())?);
         let http_apis = Arc::new(http_apis::HttpApis::open(store.clone())?);
         let rest_apis = Arc::new(rest_apis::RestApis::open(store.clone())?);
         let event_configs = Arc::new(event_config::EventConfigs::open(
@@ -121,6 +124,7 @@ impl Core {
             rest_apis,
             http_apis,
             urls,
+            policies,
             queues,
             settings,
             event_configs,

@@ -209,6 +209,9 @@ pub async fn delete(
     if r.qualifier.is_none() {
         core.invoke.forget(&r.name);
         core.urls.forget(&r.name);
+        core.policies.forget(&r.name);
+    } else if let Some(q) = &r.qualifier {
+        core.policies.forget_qualifier(&r.name, q).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -4,6 +4,7 @@ mod concurrency;
 mod event_configs;
 mod functions;
 mod invoke;
+mod policy;
 mod provisioned;
 mod tags;
 mod urls;
@@ -49,6 +50,14 @@ pub fn routes() -> Router<Core> {
             get(versions::get_alias)
                 .put(versions::update_alias)
                 .delete(versions::delete_alias),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/policy",
+            post(policy::add).get(policy::get),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/policy/{sid}",
+            axum::routing::delete(policy::remove),
         )
         .route(
             "/2015-03-31/functions/{name}/invocations",

@@ -169,9 +169,9 @@ pub async fn delete_alias(
     State(core): State<Core>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<Response, LambdaError> {
-    core.functions
-        .delete_alias(&parse_function_ref(&name)?, &alias)
-        .await?;
+    let r = parse_function_ref(&name)?;
+    core.functions.delete_alias(&r, &alias).await?;
+    core.policies.forget_qualifier(&r.name, &alias).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
