@@ -68,13 +68,33 @@ pub struct Deployment {
 }
 
 /// A stage's settings for one method (`~1items/GET`) or for all of them (`*/*`).
+/// Caching settings are recorded and reported, not applied: Nimbus has no response cache.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct MethodSetting {
     pub throttling_rate: Option<f64>,
     pub throttling_burst: Option<u32>,
     pub metrics_enabled: bool,
     pub logging_level: Option<String>,
     pub data_trace: bool,
+    pub caching_enabled: bool,
+    pub cache_ttl_seconds: Option<u32>,
+    pub cache_data_encrypted: bool,
+    pub require_authorization_for_cache_control: Option<bool>,
+    pub unauthorized_cache_control_header_strategy: Option<String>,
+}
+
+/// Stage settings that are recorded and reported as API Gateway does; access logs and a cache
+/// cluster are not provided (requests are logged by Nimbus itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct StageOptions {
+    pub cache_cluster_enabled: bool,
+    pub cache_cluster_size: Option<String>,
+    pub access_log_destination_arn: Option<String>,
+    pub access_log_format: Option<String>,
+    pub client_certificate_id: Option<String>,
+    pub documentation_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +109,8 @@ pub struct Stage {
     pub method_settings: BTreeMap<String, MethodSetting>,
     #[serde(default)]
     pub tracing_enabled: bool,
+    #[serde(default)]
+    pub options: StageOptions,
 }
 
 impl Stage {
@@ -526,6 +548,7 @@ impl RestApis {
                     updated: t,
                     method_settings: BTreeMap::new(),
                     tracing_enabled: false,
+                    options: StageOptions::default(),
                 });
                 st.deployment_id = d.id.clone();
                 st.variables.extend(variables);
@@ -567,6 +590,7 @@ impl RestApis {
                 updated: t,
                 method_settings: BTreeMap::new(),
                 tracing_enabled: false,
+                options: StageOptions::default(),
             };
             a.stages.insert(name, st.clone());
             Ok(st)
@@ -753,7 +777,7 @@ fn apply_stage_patch(
     deployments: &[String],
     resources: &[Resource],
 ) -> AResult<()> {
-    let allowed = "/description, /deploymentId, /tracingEnabled, /variables/{name}, /{resourcePath}/{httpMethod}/throttling/rateLimit, /{resourcePath}/{httpMethod}/throttling/burstLimit, /{resourcePath}/{httpMethod}/metrics/enabled, /{resourcePath}/{httpMethod}/logging/loglevel, /{resourcePath}/{httpMethod}/logging/dataTrace";
+    let allowed = "/description, /deploymentId, /tracingEnabled, /cacheClusterEnabled, /cacheClusterSize, /clientCertificateId, /documentationVersion, /accessLogSettings/destinationArn, /accessLogSettings/format, /variables/{name}, /{resourcePath}/{httpMethod}/throttling/rateLimit, /{resourcePath}/{httpMethod}/throttling/burstLimit, /{resourcePath}/{httpMethod}/metrics/enabled, /{resourcePath}/{httpMethod}/logging/loglevel, /{resourcePath}/{httpMethod}/logging/dataTrace, /{resourcePath}/{httpMethod}/caching/enabled, /{resourcePath}/{httpMethod}/caching/ttlInSeconds, /{resourcePath}/{httpMethod}/caching/dataEncrypted, /{resourcePath}/{httpMethod}/caching/requireAuthorizationForCacheControl, /{resourcePath}/{httpMethod}/caching/unauthorizedCacheControlHeaderStrategy";
     let path = op.path.as_str();
     match (op.op.as_str(), path) {
         ("replace", "/description") => st.description = op.value.clone(),
@@ -765,6 +789,30 @@ fn apply_stage_patch(
             st.deployment_id = d.to_string();
         }
         ("replace", "/tracingEnabled") => st.tracing_enabled = patch_bool(op)?,
+        ("replace", "/cacheClusterEnabled") => st.options.cache_cluster_enabled = patch_bool(op)?,
+        ("replace", "/cacheClusterSize") => {
+            let v = patch_value(op)?;
+            const SIZES: [&str; 8] = ["0.5", "1.6", "6.1", "13.5", "28.4", "58.2", "118", "237"];
+            if !SIZES.contains(&v) {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid cache cluster size '{v}': must be one of {}",
+                    SIZES.join(", ")
+                )));
+            }
+            st.options.cache_cluster_size = Some(v.to_string());
+        }
+        ("replace", "/clientCertificateId") => st.options.client_certificate_id = op.value.clone(),
+        ("replace", "/documentationVersion") => st.options.documentation_version = op.value.clone(),
+        ("replace", "/accessLogSettings/destinationArn") => {
+            st.options.access_log_destination_arn = Some(patch_value(op)?.to_string())
+        }
+        ("replace", "/accessLogSettings/format") => {
+            st.options.access_log_format = Some(patch_value(op)?.to_string())
+        }
+        ("remove", "/accessLogSettings") => {
+            st.options.access_log_destination_arn = None;
+            st.options.access_log_format = None;
+        }
         (o, p) if p.starts_with("/variables/") => {
             let name = unescape_pointer(&p["/variables/".len()..]);
             match o {
@@ -824,6 +872,45 @@ fn apply_stage_patch(
                     }
                 }
                 ("metrics", "enabled") => entry.metrics_enabled = !remove && patch_bool(op)?,
+                ("caching", "enabled") => entry.caching_enabled = !remove && patch_bool(op)?,
+                ("caching", "dataEncrypted") => {
+                    entry.cache_data_encrypted = !remove && patch_bool(op)?
+                }
+                ("caching", "ttlInSeconds") => {
+                    entry.cache_ttl_seconds = if remove {
+                        None
+                    } else {
+                        let v = patch_value(op)?;
+                        Some(v.parse().ok().filter(|t| *t <= 3600).ok_or_else(|| {
+                            ApiError::BadRequest(format!(
+                                "Invalid value '{v}' for caching/ttlInSeconds: must be an integer from 0 to 3600"
+                            ))
+                        })?)
+                    }
+                }
+                ("caching", "requireAuthorizationForCacheControl") => {
+                    entry.require_authorization_for_cache_control =
+                        if remove { None } else { Some(patch_bool(op)?) }
+                }
+                ("caching", "unauthorizedCacheControlHeaderStrategy") => {
+                    entry.unauthorized_cache_control_header_strategy = if remove {
+                        None
+                    } else {
+                        let v = patch_value(op)?;
+                        const ALLOWED: [&str; 3] = [
+                            "FAIL_WITH_403",
+                            "SUCCEED_WITH_RESPONSE_HEADER",
+                            "SUCCEED_WITHOUT_RESPONSE_HEADER",
+                        ];
+                        if !ALLOWED.contains(&v) {
+                            return Err(ApiError::BadRequest(format!(
+                                "Invalid value '{v}' for caching/unauthorizedCacheControlHeaderStrategy: must be one of {}",
+                                ALLOWED.join(", ")
+                            )));
+                        }
+                        Some(v.to_string())
+                    }
+                }
                 ("logging", "dataTrace") => entry.data_trace = !remove && patch_bool(op)?,
                 ("logging", "loglevel") => {
                     entry.logging_level = if remove {

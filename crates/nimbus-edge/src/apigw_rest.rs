@@ -130,11 +130,11 @@ fn render_method_setting(m: &MethodSetting) -> Value {
         "metricsEnabled": m.metrics_enabled,
         "loggingLevel": m.logging_level.as_deref().unwrap_or("OFF"),
         "dataTraceEnabled": m.data_trace,
-        "cachingEnabled": false,
-        "cacheTtlInSeconds": 300,
-        "cacheDataEncrypted": false,
-        "requireAuthorizationForCacheControl": true,
-        "unauthorizedCacheControlHeaderStrategy": "SUCCEED_WITH_RESPONSE_HEADER",
+        "cachingEnabled": m.caching_enabled,
+        "cacheTtlInSeconds": m.cache_ttl_seconds.unwrap_or(300),
+        "cacheDataEncrypted": m.cache_data_encrypted,
+        "requireAuthorizationForCacheControl": m.require_authorization_for_cache_control.unwrap_or(true),
+        "unauthorizedCacheControlHeaderStrategy": m.unauthorized_cache_control_header_strategy.as_deref().unwrap_or("SUCCEED_WITH_RESPONSE_HEADER"),
     });
     if let Some(r) = m.throttling_rate {
         v["throttlingRateLimit"] = json!(r);
@@ -172,10 +172,25 @@ fn render_stage(s: &Stage) -> Value {
         "createdDate": s.created,
         "lastUpdatedDate": s.updated,
         "methodSettings": s.method_settings.iter().map(|(k, m)| (k.clone(), render_method_setting(m))).collect::<Map<_, _>>(),
-        "cacheClusterEnabled": false,
-        "cacheClusterStatus": "NOT_AVAILABLE",
+        "cacheClusterEnabled": s.options.cache_cluster_enabled,
+        "cacheClusterStatus": if s.options.cache_cluster_enabled { "AVAILABLE" } else { "NOT_AVAILABLE" },
         "tracingEnabled": s.tracing_enabled,
     });
+    if let Some(size) = &s.options.cache_cluster_size {
+        v["cacheClusterSize"] = json!(size);
+    }
+    if let Some(c) = &s.options.client_certificate_id {
+        v["clientCertificateId"] = json!(c);
+    }
+    if let Some(d) = &s.options.documentation_version {
+        v["documentationVersion"] = json!(d);
+    }
+    if s.options.access_log_destination_arn.is_some() || s.options.access_log_format.is_some() {
+        v["accessLogSettings"] = json!({
+            "destinationArn": s.options.access_log_destination_arn,
+            "format": s.options.access_log_format,
+        });
+    }
     if let Some(d) = &s.description {
         v["description"] = json!(d);
     }

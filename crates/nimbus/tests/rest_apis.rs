@@ -373,6 +373,52 @@ async fn stage_updates_throttle_and_change_variables() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.expect("json"), json!({"v": ""}));
 
+    // The full set Terraform's aws_api_gateway_method_settings and aws_api_gateway_stage send.
+    let (st, stage) = send(
+        &s,
+        "PATCH",
+        &format!("/restapis/{id}/stages/prod"),
+        json!({"patchOperations": [
+            {"op": "replace", "path": "/*/*/metrics/enabled", "value": "true"},
+            {"op": "replace", "path": "/*/*/logging/loglevel", "value": "INFO"},
+            {"op": "replace", "path": "/*/*/logging/dataTrace", "value": "false"},
+            {"op": "replace", "path": "/*/*/caching/enabled", "value": "true"},
+            {"op": "replace", "path": "/*/*/caching/ttlInSeconds", "value": "60"},
+            {"op": "replace", "path": "/*/*/caching/dataEncrypted", "value": "false"},
+            {"op": "replace", "path": "/*/*/caching/requireAuthorizationForCacheControl", "value": "true"},
+            {"op": "replace", "path": "/*/*/caching/unauthorizedCacheControlHeaderStrategy", "value": "FAIL_WITH_403"},
+            {"op": "replace", "path": "/tracingEnabled", "value": "true"},
+            {"op": "replace", "path": "/cacheClusterEnabled", "value": "true"},
+            {"op": "replace", "path": "/cacheClusterSize", "value": "0.5"},
+            {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": "arn:aws:logs:us-east-1:000000000000:log-group:access"},
+            {"op": "replace", "path": "/accessLogSettings/format", "value": "$context.requestId"},
+        ]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{stage}");
+    let all = &stage["methodSettings"]["*/*"];
+    assert_eq!(
+        (
+            all["metricsEnabled"].clone(),
+            all["loggingLevel"].clone(),
+            all["cachingEnabled"].clone(),
+            all["cacheTtlInSeconds"].clone()
+        ),
+        (json!(true), json!("INFO"), json!(true), json!(60))
+    );
+    assert_eq!(
+        all["unauthorizedCacheControlHeaderStrategy"],
+        "FAIL_WITH_403"
+    );
+    assert_eq!(
+        (
+            stage["tracingEnabled"].clone(),
+            stage["cacheClusterSize"].clone()
+        ),
+        (json!(true), json!("0.5"))
+    );
+    assert_eq!(stage["accessLogSettings"]["format"], "$context.requestId");
+
     // Bad patches are refused whole, naming what to fix; the stage is unchanged.
     for (ops, needle) in [
         (
