@@ -140,6 +140,25 @@ def test_rest_api_end_to_end(server, lam, rest):
     assert rest.update_rest_api(restApiId=api_id, patchOperations=[
         {"op": "replace", "path": "/description", "value": "changed"}])["description"] == "changed"
 
+    # In-place updates as Terraform makes them, served after a new deployment.
+    rest.update_integration_response(
+        restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200",
+        patchOperations=[{"op": "replace", "path": "/responseTemplates/application~1json",
+                          "value": '{"updated": "$stageVariables.env"}'}])
+    integ = rest.update_integration(restApiId=api_id, resourceId=mock["id"], httpMethod="GET",
+                                    patchOperations=[{"op": "replace", "path": "/timeoutInMillis", "value": "5000"}])
+    assert integ["timeoutInMillis"] == 5000
+    method = rest.update_method(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", patchOperations=[
+        {"op": "add", "path": "/requestParameters/method.request.querystring.q", "value": "false"}])
+    assert method["requestParameters"] == {"method.request.querystring.q": False}
+    with pytest.raises(ClientError) as e:
+        rest.update_integration(restApiId=api_id, resourceId=mock["id"], httpMethod="GET",
+                                patchOperations=[{"op": "replace", "path": "/timeoutInMillis", "value": "40000"}])
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    dep2 = rest.create_deployment(restApiId=api_id, stageName="prod")
+    status, _, body = send(server, api_id, "prod", "GET", "/mock")
+    assert (status, json.loads(body)) == (200, {"updated": "production"})
+
     # Deletes, each answered as API Gateway does, and gone afterwards.
     rest.delete_integration_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200")
     rest.delete_method_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200")
@@ -152,11 +171,12 @@ def test_rest_api_end_to_end(server, lam, rest):
     rest.delete_resource(restApiId=api_id, resourceId=items["id"])
     assert {r["path"] for r in rest.get_resources(restApiId=api_id)["items"]} == {"/", "/image", "/mock"}
     rest.delete_stage(restApiId=api_id, stageName="dev")
+    rest.delete_deployment(restApiId=api_id, deploymentId=dep["id"])
     with pytest.raises(ClientError) as e:
-        rest.delete_deployment(restApiId=api_id, deploymentId=dep["id"])
+        rest.delete_deployment(restApiId=api_id, deploymentId=dep2["id"])
     assert e.value.response["Error"]["Code"] == "BadRequestException"
     rest.delete_stage(restApiId=api_id, stageName="prod")
-    rest.delete_deployment(restApiId=api_id, deploymentId=dep["id"])
+    rest.delete_deployment(restApiId=api_id, deploymentId=dep2["id"])
     rest.delete_rest_api(restApiId=api_id)
     with pytest.raises(ClientError) as e:
         rest.get_rest_api(restApiId=api_id)

@@ -688,6 +688,169 @@ impl RestApis {
         .await
     }
 
+    /// UpdateMethod: `/authorizationType` (NONE), `/apiKeyRequired`, `/requestParameters/{name}`,
+    /// `/requestModels/{contentType}`, `/operationName`.
+    pub async fn update_method(
+        &self,
+        api: &str,
+        resource: &str,
+        method: &str,
+        ops: &[PatchOp],
+    ) -> AResult<Method> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            let m = Self::method_mut(a, resource, &method)?;
+            let allowed = "/authorizationType, /apiKeyRequired, /requestParameters/{name}, /requestModels/{contentType}, /operationName";
+            for op in ops {
+                let (o, p) = (op.op.as_str(), op.path.as_str());
+                if let Some(name) = p.strip_prefix("/requestParameters/") {
+                    let name = unescape_pointer(name);
+                    match o {
+                        "add" | "replace" => {
+                            m.request_parameters
+                                .insert(name, op.value.as_deref() == Some("true"));
+                        }
+                        "remove" => {
+                            m.request_parameters.remove(&name);
+                        }
+                        _ => return Err(invalid_patch(op, allowed)),
+                    }
+                    continue;
+                }
+                match (o, p) {
+                    ("replace", "/authorizationType") => {
+                        let v = patch_value(op)?;
+                        if v != "NONE" {
+                            return Err(ApiError::BadRequest(format!(
+                                "Authorization type {v} is not supported by Nimbus yet; use NONE"
+                            )));
+                        }
+                        m.authorization_type = v.to_string();
+                    }
+                    ("replace", "/apiKeyRequired") => m.api_key_required = patch_bool(op)?,
+                    ("replace", "/operationName") => {}
+                    (_, p) if p.starts_with("/requestModels/") => {}
+                    _ => return Err(invalid_patch(op, allowed)),
+                }
+            }
+            Ok(m.clone())
+        })
+        .await
+    }
+
+    /// UpdateIntegration: `/uri`, `/httpMethod`, `/passthroughBehavior`, `/timeoutInMillis`,
+    /// `/requestTemplates/{contentType}`, `/requestParameters/{name}`.
+    pub async fn update_integration(
+        &self,
+        api: &str,
+        resource: &str,
+        method: &str,
+        ops: &[PatchOp],
+    ) -> AResult<Integration> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            let i = Self::method_mut(a, resource, &method)?
+                .integration
+                .as_mut()
+                .ok_or_else(|| {
+                    ApiError::NotFound("Invalid Integration identifier specified".into())
+                })?;
+            let allowed = "/uri, /httpMethod, /passthroughBehavior, /timeoutInMillis, /contentHandling, /requestTemplates/{contentType}, /requestParameters/{name}";
+            for op in ops {
+                let (o, p) = (op.op.as_str(), op.path.as_str());
+                let map = if let Some(k) = p.strip_prefix("/requestTemplates/") {
+                    Some((&mut i.request_templates, k))
+                } else {
+                    p.strip_prefix("/requestParameters/")
+                        .map(|k| (&mut i.request_parameters, k))
+                };
+                if let Some((map, key)) = map {
+                    patch_map(map, op, key, allowed)?;
+                    continue;
+                }
+                match (o, p) {
+                    ("replace", "/uri") => i.uri = Some(patch_value(op)?.to_string()),
+                    ("replace", "/httpMethod") => i.http_method = Some(patch_value(op)?.to_string()),
+                    ("replace", "/passthroughBehavior") => {
+                        let v = patch_value(op)?;
+                        if !["WHEN_NO_MATCH", "WHEN_NO_TEMPLATES", "NEVER"].contains(&v) {
+                            return Err(ApiError::BadRequest(format!(
+                                "Invalid passthrough behavior '{v}': must be WHEN_NO_MATCH, WHEN_NO_TEMPLATES or NEVER"
+                            )));
+                        }
+                        i.passthrough_behavior = v.to_string();
+                    }
+                    ("replace", "/timeoutInMillis") => {
+                        let v = patch_value(op)?;
+                        i.timeout_ms = v.parse().ok().filter(|t| (50..=29_000).contains(t)).ok_or_else(|| {
+                            ApiError::BadRequest("Timeout should be between 50 ms and 29000 ms".into())
+                        })?;
+                    }
+                    ("replace", "/contentHandling") => {}
+                    _ => return Err(invalid_patch(op, allowed)),
+                }
+            }
+            Ok(i.clone())
+        })
+        .await
+    }
+
+    /// UpdateIntegrationResponse: `/selectionPattern`, `/responseTemplates/{contentType}`,
+    /// `/responseParameters/{name}`.
+    pub async fn update_integration_response(
+        &self,
+        api: &str,
+        resource: &str,
+        method: &str,
+        code: &str,
+        ops: &[PatchOp],
+    ) -> AResult<IntegrationResponse> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            let r = Self::method_mut(a, resource, &method)?
+                .integration
+                .as_mut()
+                .ok_or_else(|| {
+                    ApiError::NotFound("Invalid Integration identifier specified".into())
+                })?
+                .responses
+                .get_mut(code)
+                .ok_or_else(|| {
+                    ApiError::NotFound("Invalid Response status code specified".into())
+                })?;
+            let allowed = "/selectionPattern, /contentHandling, /responseTemplates/{contentType}, /responseParameters/{name}";
+            for op in ops {
+                let (o, p) = (op.op.as_str(), op.path.as_str());
+                let map = if let Some(k) = p.strip_prefix("/responseTemplates/") {
+                    Some((&mut r.response_templates, k))
+                } else {
+                    p.strip_prefix("/responseParameters/")
+                        .map(|k| (&mut r.response_parameters, k))
+                };
+                if let Some((map, key)) = map {
+                    patch_map(map, op, key, allowed)?;
+                    continue;
+                }
+                match (o, p) {
+                    ("replace", "/selectionPattern") => {
+                        if let Some(v) = &op.value
+                            && regex_lite::Regex::new(v).is_err()
+                        {
+                            return Err(ApiError::BadRequest(format!(
+                                "Invalid selection pattern specified: {v}"
+                            )));
+                        }
+                        r.selection_pattern = op.value.clone().filter(|v| !v.is_empty());
+                    }
+                    ("replace", "/contentHandling") => {}
+                    _ => return Err(invalid_patch(op, allowed)),
+                }
+            }
+            Ok(r.clone())
+        })
+        .await
+    }
+
     /// DeleteMethod.
     pub async fn delete_method(&self, api: &str, resource: &str, method: &str) -> AResult<()> {
         let method = method.to_ascii_uppercase();
@@ -768,6 +931,26 @@ impl RestApis {
         let d = a.deployments.get(&st.deployment_id)?.clone();
         Some((a, st, d.resources))
     }
+}
+
+/// A patch of one entry of a string map (`/requestTemplates/application~1json`).
+fn patch_map(
+    map: &mut BTreeMap<String, String>,
+    op: &PatchOp,
+    key: &str,
+    allowed: &str,
+) -> AResult<()> {
+    let key = unescape_pointer(key);
+    match op.op.as_str() {
+        "add" | "replace" => {
+            map.insert(key, op.value.clone().unwrap_or_default());
+        }
+        "remove" => {
+            map.remove(&key);
+        }
+        _ => return Err(invalid_patch(op, allowed)),
+    }
+    Ok(())
 }
 
 /// One UpdateStage patch operation.

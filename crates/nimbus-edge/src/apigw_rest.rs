@@ -543,6 +543,42 @@ async fn delete_integration_response(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+async fn update_method(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let method = core.rest_apis.update_method(&id, &rid, &m, &ops).await?;
+    Ok(reply(StatusCode::OK, render_method(&method)))
+}
+
+async fn update_integration(
+    State(core): State<Core>,
+    Path((id, rid, m)): Path<(String, String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let i = core
+        .rest_apis
+        .update_integration(&id, &rid, &m, &ops)
+        .await?;
+    Ok(reply(StatusCode::OK, render_integration(&i)))
+}
+
+async fn update_integration_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let r = core
+        .rest_apis
+        .update_integration_response(&id, &rid, &m, &code, &ops)
+        .await?;
+    Ok(reply(StatusCode::OK, render_integration_response(&r)))
+}
+
 pub fn routes() -> Router<Core> {
     Router::new()
         .route("/restapis", post(create_api).get(get_apis))
@@ -559,13 +595,17 @@ pub fn routes() -> Router<Core> {
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}",
-            put(put_method).get(get_method).delete(delete_method),
+            put(put_method)
+                .get(get_method)
+                .delete(delete_method)
+                .patch(update_method),
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}/integration",
             put(put_integration)
                 .get(get_integration)
-                .delete(delete_integration),
+                .delete(delete_integration)
+                .patch(update_integration),
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}/responses/{code}",
@@ -577,7 +617,8 @@ pub fn routes() -> Router<Core> {
             "/restapis/{id}/resources/{rid}/methods/{m}/integration/responses/{code}",
             put(put_integration_response)
                 .get(get_integration_response)
-                .delete(delete_integration_response),
+                .delete(delete_integration_response)
+                .patch(update_integration_response),
         )
         .route(
             "/restapis/{id}/deployments",
