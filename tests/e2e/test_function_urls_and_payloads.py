@@ -164,4 +164,15 @@ def test_http_api_payload_formats_and_throttling(apigw, fn):
     assert st["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 2
     codes = [send(url, "GET", "/v2/plain")[0] for _ in range(3)]
     assert codes == [200, 200, 429]
+    # Route settings override the default for one route; each route has its own bucket.
+    st = apigw.update_stage(ApiId=api_id, StageName="$default", RouteSettings={
+        "GET /v1/{proxy+}": {"ThrottlingBurstLimit": 1, "ThrottlingRateLimit": 0.01}})
+    assert st["RouteSettings"]["GET /v1/{proxy+}"]["ThrottlingBurstLimit"] == 1
+    assert [send(url, "GET", "/v1/a")[0] for _ in range(2)] == [200, 429]
+    assert send(url, "GET", "/v2/special")[0] == 200
+    with pytest.raises(ClientError) as e:
+        apigw.update_stage(ApiId=api_id, StageName="$default", RouteSettings={"GET /nope": {"ThrottlingBurstLimit": 1}})
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    apigw.delete_route_settings(ApiId=api_id, StageName="$default", RouteKey="GET /v1/{proxy+}")
+    assert "GET /v1/{proxy+}" not in apigw.get_stage(ApiId=api_id, StageName="$default").get("RouteSettings", {})
     apigw.delete_api(ApiId=api_id)

@@ -38,6 +38,9 @@ pub struct Stage {
     pub throttling_rate: Option<f64>,
     #[serde(default)]
     pub throttling_burst: Option<u32>,
+    /// `routeSettings`: per-route throttling (rate, burst) by route key, over the default.
+    #[serde(default)]
+    pub route_throttling: BTreeMap<String, (Option<f64>, Option<u32>)>,
     pub auto_deploy: bool,
     pub deployment_id: Option<String>,
     pub stage_variables: BTreeMap<String, String>,
@@ -381,6 +384,7 @@ impl HttpApis {
                     name: "$default".into(),
                     throttling_rate: None,
                     throttling_burst: None,
+                    route_throttling: BTreeMap::new(),
                     auto_deploy: true,
                     deployment_id: None,
                     stage_variables: BTreeMap::new(),
@@ -691,6 +695,7 @@ impl HttpApis {
                 name: name.clone(),
                 throttling_rate: None,
                 throttling_burst: None,
+                route_throttling: BTreeMap::new(),
                 auto_deploy,
                 deployment_id,
                 stage_variables: variables,
@@ -748,6 +753,48 @@ impl HttpApis {
             }
             if burst.is_some() {
                 st.throttling_burst = burst;
+            }
+            Ok(st.clone())
+        })
+        .await
+    }
+
+    /// Sets (`Some`) or removes (`None`) a route's throttling (`routeSettings`, and
+    /// DeleteRouteSettings); the route key must be one of the API's routes.
+    pub async fn set_route_throttling(
+        &self,
+        api: &str,
+        stage: &str,
+        route_key: &str,
+        limits: Option<(Option<f64>, Option<u32>)>,
+    ) -> AResult<Stage> {
+        if let Some((Some(r), _)) = limits
+            && r < 0.0
+        {
+            return Err(ApiError::BadRequest(
+                "ThrottlingRateLimit must not be negative".into(),
+            ));
+        }
+        self.change(api, |a| {
+            if limits.is_some() && !a.routes.values().any(|r| r.route_key == route_key) {
+                return Err(ApiError::BadRequest(format!(
+                    "Unable to find Route by key {route_key} within the provided RouteSettings"
+                )));
+            }
+            let st = a.stages.get_mut(stage).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid stage identifier specified {stage}"))
+            })?;
+            match limits {
+                Some(l) => {
+                    st.route_throttling.insert(route_key.to_string(), l);
+                }
+                None => {
+                    if st.route_throttling.remove(route_key).is_none() {
+                        return Err(ApiError::NotFound(format!(
+                            "Unable to find RouteSettings for route key {route_key}"
+                        )));
+                    }
+                }
             }
             Ok(st.clone())
         })

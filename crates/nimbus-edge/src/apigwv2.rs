@@ -160,15 +160,67 @@ fn render_route(r: &Route) -> Value {
     v
 }
 
-fn route_settings(s: &Stage) -> Value {
+fn route_settings(rate: Option<f64>, burst: Option<u32>) -> Value {
     let mut v = json!({"detailedMetricsEnabled": false});
-    if let Some(r) = s.throttling_rate {
+    if let Some(r) = rate {
         v["throttlingRateLimit"] = json!(r);
     }
-    if let Some(b) = s.throttling_burst {
+    if let Some(b) = burst {
         v["throttlingBurstLimit"] = json!(b);
     }
     v
+}
+
+/// The throttling of each route in a request body's `routeSettings`.
+type RouteLimits = Vec<(String, (Option<f64>, Option<u32>))>;
+
+fn route_throttling_of(v: &Value) -> RouteLimits {
+    v.get("routeSettings")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        (
+                            s.get("throttlingRateLimit").and_then(Value::as_f64),
+                            s.get("throttlingBurstLimit")
+                                .and_then(Value::as_u64)
+                                .map(|b| b as u32),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Applies a CreateStage/UpdateStage body's `routeSettings`.
+async fn apply_route_settings(
+    core: &Core,
+    api: &str,
+    stage: Stage,
+    v: &Value,
+) -> Result<Stage, GwError> {
+    let mut st = stage;
+    for (key, limits) in route_throttling_of(v) {
+        st = core
+            .http_apis
+            .set_route_throttling(api, &st.name, &key, Some(limits))
+            .await?;
+    }
+    Ok(st)
+}
+
+/// DeleteRouteSettings.
+async fn delete_route_settings(
+    State(core): State<Core>,
+    Path((id, stage, key)): Path<(String, String, String)>,
+) -> R {
+    core.http_apis
+        .set_route_throttling(&id, &stage, &key, None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The throttling a request body asks for in `defaultRouteSettings`.
@@ -189,8 +241,8 @@ fn render_stage(s: &Stage) -> Value {
         "stageVariables": s.stage_variables,
         "createdDate": s.created,
         "lastUpdatedDate": s.updated,
-        "defaultRouteSettings": route_settings(s),
-        "routeSettings": {},
+        "defaultRouteSettings": route_settings(s.throttling_rate, s.throttling_burst),
+        "routeSettings": s.route_throttling.iter().map(|(k, (r, b))| (k.clone(), route_settings(*r, *b))).collect::<Map<_, _>>(),
         "tags": {},
     });
     if let Some(d) = &s.deployment_id {
@@ -302,6 +354,7 @@ async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: By
             .set_throttling(&id, &st.name, rate, burst)
             .await?;
     }
+    let st = apply_route_settings(&core, &id, st, &v).await?;
     Ok(reply(StatusCode::CREATED, render_stage(&st)))
 }
 
@@ -463,6 +516,7 @@ async fn update_stage(
     } else {
         st
     };
+    let st = apply_route_settings(&core, &id, st, &v).await?;
     Ok(reply(StatusCode::OK, render_stage(&st)))
 }
 
@@ -531,6 +585,10 @@ pub fn routes() -> Router<Core> {
         .route(
             "/v2/apis/{id}/stages/{name}",
             get(get_stage).patch(update_stage).delete(delete_stage),
+        )
+        .route(
+            "/v2/apis/{id}/stages/{name}/routesettings/{key}",
+            axum::routing::delete(delete_route_settings),
         )
         .route(
             "/v2/apis/{id}/deployments",
@@ -704,21 +762,28 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
     let Some((api, st, routes, integrations)) = core.http_apis.served(id, stage) else {
         return not_found();
     };
-    if let Some(rate) = st.throttling_rate
-        && !crate::throttle::admit(
-            &format!("{}/{}", api.id, st.name),
-            rate,
-            st.throttling_burst,
-        )
-    {
-        return crate::throttle::too_many_requests();
-    }
     let (parts, body) = req.into_parts();
     let Some((route, params)) =
         nimbus_core::http_apis::match_route(routes.iter(), parts.method.as_str(), path)
     else {
         return not_found();
     };
+    // The route's own throttling, else the stage's default, each route with its own bucket.
+    let (rate, burst) = st
+        .route_throttling
+        .get(&route.route_key)
+        .filter(|(r, _)| r.is_some())
+        .copied()
+        .unwrap_or((st.throttling_rate, st.throttling_burst));
+    if let Some(rate) = rate
+        && !crate::throttle::admit(
+            &format!("{}/{}/{}", api.id, st.name, route.route_key),
+            rate,
+            burst,
+        )
+    {
+        return crate::throttle::too_many_requests();
+    }
     let Some(integration) = route
         .target
         .as_deref()
