@@ -182,3 +182,104 @@ def test_rest_api_end_to_end(server, lam, rest):
         rest.get_rest_api(restApiId=api_id)
     assert e.value.response["Error"]["Code"] == "NotFoundException"
     lam.delete_function(FunctionName=name)
+
+
+TWILIO_FN = '''
+def handler(event, context):
+    return "Thanks %s, got '%s' with %s image(s)" % (event["fromNumber"], event["body"], event["numMedia"])
+'''
+
+# The shape of AWS's own sample (aws-samples/lambda-apigateway-twilio-tutorial, sam/swagger.yaml):
+# GET with query parameters, an `aws` integration with a JSON request template built from
+# $input.params, a function returning a plain string, and an XML response template.
+SWAGGER = '''
+swagger: "2.0"
+info:
+  title: %(name)s
+  description: imported
+paths:
+  /addphoto:
+    get:
+      parameters:
+        - {name: Body, in: query, required: false, type: string}
+        - {name: From, in: query, required: false, type: string}
+        - {name: NumMedia, in: query, required: false, type: string}
+      responses:
+        "200":
+          description: ok
+          headers:
+            Content-Type: {type: string}
+      x-amazon-apigateway-integration:
+        type: aws
+        httpMethod: POST
+        uri: %(uri)s
+        passthroughBehavior: when_no_templates
+        requestTemplates:
+          application/json: |-
+            {
+              "fromNumber": "$util.escapeJavaScript($input.params('From'))",
+              "body": "$util.escapeJavaScript($input.params('Body'))",
+              "numMedia": "$util.escapeJavaScript($input.params('NumMedia'))"
+            }
+        responses:
+          default:
+            statusCode: "200"
+            responseParameters:
+              method.response.header.Content-Type: "'application/xml'"
+            responseTemplates:
+              application/xml: |-
+                <?xml version="1.0" encoding="UTF-8"?><Response><Message>$input.path('$')</Message></Response>
+'''
+
+HEALTH = '''{
+  "openapi": "3.0.1",
+  "info": {"title": "health"},
+  "paths": {"/health": {"get": {
+    "responses": {"200": {"description": "ok"}},
+    "x-amazon-apigateway-integration": {
+      "type": "mock", "requestTemplates": {"application/json": "{\\"statusCode\\": 200}"},
+      "responses": {"default": {"statusCode": "200", "responseTemplates": {"application/json": "{\\"healthy\\": true}"}}}
+    }
+  }}}
+}'''
+
+
+def test_import_openapi_definitions(server, lam, rest):
+    name = unique("imported")
+    fn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                             Code={"ZipFile": make_zip({"app.py": TWILIO_FN})})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+    api = rest.import_rest_api(body=(SWAGGER % {"name": name, "uri": lambda_uri(fn["FunctionArn"])}).encode())
+    api_id = api["id"]
+    assert (api["name"], api["description"]) == (name, "imported")
+    paths = {r["path"]: r for r in rest.get_resources(restApiId=api_id)["items"]}
+    assert set(paths) == {"/", "/addphoto"}
+    method = rest.get_method(restApiId=api_id, resourceId=paths["/addphoto"]["id"], httpMethod="GET")
+    assert method["requestParameters"]["method.request.querystring.Body"] is False
+    assert method["methodIntegration"]["passthroughBehavior"] == "WHEN_NO_TEMPLATES"
+    rest.create_deployment(restApiId=api_id, stageName="prod")
+    status, headers, body = send(server, api_id, "prod", "GET", "/addphoto?Body=hello&From=%2B15551234567&NumMedia=1")
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/xml"
+    assert body.decode() == ('<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+                             "Thanks +15551234567, got 'hello' with 1 image(s)</Message></Response>")
+
+    # Merge adds; overwrite replaces everything.
+    rest.put_rest_api(restApiId=api_id, mode="merge", body=HEALTH.encode())
+    assert {r["path"] for r in rest.get_resources(restApiId=api_id)["items"]} == {"/", "/addphoto", "/health"}
+    rest.put_rest_api(restApiId=api_id, mode="overwrite", body=HEALTH.encode())
+    assert {r["path"] for r in rest.get_resources(restApiId=api_id)["items"]} == {"/", "/health"}
+    assert rest.get_rest_api(restApiId=api_id)["name"] == "health"
+    rest.create_deployment(restApiId=api_id, stageName="prod")
+    status, _, body = send(server, api_id, "prod", "GET", "/health")
+    assert (status, json.loads(body)) == (200, {"healthy": True})
+
+    for bad, needle in [(b"{}", "neither"), (b"swagger: '2.0'\ninfo: {title: x}\npaths:\n  /a:\n    get:\n"
+                                            b"      x-amazon-apigateway-integration: {type: aws}\n", "uri")]:
+        with pytest.raises(ClientError) as e:
+            rest.import_rest_api(body=bad)
+        assert e.value.response["Error"]["Code"] == "BadRequestException"
+        assert needle in e.value.response["Error"]["Message"]
+    rest.delete_rest_api(restApiId=api_id)
+    lam.delete_function(FunctionName=name)

@@ -12,6 +12,7 @@ pub mod invoke;
 pub mod logs;
 pub mod model;
 pub mod names;
+pub mod openapi;
 pub mod policies;
 pub mod pricing;
 pub mod provisioned;

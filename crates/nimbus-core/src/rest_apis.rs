@@ -272,22 +272,8 @@ impl RestApis {
         parent: &str,
         part: Option<String>,
     ) -> AResult<Resource> {
-        let part = part
-            .filter(|p| !p.is_empty() && !p.contains('/'))
-            .ok_or_else(|| {
-                ApiError::BadRequest(
-                    "Resource's path part must be a single, non-empty path segment".into(),
-                )
-            })?;
-        let greedy = part.starts_with('{') && part.ends_with("+}");
-        let valid = part
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:{}+".contains(c));
-        if !valid {
-            return Err(ApiError::BadRequest(format!(
-                "Resource's path part only allow a-zA-Z0-9._- and curly braces at the beginning and the end and an optional plus sign before the closing brace: {part}"
-            )));
-        }
+        let part = part.unwrap_or_default();
+        check_path_part(&part)?;
         self.change(api, |a| {
             let p = a
                 .resources
@@ -307,7 +293,6 @@ impl RestApis {
                     "Another resource with the same parent already has this name: {part}"
                 )));
             }
-            let _ = greedy;
             let path = if p.path == "/" {
                 format!("/{part}")
             } else {
@@ -428,39 +413,7 @@ impl RestApis {
         method: &str,
         mut i: Integration,
     ) -> AResult<Integration> {
-        match i.integration_type.as_str() {
-            "AWS_PROXY" | "AWS" => {
-                if i.uri.is_none() {
-                    return Err(ApiError::BadRequest(
-                        "Enumeration value for Integration uri is required".into(),
-                    ));
-                }
-            }
-            "HTTP" | "HTTP_PROXY" => {
-                if i.uri.is_none() {
-                    return Err(ApiError::BadRequest(
-                        "Integrations of type 'HTTP' or 'HTTP_PROXY' require a uri".into(),
-                    ));
-                }
-            }
-            "MOCK" => {}
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "Invalid integration type specified: {other}"
-                )));
-            }
-        }
-        if i.passthrough_behavior.is_empty() {
-            i.passthrough_behavior = "WHEN_NO_MATCH".into();
-        }
-        if i.timeout_ms == 0 {
-            i.timeout_ms = 29_000;
-        }
-        if !(50..=29_000).contains(&i.timeout_ms) {
-            return Err(ApiError::BadRequest(
-                "Timeout should be between 50 ms and 29000 ms".into(),
-            ));
-        }
+        check_integration(&mut i)?;
         let method = method.to_ascii_uppercase();
         self.change(api, |a| {
             let m = Self::method_mut(a, resource, &method)?;
@@ -470,6 +423,186 @@ impl RestApis {
         .await
     }
 
+    /// ImportRestApi (`existing` is `None`) and PutRestApi: `overwrite` replaces every resource
+    /// with the definition's, `merge` adds the definition's resources and methods (replacing
+    /// methods it redefines). Nothing changes unless the whole definition is valid.
+    pub async fn import(
+        &self,
+        existing: Option<&str>,
+        overwrite: bool,
+        mut def: crate::openapi::Definition,
+    ) -> AResult<RestApi> {
+        for (path, methods) in def.paths.iter_mut() {
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                check_path_part(part)?;
+            }
+            for m in methods.values_mut() {
+                if let Some(i) = m.integration.as_mut() {
+                    check_integration(i).map_err(|e| match e {
+                        ApiError::BadRequest(msg) => ApiError::BadRequest(format!(
+                            "Invalid OpenAPI input: {} {path}: {msg}",
+                            m.http_method
+                        )),
+                        other => other,
+                    })?;
+                }
+            }
+        }
+        let mut api = match existing {
+            Some(id) => self.get(id)?,
+            None => {
+                let name = def.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "Invalid OpenAPI input: the document has no info.title to name the API"
+                            .into(),
+                    )
+                })?;
+                let root = Resource {
+                    id: new_id(),
+                    parent_id: None,
+                    path_part: String::new(),
+                    path: "/".into(),
+                    methods: BTreeMap::new(),
+                };
+                RestApi {
+                    id: new_id(),
+                    name,
+                    description: None,
+                    created: now(),
+                    root_id: root.id.clone(),
+                    binary_media_types: Vec::new(),
+                    resources: [(root.id.clone(), root)].into_iter().collect(),
+                    deployments: BTreeMap::new(),
+                    stages: BTreeMap::new(),
+                    tags: BTreeMap::new(),
+                }
+            }
+        };
+        if overwrite || existing.is_none() {
+            if let Some(n) = def.name.take().filter(|n| !n.is_empty()) {
+                api.name = n;
+            }
+            api.description = def.description.take().or(api.description);
+            api.binary_media_types = std::mem::take(&mut def.binary_media_types);
+            let root = api.root_id.clone();
+            api.resources.retain(|id, _| *id == root);
+            if let Some(r) = api.resources.get_mut(&root) {
+                r.methods.clear();
+            }
+        } else {
+            for t in std::mem::take(&mut def.binary_media_types) {
+                if !api.binary_media_types.contains(&t) {
+                    api.binary_media_types.push(t);
+                }
+            }
+        }
+        for (path, methods) in def.paths {
+            let id = ensure_resource(&mut api, &path)?;
+            if let Some(r) = api.resources.get_mut(&id) {
+                r.methods.extend(methods);
+            }
+        }
+        self.save(api).await
+    }
+}
+
+/// The id of the resource at `path`, creating the missing resources along it.
+fn ensure_resource(api: &mut RestApi, path: &str) -> AResult<String> {
+    let mut current = api.root_id.clone();
+    let mut full = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        full.push('/');
+        full.push_str(part);
+        let existing = api
+            .resources
+            .values()
+            .find(|r| r.parent_id.as_deref() == Some(current.as_str()) && r.path_part == part)
+            .map(|r| r.id.clone());
+        current = match existing {
+            Some(id) => id,
+            None => {
+                if api
+                    .resources
+                    .get(&current)
+                    .is_some_and(|p| p.path_part.ends_with("+}"))
+                {
+                    return Err(ApiError::BadRequest(format!(
+                        "Invalid OpenAPI input: {path}: a greedy path variable must be the last segment"
+                    )));
+                }
+                let r = Resource {
+                    id: new_id(),
+                    parent_id: Some(current.clone()),
+                    path_part: part.to_string(),
+                    path: full.clone(),
+                    methods: BTreeMap::new(),
+                };
+                let id = r.id.clone();
+                api.resources.insert(id.clone(), r);
+                id
+            }
+        };
+    }
+    Ok(current)
+}
+
+/// A resource path part: one segment of letters, digits, `._-:`, or a `{variable}` / `{greedy+}`.
+fn check_path_part(part: &str) -> AResult<()> {
+    if part.is_empty() || part.contains('/') {
+        return Err(ApiError::BadRequest(
+            "Resource's path part must be a single, non-empty path segment".into(),
+        ));
+    }
+    let valid = part
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:{}+".contains(c));
+    if !valid {
+        return Err(ApiError::BadRequest(format!(
+            "Resource's path part only allow a-zA-Z0-9._- and curly braces at the beginning and the end and an optional plus sign before the closing brace: {part}"
+        )));
+    }
+    Ok(())
+}
+
+/// The rules of PutIntegration, with its defaults filled in.
+fn check_integration(i: &mut Integration) -> AResult<()> {
+    match i.integration_type.as_str() {
+        "AWS_PROXY" | "AWS" => {
+            if i.uri.is_none() {
+                return Err(ApiError::BadRequest(
+                    "Enumeration value for Integration uri is required".into(),
+                ));
+            }
+        }
+        "HTTP" | "HTTP_PROXY" => {
+            if i.uri.is_none() {
+                return Err(ApiError::BadRequest(
+                    "Integrations of type 'HTTP' or 'HTTP_PROXY' require a uri".into(),
+                ));
+            }
+        }
+        "MOCK" => {}
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid integration type specified: {other}"
+            )));
+        }
+    }
+    if i.passthrough_behavior.is_empty() {
+        i.passthrough_behavior = "WHEN_NO_MATCH".into();
+    }
+    if i.timeout_ms == 0 {
+        i.timeout_ms = 29_000;
+    }
+    if !(50..=29_000).contains(&i.timeout_ms) {
+        return Err(ApiError::BadRequest(
+            "Timeout should be between 50 ms and 29000 ms".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl RestApis {
     pub async fn put_method_response(
         &self,
         api: &str,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -197,7 +197,47 @@ fn render_stage(s: &Stage) -> Value {
     v
 }
 
-async fn create_api(State(core): State<Core>, body: Bytes) -> R {
+/// ImportRestApi (`POST /restapis?mode=import`) and PutRestApi (`PUT /restapis/{id}?mode=`):
+/// an OpenAPI or Swagger definition in JSON or YAML.
+async fn import_api(core: &Core, existing: Option<&str>, mode: &str, body: &Bytes) -> R {
+    let overwrite = match mode {
+        "overwrite" | "import" => true,
+        "merge" => false,
+        other => {
+            return Err(GwError(ApiError::BadRequest(format!(
+                "Invalid mode '{other}': PutRestApi takes merge or overwrite"
+            ))));
+        }
+    };
+    let doc = nimbus_core::openapi::parse_document(body)?;
+    let def = nimbus_core::openapi::read(&doc)?;
+    let a = core.rest_apis.import(existing, overwrite, def).await?;
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(reply(status, render_api(&a)))
+}
+
+async fn put_api(
+    State(core): State<Core>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> R {
+    let mode = q.get("mode").map(String::as_str).unwrap_or("merge");
+    import_api(&core, Some(&id), mode, &body).await
+}
+
+async fn create_api(
+    State(core): State<Core>,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> R {
+    if q.get("mode").map(String::as_str) == Some("import") {
+        return import_api(&core, None, "import", &body).await;
+    }
     let v = parse(&body)?;
     let types = v
         .get("binaryMediaTypes")
@@ -584,7 +624,10 @@ pub fn routes() -> Router<Core> {
         .route("/restapis", post(create_api).get(get_apis))
         .route(
             "/restapis/{id}",
-            get(get_api).delete(delete_api).patch(update_api),
+            get(get_api)
+                .delete(delete_api)
+                .patch(update_api)
+                .put(put_api),
         )
         .route("/restapis/{id}/resources", get(get_resources))
         .route(

@@ -1,0 +1,334 @@
+//! OpenAPI 3 and Swagger 2 definitions with API Gateway's extensions
+//! (`x-amazon-apigateway-integration`, `x-amazon-apigateway-any-method`,
+//! `x-amazon-apigateway-binary-media-types`), read into the resources, methods, integrations and
+//! responses of a REST API — what ImportRestApi and PutRestApi take, in JSON or YAML.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::http_apis::{AResult, ApiError};
+use crate::rest_apis::{Integration, IntegrationResponse, Method, MethodResponse};
+
+/// A definition, read: the API's name and settings and, per resource path, its methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub binary_media_types: Vec<String>,
+    /// Resource path (`/items/{id}`) → HTTP method → method.
+    pub paths: BTreeMap<String, BTreeMap<String, Method>>,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(format!("Invalid OpenAPI input: {}", msg.into()))
+}
+
+/// Parses a JSON or YAML document.
+pub fn parse_document(body: &[u8]) -> AResult<Value> {
+    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
+    let doc: Value = if trimmed.is_some_and(|i| body[i] == b'{') {
+        serde_json::from_slice(body).map_err(|e| bad(format!("the JSON does not parse: {e}")))?
+    } else {
+        serde_norway::from_slice(body).map_err(|e| bad(format!("the YAML does not parse: {e}")))?
+    };
+    if doc.get("openapi").is_none() && doc.get("swagger").is_none() {
+        return Err(bad(
+            "the document has neither an `openapi` (3.x) nor a `swagger` (2.0) version field",
+        ));
+    }
+    Ok(doc)
+}
+
+fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), s)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const VERBS: [&str; 8] = [
+    "get",
+    "put",
+    "post",
+    "delete",
+    "options",
+    "head",
+    "patch",
+    "x-amazon-apigateway-any-method",
+];
+
+/// The method request parameters of an operation's (and its path's) `parameters`.
+fn request_parameters(params: &[&Value]) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    for p in params {
+        let (Some(name), Some(place)) = (
+            p.get("name").and_then(Value::as_str),
+            p.get("in").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let place = match place {
+            "path" => "path",
+            "query" => "querystring",
+            "header" => "header",
+            _ => continue,
+        };
+        let required = p.get("required").and_then(Value::as_bool).unwrap_or(false);
+        out.insert(format!("method.request.{place}.{name}"), required);
+    }
+    out
+}
+
+fn integration_of(x: &Value, at: &str) -> AResult<Integration> {
+    let kind = x
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(format!("{at}: x-amazon-apigateway-integration has no type")))?
+        .to_ascii_uppercase();
+    let mut responses = BTreeMap::new();
+    if let Some(rs) = x.get("responses").and_then(Value::as_object) {
+        for (pattern, r) in rs {
+            let code = match r.get("statusCode") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(bad(format!(
+                        "{at}: integration response '{pattern}' has no statusCode"
+                    )));
+                }
+            };
+            responses.insert(
+                code.clone(),
+                IntegrationResponse {
+                    status_code: code,
+                    selection_pattern: (pattern != "default").then(|| pattern.clone()),
+                    response_parameters: strings(r.get("responseParameters")),
+                    response_templates: strings(r.get("responseTemplates")),
+                },
+            );
+        }
+    }
+    Ok(Integration {
+        integration_type: kind,
+        http_method: x
+            .get("httpMethod")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        uri: x.get("uri").and_then(Value::as_str).map(str::to_string),
+        request_templates: strings(x.get("requestTemplates")),
+        request_parameters: strings(x.get("requestParameters")),
+        passthrough_behavior: x
+            .get("passthroughBehavior")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_uppercase(),
+        timeout_ms: x
+            .get("timeoutInMillis")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32,
+        responses,
+    })
+}
+
+/// Reads a parsed document into a definition.
+pub fn read(doc: &Value) -> AResult<Definition> {
+    let info = doc.get("info");
+    let mut def = Definition {
+        name: info
+            .and_then(|i| i.get("title"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        description: info
+            .and_then(|i| i.get("description"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        binary_media_types: doc
+            .get("x-amazon-apigateway-binary-media-types")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        paths: BTreeMap::new(),
+    };
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("the document has no `paths` object"))?;
+    for (path, item) in paths {
+        if !path.starts_with('/') {
+            return Err(bad(format!("path '{path}' must start with '/'")));
+        }
+        let shared: Vec<&Value> = item
+            .get("parameters")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let mut methods = BTreeMap::new();
+        for verb in VERBS {
+            let Some(op) = item.get(verb) else {
+                continue;
+            };
+            let http = if verb == "x-amazon-apigateway-any-method" {
+                "ANY".to_string()
+            } else {
+                verb.to_ascii_uppercase()
+            };
+            let at = format!("{http} {path}");
+            let mut params = shared.clone();
+            if let Some(a) = op.get("parameters").and_then(Value::as_array) {
+                params.extend(a.iter());
+            }
+            let mut responses = BTreeMap::new();
+            if let Some(rs) = op.get("responses").and_then(Value::as_object) {
+                for (code, r) in rs {
+                    if code.parse::<u16>().is_err() {
+                        continue;
+                    }
+                    let headers = r
+                        .get("headers")
+                        .and_then(Value::as_object)
+                        .map(|h| {
+                            h.keys()
+                                .map(|k| (format!("method.response.header.{k}"), false))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    responses.insert(
+                        code.clone(),
+                        MethodResponse {
+                            status_code: code.clone(),
+                            response_parameters: headers,
+                            response_models: BTreeMap::new(),
+                        },
+                    );
+                }
+            }
+            let integration = op
+                .get("x-amazon-apigateway-integration")
+                .map(|x| integration_of(x, &at))
+                .transpose()?;
+            methods.insert(
+                http.clone(),
+                Method {
+                    http_method: http,
+                    authorization_type: "NONE".into(),
+                    api_key_required: false,
+                    request_parameters: request_parameters(&params),
+                    responses,
+                    integration,
+                },
+            );
+        }
+        def.paths.insert(path.clone(), methods);
+    }
+    Ok(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SWAGGER: &str = r#"
+swagger: "2.0"
+info:
+  title: twilio
+x-amazon-apigateway-binary-media-types: ["image/png"]
+paths:
+  /addphoto:
+    get:
+      parameters:
+        - name: Body
+          in: query
+          required: false
+      responses:
+        "200":
+          headers:
+            Content-Type: {type: string}
+      x-amazon-apigateway-integration:
+        type: aws
+        httpMethod: POST
+        uri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:f/invocations
+        passthroughBehavior: when_no_templates
+        requestTemplates:
+          application/json: '{"body": "$input.params(''Body'')"}'
+        responses:
+          default:
+            statusCode: "200"
+            responseParameters:
+              method.response.header.Content-Type: "'application/xml'"
+            responseTemplates:
+              application/xml: '$input.path(''$'')'
+          "Bad.*":
+            statusCode: 400
+  /items/{id}:
+    x-amazon-apigateway-any-method:
+      x-amazon-apigateway-integration: {type: aws_proxy, httpMethod: POST, uri: "arn:aws:lambda:us-east-1:000000000000:function:f"}
+"#;
+
+    #[test]
+    fn swagger_yaml_with_api_gateway_extensions() {
+        let def = read(&parse_document(SWAGGER.as_bytes()).expect("parse")).expect("read");
+        assert_eq!(def.name.as_deref(), Some("twilio"));
+        assert_eq!(def.binary_media_types, vec!["image/png"]);
+        let get = &def.paths["/addphoto"]["GET"];
+        assert_eq!(
+            get.request_parameters
+                .get("method.request.querystring.Body"),
+            Some(&false)
+        );
+        assert!(
+            get.responses["200"]
+                .response_parameters
+                .contains_key("method.response.header.Content-Type")
+        );
+        let i = get.integration.as_ref().expect("integration");
+        assert_eq!(
+            (i.integration_type.as_str(), i.passthrough_behavior.as_str()),
+            ("AWS", "WHEN_NO_TEMPLATES")
+        );
+        assert_eq!(i.responses["200"].selection_pattern, None);
+        assert_eq!(
+            i.responses["400"].selection_pattern.as_deref(),
+            Some("Bad.*")
+        );
+        let any = &def.paths["/items/{id}"]["ANY"];
+        assert_eq!(
+            any.integration
+                .as_ref()
+                .map(|i| i.integration_type.as_str()),
+            Some("AWS_PROXY")
+        );
+    }
+
+    #[test]
+    fn bad_documents_say_what_is_wrong() {
+        for (doc, needle) in [
+            ("{}", "neither"),
+            ("openapi: 3.0.1\ninfo: {title: x}\n", "no `paths`"),
+            (
+                "{\"openapi\": \"3.0.1\", \"paths\": {\"x\": {}}}",
+                "must start with '/'",
+            ),
+            ("openapi: [unclosed", "does not parse"),
+        ] {
+            let err = parse_document(doc.as_bytes()).and_then(|d| read(&d));
+            assert!(
+                matches!(&err, Err(ApiError::BadRequest(m)) if m.contains(needle)),
+                "{doc}: {err:?}"
+            );
+        }
+    }
+}
