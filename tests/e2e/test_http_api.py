@@ -73,3 +73,61 @@ def test_quick_create_and_routes(lam, apigw):
     with pytest.raises(ClientError) as e:
         apigw.get_api(ApiId=a2)
     assert e.value.response["Error"]["Code"] == "NotFoundException"
+
+
+OPENAPI = """
+openapi: "3.0.1"
+info:
+  title: %(name)s
+x-amazon-apigateway-cors:
+  allowOrigins: ["https://app.example"]
+  allowMethods: ["GET"]
+paths:
+  /items/{id}:
+    get:
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        uri: %(fn)s
+        payloadFormatVersion: "2.0"
+  /legacy:
+    post:
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        uri: %(fn)s
+        payloadFormatVersion: "1.0"
+  /$default:
+    x-amazon-apigateway-any-method:
+      x-amazon-apigateway-integration: {type: aws_proxy, uri: %(fn)s, payloadFormatVersion: "2.0"}
+"""
+
+
+def test_import_and_reimport_openapi(lam, apigw):
+    name = unique("import")
+    fn = create_python(lam, name)["FunctionArn"]
+    api = apigw.import_api(Body=OPENAPI % {"name": name, "fn": fn})
+    api_id = api["ApiId"]
+    assert api["Name"] == name and api["CorsConfiguration"]["AllowOrigins"] == ["https://app.example"]
+    keys = sorted(r["RouteKey"] for r in apigw.get_routes(ApiId=api_id)["Items"])
+    assert keys == ["$default", "GET /items/{id}", "POST /legacy"]
+    # The two 2.0 integrations are one; the 1.0 one is another.
+    assert len(apigw.get_integrations(ApiId=api_id)["Items"]) == 2
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    status, _, body = request(api["ApiEndpoint"], "GET", "/items/7")
+    assert status == 200 and json.loads(body)["event"]["pathParameters"] == {"id": "7"}
+    status, _, body = request(api["ApiEndpoint"], "GET", "/anything/else")
+    assert status == 200 and json.loads(body)["event"]["routeKey"] == "$default"
+
+    # Reimport replaces the routes; the stage stays and serves the new ones.
+    apigw.reimport_api(ApiId=api_id, Body=json.dumps({
+        "openapi": "3.0.1", "info": {"title": name + "-v2"},
+        "paths": {"/only": {"get": {"x-amazon-apigateway-integration": {
+            "type": "aws_proxy", "uri": fn, "payloadFormatVersion": "2.0"}}}}}))
+    assert [r["RouteKey"] for r in apigw.get_routes(ApiId=api_id)["Items"]] == ["GET /only"]
+    assert apigw.get_api(ApiId=api_id)["Name"] == name + "-v2"
+    assert request(api["ApiEndpoint"], "GET", "/only")[0] == 200
+    assert request(api["ApiEndpoint"], "GET", "/items/7")[0] == 404
+    with pytest.raises(ClientError) as e:
+        apigw.import_api(Body="openapi: 3.0.1\ninfo: {title: x}\npaths:\n  /a:\n    get:\n"
+                              "      x-amazon-apigateway-integration: {type: aws_proxy}\n")
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    apigw.delete_api(ApiId=api_id)

@@ -110,7 +110,7 @@ pub struct ApiInput {
     pub cors: Option<crate::cors::Cors>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IntegrationInput {
     pub integration_type: Option<String>,
     pub integration_uri: Option<String>,
@@ -404,6 +404,100 @@ impl HttpApis {
     pub async fn delete(&self, id: &str) -> AResult<()> {
         self.get(id)?;
         Ok(self.map.remove(id).await?)
+    }
+
+    /// ImportApi (`existing` is `None`) and ReimportApi: the definition's routes and
+    /// integrations replace the API's (one integration per distinct integration), with its name,
+    /// description and CORS configuration. Stages are kept; nothing changes unless the whole
+    /// definition is valid.
+    pub async fn import(
+        &self,
+        existing: Option<&str>,
+        def: crate::openapi::HttpDefinition,
+    ) -> AResult<HttpApi> {
+        let cors = def
+            .cors
+            .as_ref()
+            .map(crate::cors::Cors::from_wire)
+            .transpose()
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "Invalid OpenAPI input: x-amazon-apigateway-cors: {e}"
+                ))
+            })?;
+        let mut integrations: Vec<(IntegrationInput, Integration)> = Vec::new();
+        let mut routes = BTreeMap::new();
+        for (key, input) in def.routes {
+            check_route_key(&key)
+                .map_err(|e| ApiError::BadRequest(format!("Invalid OpenAPI input: {e}")))?;
+            let target = match input {
+                None => None,
+                Some(input) => {
+                    let id = match integrations.iter().find(|(i, _)| *i == input) {
+                        Some((_, made)) => made.id.clone(),
+                        None => {
+                            let made = Self::integration(input.clone()).map_err(|e| {
+                                ApiError::BadRequest(format!("Invalid OpenAPI input: {key}: {e}"))
+                            })?;
+                            let id = made.id.clone();
+                            integrations.push((input, made));
+                            id
+                        }
+                    };
+                    Some(format!("integrations/{id}"))
+                }
+            };
+            let r = Route {
+                id: new_id()[..7].to_string(),
+                route_key: key,
+                target,
+            };
+            routes.insert(r.id.clone(), r);
+        }
+        let integrations: BTreeMap<String, Integration> = integrations
+            .into_iter()
+            .map(|(_, i)| (i.id.clone(), i))
+            .collect();
+        match existing {
+            Some(id) => {
+                self.change(id, |a| {
+                    if let Some(n) = def.name.filter(|n| !n.is_empty()) {
+                        a.name = n;
+                    }
+                    a.description = def.description.or(a.description.take());
+                    a.cors = cors;
+                    a.routes = routes;
+                    a.integrations = integrations;
+                    Ok(a.clone())
+                })
+                .await
+            }
+            None => {
+                let name = def.name.filter(|n| !n.is_empty()).ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "Invalid OpenAPI input: the document has no info.title to name the API"
+                            .into(),
+                    )
+                })?;
+                let mut api = self
+                    .create(ApiInput {
+                        name: Some(name),
+                        protocol_type: Some("HTTP".into()),
+                        description: def.description,
+                        cors,
+                        ..ApiInput::default()
+                    })
+                    .await?;
+                api = self
+                    .change(&api.id, |a| {
+                        a.routes = routes;
+                        a.integrations = integrations;
+                        Ok(a.clone())
+                    })
+                    .await?;
+                Ok(api)
+            }
+        }
     }
 
     pub async fn create_integration(

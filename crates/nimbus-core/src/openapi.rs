@@ -1,7 +1,8 @@
 //! OpenAPI 3 and Swagger 2 definitions with API Gateway's extensions
 //! (`x-amazon-apigateway-integration`, `x-amazon-apigateway-any-method`,
-//! `x-amazon-apigateway-binary-media-types`), read into the resources, methods, integrations and
-//! responses of a REST API — what ImportRestApi and PutRestApi take, in JSON or YAML.
+//! `x-amazon-apigateway-binary-media-types`, `x-amazon-apigateway-cors`), read into the
+//! resources, methods, integrations and responses of a REST API (ImportRestApi, PutRestApi) or
+//! the routes and integrations of an HTTP API (ImportApi, ReimportApi), in JSON or YAML.
 
 use std::collections::BTreeMap;
 
@@ -235,6 +236,79 @@ pub fn read(doc: &Value) -> AResult<Definition> {
         def.paths.insert(path.clone(), methods);
     }
     Ok(def)
+}
+
+/// An HTTP API definition: routes (`GET /items/{id}`, `ANY /x`, `$default`) with their
+/// integrations, and the API's CORS configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpDefinition {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub cors: Option<Value>,
+    pub routes: Vec<(String, Option<crate::http_apis::IntegrationInput>)>,
+}
+
+/// Reads a parsed document as an HTTP API.
+pub fn read_http(doc: &Value) -> AResult<HttpDefinition> {
+    let info = doc.get("info");
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("the document has no `paths` object"))?;
+    let mut routes = Vec::new();
+    for (path, item) in paths {
+        if !path.starts_with('/') {
+            return Err(bad(format!("path '{path}' must start with '/'")));
+        }
+        for verb in VERBS {
+            let Some(op) = item.get(verb) else {
+                continue;
+            };
+            let method = if verb == "x-amazon-apigateway-any-method" {
+                "ANY".to_string()
+            } else {
+                verb.to_ascii_uppercase()
+            };
+            let key = if path == "/$default" {
+                "$default".to_string()
+            } else {
+                format!("{method} {path}")
+            };
+            let integration = op.get("x-amazon-apigateway-integration").map(|x| {
+                crate::http_apis::IntegrationInput {
+                    integration_type: x
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .map(str::to_ascii_uppercase),
+                    integration_uri: x.get("uri").and_then(Value::as_str).map(str::to_string),
+                    integration_method: x
+                        .get("httpMethod")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    payload_format_version: match x.get("payloadFormatVersion") {
+                        Some(Value::String(v)) => Some(v.clone()),
+                        Some(Value::Number(n)) => Some(format!("{:.1}", n.as_f64().unwrap_or(0.0))),
+                        _ => None,
+                    },
+                    timeout_ms: x.get("timeoutInMillis").and_then(Value::as_i64),
+                    description: None,
+                }
+            });
+            routes.push((key, integration));
+        }
+    }
+    Ok(HttpDefinition {
+        name: info
+            .and_then(|i| i.get("title"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        description: info
+            .and_then(|i| i.get("description"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        cors: doc.get("x-amazon-apigateway-cors").cloned(),
+        routes,
+    })
 }
 
 #[cfg(test)]

@@ -388,6 +388,33 @@ async fn update_api(State(core): State<Core>, Path(id): Path<String>, body: Byte
     Ok(reply(StatusCode::OK, render_api(&core, &a)))
 }
 
+/// The OpenAPI definition in an ImportApi/ReimportApi body (`{"body": "<JSON or YAML>"}`).
+fn definition_of(body: &Bytes) -> Result<nimbus_core::openapi::HttpDefinition, GwError> {
+    let v = parse(body)?;
+    let text = s(&v, "body").ok_or_else(|| {
+        GwError(ApiError::BadRequest(
+            "Body is required: the OpenAPI definition as a string".into(),
+        ))
+    })?;
+    let doc = nimbus_core::openapi::parse_document(text.as_bytes())?;
+    Ok(nimbus_core::openapi::read_http(&doc)?)
+}
+
+/// ImportApi.
+async fn import_api(State(core): State<Core>, body: Bytes) -> R {
+    let a = core.http_apis.import(None, definition_of(&body)?).await?;
+    Ok(reply(StatusCode::CREATED, render_api(&core, &a)))
+}
+
+/// ReimportApi.
+async fn reimport_api(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let a = core
+        .http_apis
+        .import(Some(&id), definition_of(&body)?)
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_api(&core, &a)))
+}
+
 /// DeleteCorsConfiguration.
 async fn delete_cors(State(core): State<Core>, Path(id): Path<String>) -> R {
     core.http_apis
@@ -560,10 +587,13 @@ async fn delete_deployment(State(core): State<Core>, Path((id, did)): Path<(Stri
 
 pub fn routes() -> Router<Core> {
     Router::new()
-        .route("/v2/apis", post(create_api).get(get_apis))
+        .route("/v2/apis", post(create_api).get(get_apis).put(import_api))
         .route(
             "/v2/apis/{id}",
-            get(get_api).delete(delete_api).patch(update_api),
+            get(get_api)
+                .delete(delete_api)
+                .patch(update_api)
+                .put(reimport_api),
         )
         .route("/v2/apis/{id}/cors", axum::routing::delete(delete_cors))
         .route(
