@@ -283,3 +283,112 @@ def test_import_openapi_definitions(server, lam, rest):
         assert needle in e.value.response["Error"]["Message"]
     rest.delete_rest_api(restApiId=api_id)
     lam.delete_function(FunctionName=name)
+
+
+AUTHORIZER_FN = '''
+CALLS = 0
+
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    token = event.get("authorizationToken") or event.get("queryStringParameters", {}).get("key")
+    if token == "boom":
+        raise RuntimeError("boom")
+    if token not in ("allow", "deny"):
+        raise Exception("Unauthorized")
+    api = event["methodArn"].split("/")[0]
+    return {"principalId": "user-" + token,
+            "policyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Allow" if token == "allow" else "Deny",
+                 "Resource": api + "/*/GET/*"}]},
+            "context": {"tier": "gold", "calls": CALLS, "type": event["type"]}}
+'''
+
+BACKEND_FN = '''
+import json
+
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps(event["requestContext"].get("authorizer"))}
+'''
+
+
+def test_lambda_authorizers(server, lam, rest):
+    name = unique("authz")
+    fns = {}
+    for suffix, code in (("auth", AUTHORIZER_FN), ("backend", BACKEND_FN)):
+        fns[suffix] = lam.create_function(FunctionName="%s-%s" % (name, suffix), Runtime="python3.11", Role=ROLE,
+                                          Handler="app.handler", Code={"ZipFile": make_zip({"app.py": code})})
+        lam.get_waiter("function_active_v2").wait(FunctionName="%s-%s" % (name, suffix),
+                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    api = rest.create_rest_api(name=name)
+    api_id, root = api["id"], api["rootResourceId"]
+    token = rest.create_authorizer(restApiId=api_id, name="token", type="TOKEN",
+                                   authorizerUri=lambda_uri(fns["auth"]["FunctionArn"]),
+                                   identitySource="method.request.header.Authorization",
+                                   authorizerResultTtlInSeconds=0)
+    request = rest.create_authorizer(restApiId=api_id, name="request", type="REQUEST",
+                                     authorizerUri=lambda_uri(fns["auth"]["FunctionArn"]),
+                                     identitySource="method.request.querystring.key",
+                                     authorizerResultTtlInSeconds=300)
+    assert {a["name"] for a in rest.get_authorizers(restApiId=api_id)["items"]} == {"token", "request"}
+    assert rest.get_authorizer(restApiId=api_id, authorizerId=token["id"])["authorizerResultTtlInSeconds"] == 0
+    with pytest.raises(ClientError) as e:
+        rest.create_authorizer(restApiId=api_id, name="cognito", type="COGNITO_USER_POOLS", providerARNs=["x"])
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+
+    for part, auth in (("private", token), ("cached", request)):
+        res = rest.create_resource(restApiId=api_id, parentId=root, pathPart=part)
+        for method in ("GET", "POST"):
+            rest.put_method(restApiId=api_id, resourceId=res["id"], httpMethod=method, authorizationType="CUSTOM",
+                            authorizerId=auth["id"])
+            rest.put_integration(restApiId=api_id, resourceId=res["id"], httpMethod=method, type="AWS_PROXY",
+                                 integrationHttpMethod="POST", uri=lambda_uri(fns["backend"]["FunctionArn"]))
+    # A MOCK integration reads the authorizer's output through $context.authorizer.
+    mocked = rest.create_resource(restApiId=api_id, parentId=root, pathPart="mocked")
+    rest.put_method(restApiId=api_id, resourceId=mocked["id"], httpMethod="GET", authorizationType="CUSTOM",
+                    authorizerId=token["id"])
+    rest.put_integration(restApiId=api_id, resourceId=mocked["id"], httpMethod="GET", type="MOCK",
+                         requestTemplates={"application/json": '{"statusCode": 200}'})
+    rest.put_method_response(restApiId=api_id, resourceId=mocked["id"], httpMethod="GET", statusCode="200")
+    rest.put_integration_response(restApiId=api_id, resourceId=mocked["id"], httpMethod="GET", statusCode="200",
+                                  responseTemplates={"application/json": '{"p": "$context.authorizer.principalId", '
+                                                                         '"t": "$context.authorizer.tier"}'})
+    with pytest.raises(ClientError) as e:
+        rest.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="CUSTOM",
+                        authorizerId="nope")
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    rest.create_deployment(restApiId=api_id, stageName="prod")
+
+    def call(method, path, headers=()):
+        status, _, body = send(server, api_id, "prod", method, path, headers=headers)
+        return status, json.loads(body)
+
+    assert call("GET", "/private") == (401, {"message": "Unauthorized"})
+    assert call("GET", "/private", [("Authorization", "nope")]) == (401, {"message": "Unauthorized"})
+    status, body = call("GET", "/private", [("Authorization", "allow")])
+    assert status == 200
+    assert (body["principalId"], body["tier"], body["type"]) == ("user-allow", "gold", "TOKEN")
+    # The policy allows GET only: POST has no matching statement.
+    assert call("POST", "/private", [("Authorization", "allow")]) == (
+        403, {"Message": "User is not authorized to access this resource"})
+    assert call("GET", "/private", [("Authorization", "deny")]) == (
+        403, {"Message": "User is not authorized to access this resource with an explicit deny"})
+    assert call("GET", "/private", [("Authorization", "boom")]) == (500, {"message": None})
+    assert call("GET", "/mocked", [("Authorization", "allow")]) == (200, {"p": "user-allow", "t": "gold"})
+
+    # A REQUEST authorizer with caching: the second request reuses the first result.
+    status, first = call("GET", "/cached?key=allow")
+    assert status == 200 and first["type"] == "REQUEST"
+    status, second = call("GET", "/cached?key=allow")
+    assert status == 200 and second["calls"] == first["calls"]
+    assert call("GET", "/cached")[0] == 401
+
+    with pytest.raises(ClientError) as e:
+        rest.delete_authorizer(restApiId=api_id, authorizerId=token["id"])
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+    updated = rest.update_authorizer(restApiId=api_id, authorizerId=token["id"], patchOperations=[
+        {"op": "replace", "path": "/authorizerResultTtlInSeconds", "value": "60"}])
+    assert updated["authorizerResultTtlInSeconds"] == 60
+    rest.delete_rest_api(restApiId=api_id)
+    for suffix in fns:
+        lam.delete_function(FunctionName="%s-%s" % (name, suffix))

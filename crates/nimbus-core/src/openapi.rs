@@ -226,6 +226,7 @@ pub fn read(doc: &Value) -> AResult<Definition> {
                 Method {
                     http_method: http,
                     authorization_type: "NONE".into(),
+                    authorizer_id: None,
                     api_key_required: false,
                     request_parameters: request_parameters(&params),
                     responses,

@@ -44,6 +44,9 @@ pub struct MethodResponse {
 pub struct Method {
     pub http_method: String,
     pub authorization_type: String,
+    /// With `authorization_type` CUSTOM: the Lambda authorizer.
+    #[serde(default)]
+    pub authorizer_id: Option<String>,
     pub api_key_required: bool,
     pub request_parameters: BTreeMap<String, bool>,
     pub responses: BTreeMap<String, MethodResponse>,
@@ -169,6 +172,86 @@ fn patch_bool(op: &PatchOp) -> AResult<bool> {
     }
 }
 
+/// A Lambda authorizer (`TOKEN` or `REQUEST`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Authorizer {
+    pub id: String,
+    pub name: String,
+    pub authorizer_type: String,
+    pub authorizer_uri: Option<String>,
+    pub identity_source: Option<String>,
+    pub identity_validation_expression: Option<String>,
+    pub ttl_seconds: u32,
+}
+
+/// What PutMethod carries.
+#[derive(Debug, Clone, Default)]
+pub struct MethodInput {
+    pub authorization_type: Option<String>,
+    pub authorizer_id: Option<String>,
+    pub api_key_required: bool,
+    pub request_parameters: BTreeMap<String, bool>,
+}
+
+/// What CreateAuthorizer carries.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizerInput {
+    pub name: Option<String>,
+    pub authorizer_type: Option<String>,
+    pub authorizer_uri: Option<String>,
+    pub identity_source: Option<String>,
+    pub identity_validation_expression: Option<String>,
+    pub ttl_seconds: Option<i64>,
+}
+
+fn check_authorizer(a: &Authorizer) -> AResult<()> {
+    match a.authorizer_type.as_str() {
+        "TOKEN" | "REQUEST" => {}
+        "COGNITO_USER_POOLS" => {
+            return Err(ApiError::BadRequest(
+                "Authorizers of type COGNITO_USER_POOLS are not supported by Nimbus yet; use TOKEN or REQUEST".into(),
+            ));
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid authorizer type '{other}': must be TOKEN, REQUEST or COGNITO_USER_POOLS"
+            )));
+        }
+    }
+    if a.name.is_empty() {
+        return Err(ApiError::BadRequest("Authorizer name is required".into()));
+    }
+    if a.authorizer_uri.is_none() {
+        return Err(ApiError::BadRequest(
+            "AuthorizerUri is required for authorizers of type TOKEN and REQUEST".into(),
+        ));
+    }
+    if a.authorizer_type == "TOKEN"
+        && !a
+            .identity_source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("method.request.header."))
+    {
+        return Err(ApiError::BadRequest(
+            "A TOKEN authorizer needs an identitySource of the form method.request.header.<name>"
+                .into(),
+        ));
+    }
+    if let Some(e) = &a.identity_validation_expression
+        && regex_lite::Regex::new(e).is_err()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid identityValidationExpression: {e}"
+        )));
+    }
+    if a.ttl_seconds > 3600 {
+        return Err(ApiError::BadRequest(
+            "authorizerResultTtlInSeconds must be between 0 and 3600".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestApi {
     pub id: String,
@@ -181,6 +264,8 @@ pub struct RestApi {
     pub deployments: BTreeMap<String, Deployment>,
     pub stages: BTreeMap<String, Stage>,
     pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub authorizers: BTreeMap<String, Authorizer>,
 }
 
 fn now() -> i64 {
@@ -256,6 +341,7 @@ impl RestApis {
             deployments: BTreeMap::new(),
             stages: BTreeMap::new(),
             tags,
+            authorizers: BTreeMap::new(),
         };
         self.save(api).await
     }
@@ -359,10 +445,14 @@ impl RestApis {
         api: &str,
         resource: &str,
         method: &str,
-        authorization_type: Option<String>,
-        api_key_required: bool,
-        request_parameters: BTreeMap<String, bool>,
+        input: MethodInput,
     ) -> AResult<Method> {
+        let MethodInput {
+            authorization_type,
+            authorizer_id,
+            api_key_required,
+            request_parameters,
+        } = input;
         let method = method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             return Err(ApiError::BadRequest(format!(
@@ -371,17 +461,27 @@ impl RestApis {
         }
         let auth = authorization_type
             .ok_or_else(|| ApiError::BadRequest("Authorization type is required".into()))?;
-        if auth != "NONE" {
+        if auth != "NONE" && auth != "CUSTOM" {
             return Err(ApiError::BadRequest(format!(
-                "Authorization type {auth} is not supported by Nimbus yet; use NONE"
+                "Authorization type {auth} is not supported by Nimbus yet; use NONE or CUSTOM"
             )));
         }
         self.change(api, |a| {
+            if auth == "CUSTOM"
+                && !authorizer_id
+                    .as_ref()
+                    .is_some_and(|id| a.authorizers.contains_key(id))
+            {
+                return Err(ApiError::BadRequest(
+                    "Invalid authorizer ID specified. Setting the authorization type to CUSTOM requires a valid authorizer.".into(),
+                ));
+            }
             let r = a.resources.get_mut(resource).ok_or_else(|| {
                 ApiError::NotFound("Invalid Resource identifier specified".into())
             })?;
             let m = Method {
                 http_method: method.clone(),
+                authorizer_id: (auth == "CUSTOM").then(|| authorizer_id.clone()).flatten(),
                 authorization_type: auth,
                 api_key_required,
                 request_parameters,
@@ -475,6 +575,7 @@ impl RestApis {
                     deployments: BTreeMap::new(),
                     stages: BTreeMap::new(),
                     tags: BTreeMap::new(),
+                    authorizers: BTreeMap::new(),
                 }
             }
         };
@@ -832,8 +933,9 @@ impl RestApis {
     ) -> AResult<Method> {
         let method = method.to_ascii_uppercase();
         self.change(api, |a| {
+            let known: Vec<String> = a.authorizers.keys().cloned().collect();
             let m = Self::method_mut(a, resource, &method)?;
-            let allowed = "/authorizationType, /apiKeyRequired, /requestParameters/{name}, /requestModels/{contentType}, /operationName";
+            let allowed = "/authorizationType, /authorizerId, /apiKeyRequired, /requestParameters/{name}, /requestModels/{contentType}, /operationName";
             for op in ops {
                 let (o, p) = (op.op.as_str(), op.path.as_str());
                 if let Some(name) = p.strip_prefix("/requestParameters/") {
@@ -853,18 +955,29 @@ impl RestApis {
                 match (o, p) {
                     ("replace", "/authorizationType") => {
                         let v = patch_value(op)?;
-                        if v != "NONE" {
+                        if v != "NONE" && v != "CUSTOM" {
                             return Err(ApiError::BadRequest(format!(
-                                "Authorization type {v} is not supported by Nimbus yet; use NONE"
+                                "Authorization type {v} is not supported by Nimbus yet; use NONE or CUSTOM"
                             )));
                         }
                         m.authorization_type = v.to_string();
+                        if v == "NONE" {
+                            m.authorizer_id = None;
+                        }
                     }
+                    ("replace", "/authorizerId") => m.authorizer_id = op.value.clone(),
                     ("replace", "/apiKeyRequired") => m.api_key_required = patch_bool(op)?,
                     ("replace", "/operationName") => {}
                     (_, p) if p.starts_with("/requestModels/") => {}
                     _ => return Err(invalid_patch(op, allowed)),
                 }
+            }
+            if m.authorization_type == "CUSTOM"
+                && !m.authorizer_id.as_ref().is_some_and(|id| known.contains(id))
+            {
+                return Err(ApiError::BadRequest(
+                    "Invalid authorizer ID specified. Setting the authorization type to CUSTOM requires a valid authorizer.".into(),
+                ));
             }
             Ok(m.clone())
         })
@@ -980,6 +1093,115 @@ impl RestApis {
                 }
             }
             Ok(r.clone())
+        })
+        .await
+    }
+
+    /// CreateAuthorizer.
+    pub async fn create_authorizer(
+        &self,
+        api: &str,
+        input: AuthorizerInput,
+    ) -> AResult<Authorizer> {
+        let a = Authorizer {
+            id: new_id()[..6].to_string(),
+            name: input.name.unwrap_or_default(),
+            authorizer_type: input.authorizer_type.unwrap_or_default(),
+            authorizer_uri: input.authorizer_uri,
+            identity_source: input.identity_source,
+            identity_validation_expression: input.identity_validation_expression,
+            ttl_seconds: match input.ttl_seconds {
+                None => 300,
+                Some(t) => u32::try_from(t).unwrap_or(u32::MAX),
+            },
+        };
+        check_authorizer(&a)?;
+        self.change(api, |api| {
+            if api.authorizers.values().any(|x| x.name == a.name) {
+                return Err(ApiError::Conflict(format!(
+                    "Authorizer name must be unique. Authorizer {} already exists in this RestApi.",
+                    a.name
+                )));
+            }
+            api.authorizers.insert(a.id.clone(), a.clone());
+            Ok(a)
+        })
+        .await
+    }
+
+    pub fn authorizer(&self, api: &str, id: &str) -> AResult<Authorizer> {
+        self.get(api)?
+            .authorizers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound("Invalid Authorizer identifier specified".into()))
+    }
+
+    /// UpdateAuthorizer: `/name`, `/type`, `/authorizerUri`, `/identitySource`,
+    /// `/identityValidationExpression`, `/authorizerResultTtlInSeconds`.
+    pub async fn update_authorizer(
+        &self,
+        api: &str,
+        id: &str,
+        ops: &[PatchOp],
+    ) -> AResult<Authorizer> {
+        self.change(api, |a| {
+            let auth = a.authorizers.get_mut(id).ok_or_else(|| {
+                ApiError::NotFound("Invalid Authorizer identifier specified".into())
+            })?;
+            let mut next = auth.clone();
+            let allowed = "/name, /type, /authorizerUri, /identitySource, /identityValidationExpression, /authorizerResultTtlInSeconds";
+            for op in ops {
+                if op.op != "replace" {
+                    return Err(invalid_patch(op, allowed));
+                }
+                match op.path.as_str() {
+                    "/name" => next.name = patch_value(op)?.to_string(),
+                    "/type" => next.authorizer_type = patch_value(op)?.to_string(),
+                    "/authorizerUri" => next.authorizer_uri = op.value.clone(),
+                    "/identitySource" => next.identity_source = op.value.clone(),
+                    "/identityValidationExpression" => {
+                        next.identity_validation_expression =
+                            op.value.clone().filter(|v| !v.is_empty())
+                    }
+                    "/authorizerResultTtlInSeconds" => {
+                        let v = patch_value(op)?;
+                        next.ttl_seconds = v.parse().map_err(|_| {
+                            ApiError::BadRequest(format!(
+                                "Invalid authorizerResultTtlInSeconds '{v}': must be an integer from 0 to 3600"
+                            ))
+                        })?;
+                    }
+                    _ => return Err(invalid_patch(op, allowed)),
+                }
+            }
+            check_authorizer(&next)?;
+            *auth = next.clone();
+            Ok(next)
+        })
+        .await
+    }
+
+    /// DeleteAuthorizer: refused while a method uses it.
+    pub async fn delete_authorizer(&self, api: &str, id: &str) -> AResult<()> {
+        self.change(api, |a| {
+            if !a.authorizers.contains_key(id) {
+                return Err(ApiError::NotFound(
+                    "Invalid Authorizer identifier specified".into(),
+                ));
+            }
+            for r in a.resources.values() {
+                for m in r.methods.values() {
+                    if m.authorizer_id.as_deref() == Some(id) {
+                        return Err(ApiError::Conflict(format!(
+                            "Cannot delete authorizer '{id}', is referenced in method: {} {}",
+                            m.http_method, r.path
+                        )));
+                    }
+                }
+            }
+            a.authorizers.remove(id);
+            Ok(())
         })
         .await
     }

@@ -98,6 +98,7 @@ fn render_method(m: &Method) -> Value {
     let mut v = json!({
         "httpMethod": m.http_method,
         "authorizationType": m.authorization_type,
+        "authorizerId": m.authorizer_id,
         "apiKeyRequired": m.api_key_required,
         "requestParameters": m.request_parameters,
         "methodResponses": m.responses.iter().map(|(k, r)| (k.clone(), render_method_response(r))).collect::<Map<_, _>>(),
@@ -324,11 +325,15 @@ async fn put_method(
             &id,
             &rid,
             &m,
-            s(&v, "authorizationType"),
-            v.get("apiKeyRequired")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            bools(&v, "requestParameters"),
+            nimbus_core::rest_apis::MethodInput {
+                authorization_type: s(&v, "authorizationType"),
+                authorizer_id: s(&v, "authorizerId"),
+                api_key_required: v
+                    .get("apiKeyRequired")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                request_parameters: bools(&v, "requestParameters"),
+            },
         )
         .await?;
     Ok(reply(StatusCode::CREATED, render_method(&method)))
@@ -619,6 +624,77 @@ async fn update_integration_response(
     Ok(reply(StatusCode::OK, render_integration_response(&r)))
 }
 
+fn render_authorizer(a: &nimbus_core::rest_apis::Authorizer) -> Value {
+    let mut v = json!({
+        "id": a.id,
+        "name": a.name,
+        "type": a.authorizer_type,
+        "authType": "custom",
+        "authorizerResultTtlInSeconds": a.ttl_seconds,
+    });
+    if let Some(u) = &a.authorizer_uri {
+        v["authorizerUri"] = json!(u);
+    }
+    if let Some(i) = &a.identity_source {
+        v["identitySource"] = json!(i);
+    }
+    if let Some(e) = &a.identity_validation_expression {
+        v["identityValidationExpression"] = json!(e);
+    }
+    v
+}
+
+async fn create_authorizer(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let a = core
+        .rest_apis
+        .create_authorizer(
+            &id,
+            nimbus_core::rest_apis::AuthorizerInput {
+                name: s(&v, "name"),
+                authorizer_type: s(&v, "type"),
+                authorizer_uri: s(&v, "authorizerUri"),
+                identity_source: s(&v, "identitySource"),
+                identity_validation_expression: s(&v, "identityValidationExpression"),
+                ttl_seconds: v
+                    .get("authorizerResultTtlInSeconds")
+                    .and_then(Value::as_i64),
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_authorizer(&a)))
+}
+
+async fn get_authorizers(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "item": a.authorizers.values().map(render_authorizer).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
+    Ok(reply(
+        StatusCode::OK,
+        render_authorizer(&core.rest_apis.authorizer(&id, &aid)?),
+    ))
+}
+
+async fn update_authorizer(
+    State(core): State<Core>,
+    Path((id, aid)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let a = core.rest_apis.update_authorizer(&id, &aid, &ops).await?;
+    Ok(reply(StatusCode::OK, render_authorizer(&a)))
+}
+
+async fn delete_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
+    core.rest_apis.delete_authorizer(&id, &aid).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
 pub fn routes() -> Router<Core> {
     Router::new()
         .route("/restapis", post(create_api).get(get_apis))
@@ -671,6 +747,16 @@ pub fn routes() -> Router<Core> {
             "/restapis/{id}/deployments/{did}",
             get(get_deployment).delete(delete_deployment),
         )
+        .route(
+            "/restapis/{id}/authorizers",
+            post(create_authorizer).get(get_authorizers),
+        )
+        .route(
+            "/restapis/{id}/authorizers/{aid}",
+            get(get_authorizer)
+                .patch(update_authorizer)
+                .delete(delete_authorizer),
+        )
         .route("/restapis/{id}/stages", post(create_stage).get(get_stages))
         .route(
             "/restapis/{id}/stages/{name}",
@@ -700,6 +786,21 @@ fn apply_response_parameters(resp: &mut Response, params: &BTreeMap<String, Stri
             resp.headers_mut().insert(n, v);
         }
     }
+}
+
+/// A query string's parameters, decoded, each with all of its values.
+fn query_multi(query: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let d = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        out.entry(d(k)).or_default().push(d(v));
+    }
+    out
 }
 
 /// Whether a media type (a `Content-Type` or one entry of `Accept`) is one of the API's
@@ -822,7 +923,7 @@ pub async fn serve(
         ));
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let context = json!({
+    let mut context = json!({
         "requestId": request_id,
         "extendedRequestId": request_id,
         "apiId": api.id,
@@ -838,6 +939,52 @@ pub async fn serve(
         "requestTimeEpoch": chrono::Utc::now().timestamp_millis(),
     });
     let query = parts.uri.query().unwrap_or("").to_string();
+    // A Lambda authorizer decides before the integration runs; its principal and context
+    // reach the integration as `$context.authorizer.*` / `requestContext.authorizer`.
+    let mut authorized: Option<Value> = None;
+    if method.authorization_type == "CUSTOM" {
+        let Some(authorizer) = method
+            .authorizer_id
+            .as_ref()
+            .and_then(|id| api.authorizers.get(id))
+        else {
+            return Some(
+                crate::authorizer::Outcome::Failure
+                    .refusal()
+                    .unwrap_or_else(internal_error),
+            );
+        };
+        let multi = query_multi(&query);
+        let outcome = crate::authorizer::authorize(
+            core,
+            authorizer,
+            &crate::authorizer::Request {
+                api_id: &api.id,
+                stage: &st.name,
+                stage_variables: &st.variables,
+                method: &method_name,
+                path,
+                resource_path: &resource.path,
+                headers: &parts.headers,
+                query: &multi,
+                path_params: &params,
+                request_context: &context,
+            },
+        )
+        .await;
+        if let Some(refusal) = outcome.refusal() {
+            return Some(refusal);
+        }
+        if let crate::authorizer::Outcome::Allow {
+            principal_id,
+            context: mut extra,
+        } = outcome
+        {
+            extra.insert("principalId".into(), Value::String(principal_id));
+            context["authorizer"] = Value::Object(extra.clone());
+            authorized = Some(Value::Object(extra));
+        }
+    }
     let mut resp = match integration.integration_type.as_str() {
         "AWS_PROXY" => {
             let info = RequestInfo {
@@ -877,6 +1024,9 @@ pub async fn serve(
                 Some(binary_in),
             );
             event["requestContext"]["resourceId"] = json!(resource.id);
+            if let Some(a) = &authorized {
+                event["requestContext"]["authorizer"] = a.clone();
+            }
             if !params.is_empty() {
                 event["pathParameters"] = json!(params);
             }

@@ -7,6 +7,7 @@
 
 pub mod apigw_rest;
 pub mod apigwv2;
+pub mod authorizer;
 pub mod cors;
 pub mod error;
 pub mod front_door;

@@ -1,0 +1,410 @@
+//! REST API Lambda authorizers at request time: the identity taken from the request (a token
+//! header for `TOKEN`, the identity sources for `REQUEST`), the authorizer function invoked with
+//! API Gateway's event, its IAM policy evaluated against the method ARN (explicit deny wins,
+//! `*`/`?` wildcards), results cached per identity for the authorizer's TTL, and the principal
+//! and `context` handed on to the integration.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use nimbus_core::Core;
+use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::rest_apis::Authorizer;
+use serde_json::{Map, Value, json};
+
+use crate::apigwv2::{function_of, reply};
+
+/// What an authorizer decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The principal and the authorizer's `context` (values stringified, as API Gateway
+    /// passes them on).
+    Allow {
+        principal_id: String,
+        context: Map<String, Value>,
+    },
+    Unauthorized,
+    Denied {
+        explicit: bool,
+    },
+    Failure,
+}
+
+impl Outcome {
+    /// API Gateway's answer when the request may not proceed.
+    pub fn refusal(&self) -> Option<Response> {
+        let mut r = match self {
+            Outcome::Allow { .. } => return None,
+            Outcome::Unauthorized => {
+                reply(StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"}))
+            }
+            Outcome::Denied { explicit: true } => reply(
+                StatusCode::FORBIDDEN,
+                json!({"Message": "User is not authorized to access this resource with an explicit deny"}),
+            ),
+            Outcome::Denied { explicit: false } => reply(
+                StatusCode::FORBIDDEN,
+                json!({"Message": "User is not authorized to access this resource"}),
+            ),
+            Outcome::Failure => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": null})),
+        };
+        let kind = match self {
+            Outcome::Unauthorized => "UnauthorizedException",
+            Outcome::Denied { .. } => "AccessDeniedException",
+            _ => "AuthorizerConfigurationException",
+        };
+        r.headers_mut()
+            .insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        Some(r)
+    }
+}
+
+/// The request as an authorizer sees it.
+pub struct Request<'a> {
+    pub api_id: &'a str,
+    pub stage: &'a str,
+    pub stage_variables: &'a BTreeMap<String, String>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub resource_path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub query: &'a BTreeMap<String, Vec<String>>,
+    pub path_params: &'a BTreeMap<String, String>,
+    pub request_context: &'a Value,
+}
+
+/// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}`.
+pub fn method_arn(region: &str, account: &str, r: &Request<'_>) -> String {
+    format!(
+        "arn:aws:execute-api:{region}:{account}:{}/{}/{}/{}",
+        r.api_id,
+        r.stage,
+        r.method,
+        r.path.trim_start_matches('/')
+    )
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The identity source values, or `None` when one is missing or empty.
+fn identity(a: &Authorizer, r: &Request<'_>) -> Option<Vec<String>> {
+    let sources = a.identity_source.as_deref().unwrap_or("");
+    let mut out = Vec::new();
+    for s in sources.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let v = if let Some(h) = s.strip_prefix("method.request.header.") {
+            header(r.headers, h).map(str::to_string)
+        } else if let Some(q) = s.strip_prefix("method.request.querystring.") {
+            r.query.get(q).and_then(|v| v.last()).cloned()
+        } else if let Some(v) = s.strip_prefix("stageVariables.") {
+            r.stage_variables.get(v).cloned()
+        } else if let Some(c) = s.strip_prefix("context.") {
+            r.request_context
+                .pointer(&format!("/{}", c.replace('.', "/")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+        } else {
+            None
+        };
+        out.push(v.filter(|v| !v.is_empty())?);
+    }
+    Some(out)
+}
+
+/// Whether an IAM pattern (`*` any run, `?` one character) matches.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut re = String::from("^");
+    for c in pattern.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex_lite::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex_lite::Regex::new(&re).is_ok_and(|r| r.is_match(text))
+}
+
+fn one_or_many(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Evaluates a policy document for `execute-api:Invoke` on `arn`: `Some(true)` allowed,
+/// `Some(false)` denied explicitly, `None` no statement applies. `Err` for a malformed policy.
+fn evaluate(policy: &Value, arn: &str) -> Result<Option<bool>, ()> {
+    let statements = match policy.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
+        Some(s @ Value::Object(_)) => vec![s],
+        _ => return Err(()),
+    };
+    let mut allowed = false;
+    for s in statements {
+        let effect = s.get("Effect").and_then(Value::as_str).ok_or(())?;
+        let applies = one_or_many(s.get("Action"))
+            .iter()
+            .any(|a| glob(&a.to_ascii_lowercase(), "execute-api:invoke"))
+            && one_or_many(s.get("Resource")).iter().any(|r| glob(r, arn));
+        if !applies {
+            continue;
+        }
+        match effect {
+            "Deny" => return Ok(Some(false)),
+            "Allow" => allowed = true,
+            _ => return Err(()),
+        }
+    }
+    Ok(allowed.then_some(true))
+}
+
+type Cached = (Instant, Value);
+
+/// Results cached by (authorizer, identity); the policy is evaluated for each request.
+fn cache() -> &'static Mutex<HashMap<String, Cached>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Runs the authorizer for a request.
+pub async fn authorize(core: &Core, a: &Authorizer, r: &Request<'_>) -> Outcome {
+    let arn = method_arn(&core.settings.region, &core.settings.account_id, r);
+    let identity = identity(a, r);
+    let token = match a.authorizer_type.as_str() {
+        "TOKEN" => {
+            let Some(t) = identity.as_ref().and_then(|i| i.first()).cloned() else {
+                return Outcome::Unauthorized;
+            };
+            if let Some(expr) = &a.identity_validation_expression
+                && !regex_lite::Regex::new(&format!("^(?:{expr})$")).is_ok_and(|re| re.is_match(&t))
+            {
+                return Outcome::Unauthorized;
+            }
+            Some(t)
+        }
+        _ => {
+            if identity.is_none() && a.ttl_seconds > 0 {
+                return Outcome::Unauthorized;
+            }
+            None
+        }
+    };
+    let key = format!(
+        "{}/{}/{}",
+        r.api_id,
+        a.id,
+        identity
+            .as_ref()
+            .map(|i| i.join("\u{0}"))
+            .unwrap_or_default()
+    );
+    let cached = (a.ttl_seconds > 0)
+        .then(|| {
+            let c = cache().lock().unwrap_or_else(|e| e.into_inner());
+            c.get(&key)
+                .filter(|(until, _)| *until > Instant::now())
+                .map(|(_, v)| v.clone())
+        })
+        .flatten();
+    let output = match cached {
+        Some(v) => v,
+        None => {
+            let event = match token {
+                Some(t) => json!({"type": "TOKEN", "authorizationToken": t, "methodArn": arn}),
+                None => request_event(r, &arn),
+            };
+            let Some(target) = a.authorizer_uri.as_deref().and_then(function_of) else {
+                return Outcome::Failure;
+            };
+            let result = core
+                .invoke
+                .invoke(InvokeInput {
+                    target,
+                    payload: event.to_string().into(),
+                    invocation_type: InvocationType::RequestResponse,
+                    log_tail: false,
+                    client_context: None,
+                    trace_header: None,
+                })
+                .await;
+            let Ok(result) = result else {
+                return Outcome::Failure;
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(&result.payload) else {
+                return Outcome::Failure;
+            };
+            if result.function_error {
+                return if v.get("errorMessage").and_then(Value::as_str) == Some("Unauthorized") {
+                    Outcome::Unauthorized
+                } else {
+                    Outcome::Failure
+                };
+            }
+            if a.ttl_seconds > 0 {
+                let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+                if c.len() > 10_000 {
+                    let now = Instant::now();
+                    c.retain(|_, (until, _)| *until > now);
+                }
+                c.insert(
+                    key,
+                    (
+                        Instant::now() + Duration::from_secs(u64::from(a.ttl_seconds)),
+                        v.clone(),
+                    ),
+                );
+            }
+            v
+        }
+    };
+    decide(&output, &arn)
+}
+
+/// The outcome of an authorizer's output for a method ARN.
+pub fn decide(output: &Value, arn: &str) -> Outcome {
+    let (Some(principal), Some(policy)) = (output.get("principalId"), output.get("policyDocument"))
+    else {
+        return Outcome::Failure;
+    };
+    let principal_id = match principal {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut context = Map::new();
+    if let Some(c) = output.get("context") {
+        let Some(obj) = c.as_object() else {
+            return Outcome::Failure;
+        };
+        for (k, v) in obj {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(_) | Value::Bool(_) => v.to_string(),
+                Value::Null => continue,
+                // Objects and arrays are not allowed in an authorizer's context.
+                _ => return Outcome::Failure,
+            };
+            context.insert(k.clone(), Value::String(s));
+        }
+    }
+    match evaluate(policy, arn) {
+        Err(()) => Outcome::Failure,
+        Ok(Some(true)) => Outcome::Allow {
+            principal_id,
+            context,
+        },
+        Ok(Some(false)) => Outcome::Denied { explicit: true },
+        Ok(None) => Outcome::Denied { explicit: false },
+    }
+}
+
+fn request_event(r: &Request<'_>, arn: &str) -> Value {
+    let mut headers = Map::new();
+    let mut multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in r.headers {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        headers.insert(k.as_str().to_string(), json!(v));
+        multi.entry(k.as_str().to_string()).or_default().push(v);
+    }
+    let single: Map<String, Value> = r
+        .query
+        .iter()
+        .filter_map(|(k, v)| v.last().map(|l| (k.clone(), json!(l))))
+        .collect();
+    json!({
+        "type": "REQUEST",
+        "methodArn": arn,
+        "resource": r.resource_path,
+        "path": r.path,
+        "httpMethod": r.method,
+        "headers": headers,
+        "multiValueHeaders": multi,
+        "queryStringParameters": single,
+        "multiValueQueryStringParameters": r.query,
+        "pathParameters": r.path_params,
+        "stageVariables": r.stage_variables,
+        "requestContext": r.request_context,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/pets/7";
+
+    fn policy(effect: &str, resource: Value) -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]})
+    }
+
+    #[test]
+    fn policies_are_evaluated_like_iam() {
+        assert_eq!(evaluate(&policy("Allow", json!(ARN)), ARN), Ok(Some(true)));
+        assert_eq!(
+            evaluate(
+                &policy(
+                    "Allow",
+                    json!("arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/*")
+                ),
+                ARN
+            ),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            evaluate(
+                &policy("Allow", json!(["arn:aws:execute-api:*:*:abc/*/POST/*"])),
+                ARN
+            ),
+            Ok(None)
+        );
+        let both = json!({"Statement": [
+            {"Action": "execute-api:*", "Effect": "Allow", "Resource": "*"},
+            {"Action": ["execute-api:Invoke"], "Effect": "Deny", "Resource": ARN},
+        ]});
+        assert_eq!(evaluate(&both, ARN), Ok(Some(false)));
+        assert_eq!(evaluate(&json!({"Statement": "x"}), ARN), Err(()));
+    }
+
+    #[test]
+    fn outputs_become_outcomes() {
+        let out = json!({"principalId": "u1", "policyDocument": policy("Allow", json!("*")), "context": {"tier": "gold", "n": 5, "ok": true}});
+        assert_eq!(
+            decide(&out, ARN),
+            Outcome::Allow {
+                principal_id: "u1".into(),
+                context: json!({"tier": "gold", "n": "5", "ok": "true"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            }
+        );
+        let nested = json!({"principalId": "u1", "policyDocument": policy("Allow", json!("*")), "context": {"o": {}}});
+        assert_eq!(decide(&nested, ARN), Outcome::Failure);
+        assert_eq!(decide(&json!({"principalId": "u"}), ARN), Outcome::Failure);
+        assert_eq!(
+            decide(
+                &json!({"principalId": "u", "policyDocument": policy("Deny", json!("*"))}),
+                ARN
+            ),
+            Outcome::Denied { explicit: true }
+        );
+        assert!(Outcome::Unauthorized.refusal().is_some());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("a*c", "abbbc"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "abbc"));
+        assert!(glob("*", ""));
+        assert!(!glob("a.c", "abc"));
+    }
+}
