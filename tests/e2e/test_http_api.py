@@ -5,7 +5,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import create_python, raw_request, unique
+from conftest import ROLE, create_python, make_zip, raw_request, unique
 
 
 def request(api_endpoint, method, path, body=None, headers=None):
@@ -131,3 +131,75 @@ def test_import_and_reimport_openapi(lam, apigw):
                               "      x-amazon-apigateway-integration: {type: aws_proxy}\n")
     assert e.value.response["Error"]["Code"] == "BadRequestException"
     apigw.delete_api(ApiId=api_id)
+
+
+HTTP_AUTHORIZER = '''
+def handler(event, context):
+    token = event["headers"].get("authorization")
+    if token == "boom":
+        raise RuntimeError("boom")
+    if event.get("version") == "2.0":
+        return {"isAuthorized": token == "allow", "context": {"user": "u-" + str(token), "route": event["routeKey"]}}
+    effect = "Allow" if token == "allow" else "Deny"
+    return {"principalId": "p-" + token, "context": {"via": "iam"},
+            "policyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": effect, "Resource": event["methodArn"]}]}}
+'''
+
+
+def test_lambda_authorizers(lam, apigw):
+    name = unique("httpauth")
+    fn = create_python(lam, name)["FunctionArn"]
+    lam.create_function(FunctionName=name + "-auth", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": make_zip({"app.py": HTTP_AUTHORIZER})})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name + "-auth", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    auth_arn = lam.get_function(FunctionName=name + "-auth")["Configuration"]["FunctionArn"]
+    api = apigw.create_api(Name=name, ProtocolType="HTTP")
+    api_id = api["ApiId"]
+    simple = apigw.create_authorizer(ApiId=api_id, Name="simple", AuthorizerType="REQUEST", AuthorizerUri=auth_arn,
+                                     IdentitySource=["$request.header.Authorization"],
+                                     AuthorizerPayloadFormatVersion="2.0", EnableSimpleResponses=True)
+    iam = apigw.create_authorizer(ApiId=api_id, Name="iam", AuthorizerType="REQUEST", AuthorizerUri=auth_arn,
+                                  IdentitySource=["$request.header.Authorization"],
+                                  AuthorizerPayloadFormatVersion="1.0", AuthorizerResultTtlInSeconds=0)
+    with pytest.raises(ClientError) as e:
+        apigw.create_authorizer(ApiId=api_id, Name="jwt", AuthorizerType="JWT", IdentitySource=["$request.header.A"],
+                                JwtConfiguration={"Issuer": "https://issuer.example"})
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    integ = apigw.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=fn,
+                                     PayloadFormatVersion="2.0")
+    target = "integrations/" + integ["IntegrationId"]
+    route = apigw.create_route(ApiId=api_id, RouteKey="GET /simple", Target=target, AuthorizationType="CUSTOM",
+                               AuthorizerId=simple["AuthorizerId"])
+    assert (route["AuthorizationType"], route["AuthorizerId"]) == ("CUSTOM", simple["AuthorizerId"])
+    apigw.create_route(ApiId=api_id, RouteKey="GET /iam", Target=target, AuthorizationType="CUSTOM",
+                       AuthorizerId=iam["AuthorizerId"])
+    apigw.create_route(ApiId=api_id, RouteKey="GET /open", Target=target)
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    url = api["ApiEndpoint"]
+
+    def call(path, token=None):
+        status, _, body = request(url, "GET", path, headers={"Authorization": token} if token else None)
+        return status, json.loads(body)
+
+    assert call("/simple") == (401, {"message": "Unauthorized"})
+    assert call("/simple", "nope") == (403, {"message": "Forbidden"})
+    assert call("/simple", "boom") == (500, {"message": "Internal Server Error"})
+    status, out = call("/simple", "allow")
+    assert status == 200
+    assert out["event"]["requestContext"]["authorizer"] == {"lambda": {"user": "u-allow", "route": "GET /simple"}}
+    status, out = call("/iam", "allow")
+    assert status == 200
+    assert out["event"]["requestContext"]["authorizer"] == {"lambda": {"via": "iam"}, "principalId": "p-allow"}
+    assert call("/iam", "deny") == (403, {"message": "Forbidden"})
+    assert call("/open")[0] == 200
+
+    assert len(apigw.get_authorizers(ApiId=api_id)["Items"]) == 2
+    with pytest.raises(ClientError) as e:
+        apigw.delete_authorizer(ApiId=api_id, AuthorizerId=simple["AuthorizerId"])
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+    apigw.update_route(ApiId=api_id, RouteId=route["RouteId"], AuthorizationType="NONE")
+    assert call("/simple")[0] == 200
+    apigw.delete_authorizer(ApiId=api_id, AuthorizerId=simple["AuthorizerId"])
+    apigw.delete_api(ApiId=api_id)
+    lam.delete_function(FunctionName=name + "-auth")

@@ -28,6 +28,41 @@ pub struct Route {
     pub id: String,
     pub route_key: String,
     pub target: Option<String>,
+    /// With `authorizationType` CUSTOM: the Lambda authorizer.
+    #[serde(default)]
+    pub authorizer_id: Option<String>,
+}
+
+/// A Lambda authorizer of an HTTP API (`REQUEST`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Authorizer {
+    pub id: String,
+    pub name: String,
+    pub authorizer_uri: String,
+    /// `$request.header.X`, `$request.querystring.X`, `$context.X`, `$stageVariables.X`.
+    pub identity_source: Vec<String>,
+    pub payload_format_version: String,
+    pub simple_responses: bool,
+    pub ttl_seconds: u32,
+}
+
+/// What CreateAuthorizer / UpdateAuthorizer carry.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizerInput {
+    pub name: Option<String>,
+    pub authorizer_type: Option<String>,
+    pub authorizer_uri: Option<String>,
+    pub identity_source: Option<Vec<String>>,
+    pub payload_format_version: Option<String>,
+    pub simple_responses: Option<bool>,
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A route's authorization: `NONE`, or `CUSTOM` with an authorizer.
+#[derive(Debug, Clone, Default)]
+pub struct RouteAuth {
+    pub authorization_type: Option<String>,
+    pub authorizer_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +110,8 @@ pub struct HttpApi {
     /// `corsConfiguration`: preflights answered and headers added by the gateway.
     #[serde(default)]
     pub cors: Option<crate::cors::Cors>,
+    #[serde(default)]
+    pub authorizers: BTreeMap<String, Authorizer>,
 }
 
 /// Errors in API Gateway's vocabulary.
@@ -118,6 +155,119 @@ pub struct IntegrationInput {
     pub payload_format_version: Option<String>,
     pub timeout_ms: Option<i64>,
     pub description: Option<String>,
+}
+
+/// Applies CreateAuthorizer/UpdateAuthorizer fields to an authorizer and checks the result.
+fn authorizer_from(mut a: Authorizer, i: AuthorizerInput, creating: bool) -> AResult<Authorizer> {
+    match i.authorizer_type.as_deref() {
+        Some("REQUEST") => {}
+        None if !creating => {}
+        Some("JWT") => {
+            return Err(ApiError::BadRequest(
+                "JWT authorizers are not supported by Nimbus yet; use a Lambda (REQUEST) authorizer".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid AuthorizerType {other}: must be REQUEST or JWT"
+            )));
+        }
+        None => return Err(ApiError::BadRequest("AuthorizerType is required".into())),
+    }
+    if let Some(n) = i.name {
+        a.name = n;
+    }
+    if let Some(u) = i.authorizer_uri {
+        a.authorizer_uri = u;
+    }
+    if let Some(s) = i.identity_source {
+        a.identity_source = s;
+    }
+    if let Some(v) = i.payload_format_version {
+        a.payload_format_version = v;
+    }
+    if let Some(b) = i.simple_responses {
+        a.simple_responses = b;
+    }
+    if let Some(t) = i.ttl_seconds {
+        a.ttl_seconds = u32::try_from(t)
+            .ok()
+            .filter(|t| *t <= 3600)
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "AuthorizerResultTtlInSeconds must be between 0 and 3600".into(),
+                )
+            })?;
+    }
+    if a.name.is_empty() {
+        return Err(ApiError::BadRequest("Name is required".into()));
+    }
+    if a.authorizer_uri.is_empty() {
+        return Err(ApiError::BadRequest(
+            "AuthorizerUri is required for a REQUEST authorizer".into(),
+        ));
+    }
+    if a.payload_format_version != "1.0" && a.payload_format_version != "2.0" {
+        return Err(ApiError::BadRequest(
+            "AuthorizerPayloadFormatVersion is required for a REQUEST authorizer: 1.0 or 2.0"
+                .into(),
+        ));
+    }
+    if a.simple_responses && a.payload_format_version != "2.0" {
+        return Err(ApiError::BadRequest(
+            "EnableSimpleResponses is only supported with AuthorizerPayloadFormatVersion 2.0"
+                .into(),
+        ));
+    }
+    let prefixes = [
+        "$request.header.",
+        "$request.querystring.",
+        "$context.",
+        "$stageVariables.",
+    ];
+    if let Some(bad) = a
+        .identity_source
+        .iter()
+        .find(|s| !prefixes.iter().any(|p| s.starts_with(p)))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid identity source {bad}: use $request.header.<name>, $request.querystring.<name>, $context.<name> or $stageVariables.<name>"
+        )));
+    }
+    if a.ttl_seconds > 0 && a.identity_source.is_empty() {
+        return Err(ApiError::BadRequest(
+            "IdentitySource is required when authorizer caching is enabled".into(),
+        ));
+    }
+    Ok(a)
+}
+
+/// The authorizer a route ends up with after a Create/UpdateRoute's authorization fields.
+fn route_authorizer(
+    a: &HttpApi,
+    auth: &RouteAuth,
+    current: Option<String>,
+) -> AResult<Option<String>> {
+    let id = match auth.authorization_type.as_deref() {
+        None => auth.authorizer_id.clone().or(current),
+        Some("NONE") => return Ok(None),
+        Some("CUSTOM") => auth.authorizer_id.clone().or(current),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "AuthorizationType {other} is not supported by Nimbus yet; use NONE or CUSTOM"
+            )));
+        }
+    };
+    match id {
+        Some(id) if a.authorizers.contains_key(&id) => Ok(Some(id)),
+        Some(id) => Err(ApiError::BadRequest(format!(
+            "Invalid authorizer id {id}: no such authorizer in this API"
+        ))),
+        None if auth.authorization_type.as_deref() == Some("CUSTOM") => Err(ApiError::BadRequest(
+            "AuthorizationType CUSTOM requires an AuthorizerId".into(),
+        )),
+        None => Ok(None),
+    }
 }
 
 fn now() -> String {
@@ -360,6 +510,7 @@ impl HttpApis {
             stages: BTreeMap::new(),
             deployments: BTreeMap::new(),
             cors: input.cors,
+            authorizers: BTreeMap::new(),
         };
         if let Some(target) = input.target {
             let i = Self::integration(IntegrationInput {
@@ -374,6 +525,7 @@ impl HttpApis {
                 id: new_id()[..7].to_string(),
                 route_key: key,
                 target: Some(format!("integrations/{}", i.id)),
+                authorizer_id: None,
             };
             api.integrations.insert(i.id.clone(), i);
             api.routes.insert(r.id.clone(), r);
@@ -451,6 +603,7 @@ impl HttpApis {
                 id: new_id()[..7].to_string(),
                 route_key: key,
                 target,
+                authorizer_id: None,
             };
             routes.insert(r.id.clone(), r);
         }
@@ -500,6 +653,74 @@ impl HttpApis {
         }
     }
 
+    /// CreateAuthorizer (Lambda `REQUEST` authorizers; JWT is refused until Nimbus fetches keys).
+    pub async fn create_authorizer(
+        &self,
+        api: &str,
+        input: AuthorizerInput,
+    ) -> AResult<Authorizer> {
+        let a = authorizer_from(
+            Authorizer {
+                id: new_id()[..6].to_string(),
+                name: String::new(),
+                authorizer_uri: String::new(),
+                identity_source: Vec::new(),
+                payload_format_version: String::new(),
+                simple_responses: false,
+                ttl_seconds: 0,
+            },
+            input,
+            true,
+        )?;
+        self.change(api, |api| {
+            api.authorizers.insert(a.id.clone(), a.clone());
+            Ok(a)
+        })
+        .await
+    }
+
+    /// UpdateAuthorizer: the given fields replace the authorizer's.
+    pub async fn update_authorizer(
+        &self,
+        api: &str,
+        id: &str,
+        input: AuthorizerInput,
+    ) -> AResult<Authorizer> {
+        self.change(api, |a| {
+            let current = a.authorizers.get(id).cloned().ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid Authorizer identifier specified {id}"))
+            })?;
+            let next = authorizer_from(current, input, false)?;
+            a.authorizers.insert(id.to_string(), next.clone());
+            Ok(next)
+        })
+        .await
+    }
+
+    /// DeleteAuthorizer: refused while a route uses it.
+    pub async fn delete_authorizer(&self, api: &str, id: &str) -> AResult<()> {
+        self.change(api, |a| {
+            if !a.authorizers.contains_key(id) {
+                return Err(ApiError::NotFound(format!(
+                    "Invalid Authorizer identifier specified {id}"
+                )));
+            }
+            if let Some(r) = a
+                .routes
+                .values()
+                .find(|r| r.authorizer_id.as_deref() == Some(id))
+            {
+                return Err(ApiError::Conflict(format!(
+                    "Cannot delete authorizer {id}: route {} uses it",
+                    r.route_key
+                )));
+            }
+            a.authorizers.remove(id);
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn create_integration(
         &self,
         api: &str,
@@ -518,10 +739,12 @@ impl HttpApis {
         api: &str,
         key: Option<String>,
         target: Option<String>,
+        auth: RouteAuth,
     ) -> AResult<Route> {
         let key = key.ok_or_else(|| ApiError::BadRequest("RouteKey is required".into()))?;
         check_route_key(&key)?;
         self.change(api, |a| {
+            let authorizer_id = route_authorizer(a, &auth, None)?;
             if a.routes.values().any(|r| r.route_key == key) {
                 return Err(ApiError::Conflict(format!(
                     "Unable to create route {key}. A route with that key already exists."
@@ -539,6 +762,7 @@ impl HttpApis {
                 id: new_id()[..7].to_string(),
                 route_key: key,
                 target,
+                authorizer_id,
             };
             a.routes.insert(r.id.clone(), r.clone());
             Ok(r)
@@ -581,11 +805,14 @@ impl HttpApis {
         route: &str,
         key: Option<String>,
         target: Option<String>,
+        auth: RouteAuth,
     ) -> AResult<Route> {
         if let Some(k) = &key {
             check_route_key(k)?;
         }
         self.change(api, |a| {
+            let current = a.routes.get(route).and_then(|r| r.authorizer_id.clone());
+            let authorizer_id = route_authorizer(a, &auth, current)?;
             if let Some(t) = &target {
                 let id = t.strip_prefix("integrations/").unwrap_or("");
                 if !a.integrations.contains_key(id) {
@@ -609,6 +836,7 @@ impl HttpApis {
             if let Some(k) = key {
                 r.route_key = k;
             }
+            r.authorizer_id = authorizer_id;
             if target.is_some() {
                 r.target = target;
             }
@@ -923,6 +1151,7 @@ mod tests {
                 id: i.to_string(),
                 route_key: k.to_string(),
                 target: None,
+                authorizer_id: None,
             })
             .collect()
     }

@@ -789,7 +789,7 @@ fn apply_response_parameters(resp: &mut Response, params: &BTreeMap<String, Stri
 }
 
 /// A query string's parameters, decoded, each with all of its values.
-fn query_multi(query: &str) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn query_multi(query: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let d = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
@@ -1003,6 +1003,7 @@ pub async fn serve(
                 id: resource.id.clone(),
                 route_key: format!("{method_name} {}", resource.path),
                 target: None,
+                authorizer_id: None,
             };
             let header = |n: &str| {
                 parts

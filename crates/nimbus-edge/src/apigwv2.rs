@@ -150,14 +150,97 @@ fn render_route(r: &Route) -> Value {
     let mut v = json!({
         "routeId": r.id,
         "routeKey": r.route_key,
-        "authorizationType": "NONE",
+        "authorizationType": if r.authorizer_id.is_some() { "CUSTOM" } else { "NONE" },
         "apiKeyRequired": false,
         "apiGatewayManaged": false,
     });
     if let Some(t) = &r.target {
         v["target"] = json!(t);
     }
+    if let Some(a) = &r.authorizer_id {
+        v["authorizerId"] = json!(a);
+    }
     v
+}
+
+fn route_auth(v: &Value) -> nimbus_core::http_apis::RouteAuth {
+    nimbus_core::http_apis::RouteAuth {
+        authorization_type: s(v, "authorizationType"),
+        authorizer_id: s(v, "authorizerId"),
+    }
+}
+
+fn render_authorizer(a: &nimbus_core::http_apis::Authorizer) -> Value {
+    json!({
+        "authorizerId": a.id,
+        "name": a.name,
+        "authorizerType": "REQUEST",
+        "authorizerUri": a.authorizer_uri,
+        "identitySource": a.identity_source,
+        "authorizerPayloadFormatVersion": a.payload_format_version,
+        "enableSimpleResponses": a.simple_responses,
+        "authorizerResultTtlInSeconds": a.ttl_seconds,
+    })
+}
+
+fn authorizer_input(v: &Value) -> nimbus_core::http_apis::AuthorizerInput {
+    nimbus_core::http_apis::AuthorizerInput {
+        name: s(v, "name"),
+        authorizer_type: s(v, "authorizerType"),
+        authorizer_uri: s(v, "authorizerUri"),
+        identity_source: v.get("identitySource").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        }),
+        payload_format_version: s(v, "authorizerPayloadFormatVersion"),
+        simple_responses: v.get("enableSimpleResponses").and_then(Value::as_bool),
+        ttl_seconds: v
+            .get("authorizerResultTtlInSeconds")
+            .and_then(Value::as_i64),
+    }
+}
+
+async fn create_authorizer(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let a = core
+        .http_apis
+        .create_authorizer(&id, authorizer_input(&v))
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_authorizer(&a)))
+}
+
+async fn get_authorizers(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let items: Vec<Value> = a.authorizers.values().map(render_authorizer).collect();
+    Ok(reply(StatusCode::OK, json!({ "items": items })))
+}
+
+async fn get_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
+    let a = core.http_apis.get(&id)?;
+    let au = a
+        .authorizers
+        .get(&aid)
+        .ok_or_else(|| not_found_in("Authorizer", &aid))?;
+    Ok(reply(StatusCode::OK, render_authorizer(au)))
+}
+
+async fn update_authorizer(
+    State(core): State<Core>,
+    Path((id, aid)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let a = core
+        .http_apis
+        .update_authorizer(&id, &aid, authorizer_input(&v))
+        .await?;
+    Ok(reply(StatusCode::OK, render_authorizer(&a)))
+}
+
+async fn delete_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
+    core.http_apis.delete_authorizer(&id, &aid).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn route_settings(rate: Option<f64>, burst: Option<u32>) -> Value {
@@ -320,7 +403,7 @@ async fn create_route(State(core): State<Core>, Path(id): Path<String>, body: By
     let v = parse(&body)?;
     let r = core
         .http_apis
-        .create_route(&id, s(&v, "routeKey"), s(&v, "target"))
+        .create_route(&id, s(&v, "routeKey"), s(&v, "target"), route_auth(&v))
         .await?;
     Ok(reply(StatusCode::CREATED, render_route(&r)))
 }
@@ -455,7 +538,13 @@ async fn update_route(
     let v = parse(&body)?;
     let r = core
         .http_apis
-        .update_route(&id, &rid, s(&v, "routeKey"), s(&v, "target"))
+        .update_route(
+            &id,
+            &rid,
+            s(&v, "routeKey"),
+            s(&v, "target"),
+            route_auth(&v),
+        )
         .await?;
     Ok(reply(StatusCode::OK, render_route(&r)))
 }
@@ -607,6 +696,16 @@ pub fn routes() -> Router<Core> {
                 .delete(delete_integration),
         )
         .route("/v2/apis/{id}/routes", post(create_route).get(get_routes))
+        .route(
+            "/v2/apis/{id}/authorizers",
+            post(create_authorizer).get(get_authorizers),
+        )
+        .route(
+            "/v2/apis/{id}/authorizers/{aid}",
+            get(get_authorizer)
+                .patch(update_authorizer)
+                .delete(delete_authorizer),
+        )
         .route(
             "/v2/apis/{id}/routes/{rid}",
             get(get_route).patch(update_route).delete(delete_route),
@@ -882,6 +981,74 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
     }
     if !st.stage_variables.is_empty() {
         event["stageVariables"] = json!(st.stage_variables);
+    }
+    // A Lambda authorizer decides first; its context reaches the function as
+    // `requestContext.authorizer.lambda`.
+    if let Some(aid) = &route.authorizer_id {
+        let Some(authorizer) = api.authorizers.get(aid) else {
+            return crate::authorizer::Outcome::Failure
+                .http_refusal()
+                .unwrap_or_else(not_found);
+        };
+        let auth_event = {
+            let mut e = if authorizer.payload_format_version == "1.0" {
+                event_v1(
+                    &info,
+                    &route,
+                    &parts.headers,
+                    &parts.method,
+                    &Bytes::new(),
+                    None,
+                )
+            } else {
+                event_v2(&info, &parts.headers, &Bytes::new())
+            };
+            e["pathParameters"] = event["pathParameters"].clone();
+            e["stageVariables"] = event["stageVariables"].clone();
+            e
+        };
+        let query = crate::apigw_rest::query_multi(info.raw_query);
+        let identity = crate::authorizer::http_identity(
+            &authorizer.identity_source,
+            &parts.headers,
+            &query,
+            &auth_event["requestContext"],
+            &st.stage_variables,
+        );
+        let route_arn = format!(
+            "arn:aws:execute-api:{}:{}:{}/{}/{}/{}",
+            core.settings.region,
+            core.settings.account_id,
+            api.id,
+            st.name,
+            parts.method.as_str(),
+            path.trim_start_matches('/')
+        );
+        let outcome = crate::authorizer::authorize_http(
+            core,
+            authorizer,
+            crate::authorizer::HttpRequest {
+                api_id: &api.id,
+                event: auth_event,
+                identity,
+                route_arn,
+            },
+        )
+        .await;
+        if let Some(refusal) = outcome.http_refusal() {
+            return refusal;
+        }
+        if let crate::authorizer::Outcome::Allow {
+            principal_id,
+            context,
+        } = outcome
+        {
+            let mut a = json!({ "lambda": context });
+            if !principal_id.is_empty() {
+                a["principalId"] = json!(principal_id);
+            }
+            event["requestContext"]["authorizer"] = a;
+        }
     }
     let Some(target) = integration.integration_uri.as_deref().and_then(function_of) else {
         return reply(

@@ -1,8 +1,9 @@
-//! REST API Lambda authorizers at request time: the identity taken from the request (a token
-//! header for `TOKEN`, the identity sources for `REQUEST`), the authorizer function invoked with
-//! API Gateway's event, its IAM policy evaluated against the method ARN (explicit deny wins,
-//! `*`/`?` wildcards), results cached per identity for the authorizer's TTL, and the principal
-//! and `context` handed on to the integration.
+//! Lambda authorizers at request time, for REST APIs (`TOKEN`, `REQUEST`) and HTTP APIs
+//! (`REQUEST`, payload 1.0 or 2.0, optionally simple responses): the identity taken from the
+//! request, the authorizer function invoked with API Gateway's event, its IAM policy evaluated
+//! against the method or route ARN (explicit deny wins, `*`/`?` wildcards) or its
+//! `isAuthorized` answer read, results cached per identity for the authorizer's TTL, and the
+//! principal and `context` handed on to the integration.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
@@ -59,6 +60,186 @@ impl Outcome {
         r.headers_mut()
             .insert("x-amzn-errortype", HeaderValue::from_static(kind));
         Some(r)
+    }
+}
+
+impl Outcome {
+    /// An HTTP API's answer when the request may not proceed.
+    pub fn http_refusal(&self) -> Option<Response> {
+        Some(match self {
+            Outcome::Allow { .. } => return None,
+            Outcome::Unauthorized => {
+                reply(StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"}))
+            }
+            Outcome::Denied { .. } => reply(StatusCode::FORBIDDEN, json!({"message": "Forbidden"})),
+            Outcome::Failure => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "Internal Server Error"}),
+            ),
+        })
+    }
+}
+
+/// Invokes an authorizer function; `Err` carries the outcome of a failed invocation.
+async fn call(core: &Core, uri: &str, event: &Value) -> Result<Value, Outcome> {
+    let target = function_of(uri).ok_or(Outcome::Failure)?;
+    let result = core
+        .invoke
+        .invoke(InvokeInput {
+            target,
+            payload: event.to_string().into(),
+            invocation_type: InvocationType::RequestResponse,
+            log_tail: false,
+            client_context: None,
+            trace_header: None,
+        })
+        .await
+        .map_err(|_| Outcome::Failure)?;
+    let v = serde_json::from_slice::<Value>(&result.payload).map_err(|_| Outcome::Failure)?;
+    if result.function_error {
+        return Err(
+            if v.get("errorMessage").and_then(Value::as_str) == Some("Unauthorized") {
+                Outcome::Unauthorized
+            } else {
+                Outcome::Failure
+            },
+        );
+    }
+    Ok(v)
+}
+
+fn cached(key: &str) -> Option<Value> {
+    let c = cache().lock().unwrap_or_else(|e| e.into_inner());
+    c.get(key)
+        .filter(|(until, _)| *until > Instant::now())
+        .map(|(_, v)| v.clone())
+}
+
+fn remember(key: String, ttl: u32, v: &Value) {
+    if ttl == 0 {
+        return;
+    }
+    let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() > 10_000 {
+        let now = Instant::now();
+        c.retain(|_, (until, _)| *until > now);
+    }
+    c.insert(
+        key,
+        (
+            Instant::now() + Duration::from_secs(u64::from(ttl)),
+            v.clone(),
+        ),
+    );
+}
+
+/// An HTTP API request as its authorizer sees it: the event (1.0 or 2.0, without a body, as
+/// the integration would get it), the identity source values, and the route ARN.
+pub struct HttpRequest<'a> {
+    pub api_id: &'a str,
+    pub event: Value,
+    pub identity: Option<Vec<String>>,
+    pub route_arn: String,
+}
+
+/// The values of an HTTP API authorizer's identity sources, or `None` when one is missing.
+pub fn http_identity(
+    sources: &[String],
+    headers: &HeaderMap,
+    query: &BTreeMap<String, Vec<String>>,
+    request_context: &Value,
+    stage_variables: &BTreeMap<String, String>,
+) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for s in sources {
+        let v = if let Some(h) = s.strip_prefix("$request.header.") {
+            let all: Vec<&str> = headers
+                .get_all(h.to_ascii_lowercase().as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!all.is_empty()).then(|| all.join(","))
+        } else if let Some(q) = s.strip_prefix("$request.querystring.") {
+            query.get(q).map(|v| v.join(","))
+        } else if let Some(c) = s.strip_prefix("$context.") {
+            request_context
+                .pointer(&format!("/{}", c.replace('.', "/")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+        } else if let Some(v) = s.strip_prefix("$stageVariables.") {
+            stage_variables.get(v).cloned()
+        } else {
+            None
+        };
+        out.push(v.filter(|v| !v.is_empty())?);
+    }
+    Some(out)
+}
+
+/// Runs an HTTP API's Lambda authorizer.
+pub async fn authorize_http(
+    core: &Core,
+    a: &nimbus_core::http_apis::Authorizer,
+    r: HttpRequest<'_>,
+) -> Outcome {
+    let Some(identity) = r.identity else {
+        return Outcome::Unauthorized;
+    };
+    let key = format!("http/{}/{}/{}", r.api_id, a.id, identity.join("\u{0}"));
+    let output = match (a.ttl_seconds > 0).then(|| cached(&key)).flatten() {
+        Some(v) => v,
+        None => {
+            let mut event = r.event;
+            if let Some(obj) = event.as_object_mut() {
+                obj.remove("body");
+                obj.remove("isBase64Encoded");
+            }
+            event["type"] = json!("REQUEST");
+            if a.payload_format_version == "2.0" {
+                event["routeArn"] = json!(r.route_arn);
+                event["identitySource"] = json!(identity);
+            } else {
+                event["methodArn"] = json!(r.route_arn);
+                event["identitySource"] = json!(identity.join(","));
+            }
+            match call(core, &a.authorizer_uri, &event).await {
+                Ok(v) => {
+                    remember(key, a.ttl_seconds, &v);
+                    v
+                }
+                Err(outcome) => return outcome,
+            }
+        }
+    };
+    if a.simple_responses {
+        let context = match output.get("context") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Outcome::Failure,
+        };
+        return match output.get("isAuthorized").and_then(Value::as_bool) {
+            Some(true) => Outcome::Allow {
+                principal_id: String::new(),
+                context,
+            },
+            Some(false) => Outcome::Denied { explicit: true },
+            None => Outcome::Failure,
+        };
+    }
+    match decide(&output, &r.route_arn) {
+        // HTTP APIs keep the context's values as the function returned them.
+        Outcome::Allow { principal_id, .. } => Outcome::Allow {
+            principal_id,
+            context: output
+                .get("context")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        },
+        other => other,
     }
 }
 
