@@ -392,3 +392,54 @@ def test_lambda_authorizers(server, lam, rest):
     rest.delete_rest_api(restApiId=api_id)
     for suffix in fns:
         lam.delete_function(FunctionName="%s-%s" % (name, suffix))
+
+
+def test_api_keys_and_usage_plans(server, rest):
+    api = rest.create_rest_api(name=unique("keys"))
+    api_id, root = api["id"], api["rootResourceId"]
+    res = rest.create_resource(restApiId=api_id, parentId=root, pathPart="paid")
+    rest.put_method(restApiId=api_id, resourceId=res["id"], httpMethod="GET", authorizationType="NONE",
+                    apiKeyRequired=True)
+    rest.put_integration(restApiId=api_id, resourceId=res["id"], httpMethod="GET", type="MOCK",
+                         requestTemplates={"application/json": '{"statusCode": 200}'})
+    rest.put_method_response(restApiId=api_id, resourceId=res["id"], httpMethod="GET", statusCode="200")
+    rest.put_integration_response(restApiId=api_id, resourceId=res["id"], httpMethod="GET", statusCode="200",
+                                  responseTemplates={"application/json": '{"key": "$context.identity.apiKeyId"}'})
+    rest.create_deployment(restApiId=api_id, stageName="prod")
+
+    key = rest.create_api_key(name=unique("k"), enabled=True, value="a-key-of-twenty-or-more-chars")
+    assert key["value"] == "a-key-of-twenty-or-more-chars"
+    assert "value" not in rest.get_api_key(apiKey=key["id"])
+    assert rest.get_api_key(apiKey=key["id"], includeValue=True)["value"] == key["value"]
+    with pytest.raises(ClientError) as e:
+        rest.create_api_key(name="short", value="short")
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    plan = rest.create_usage_plan(name=unique("plan"), apiStages=[{"apiId": api_id, "stage": "prod"}],
+                                  throttle={"rateLimit": 100, "burstLimit": 100},
+                                  quota={"limit": 3, "period": "DAY"})
+    assert plan["quota"] == {"limit": 3, "offset": 0, "period": "DAY"}
+
+    # No key, or a key in no plan yet: 403.
+    assert send(server, api_id, "prod", "GET", "/paid")[0] == 403
+    status, _, body = send(server, api_id, "prod", "GET", "/paid", headers=[("x-api-key", key["value"])])
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+    rest.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    assert [k["id"] for k in rest.get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [key["id"]]
+    # Within the quota of 3 a day, then 429 Limit Exceeded.
+    for _ in range(3):
+        status, _, body = send(server, api_id, "prod", "GET", "/paid", headers=[("x-api-key", key["value"])])
+        assert (status, json.loads(body)) == (200, {"key": key["id"]})
+    status, _, body = send(server, api_id, "prod", "GET", "/paid", headers=[("x-api-key", key["value"])])
+    assert (status, json.loads(body)) == (429, {"message": "Limit Exceeded"})
+    # A disabled key is refused.
+    rest.update_api_key(apiKey=key["id"], patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}])
+    assert send(server, api_id, "prod", "GET", "/paid", headers=[("x-api-key", key["value"])])[0] == 403
+
+    assert plan["id"] in [p["id"] for p in rest.get_usage_plans(keyId=key["id"])["items"]]
+    rest.delete_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"])
+    rest.delete_usage_plan(usagePlanId=plan["id"])
+    rest.delete_api_key(apiKey=key["id"])
+    with pytest.raises(ClientError) as e:
+        rest.get_api_key(apiKey=key["id"])
+    assert e.value.response["Error"]["Code"] == "NotFoundException"
+    rest.delete_rest_api(restApiId=api_id)

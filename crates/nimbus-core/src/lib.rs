@@ -2,6 +2,7 @@
 //! logs and metering. The core speaks typed commands and results; it never sees HTTP or AWS's
 //! JSON wire shapes (the edge crate owns those).
 
+pub mod api_keys;
 pub mod async_invoke;
 pub mod cors;
 pub mod error;
@@ -76,6 +77,7 @@ pub struct Core {
     pub http_apis: Arc<http_apis::HttpApis>,
     pub urls: Arc<urls::FunctionUrls>,
     pub policies: Arc<policies::Policies>,
+    pub api_keys: Arc<api_keys::ApiKeys>,
     pub queues: Arc<queues::QueueService>,
     pub event_configs: Arc<event_config::EventConfigs>,
     pub functions: Arc<FunctionService>,
@@ -106,6 +108,7 @@ impl Core {
         let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
         let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
         let policies = Arc::new(policies::Policies::open(store.clone(), functions.clone())?);
+        let api_keys = Arc::new(api_keys::ApiKeys::open(store.clone())?);
         let http_apis = Arc::new(http_apis::HttpApis::open(store.clone())?);
         let rest_apis = Arc::new(rest_apis::RestApis::open(store.clone())?);
         let event_configs = Arc::new(event_config::EventConfigs::open(
@@ -126,6 +129,7 @@ impl Core {
             http_apis,
             urls,
             policies,
+            api_keys,
             queues,
             settings,
             event_configs,

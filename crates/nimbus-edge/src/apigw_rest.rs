@@ -985,6 +985,40 @@ pub async fn serve(
             authorized = Some(Value::Object(extra));
         }
     }
+    // API keys: an enabled key in a usage plan for this stage, within its quota and throttle.
+    if method.api_key_required {
+        use nimbus_core::api_keys::KeyCheck;
+        let value = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        match core.api_keys.check(&api.id, &st.name, value) {
+            KeyCheck::Forbidden => {
+                return Some(reply(
+                    StatusCode::FORBIDDEN,
+                    json!({"message": "Forbidden"}),
+                ));
+            }
+            KeyCheck::QuotaExceeded => {
+                return Some(reply(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({"message": "Limit Exceeded"}),
+                ));
+            }
+            KeyCheck::Allowed {
+                plan,
+                key,
+                throttle,
+            } => {
+                if let Some(t) = throttle
+                    && let Some(rate) = t.rate_limit
+                    && !crate::throttle::admit(&format!("plan/{plan}/{key}"), rate, t.burst_limit)
+                {
+                    return Some(crate::throttle::too_many_requests());
+                }
+                context["identity"]["apiKey"] =
+                    json!(parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+                context["identity"]["apiKeyId"] = json!(key);
+            }
+        }
+    }
     let mut resp = match integration.integration_type.as_str() {
         "AWS_PROXY" => {
             let info = RequestInfo {

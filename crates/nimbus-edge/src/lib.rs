@@ -5,6 +5,7 @@
 //! the AWS wire format into core commands and renders results and errors back. AWS shapes live
 //! only here.
 
+pub mod apigw_keys;
 pub mod apigw_rest;
 pub mod apigwv2;
 pub mod authorizer;
@@ -34,6 +35,7 @@ pub fn router(core: Core) -> Router {
         .merge(lambda::routes())
         .merge(apigwv2::routes())
         .merge(apigw_rest::routes())
+        .merge(apigw_keys::routes())
         .fallback(front_door::dispatch)
         .layer(axum::middleware::from_fn_with_state(
             core.clone(),
