@@ -388,63 +388,23 @@ pub async fn authorize(core: &Core, a: &Authorizer, r: &Request<'_>) -> Outcome 
             .map(|i| i.join("\u{0}"))
             .unwrap_or_default()
     );
-    let cached = (a.ttl_seconds > 0)
-        .then(|| {
-            let c = cache().lock().unwrap_or_else(|e| e.into_inner());
-            c.get(&key)
-                .filter(|(until, _)| *until > Instant::now())
-                .map(|(_, v)| v.clone())
-        })
-        .flatten();
-    let output = match cached {
+    let output = match (a.ttl_seconds > 0).then(|| cached(&key)).flatten() {
         Some(v) => v,
         None => {
             let event = match token {
                 Some(t) => json!({"type": "TOKEN", "authorizationToken": t, "methodArn": arn}),
                 None => request_event(r, &arn),
             };
-            let Some(target) = a.authorizer_uri.as_deref().and_then(function_of) else {
+            let Some(uri) = a.authorizer_uri.as_deref() else {
                 return Outcome::Failure;
             };
-            let result = core
-                .invoke
-                .invoke(InvokeInput {
-                    target,
-                    payload: event.to_string().into(),
-                    invocation_type: InvocationType::RequestResponse,
-                    log_tail: false,
-                    client_context: None,
-                    trace_header: None,
-                })
-                .await;
-            let Ok(result) = result else {
-                return Outcome::Failure;
-            };
-            let Ok(v) = serde_json::from_slice::<Value>(&result.payload) else {
-                return Outcome::Failure;
-            };
-            if result.function_error {
-                return if v.get("errorMessage").and_then(Value::as_str) == Some("Unauthorized") {
-                    Outcome::Unauthorized
-                } else {
-                    Outcome::Failure
-                };
-            }
-            if a.ttl_seconds > 0 {
-                let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
-                if c.len() > 10_000 {
-                    let now = Instant::now();
-                    c.retain(|_, (until, _)| *until > now);
+            match call(core, uri, &event).await {
+                Ok(v) => {
+                    remember(key, a.ttl_seconds, &v);
+                    v
                 }
-                c.insert(
-                    key,
-                    (
-                        Instant::now() + Duration::from_secs(u64::from(a.ttl_seconds)),
-                        v.clone(),
-                    ),
-                );
+                Err(outcome) => return outcome,
             }
-            v
         }
     };
     decide(&output, &arn)

@@ -82,7 +82,7 @@ pub async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, L
     Ok(ok(StatusCode::CREATED, render(&core, &rec)))
 }
 
-fn target(
+pub(super) fn target(
     name: &str,
     q: &HashMap<String, String>,
 ) -> Result<nimbus_core::names::FunctionRef, LambdaError> {

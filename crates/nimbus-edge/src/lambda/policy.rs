@@ -8,11 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nimbus_core::Core;
-use nimbus_core::names::{parse_function_ref, with_qualifier};
 use nimbus_core::policies::PermissionInput;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::functions::target;
 use super::wire;
 use crate::error::LambdaError;
 
@@ -32,14 +32,6 @@ struct PermissionIn {
     function_url_auth_type: Option<String>,
     invoked_via_function_url: Option<bool>,
     revision_id: Option<String>,
-}
-
-fn target(
-    name: &str,
-    q: &HashMap<String, String>,
-) -> Result<nimbus_core::names::FunctionRef, LambdaError> {
-    let r = parse_function_ref(name)?;
-    Ok(with_qualifier(r, q.get("Qualifier").map(String::as_str))?)
 }
 
 pub async fn add(
