@@ -141,18 +141,16 @@ fn integration_of(x: &Value, at: &str) -> AResult<Integration> {
     })
 }
 
+/// A string of the document's `info` object (`title`, `description`).
+fn info_field(doc: &Value, name: &str) -> Option<String> {
+    doc.get("info")?.get(name)?.as_str().map(str::to_string)
+}
+
 /// Reads a parsed document into a definition.
 pub fn read(doc: &Value) -> AResult<Definition> {
-    let info = doc.get("info");
     let mut def = Definition {
-        name: info
-            .and_then(|i| i.get("title"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        description: info
-            .and_then(|i| i.get("description"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        name: info_field(doc, "title"),
+        description: info_field(doc, "description"),
         binary_media_types: doc
             .get("x-amazon-apigateway-binary-media-types")
             .and_then(Value::as_array)
@@ -251,7 +249,6 @@ pub struct HttpDefinition {
 
 /// Reads a parsed document as an HTTP API.
 pub fn read_http(doc: &Value) -> AResult<HttpDefinition> {
-    let info = doc.get("info");
     let paths = doc
         .get("paths")
         .and_then(Value::as_object)
@@ -299,14 +296,8 @@ pub fn read_http(doc: &Value) -> AResult<HttpDefinition> {
         }
     }
     Ok(HttpDefinition {
-        name: info
-            .and_then(|i| i.get("title"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        description: info
-            .and_then(|i| i.get("description"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        name: info_field(doc, "title"),
+        description: info_field(doc, "description"),
         cors: doc.get("x-amazon-apigateway-cors").cloned(),
         routes,
     })
