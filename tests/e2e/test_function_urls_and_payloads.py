@@ -114,10 +114,16 @@ def test_http_api_payload_formats_and_throttling(apigw, fn):
     apigw.create_route(ApiId=api_id, RouteKey="GET /v1/{proxy+}", Target="integrations/" + v1["IntegrationId"])
     apigw.create_route(ApiId=api_id, RouteKey="ANY /v2/{proxy+}", Target="integrations/" + v2["IntegrationId"])
     apigw.create_route(ApiId=api_id, RouteKey="GET /v2/special", Target="integrations/" + v1["IntegrationId"])
-    assert len(apigw.get_routes(ApiId=api_id)["Items"]) == 3
-    assert len(apigw.get_integrations(ApiId=api_id)["Items"]) == 2
-    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
-    url = api["ApiEndpoint"]
+    # The function named by a stage variable, as teams map stages to aliases.
+    staged = apigw.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", PayloadFormatVersion="2.0",
+                                      IntegrationUri=arn.rsplit(":", 1)[0] + ":${stageVariables.fn}")
+    apigw.create_route(ApiId=api_id, RouteKey="GET /staged/{proxy+}", Target="integrations/" + staged["IntegrationId"])
+    assert len(apigw.get_routes(ApiId=api_id)["Items"]) == 4
+    assert len(apigw.get_integrations(ApiId=api_id)["Items"]) == 3
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True,
+                       StageVariables={"fn": fn["FunctionName"]})
+    status, _, body = send(url := api["ApiEndpoint"], "GET", "/staged/plain")
+    assert (status, json.loads(body)) == (200, {"plain": True})
 
     # Payload 1.0: multi-value headers and query in, multi-value headers out.
     status, headers, body = send(url, "GET", "/v1/a/b?k=1&k=2", headers=[("X-Rep", "1"), ("X-Rep", "2")])

@@ -913,9 +913,12 @@ pub async fn serve(
     {
         return Some(crate::throttle::too_many_requests());
     }
-    let Some(integration) = method.integration.clone() else {
+    let Some(mut integration) = method.integration.clone() else {
         return Some(internal_error());
     };
+    integration.uri = integration
+        .uri
+        .map(|u| crate::apigwv2::with_stage_variables(&u, &st.variables));
     let Ok(body) = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024).await else {
         return Some(reply(
             StatusCode::PAYLOAD_TOO_LARGE,

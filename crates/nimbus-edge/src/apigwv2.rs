@@ -924,6 +924,10 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
             json!({"message": "Internal Server Error"}),
         );
     };
+    let mut integration = integration.clone();
+    integration.integration_uri = integration
+        .integration_uri
+        .map(|u| with_stage_variables(&u, &st.stage_variables));
     let Ok(body) = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024).await else {
         return reply(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -1091,6 +1095,32 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
     resp
 }
 
+/// An integration URI with its `${stageVariables.name}` references replaced by the stage's
+/// values (a missing variable becomes empty), as API Gateway resolves them per stage.
+pub(crate) fn with_stage_variables(
+    uri: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut out = String::with_capacity(uri.len());
+    let mut rest = uri;
+    while let Some(i) = rest.find("${stageVariables.") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "${stageVariables.".len()..];
+        match after.find('}') {
+            Some(end) => {
+                out.push_str(vars.get(&after[..end]).map(String::as_str).unwrap_or(""));
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The function an AWS_PROXY integration URI names: a function ARN (optionally qualified) or
 /// the `arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<arn>/invocations` form.
 pub(crate) fn function_of(uri: &str) -> Option<nimbus_core::names::FunctionRef> {
@@ -1255,4 +1285,31 @@ pub(crate) fn response_v1(payload: &[u8], decode_binary: bool) -> Response {
         );
     }
     resp
+}
+
+#[cfg(test)]
+mod stage_variable_tests {
+    use super::with_stage_variables;
+
+    #[test]
+    fn stage_variables_resolve_in_integration_uris() {
+        let vars = [("alias".to_string(), "live".to_string())]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            with_stage_variables(
+                "arn:aws:lambda:us-east-1:1:function:f:${stageVariables.alias}/invocations",
+                &vars
+            ),
+            "arn:aws:lambda:us-east-1:1:function:f:live/invocations"
+        );
+        assert_eq!(
+            with_stage_variables("x${stageVariables.none}y", &vars),
+            "xy"
+        );
+        assert_eq!(
+            with_stage_variables("x${stageVariables.open", &vars),
+            "x${stageVariables.open"
+        );
+    }
 }
