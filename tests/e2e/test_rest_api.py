@@ -443,3 +443,51 @@ def test_api_keys_and_usage_plans(server, rest):
         rest.get_api_key(apiKey=key["id"])
     assert e.value.response["Error"]["Code"] == "NotFoundException"
     rest.delete_rest_api(restApiId=api_id)
+
+
+def test_gateway_responses(server, rest):
+    """Customised gateway responses, as `cors: true` in the serverless framework sets them up:
+    CORS headers on every 4XX, and a THROTTLED response of its own."""
+    api = rest.create_rest_api(name=unique("gwresp"))
+    api_id, root = api["id"], api["rootResourceId"]
+    res = rest.create_resource(restApiId=api_id, parentId=root, pathPart="ok")
+    rest.put_method(restApiId=api_id, resourceId=res["id"], httpMethod="GET", authorizationType="NONE")
+    rest.put_integration(restApiId=api_id, resourceId=res["id"], httpMethod="GET", type="MOCK",
+                         requestTemplates={"application/json": '{"statusCode": 200}'})
+    rest.put_method_response(restApiId=api_id, resourceId=res["id"], httpMethod="GET", statusCode="200")
+    rest.put_integration_response(restApiId=api_id, resourceId=res["id"], httpMethod="GET", statusCode="200",
+                                  responseTemplates={"application/json": '{"ok": true}'})
+    rest.create_deployment(restApiId=api_id, stageName="prod")
+
+    rest.put_gateway_response(restApiId=api_id, responseType="DEFAULT_4XX",
+                              responseParameters={"gatewayresponse.header.Access-Control-Allow-Origin": "'*'"},
+                              responseTemplates={"application/json": '{"error": $context.error.messageString, '
+                                                                     '"type": "$context.error.responseType"}'})
+    rest.put_gateway_response(restApiId=api_id, responseType="THROTTLED", statusCode="503",
+                              responseTemplates={"application/json": '{"slow": "down"}'})
+    assert rest.get_gateway_response(restApiId=api_id, responseType="THROTTLED")["statusCode"] == "503"
+    assert {g["responseType"] for g in rest.get_gateway_responses(restApiId=api_id)["items"]} == {
+        "DEFAULT_4XX", "THROTTLED"}
+    with pytest.raises(ClientError) as e:
+        rest.put_gateway_response(restApiId=api_id, responseType="NOT_A_TYPE")
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+
+    status, headers, body = send(server, api_id, "prod", "GET", "/missing")
+    assert status == 403 and headers["Access-Control-Allow-Origin"] == "*"
+    assert json.loads(body) == {"error": "Missing Authentication Token", "type": "MISSING_AUTHENTICATION_TOKEN"}
+    # Responses from the integration are not touched.
+    status, headers, body = send(server, api_id, "prod", "GET", "/ok")
+    assert (status, json.loads(body)) == (200, {"ok": True}) and "Access-Control-Allow-Origin" not in headers
+
+    rest.update_stage(restApiId=api_id, stageName="prod", patchOperations=[
+        {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "0.01"},
+        {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": "1"}])
+    assert send(server, api_id, "prod", "GET", "/ok")[0] == 200
+    status, _, body = send(server, api_id, "prod", "GET", "/ok")
+    assert (status, json.loads(body)) == (503, {"slow": "down"})
+
+    rest.delete_gateway_response(restApiId=api_id, responseType="DEFAULT_4XX")
+    status, headers, body = send(server, api_id, "prod", "GET", "/missing")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+    assert "Access-Control-Allow-Origin" not in headers
+    rest.delete_rest_api(restApiId=api_id)

@@ -266,7 +266,44 @@ pub struct RestApi {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub authorizers: BTreeMap<String, Authorizer>,
+    /// Customised gateway responses, by response type (`DEFAULT_4XX`, `THROTTLED`, …).
+    #[serde(default)]
+    pub gateway_responses: BTreeMap<String, GatewayResponse>,
 }
+
+/// A customised gateway response (PutGatewayResponse).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayResponse {
+    pub response_type: String,
+    pub status_code: Option<String>,
+    pub response_parameters: BTreeMap<String, String>,
+    pub response_templates: BTreeMap<String, String>,
+}
+
+/// The gateway response types API Gateway defines.
+pub const GATEWAY_RESPONSE_TYPES: &[&str] = &[
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+    "RESOURCE_NOT_FOUND",
+    "UNAUTHORIZED",
+    "INVALID_API_KEY",
+    "API_CONFIGURATION_ERROR",
+    "AUTHORIZER_FAILURE",
+    "AUTHORIZER_CONFIGURATION_ERROR",
+    "INVALID_SIGNATURE",
+    "EXPIRED_TOKEN",
+    "ACCESS_DENIED",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "INTEGRATION_FAILURE",
+    "INTEGRATION_TIMEOUT",
+    "BAD_REQUEST_PARAMETERS",
+    "BAD_REQUEST_BODY",
+    "REQUEST_TOO_LARGE",
+    "THROTTLED",
+    "QUOTA_EXCEEDED",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "WAF_FILTERED",
+];
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -342,6 +379,7 @@ impl RestApis {
             stages: BTreeMap::new(),
             tags,
             authorizers: BTreeMap::new(),
+            gateway_responses: BTreeMap::new(),
         };
         self.save(api).await
     }
@@ -576,6 +614,7 @@ impl RestApis {
                     stages: BTreeMap::new(),
                     tags: BTreeMap::new(),
                     authorizers: BTreeMap::new(),
+                    gateway_responses: BTreeMap::new(),
                 }
             }
         };
@@ -1093,6 +1132,54 @@ impl RestApis {
                 }
             }
             Ok(r.clone())
+        })
+        .await
+    }
+
+    /// PutGatewayResponse.
+    pub async fn put_gateway_response(
+        &self,
+        api: &str,
+        r: GatewayResponse,
+    ) -> AResult<GatewayResponse> {
+        if !GATEWAY_RESPONSE_TYPES.contains(&r.response_type.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid response type '{}': must be one of {}",
+                r.response_type,
+                GATEWAY_RESPONSE_TYPES.join(", ")
+            )));
+        }
+        if let Some(c) = &r.status_code
+            && !c.parse::<u16>().is_ok_and(|c| (100..600).contains(&c))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid status code '{c}': must be an HTTP status code"
+            )));
+        }
+        if let Some(k) = r
+            .response_parameters
+            .keys()
+            .find(|k| !k.starts_with("gatewayresponse.header."))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid mapping expression specified: {k}; gateway response parameters are gatewayresponse.header.<name>"
+            )));
+        }
+        self.change(api, |a| {
+            a.gateway_responses
+                .insert(r.response_type.clone(), r.clone());
+            Ok(r)
+        })
+        .await
+    }
+
+    /// DeleteGatewayResponse.
+    pub async fn delete_gateway_response(&self, api: &str, kind: &str) -> AResult<()> {
+        self.change(api, |a| {
+            a.gateway_responses
+                .remove(kind)
+                .map(|_| ())
+                .ok_or_else(|| ApiError::NotFound("Invalid Gateway Response Type specified".into()))
         })
         .await
     }

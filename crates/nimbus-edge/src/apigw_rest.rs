@@ -695,6 +695,69 @@ async fn delete_authorizer(State(core): State<Core>, Path((id, aid)): Path<(Stri
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+fn render_gateway_response(g: &nimbus_core::rest_apis::GatewayResponse) -> Value {
+    let mut v = json!({
+        "responseType": g.response_type,
+        "responseParameters": g.response_parameters,
+        "responseTemplates": g.response_templates,
+        "defaultResponse": false,
+    });
+    if let Some(c) = &g.status_code {
+        v["statusCode"] = json!(c);
+    }
+    v
+}
+
+async fn put_gateway_response(
+    State(core): State<Core>,
+    Path((id, kind)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let v = parse(&body)?;
+    let g = core
+        .rest_apis
+        .put_gateway_response(
+            &id,
+            nimbus_core::rest_apis::GatewayResponse {
+                response_type: kind,
+                status_code: s(&v, "statusCode"),
+                response_parameters: strings(&v, "responseParameters"),
+                response_templates: strings(&v, "responseTemplates"),
+            },
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_gateway_response(&g)))
+}
+
+async fn get_gateway_response(
+    State(core): State<Core>,
+    Path((id, kind)): Path<(String, String)>,
+) -> R {
+    let a = core.rest_apis.get(&id)?;
+    let g = a.gateway_responses.get(&kind).ok_or_else(|| {
+        GwError(ApiError::NotFound(
+            "Invalid Gateway Response Type specified".into(),
+        ))
+    })?;
+    Ok(reply(StatusCode::OK, render_gateway_response(g)))
+}
+
+async fn get_gateway_responses(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "item": a.gateway_responses.values().map(render_gateway_response).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn delete_gateway_response(
+    State(core): State<Core>,
+    Path((id, kind)): Path<(String, String)>,
+) -> R {
+    core.rest_apis.delete_gateway_response(&id, &kind).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
 pub fn routes() -> Router<Core> {
     Router::new()
         .route("/restapis", post(create_api).get(get_apis))
@@ -757,6 +820,16 @@ pub fn routes() -> Router<Core> {
                 .patch(update_authorizer)
                 .delete(delete_authorizer),
         )
+        .route(
+            "/restapis/{id}/gatewayresponses",
+            get(get_gateway_responses),
+        )
+        .route(
+            "/restapis/{id}/gatewayresponses/{kind}",
+            put(put_gateway_response)
+                .get(get_gateway_response)
+                .delete(delete_gateway_response),
+        )
         .route("/restapis/{id}/stages", post(create_stage).get(get_stages))
         .route(
             "/restapis/{id}/stages/{name}",
@@ -767,9 +840,12 @@ pub fn routes() -> Router<Core> {
 }
 
 fn internal_error() -> Response {
-    reply(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        json!({"message": "Internal server error"}),
+    tagged(
+        "DEFAULT_5XX",
+        reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal server error"}),
+        ),
     )
 }
 
@@ -868,7 +944,108 @@ fn vtl_request(
 }
 
 /// Serves a request on a REST API stage; `None` when no such API exists.
+/// Marks a response the gateway itself produced, with its gateway response type, so that the
+/// API's customised gateway responses can replace it.
+#[derive(Debug, Clone, Copy)]
+struct GatewayError(&'static str);
+
+fn tagged(kind: &'static str, mut r: Response) -> Response {
+    r.extensions_mut().insert(GatewayError(kind));
+    r
+}
+
+/// Applies the API's gateway response for a gateway-produced error: the type's own, else
+/// `DEFAULT_4XX`/`DEFAULT_5XX`; status, static `gatewayresponse.header.*` values and the
+/// `application/json` template (with `$context.error.*`).
+fn customise(api: &RestApi, st: &Stage, mut resp: Response, message: Option<String>) -> Response {
+    let Some(GatewayError(kind)) = resp.extensions().get::<GatewayError>().copied() else {
+        return resp;
+    };
+    let default = if resp.status().is_server_error() {
+        "DEFAULT_5XX"
+    } else {
+        "DEFAULT_4XX"
+    };
+    let Some(g) = api
+        .gateway_responses
+        .get(kind)
+        .or_else(|| api.gateway_responses.get(default))
+    else {
+        return resp;
+    };
+    if let Some(code) = g.status_code.as_deref().and_then(|c| c.parse::<u16>().ok())
+        && let Ok(status) = StatusCode::from_u16(code)
+    {
+        *resp.status_mut() = status;
+    }
+    for (k, v) in &g.response_parameters {
+        let (Some(name), Some(value)) = (
+            k.strip_prefix("gatewayresponse.header."),
+            v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')),
+        ) else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+    if let Some(t) = g.response_templates.get("application/json") {
+        let message = message.unwrap_or_default();
+        let context = json!({
+            "error": {"message": message, "messageString": format!("\"{message}\""), "responseType": kind},
+            "stage": st.name,
+            "apiId": api.id,
+        });
+        let req = vtl_request("", &BTreeMap::new(), "", &HeaderMap::new(), context, st);
+        match nimbus_vtl::render(t, &req) {
+            Ok(body) => {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                resp = Response::new(Body::from(body));
+                *resp.status_mut() = status;
+                *resp.headers_mut() = headers;
+                resp.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+            }
+            Err(e) => tracing::warn!(api = %api.id, error = %e, "gateway response template failed"),
+        }
+    }
+    resp
+}
+
 pub async fn serve(
+    core: &Core,
+    id: &str,
+    stage: &str,
+    path: &str,
+    req: axum::extract::Request,
+) -> Option<Response> {
+    let resp = serve_stage(core, id, stage, path, req).await?;
+    if resp.extensions().get::<GatewayError>().is_none() {
+        return Some(resp);
+    }
+    let Some((api, st, _)) = core.rest_apis.served(id, stage) else {
+        return Some(resp);
+    };
+    if api.gateway_responses.is_empty() {
+        return Some(resp);
+    }
+    // The default error bodies are {"message": "..."}; the template sees that message.
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+        v.get("message")
+            .or_else(|| v.get("Message"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let resp = Response::from_parts(parts, Body::from(bytes));
+    Some(customise(&api, &st, resp, message))
+}
+
+async fn serve_stage(
     core: &Core,
     id: &str,
     stage: &str,
@@ -885,9 +1062,12 @@ pub async fn serve(
     };
     let (parts, body) = req.into_parts();
     let forbidden = || {
-        reply(
-            StatusCode::FORBIDDEN,
-            json!({"message": "Missing Authentication Token"}),
+        tagged(
+            "MISSING_AUTHENTICATION_TOKEN",
+            reply(
+                StatusCode::FORBIDDEN,
+                json!({"message": "Missing Authentication Token"}),
+            ),
         )
     };
     let Some((resource, params)) = match_resource(&resources, path) else {
@@ -911,18 +1091,21 @@ pub async fn serve(
             burst,
         )
     {
-        return Some(crate::throttle::too_many_requests());
+        return Some(tagged("THROTTLED", crate::throttle::too_many_requests()));
     }
     let Some(mut integration) = method.integration.clone() else {
-        return Some(internal_error());
+        return Some(tagged("API_CONFIGURATION_ERROR", internal_error()));
     };
     integration.uri = integration
         .uri
         .map(|u| crate::apigwv2::with_stage_variables(&u, &st.variables));
     let Ok(body) = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024).await else {
-        return Some(reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({"message": "Request Entity Too Large"}),
+        return Some(tagged(
+            "REQUEST_TOO_LARGE",
+            reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"message": "Request Entity Too Large"}),
+            ),
         ));
     };
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -976,7 +1159,12 @@ pub async fn serve(
         )
         .await;
         if let Some(refusal) = outcome.refusal() {
-            return Some(refusal);
+            let kind = match outcome {
+                crate::authorizer::Outcome::Unauthorized => "UNAUTHORIZED",
+                crate::authorizer::Outcome::Denied { .. } => "ACCESS_DENIED",
+                _ => "AUTHORIZER_FAILURE",
+            };
+            return Some(tagged(kind, refusal));
         }
         if let crate::authorizer::Outcome::Allow {
             principal_id,
@@ -994,15 +1182,18 @@ pub async fn serve(
         let value = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
         match core.api_keys.check(&api.id, &st.name, value) {
             KeyCheck::Forbidden => {
-                return Some(reply(
-                    StatusCode::FORBIDDEN,
-                    json!({"message": "Forbidden"}),
+                return Some(tagged(
+                    "INVALID_API_KEY",
+                    reply(StatusCode::FORBIDDEN, json!({"message": "Forbidden"})),
                 ));
             }
             KeyCheck::QuotaExceeded => {
-                return Some(reply(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    json!({"message": "Limit Exceeded"}),
+                return Some(tagged(
+                    "QUOTA_EXCEEDED",
+                    reply(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        json!({"message": "Limit Exceeded"}),
+                    ),
                 ));
             }
             KeyCheck::Allowed {
@@ -1014,7 +1205,7 @@ pub async fn serve(
                     && let Some(rate) = t.rate_limit
                     && !crate::throttle::admit(&format!("plan/{plan}/{key}"), rate, t.burst_limit)
                 {
-                    return Some(crate::throttle::too_many_requests());
+                    return Some(tagged("THROTTLED", crate::throttle::too_many_requests()));
                 }
                 context["identity"]["apiKey"] =
                     json!(parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
@@ -1073,9 +1264,12 @@ pub async fn serve(
             }
             match invoke(core, &integration, event.to_string()).await {
                 Ok((payload, false)) => response_v1(&payload, binary_out),
-                Ok((_, true)) | Err(_) => reply(
-                    StatusCode::BAD_GATEWAY,
-                    json!({"message": "Internal server error"}),
+                Ok((_, true)) | Err(_) => tagged(
+                    "DEFAULT_5XX",
+                    reply(
+                        StatusCode::BAD_GATEWAY,
+                        json!({"message": "Internal server error"}),
+                    ),
                 ),
             }
         }
@@ -1104,15 +1298,21 @@ pub async fn serve(
                     }
                 },
                 (None, "NEVER") => {
-                    return Some(reply(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        json!({"message": "Unsupported Media Type"}),
+                    return Some(tagged(
+                        "UNSUPPORTED_MEDIA_TYPE",
+                        reply(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            json!({"message": "Unsupported Media Type"}),
+                        ),
                     ));
                 }
                 (None, "WHEN_NO_TEMPLATES") if !integration.request_templates.is_empty() => {
-                    return Some(reply(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        json!({"message": "Unsupported Media Type"}),
+                    return Some(tagged(
+                        "UNSUPPORTED_MEDIA_TYPE",
+                        reply(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            json!({"message": "Unsupported Media Type"}),
+                        ),
                     ));
                 }
                 (None, _) => text.clone(),
@@ -1241,9 +1441,12 @@ pub async fn serve(
 }
 
 fn timed_out() -> Response {
-    reply(
-        StatusCode::GATEWAY_TIMEOUT,
-        json!({"message": "Endpoint request timed out"}),
+    tagged(
+        "INTEGRATION_TIMEOUT",
+        reply(
+            StatusCode::GATEWAY_TIMEOUT,
+            json!({"message": "Endpoint request timed out"}),
+        ),
     )
 }
 
