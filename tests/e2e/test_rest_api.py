@@ -491,3 +491,54 @@ def test_gateway_responses(server, rest):
     assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
     assert "Access-Control-Allow-Origin" not in headers
     rest.delete_rest_api(restApiId=api_id)
+
+
+def test_http_integration_with_templates(server, rest):
+    """A non-proxy HTTP integration: the mapped body goes to the upstream, whose status code
+    selects the integration response and its template."""
+    import http.server
+    import threading
+
+    class Upstream(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status = 404 if self.path.endswith("/none") else 200
+            out = json.dumps({"path": self.path, "echo": json.loads(body)}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        api = rest.create_rest_api(name=unique("http"))
+        api_id, root = api["id"], api["rootResourceId"]
+        items = rest.create_resource(restApiId=api_id, parentId=root, pathPart="items")
+        item = rest.create_resource(restApiId=api_id, parentId=items["id"], pathPart="{id}")
+        rest.put_method(restApiId=api_id, resourceId=item["id"], httpMethod="GET", authorizationType="NONE")
+        rest.put_integration(restApiId=api_id, resourceId=item["id"], httpMethod="GET", type="HTTP",
+                             integrationHttpMethod="POST",
+                             uri="http://127.0.0.1:%d/upstream/{id}" % upstream.server_address[1],
+                             requestTemplates={"application/json": '{"id": "$input.params(\'id\')", '
+                                                                   '"q": "$input.params(\'q\')"}'})
+        for code in ("200", "404"):
+            rest.put_method_response(restApiId=api_id, resourceId=item["id"], httpMethod="GET", statusCode=code)
+        rest.put_integration_response(restApiId=api_id, resourceId=item["id"], httpMethod="GET", statusCode="200",
+                                      responseTemplates={"application/json": '{"item": $input.json(\'$.echo\'), '
+                                                                             '"from": "$input.path(\'$.path\')"}'})
+        rest.put_integration_response(restApiId=api_id, resourceId=item["id"], httpMethod="GET", statusCode="404",
+                                      selectionPattern="4\\d{2}",
+                                      responseTemplates={"application/json": '{"missing": true}'})
+        rest.create_deployment(restApiId=api_id, stageName="prod")
+        status, _, body = send(server, api_id, "prod", "GET", "/items/42?q=x")
+        assert (status, json.loads(body)) == (200, {"item": {"id": "42", "q": "x"}, "from": "/upstream/42"})
+        status, _, body = send(server, api_id, "prod", "GET", "/items/none")
+        assert (status, json.loads(body)) == (404, {"missing": True})
+        rest.delete_rest_api(restApiId=api_id)
+    finally:
+        upstream.shutdown()

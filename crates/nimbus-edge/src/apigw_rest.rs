@@ -1273,7 +1273,7 @@ async fn serve_stage(
                 ),
             }
         }
-        "AWS" | "MOCK" => {
+        "AWS" | "MOCK" | "HTTP" => {
             let text = String::from_utf8_lossy(&body).into_owned();
             let ct = parts
                 .headers
@@ -1323,6 +1323,31 @@ async fn serve_stage(
                     .and_then(|v| v.get("statusCode").and_then(Value::as_u64))
                     .map(|s| s.to_string());
                 (String::new(), status.map(|s| format!("\u{0}{s}")))
+            } else if integration.integration_type == "HTTP" {
+                // HTTP integrations select their response by the upstream status code.
+                let timeout = std::time::Duration::from_millis(u64::from(
+                    integration.timeout_ms.clamp(50, 29_000),
+                ));
+                let method = integration
+                    .http_method
+                    .clone()
+                    .unwrap_or_else(|| method_name.clone());
+                match crate::http_proxy::call(
+                    integration.uri.as_deref().unwrap_or(""),
+                    &method,
+                    &params,
+                    payload,
+                    timeout,
+                )
+                .await
+                {
+                    Ok((status, text)) => (text, Some(status.to_string())),
+                    Err(crate::http_proxy::CallError::Timeout) => return Some(timed_out()),
+                    Err(crate::http_proxy::CallError::Failed(e)) => {
+                        tracing::warn!(api = %api.id, error = %e, "HTTP integration call failed");
+                        return Some(internal_error());
+                    }
+                }
             } else {
                 match invoke(core, &integration, payload).await {
                     Ok((p, false)) => (String::from_utf8_lossy(&p).into_owned(), None),

@@ -1,5 +1,7 @@
-//! `HTTP_PROXY` integrations: the request is forwarded to the integration's URI (with `{proxy}`
-//! and other path parameters substituted) and the upstream response returned as it is.
+//! HTTP integrations: `HTTP_PROXY` forwards the request to the integration's URI (with `{proxy}`
+//! and other path parameters substituted) and returns the upstream response as it is; `HTTP`
+//! (non-proxy) sends the mapped request body and hands the upstream status and body to the
+//! integration responses.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -44,6 +46,57 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+fn substitute(uri: &str, params: &BTreeMap<String, String>) -> String {
+    let mut target = uri.to_string();
+    for (k, v) in params {
+        target = target
+            .replace(&format!("{{{k}+}}"), v)
+            .replace(&format!("{{{k}}}"), v);
+    }
+    target
+}
+
+/// Why an `HTTP` integration call produced no answer.
+#[derive(Debug)]
+pub enum CallError {
+    Timeout,
+    Failed(String),
+}
+
+/// An `HTTP` (non-proxy) integration call: `method` to `uri` (path parameters substituted) with
+/// the mapped body as JSON; the upstream status and body.
+pub async fn call(
+    uri: &str,
+    method: &str,
+    params: &BTreeMap<String, String>,
+    body: String,
+    timeout: std::time::Duration,
+) -> Result<(u16, String), CallError> {
+    let client = client().ok_or_else(|| CallError::Failed("no HTTP client".into()))?;
+    let m = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|e| CallError::Failed(format!("integration method {method}: {e}")))?;
+    let resp = client
+        .request(m, substitute(uri, params))
+        .timeout(timeout)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                CallError::Timeout
+            } else {
+                CallError::Failed(e.to_string())
+            }
+        })?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| CallError::Failed(e.to_string()))?;
+    Ok((status, text))
+}
+
 /// Forwards a request; `timeout` bounds the upstream call (504 past it).
 pub async fn forward(
     uri: &str,
@@ -54,12 +107,7 @@ pub async fn forward(
     body: Bytes,
     timeout: std::time::Duration,
 ) -> Response {
-    let mut target = uri.to_string();
-    for (k, v) in params {
-        target = target
-            .replace(&format!("{{{k}+}}"), v)
-            .replace(&format!("{{{k}}}"), v);
-    }
+    let mut target = substitute(uri, params);
     if !query.is_empty() {
         target.push(if target.contains('?') { '&' } else { '?' });
         target.push_str(query);
