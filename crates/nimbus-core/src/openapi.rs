@@ -136,7 +136,7 @@ fn integration_of(x: &Value, at: &str) -> AResult<Integration> {
         timeout_ms: x
             .get("timeoutInMillis")
             .and_then(Value::as_u64)
-            .unwrap_or(0) as u32,
+            .map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
         responses,
     })
 }

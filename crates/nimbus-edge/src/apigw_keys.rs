@@ -148,7 +148,7 @@ async fn create_plan(State(core): State<Core>, body: Bytes) -> R {
             burst_limit: t
                 .get("burstLimit")
                 .and_then(Value::as_u64)
-                .map(|b| b as u32),
+                .map(|b| u32::try_from(b).unwrap_or(u32::MAX)),
         });
     let quota = v.get("quota").filter(|q| q.is_object()).map(|q| Quota {
         limit: q.get("limit").and_then(Value::as_u64).unwrap_or(0),

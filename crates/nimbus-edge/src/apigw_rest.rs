@@ -365,7 +365,7 @@ async fn put_integration(
         timeout_ms: v
             .get("timeoutInMillis")
             .and_then(Value::as_u64)
-            .unwrap_or(0) as u32,
+            .map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
         responses: BTreeMap::new(),
     };
     let i = core.rest_apis.put_integration(&id, &rid, &m, i).await?;

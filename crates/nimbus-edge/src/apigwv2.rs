@@ -269,7 +269,7 @@ fn route_throttling_of(v: &Value) -> RouteLimits {
                             s.get("throttlingRateLimit").and_then(Value::as_f64),
                             s.get("throttlingBurstLimit")
                                 .and_then(Value::as_u64)
-                                .map(|b| b as u32),
+                                .map(|b| u32::try_from(b).unwrap_or(u32::MAX)),
                         ),
                     )
                 })
@@ -313,7 +313,7 @@ fn throttling_of(v: &Value) -> (Option<f64>, Option<u32>) {
         d.get("throttlingRateLimit").and_then(Value::as_f64),
         d.get("throttlingBurstLimit")
             .and_then(Value::as_u64)
-            .map(|b| b as u32),
+            .map(|b| u32::try_from(b).unwrap_or(u32::MAX)),
     )
 }
 
