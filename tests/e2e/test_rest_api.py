@@ -159,6 +159,18 @@ def test_rest_api_end_to_end(server, lam, rest):
     status, _, body = send(server, api_id, "prod", "GET", "/mock")
     assert (status, json.loads(body)) == (200, {"updated": "production"})
 
+    # Renaming a resource moves everything under it; other updates.
+    renamed = rest.update_resource(restApiId=api_id, resourceId=items["id"],
+                                   patchOperations=[{"op": "replace", "path": "/pathPart", "value": "things"}])
+    assert renamed["path"] == "/things"
+    assert rest.get_resource(restApiId=api_id, resourceId=item["id"])["path"] == "/things/{id}"
+    mr = rest.update_method_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200",
+                                     patchOperations=[{"op": "add", "path": "/responseParameters/method.response.header.X-Extra",
+                                                       "value": "false"}])
+    assert mr["responseParameters"]["method.response.header.X-Extra"] is False
+    assert rest.update_deployment(restApiId=api_id, deploymentId=dep2["id"], patchOperations=[
+        {"op": "replace", "path": "/description", "value": "second"}])["description"] == "second"
+
     # Deletes, each answered as API Gateway does, and gone afterwards.
     rest.delete_integration_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200")
     rest.delete_method_response(restApiId=api_id, resourceId=mock["id"], httpMethod="GET", statusCode="200")

@@ -1080,6 +1080,121 @@ impl RestApis {
         .await
     }
 
+    /// UpdateResource: `/pathPart` (the paths of the resource and everything under it follow).
+    pub async fn update_resource(&self, api: &str, id: &str, ops: &[PatchOp]) -> AResult<Resource> {
+        self.change(api, |a| {
+            let allowed = "/pathPart";
+            for op in ops {
+                if (op.op.as_str(), op.path.as_str()) != ("replace", "/pathPart") {
+                    return Err(invalid_patch(op, allowed));
+                }
+                let part = patch_value(op)?.to_string();
+                check_path_part(&part)?;
+                let r = a.resources.get(id).cloned().ok_or_else(|| {
+                    ApiError::NotFound("Invalid Resource identifier specified".into())
+                })?;
+                if r.parent_id.is_none() {
+                    return Err(ApiError::BadRequest(
+                        "The root resource has no path part to change".into(),
+                    ));
+                }
+                if a.resources
+                    .values()
+                    .any(|x| x.parent_id == r.parent_id && x.id != r.id && x.path_part == part)
+                {
+                    return Err(ApiError::Conflict(format!(
+                        "Another resource with the same parent already has this name: {part}"
+                    )));
+                }
+                let old = r.path.clone();
+                let new = match old.rsplit_once('/') {
+                    Some(("", _)) => format!("/{part}"),
+                    Some((parent, _)) => format!("{parent}/{part}"),
+                    None => format!("/{part}"),
+                };
+                for x in a.resources.values_mut() {
+                    if x.id == r.id {
+                        x.path_part = part.clone();
+                        x.path = new.clone();
+                    } else if let Some(rest) = x.path.strip_prefix(&format!("{old}/")) {
+                        x.path = format!("{new}/{rest}");
+                    }
+                }
+            }
+            a.resources
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ApiError::NotFound("Invalid Resource identifier specified".into()))
+        })
+        .await
+    }
+
+    /// UpdateMethodResponse: `/responseParameters/{name}` (value `true`/`false`),
+    /// `/responseModels/{contentType}`.
+    pub async fn update_method_response(
+        &self,
+        api: &str,
+        resource: &str,
+        method: &str,
+        code: &str,
+        ops: &[PatchOp],
+    ) -> AResult<MethodResponse> {
+        let method = method.to_ascii_uppercase();
+        self.change(api, |a| {
+            let r = Self::method_mut(a, resource, &method)?
+                .responses
+                .get_mut(code)
+                .ok_or_else(|| {
+                    ApiError::NotFound("Invalid Response status code specified".into())
+                })?;
+            let allowed = "/responseParameters/{name}, /responseModels/{contentType}";
+            for op in ops {
+                let p = op.path.as_str();
+                if let Some(name) = p.strip_prefix("/responseParameters/") {
+                    let name = unescape_pointer(name);
+                    match op.op.as_str() {
+                        "add" | "replace" => {
+                            r.response_parameters
+                                .insert(name, op.value.as_deref() == Some("true"));
+                        }
+                        "remove" => {
+                            r.response_parameters.remove(&name);
+                        }
+                        _ => return Err(invalid_patch(op, allowed)),
+                    }
+                } else if let Some(ct) = p.strip_prefix("/responseModels/") {
+                    patch_map(&mut r.response_models, op, ct, allowed)?;
+                } else {
+                    return Err(invalid_patch(op, allowed));
+                }
+            }
+            Ok(r.clone())
+        })
+        .await
+    }
+
+    /// UpdateDeployment: `/description`.
+    pub async fn update_deployment(
+        &self,
+        api: &str,
+        id: &str,
+        ops: &[PatchOp],
+    ) -> AResult<Deployment> {
+        self.change(api, |a| {
+            let d = a.deployments.get_mut(id).ok_or_else(|| {
+                ApiError::NotFound("Invalid Deployment identifier specified".into())
+            })?;
+            for op in ops {
+                match (op.op.as_str(), op.path.as_str()) {
+                    ("replace", "/description") => d.description = op.value.clone(),
+                    _ => return Err(invalid_patch(op, "/description")),
+                }
+            }
+            Ok(d.clone())
+        })
+        .await
+    }
+
     /// UpdateIntegrationResponse: `/selectionPattern`, `/responseTemplates/{contentType}`,
     /// `/responseParameters/{name}`.
     pub async fn update_integration_response(

@@ -758,6 +758,39 @@ async fn delete_gateway_response(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+async fn update_resource(
+    State(core): State<Core>,
+    Path((id, rid)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let r = core.rest_apis.update_resource(&id, &rid, &ops).await?;
+    Ok(reply(StatusCode::OK, render_resource(&r)))
+}
+
+async fn update_method_response(
+    State(core): State<Core>,
+    Path((id, rid, m, code)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let r = core
+        .rest_apis
+        .update_method_response(&id, &rid, &m, &code, &ops)
+        .await?;
+    Ok(reply(StatusCode::OK, render_method_response(&r)))
+}
+
+async fn update_deployment(
+    State(core): State<Core>,
+    Path((id, did)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let d = core.rest_apis.update_deployment(&id, &did, &ops).await?;
+    Ok(reply(StatusCode::OK, render_deployment(&d)))
+}
+
 pub fn routes() -> Router<Core> {
     Router::new()
         .route("/restapis", post(create_api).get(get_apis))
@@ -773,7 +806,8 @@ pub fn routes() -> Router<Core> {
             "/restapis/{id}/resources/{rid}",
             post(create_resource)
                 .get(get_resource)
-                .delete(delete_resource),
+                .delete(delete_resource)
+                .patch(update_resource),
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}",
@@ -793,7 +827,8 @@ pub fn routes() -> Router<Core> {
             "/restapis/{id}/resources/{rid}/methods/{m}/responses/{code}",
             put(put_method_response)
                 .get(get_method_response)
-                .delete(delete_method_response),
+                .delete(delete_method_response)
+                .patch(update_method_response),
         )
         .route(
             "/restapis/{id}/resources/{rid}/methods/{m}/integration/responses/{code}",
@@ -808,7 +843,9 @@ pub fn routes() -> Router<Core> {
         )
         .route(
             "/restapis/{id}/deployments/{did}",
-            get(get_deployment).delete(delete_deployment),
+            get(get_deployment)
+                .delete(delete_deployment)
+                .patch(update_deployment),
         )
         .route(
             "/restapis/{id}/authorizers",
