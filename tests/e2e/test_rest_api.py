@@ -554,3 +554,50 @@ def test_http_integration_with_templates(server, rest):
         rest.delete_rest_api(restApiId=api_id)
     finally:
         upstream.shutdown()
+
+
+def test_request_validators_and_models(server, rest):
+    api = rest.create_rest_api(name=unique("valid"))
+    api_id, root = api["id"], api["rootResourceId"]
+    schema = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object",
+              "required": ["name"], "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}
+    model = rest.create_model(restApiId=api_id, name="Person", contentType="application/json",
+                              schema=json.dumps(schema))
+    assert model["name"] == "Person"
+    with pytest.raises(ClientError) as e:
+        rest.create_model(restApiId=api_id, name="Broken", contentType="application/json", schema="{not json")
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    both = rest.create_request_validator(restApiId=api_id, name="both", validateRequestBody=True,
+                                         validateRequestParameters=True)
+    assert rest.get_request_validator(restApiId=api_id, requestValidatorId=both["id"])["validateRequestBody"] is True
+    res = rest.create_resource(restApiId=api_id, parentId=root, pathPart="people")
+    rest.put_method(restApiId=api_id, resourceId=res["id"], httpMethod="POST", authorizationType="NONE",
+                    requestValidatorId=both["id"], requestModels={"application/json": "Person"},
+                    requestParameters={"method.request.querystring.team": True,
+                                       "method.request.header.X-Trace": False})
+    rest.put_integration(restApiId=api_id, resourceId=res["id"], httpMethod="POST", type="MOCK",
+                         requestTemplates={"application/json": '{"statusCode": 200}'})
+    rest.put_method_response(restApiId=api_id, resourceId=res["id"], httpMethod="POST", statusCode="200")
+    rest.put_integration_response(restApiId=api_id, resourceId=res["id"], httpMethod="POST", statusCode="200",
+                                  responseTemplates={"application/json": '{"ok": true}'})
+    rest.create_deployment(restApiId=api_id, stageName="prod")
+    ct = [("Content-Type", "application/json")]
+
+    status, _, body = send(server, api_id, "prod", "POST", "/people", body=b'{"name": "Ann"}', headers=ct)
+    assert (status, json.loads(body)) == (400, {"message": "Missing required request parameters: [team]"})
+    status, _, body = send(server, api_id, "prod", "POST", "/people?team=a", body=b'{"age": "old"}', headers=ct)
+    assert (status, json.loads(body)) == (400, {"message": "Invalid request body"})
+    status, _, body = send(server, api_id, "prod", "POST", "/people?team=a", body=b'{"name": "Ann", "age": 3}',
+                           headers=ct)
+    assert (status, json.loads(body)) == (200, {"ok": True})
+
+    # Validation off: anything passes.
+    rest.update_request_validator(restApiId=api_id, requestValidatorId=both["id"], patchOperations=[
+        {"op": "replace", "path": "/validateRequestBody", "value": "false"},
+        {"op": "replace", "path": "/validateRequestParameters", "value": "false"}])
+    rest.create_deployment(restApiId=api_id, stageName="prod")
+    assert send(server, api_id, "prod", "POST", "/people", body=b'{}', headers=ct)[0] == 200
+    with pytest.raises(ClientError) as e:
+        rest.delete_model(restApiId=api_id, modelName="Person")
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+    rest.delete_rest_api(restApiId=api_id)

@@ -225,6 +225,8 @@ pub fn read(doc: &Value) -> AResult<Definition> {
                     http_method: http,
                     authorization_type: "NONE".into(),
                     authorizer_id: None,
+                    request_validator_id: None,
+                    request_models: BTreeMap::new(),
                     api_key_required: false,
                     request_parameters: request_parameters(&params),
                     responses,

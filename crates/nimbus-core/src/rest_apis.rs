@@ -47,6 +47,12 @@ pub struct Method {
     /// With `authorization_type` CUSTOM: the Lambda authorizer.
     #[serde(default)]
     pub authorizer_id: Option<String>,
+    /// The request validator that checks this method's requests.
+    #[serde(default)]
+    pub request_validator_id: Option<String>,
+    /// Content type → model name, for body validation.
+    #[serde(default)]
+    pub request_models: BTreeMap<String, String>,
     pub api_key_required: bool,
     pub request_parameters: BTreeMap<String, bool>,
     pub responses: BTreeMap<String, MethodResponse>,
@@ -189,6 +195,8 @@ pub struct Authorizer {
 pub struct MethodInput {
     pub authorization_type: Option<String>,
     pub authorizer_id: Option<String>,
+    pub request_validator_id: Option<String>,
+    pub request_models: BTreeMap<String, String>,
     pub api_key_required: bool,
     pub request_parameters: BTreeMap<String, bool>,
 }
@@ -269,7 +277,106 @@ pub struct RestApi {
     /// Customised gateway responses, by response type (`DEFAULT_4XX`, `THROTTLED`, …).
     #[serde(default)]
     pub gateway_responses: BTreeMap<String, GatewayResponse>,
+    /// Models by name (JSON schemas for request validation).
+    #[serde(default)]
+    pub models: BTreeMap<String, Model>,
+    #[serde(default)]
+    pub validators: BTreeMap<String, RequestValidator>,
 }
+
+/// A model: a JSON schema (draft 4) for a content type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub schema: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestValidator {
+    pub id: String,
+    pub name: String,
+    pub validate_body: bool,
+    pub validate_parameters: bool,
+}
+
+/// What a request validator found wrong with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invalid {
+    /// Required parameters that are missing (`querystring.q`, `header.x-id`).
+    Parameters(Vec<String>),
+    /// The body does not match the method's model for its content type.
+    Body,
+}
+
+/// Runs the method's request validator, if it has one: required parameters (query strings and
+/// headers; `header_names` are lower case), then the body against the method's model (by
+/// content type, else `$default`; `Empty` validates nothing).
+pub fn validate_request(
+    api: &RestApi,
+    method: &Method,
+    query_names: &std::collections::BTreeSet<String>,
+    header_names: &std::collections::BTreeSet<String>,
+    content_type: &str,
+    body: &[u8],
+) -> std::result::Result<(), Invalid> {
+    let Some(v) = method
+        .request_validator_id
+        .as_ref()
+        .and_then(|id| api.validators.get(id))
+    else {
+        return Ok(());
+    };
+    if v.validate_parameters {
+        let missing: Vec<String> = method
+            .request_parameters
+            .iter()
+            .filter(|(_, required)| **required)
+            .filter_map(|(name, _)| {
+                let rest = name.strip_prefix("method.request.")?;
+                let (kind, n) = rest.split_once('.')?;
+                let present = match kind {
+                    "querystring" | "multivaluequerystring" => query_names.contains(n),
+                    "header" | "multivalueheader" => header_names.contains(&n.to_ascii_lowercase()),
+                    _ => true,
+                };
+                (!present).then(|| n.to_string())
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(Invalid::Parameters(missing));
+        }
+    }
+    if v.validate_body {
+        let model = method
+            .request_models
+            .get(content_type)
+            .or_else(|| method.request_models.get("$default"));
+        let Some(model) = model.and_then(|m| api.models.get(m)) else {
+            return Ok(());
+        };
+        let Ok(schema) = serde_json::from_str::<serde_json::Value>(&model.schema) else {
+            return Ok(());
+        };
+        let Ok(validator) = jsonschema::draft4::new(&schema) else {
+            return Ok(());
+        };
+        let doc = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(body).map_err(|_| Invalid::Body)?
+        };
+        if !validator.is_valid(&doc) {
+            return Err(Invalid::Body);
+        }
+    }
+    Ok(())
+}
+
+/// The models every API has without creating them.
+pub const BUILT_IN_MODELS: [&str; 2] = ["Empty", "Error"];
 
 /// A customised gateway response (PutGatewayResponse).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -380,6 +487,8 @@ impl RestApis {
             tags,
             authorizers: BTreeMap::new(),
             gateway_responses: BTreeMap::new(),
+            models: BTreeMap::new(),
+            validators: BTreeMap::new(),
         };
         self.save(api).await
     }
@@ -488,6 +597,8 @@ impl RestApis {
         let MethodInput {
             authorization_type,
             authorizer_id,
+            request_validator_id,
+            request_models,
             api_key_required,
             request_parameters,
         } = input;
@@ -517,8 +628,25 @@ impl RestApis {
             let r = a.resources.get_mut(resource).ok_or_else(|| {
                 ApiError::NotFound("Invalid Resource identifier specified".into())
             })?;
+            if let Some(v) = &request_validator_id
+                && !a.validators.contains_key(v)
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid Request Validator identifier specified: {v}"
+                )));
+            }
+            if let Some(m) = request_models
+                .values()
+                .find(|m| !a.models.contains_key(*m) && !BUILT_IN_MODELS.contains(&m.as_str()))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid model identifier specified: {m}"
+                )));
+            }
             let m = Method {
                 http_method: method.clone(),
+                request_validator_id: request_validator_id.clone(),
+                request_models: request_models.clone(),
                 authorizer_id: (auth == "CUSTOM").then(|| authorizer_id.clone()).flatten(),
                 authorization_type: auth,
                 api_key_required,
@@ -615,6 +743,8 @@ impl RestApis {
                     tags: BTreeMap::new(),
                     authorizers: BTreeMap::new(),
                     gateway_responses: BTreeMap::new(),
+                    models: BTreeMap::new(),
+                    validators: BTreeMap::new(),
                 }
             }
         };
@@ -974,7 +1104,7 @@ impl RestApis {
         self.change(api, |a| {
             let known: Vec<String> = a.authorizers.keys().cloned().collect();
             let m = Self::method_mut(a, resource, &method)?;
-            let allowed = "/authorizationType, /authorizerId, /apiKeyRequired, /requestParameters/{name}, /requestModels/{contentType}, /operationName";
+            let allowed = "/authorizationType, /authorizerId, /requestValidatorId, /apiKeyRequired, /requestParameters/{name}, /requestModels/{contentType}, /operationName";
             for op in ops {
                 let (o, p) = (op.op.as_str(), op.path.as_str());
                 if let Some(name) = p.strip_prefix("/requestParameters/") {
@@ -1005,9 +1135,14 @@ impl RestApis {
                         }
                     }
                     ("replace", "/authorizerId") => m.authorizer_id = op.value.clone(),
+                    ("replace", "/requestValidatorId") => {
+                        m.request_validator_id = op.value.clone().filter(|v| !v.is_empty())
+                    }
                     ("replace", "/apiKeyRequired") => m.api_key_required = patch_bool(op)?,
                     ("replace", "/operationName") => {}
-                    (_, p) if p.starts_with("/requestModels/") => {}
+                    (_, p) if p.starts_with("/requestModels/") => {
+                        patch_map(&mut m.request_models, op, &p["/requestModels/".len()..], allowed)?
+                    }
                     _ => return Err(invalid_patch(op, allowed)),
                 }
             }
@@ -1247,6 +1382,147 @@ impl RestApis {
                 }
             }
             Ok(r.clone())
+        })
+        .await
+    }
+
+    /// CreateModel: the schema must be JSON (a JSON Schema draft 4 document).
+    pub async fn create_model(
+        &self,
+        api: &str,
+        name: Option<String>,
+        content_type: Option<String>,
+        schema: Option<String>,
+        description: Option<String>,
+    ) -> AResult<Model> {
+        let name = name
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()))
+            .ok_or_else(|| {
+                ApiError::BadRequest("Model name must be non-empty and alphanumeric".into())
+            })?;
+        let content_type = content_type
+            .ok_or_else(|| ApiError::BadRequest("Content type must be non-empty".into()))?;
+        let schema = schema.unwrap_or_else(|| "{}".into());
+        let doc: serde_json::Value = serde_json::from_str(&schema).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "Invalid model specified: the schema is not JSON: {e}"
+            ))
+        })?;
+        jsonschema::draft4::new(&doc)
+            .map_err(|e| ApiError::BadRequest(format!("Invalid model specified: {e}")))?;
+        self.change(api, |a| {
+            if a.models.contains_key(&name) || BUILT_IN_MODELS.contains(&name.as_str()) {
+                return Err(ApiError::Conflict(format!(
+                    "Model name already exists for this REST API: {name}"
+                )));
+            }
+            let m = Model {
+                id: new_id()[..6].to_string(),
+                name: name.clone(),
+                content_type,
+                schema,
+                description,
+            };
+            a.models.insert(name, m.clone());
+            Ok(m)
+        })
+        .await
+    }
+
+    /// DeleteModel: refused while a method uses it.
+    pub async fn delete_model(&self, api: &str, name: &str) -> AResult<()> {
+        self.change(api, |a| {
+            if !a.models.contains_key(name) {
+                return Err(ApiError::NotFound("Invalid model name specified".into()));
+            }
+            if let Some((r, m)) = a.resources.values().find_map(|r| {
+                r.methods
+                    .values()
+                    .find(|m| m.request_models.values().any(|x| x == name))
+                    .map(|m| (r, m))
+            }) {
+                return Err(ApiError::Conflict(format!(
+                    "Cannot delete model '{name}', is referenced in method request: {} {}",
+                    m.http_method, r.path
+                )));
+            }
+            a.models.remove(name);
+            Ok(())
+        })
+        .await
+    }
+
+    /// CreateRequestValidator.
+    pub async fn create_validator(
+        &self,
+        api: &str,
+        name: Option<String>,
+        validate_body: bool,
+        validate_parameters: bool,
+    ) -> AResult<RequestValidator> {
+        self.change(api, |a| {
+            let v = RequestValidator {
+                id: new_id()[..6].to_string(),
+                name: name.unwrap_or_default(),
+                validate_body,
+                validate_parameters,
+            };
+            a.validators.insert(v.id.clone(), v.clone());
+            Ok(v)
+        })
+        .await
+    }
+
+    /// UpdateRequestValidator: `/name`, `/validateRequestBody`, `/validateRequestParameters`.
+    pub async fn update_validator(
+        &self,
+        api: &str,
+        id: &str,
+        ops: &[PatchOp],
+    ) -> AResult<RequestValidator> {
+        self.change(api, |a| {
+            let v = a.validators.get_mut(id).ok_or_else(|| {
+                ApiError::NotFound("Invalid Request Validator identifier specified".into())
+            })?;
+            for op in ops {
+                match (op.op.as_str(), op.path.as_str()) {
+                    ("replace", "/name") => v.name = op.value.clone().unwrap_or_default(),
+                    ("replace", "/validateRequestBody") => v.validate_body = patch_bool(op)?,
+                    ("replace", "/validateRequestParameters") => {
+                        v.validate_parameters = patch_bool(op)?
+                    }
+                    _ => {
+                        return Err(invalid_patch(
+                            op,
+                            "/name, /validateRequestBody, /validateRequestParameters",
+                        ));
+                    }
+                }
+            }
+            Ok(v.clone())
+        })
+        .await
+    }
+
+    /// DeleteRequestValidator: refused while a method uses it.
+    pub async fn delete_validator(&self, api: &str, id: &str) -> AResult<()> {
+        self.change(api, |a| {
+            if !a.validators.contains_key(id) {
+                return Err(ApiError::NotFound(
+                    "Invalid Request Validator identifier specified".into(),
+                ));
+            }
+            if a.resources.values().any(|r| {
+                r.methods
+                    .values()
+                    .any(|m| m.request_validator_id.as_deref() == Some(id))
+            }) {
+                return Err(ApiError::Conflict(format!(
+                    "Cannot delete request validator '{id}': a method uses it"
+                )));
+            }
+            a.validators.remove(id);
+            Ok(())
         })
         .await
     }

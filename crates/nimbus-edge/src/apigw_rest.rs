@@ -99,6 +99,8 @@ fn render_method(m: &Method) -> Value {
         "httpMethod": m.http_method,
         "authorizationType": m.authorization_type,
         "authorizerId": m.authorizer_id,
+        "requestValidatorId": m.request_validator_id,
+        "requestModels": m.request_models,
         "apiKeyRequired": m.api_key_required,
         "requestParameters": m.request_parameters,
         "methodResponses": m.responses.iter().map(|(k, r)| (k.clone(), render_method_response(r))).collect::<Map<_, _>>(),
@@ -328,6 +330,8 @@ async fn put_method(
             nimbus_core::rest_apis::MethodInput {
                 authorization_type: s(&v, "authorizationType"),
                 authorizer_id: s(&v, "authorizerId"),
+                request_validator_id: s(&v, "requestValidatorId"),
+                request_models: strings(&v, "requestModels"),
                 api_key_required: v
                     .get("apiKeyRequired")
                     .and_then(Value::as_bool)
@@ -758,6 +762,109 @@ async fn delete_gateway_response(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+fn render_model(m: &nimbus_core::rest_apis::Model) -> Value {
+    let mut v =
+        json!({"id": m.id, "name": m.name, "contentType": m.content_type, "schema": m.schema});
+    if let Some(d) = &m.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+fn render_validator(v: &nimbus_core::rest_apis::RequestValidator) -> Value {
+    json!({
+        "id": v.id,
+        "name": v.name,
+        "validateRequestBody": v.validate_body,
+        "validateRequestParameters": v.validate_parameters,
+    })
+}
+
+async fn create_model(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let m = core
+        .rest_apis
+        .create_model(
+            &id,
+            s(&v, "name"),
+            s(&v, "contentType"),
+            s(&v, "schema"),
+            s(&v, "description"),
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_model(&m)))
+}
+
+async fn get_models(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "item": a.models.values().map(render_model).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_model(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    let m = a
+        .models
+        .get(&name)
+        .ok_or_else(|| GwError(ApiError::NotFound("Invalid model name specified".into())))?;
+    Ok(reply(StatusCode::OK, render_model(m)))
+}
+
+async fn delete_model(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
+    core.rest_apis.delete_model(&id, &name).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn create_validator(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+    let v = parse(&body)?;
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let r = core
+        .rest_apis
+        .create_validator(
+            &id,
+            s(&v, "name"),
+            flag("validateRequestBody"),
+            flag("validateRequestParameters"),
+        )
+        .await?;
+    Ok(reply(StatusCode::CREATED, render_validator(&r)))
+}
+
+async fn get_validators(State(core): State<Core>, Path(id): Path<String>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "item": a.validators.values().map(render_validator).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_validator(State(core): State<Core>, Path((id, vid)): Path<(String, String)>) -> R {
+    let a = core.rest_apis.get(&id)?;
+    let v = a.validators.get(&vid).ok_or_else(|| {
+        GwError(ApiError::NotFound(
+            "Invalid Request Validator identifier specified".into(),
+        ))
+    })?;
+    Ok(reply(StatusCode::OK, render_validator(v)))
+}
+
+async fn update_validator(
+    State(core): State<Core>,
+    Path((id, vid)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let ops = patch_ops(&body)?;
+    let v = core.rest_apis.update_validator(&id, &vid, &ops).await?;
+    Ok(reply(StatusCode::OK, render_validator(&v)))
+}
+
+async fn delete_validator(State(core): State<Core>, Path((id, vid)): Path<(String, String)>) -> R {
+    core.rest_apis.delete_validator(&id, &vid).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
 async fn update_resource(
     State(core): State<Core>,
     Path((id, rid)): Path<(String, String)>,
@@ -866,6 +973,21 @@ pub fn routes() -> Router<Core> {
             put(put_gateway_response)
                 .get(get_gateway_response)
                 .delete(delete_gateway_response),
+        )
+        .route("/restapis/{id}/models", post(create_model).get(get_models))
+        .route(
+            "/restapis/{id}/models/{name}",
+            get(get_model).delete(delete_model),
+        )
+        .route(
+            "/restapis/{id}/requestvalidators",
+            post(create_validator).get(get_validators),
+        )
+        .route(
+            "/restapis/{id}/requestvalidators/{vid}",
+            get(get_validator)
+                .patch(update_validator)
+                .delete(delete_validator),
         )
         .route("/restapis/{id}/stages", post(create_stage).get(get_stages))
         .route(
@@ -1247,6 +1369,50 @@ async fn serve_stage(
                 context["identity"]["apiKey"] =
                     json!(parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
                 context["identity"]["apiKeyId"] = json!(key);
+            }
+        }
+    }
+    // The method's request validator: required parameters, then the body against its model.
+    {
+        let query_names = query_multi(&query).into_keys().collect();
+        let header_names = parts
+            .headers
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        let ct = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(|c| c.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| "application/json".into());
+        match nimbus_core::rest_apis::validate_request(
+            &api,
+            method,
+            &query_names,
+            &header_names,
+            &ct,
+            &body,
+        ) {
+            Ok(()) => {}
+            Err(nimbus_core::rest_apis::Invalid::Parameters(missing)) => {
+                return Some(tagged(
+                    "BAD_REQUEST_PARAMETERS",
+                    reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"message": format!("Missing required request parameters: [{}]", missing.join(", "))}),
+                    ),
+                ));
+            }
+            Err(nimbus_core::rest_apis::Invalid::Body) => {
+                return Some(tagged(
+                    "BAD_REQUEST_BODY",
+                    reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"message": "Invalid request body"}),
+                    ),
+                ));
             }
         }
     }
