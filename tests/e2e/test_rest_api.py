@@ -514,8 +514,9 @@ def test_http_integration_with_templates(server, rest):
     class Upstream(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status = 404 if self.path.endswith("/none") else 200
-            out = json.dumps({"path": self.path, "echo": json.loads(body)}).encode()
+            status = 404 if self.path.split("?")[0].endswith("/none") else 200
+            out = json.dumps({"path": self.path, "echo": json.loads(body),
+                              "team": self.headers.get("X-Team")}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
@@ -535,20 +536,25 @@ def test_http_integration_with_templates(server, rest):
         rest.put_method(restApiId=api_id, resourceId=item["id"], httpMethod="GET", authorizationType="NONE")
         rest.put_integration(restApiId=api_id, resourceId=item["id"], httpMethod="GET", type="HTTP",
                              integrationHttpMethod="POST",
-                             uri="http://127.0.0.1:%d/upstream/{id}" % upstream.server_address[1],
+                             uri="http://127.0.0.1:%d/upstream/{item}" % upstream.server_address[1],
+                             requestParameters={"integration.request.path.item": "method.request.path.id",
+                                                "integration.request.header.X-Team": "method.request.querystring.q",
+                                                "integration.request.querystring.verbose": "'yes'"},
                              requestTemplates={"application/json": '{"id": "$input.params(\'id\')", '
                                                                    '"q": "$input.params(\'q\')"}'})
         for code in ("200", "404"):
             rest.put_method_response(restApiId=api_id, resourceId=item["id"], httpMethod="GET", statusCode=code)
         rest.put_integration_response(restApiId=api_id, resourceId=item["id"], httpMethod="GET", statusCode="200",
                                       responseTemplates={"application/json": '{"item": $input.json(\'$.echo\'), '
-                                                                             '"from": "$input.path(\'$.path\')"}'})
+                                                                             '"from": "$input.path(\'$.path\')", '
+                                                                             '"team": "$input.path(\'$.team\')"}'})
         rest.put_integration_response(restApiId=api_id, resourceId=item["id"], httpMethod="GET", statusCode="404",
                                       selectionPattern="4\\d{2}",
                                       responseTemplates={"application/json": '{"missing": true}'})
         rest.create_deployment(restApiId=api_id, stageName="prod")
         status, _, body = send(server, api_id, "prod", "GET", "/items/42?q=x")
-        assert (status, json.loads(body)) == (200, {"item": {"id": "42", "q": "x"}, "from": "/upstream/42"})
+        assert (status, json.loads(body)) == (200, {"item": {"id": "42", "q": "x"},
+                                                    "from": "/upstream/42?verbose=yes", "team": "x"})
         status, _, body = send(server, api_id, "prod", "GET", "/items/none")
         assert (status, json.loads(body)) == (404, {"missing": True})
         rest.delete_rest_api(restApiId=api_id)

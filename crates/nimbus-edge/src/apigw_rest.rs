@@ -1023,6 +1023,75 @@ fn apply_response_parameters(resp: &mut Response, params: &BTreeMap<String, Stri
     }
 }
 
+/// An integration's request parameters, mapped from the method request.
+#[derive(Debug, Default, PartialEq)]
+struct Mapped {
+    path: BTreeMap<String, String>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+/// Evaluates `requestParameters` (`integration.request.{path|querystring|header}.X` ←
+/// `method.request.{path|querystring|multivaluequerystring|header|multivalueheader}.Y`,
+/// `stageVariables.Z`, `context.V` or a static `'value'`); absent sources map nothing.
+fn map_request_parameters(
+    mapping: &BTreeMap<String, String>,
+    path: &BTreeMap<String, String>,
+    query: &BTreeMap<String, Vec<String>>,
+    headers: &HeaderMap,
+    stage_variables: &BTreeMap<String, String>,
+    context: &Value,
+) -> Mapped {
+    let mut out = Mapped::default();
+    for (target, source) in mapping {
+        let value = if let Some(lit) = source.strip_prefix('\'').and_then(|x| x.strip_suffix('\''))
+        {
+            Some(lit.to_string())
+        } else if let Some(n) = source.strip_prefix("method.request.path.") {
+            path.get(n).cloned()
+        } else if let Some(n) = source.strip_prefix("method.request.querystring.") {
+            query.get(n).and_then(|v| v.last()).cloned()
+        } else if let Some(n) = source.strip_prefix("method.request.multivaluequerystring.") {
+            query.get(n).map(|v| v.join(","))
+        } else if let Some(n) = source.strip_prefix("method.request.header.") {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        } else if let Some(n) = source.strip_prefix("method.request.multivalueheader.") {
+            let all: Vec<&str> = headers
+                .get_all(n)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!all.is_empty()).then(|| all.join(","))
+        } else if let Some(n) = source.strip_prefix("stageVariables.") {
+            stage_variables.get(n).cloned()
+        } else if let Some(n) = source.strip_prefix("context.") {
+            context
+                .pointer(&format!("/{}", n.replace('.', "/")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+        } else {
+            None
+        };
+        let Some(value) = value else {
+            continue;
+        };
+        if let Some(n) = target.strip_prefix("integration.request.path.") {
+            out.path.insert(n.to_string(), value);
+        } else if let Some(n) = target.strip_prefix("integration.request.querystring.") {
+            out.query.push((n.to_string(), value));
+        } else if let Some(n) = target.strip_prefix("integration.request.header.") {
+            out.headers.push((n.to_string(), value));
+        }
+    }
+    out
+}
+
 /// A query string's parameters, decoded, each with all of its values.
 pub(crate) fn query_multi(query: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1535,10 +1604,22 @@ async fn serve_stage(
                     .http_method
                     .clone()
                     .unwrap_or_else(|| method_name.clone());
+                let mapped = map_request_parameters(
+                    &integration.request_parameters,
+                    &params,
+                    &query_multi(&query),
+                    &parts.headers,
+                    &st.variables,
+                    &context,
+                );
+                let mut path_params = params.clone();
+                path_params.extend(mapped.path);
                 match crate::http_proxy::call(
                     integration.uri.as_deref().unwrap_or(""),
                     &method,
-                    &params,
+                    &path_params,
+                    &mapped.query,
+                    &mapped.headers,
                     payload,
                     timeout,
                 )
@@ -1719,7 +1800,70 @@ async fn invoke(
 
 #[cfg(test)]
 mod tests {
-    use super::is_binary;
+    use super::{Mapped, is_binary, map_request_parameters};
+    use axum::http::HeaderMap;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn request_parameters_map_from_the_method_request() {
+        let mapping: BTreeMap<String, String> = [
+            ("integration.request.path.item", "method.request.path.id"),
+            (
+                "integration.request.querystring.q",
+                "method.request.querystring.search",
+            ),
+            (
+                "integration.request.querystring.all",
+                "method.request.multivaluequerystring.tag",
+            ),
+            ("integration.request.header.X-Stage", "stageVariables.env"),
+            ("integration.request.header.X-Static", "'fixed'"),
+            ("integration.request.header.X-Req", "context.requestId"),
+            (
+                "integration.request.header.X-Absent",
+                "method.request.header.missing",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let path = [("id".to_string(), "7".to_string())].into_iter().collect();
+        let query = [
+            ("search".to_string(), vec!["rust".to_string()]),
+            ("tag".to_string(), vec!["a".to_string(), "b".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        let vars = [("env".to_string(), "prod".to_string())]
+            .into_iter()
+            .collect();
+        let m = map_request_parameters(
+            &mapping,
+            &path,
+            &query,
+            &HeaderMap::new(),
+            &vars,
+            &json!({"requestId": "r-1"}),
+        );
+        assert_eq!(
+            m,
+            Mapped {
+                path: [("item".to_string(), "7".to_string())]
+                    .into_iter()
+                    .collect(),
+                query: vec![
+                    ("all".to_string(), "a,b".to_string()),
+                    ("q".to_string(), "rust".to_string())
+                ],
+                headers: vec![
+                    ("X-Req".to_string(), "r-1".to_string()),
+                    ("X-Stage".to_string(), "prod".to_string()),
+                    ("X-Static".to_string(), "fixed".to_string())
+                ],
+            }
+        );
+    }
 
     #[test]
     fn binary_media_types_match_like_api_gateway() {

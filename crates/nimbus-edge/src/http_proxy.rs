@@ -69,26 +69,40 @@ pub async fn call(
     uri: &str,
     method: &str,
     params: &BTreeMap<String, String>,
+    query: &[(String, String)],
+    headers: &[(String, String)],
     body: String,
     timeout: std::time::Duration,
 ) -> Result<(u16, String), CallError> {
     let client = client().ok_or_else(|| CallError::Failed("no HTTP client".into()))?;
     let m = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|e| CallError::Failed(format!("integration method {method}: {e}")))?;
-    let resp = client
-        .request(m, substitute(uri, params))
+    let mut target = substitute(uri, params);
+    if !query.is_empty() {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect();
+        target.push(if target.contains('?') { '&' } else { '?' });
+        target.push_str(&q.join("&"));
+    }
+    let mut req = client
+        .request(m, target)
         .timeout(timeout)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                CallError::Timeout
-            } else {
-                CallError::Failed(e.to_string())
-            }
-        })?;
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let resp = req.body(body).send().await.map_err(|e| {
+        if e.is_timeout() {
+            CallError::Timeout
+        } else {
+            CallError::Failed(e.to_string())
+        }
+    })?;
     let status = resp.status().as_u16();
     let text = resp
         .text()
