@@ -357,10 +357,7 @@ pub fn validate_request(
         let Some(model) = model.and_then(|m| api.models.get(m)) else {
             return Ok(());
         };
-        let Ok(schema) = serde_json::from_str::<serde_json::Value>(&model.schema) else {
-            return Ok(());
-        };
-        let Ok(validator) = jsonschema::draft4::new(&schema) else {
+        let Some(validator) = compiled(&model.schema) else {
             return Ok(());
         };
         let doc = if body.is_empty() {
@@ -373,6 +370,25 @@ pub fn validate_request(
         }
     }
     Ok(())
+}
+
+/// A model's schema, compiled once (by schema text) and reused by every request it validates.
+fn compiled(schema: &str) -> Option<std::sync::Arc<jsonschema::Validator>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(schema) {
+        return Some(v.clone());
+    }
+    let doc = serde_json::from_str::<serde_json::Value>(schema).ok()?;
+    let v = Arc::new(jsonschema::draft4::new(&doc).ok()?);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() > 1_000 {
+        c.clear();
+    }
+    c.insert(schema.to_string(), v.clone());
+    Some(v)
 }
 
 /// The models every API has without creating them.
