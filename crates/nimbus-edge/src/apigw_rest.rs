@@ -1068,13 +1068,7 @@ fn map_request_parameters(
         } else if let Some(n) = source.strip_prefix("stageVariables.") {
             stage_variables.get(n).cloned()
         } else if let Some(n) = source.strip_prefix("context.") {
-            context
-                .pointer(&format!("/{}", n.replace('.', "/")))
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
+            crate::authorizer::context_value(context, n)
         } else {
             None
         };

@@ -162,13 +162,7 @@ pub fn http_identity(
         } else if let Some(q) = s.strip_prefix("$request.querystring.") {
             query.get(q).map(|v| v.join(","))
         } else if let Some(c) = s.strip_prefix("$context.") {
-            request_context
-                .pointer(&format!("/{}", c.replace('.', "/")))
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
+            context_value(request_context, c)
         } else if let Some(v) = s.strip_prefix("$stageVariables.") {
             stage_variables.get(v).cloned()
         } else {
@@ -284,19 +278,24 @@ fn identity(a: &Authorizer, r: &Request<'_>) -> Option<Vec<String>> {
         } else if let Some(v) = s.strip_prefix("stageVariables.") {
             r.stage_variables.get(v).cloned()
         } else if let Some(c) = s.strip_prefix("context.") {
-            r.request_context
-                .pointer(&format!("/{}", c.replace('.', "/")))
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
+            context_value(r.request_context, c)
         } else {
             None
         };
         out.push(v.filter(|v| !v.is_empty())?);
     }
     Some(out)
+}
+
+/// A value of a request context by dotted name (`identity.sourceIp`), as a string.
+pub(crate) fn context_value(context: &Value, name: &str) -> Option<String> {
+    context
+        .pointer(&format!("/{}", name.replace('.', "/")))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
 }
 
 /// Whether an IAM pattern (`*` any run, `?` one character) matches.
