@@ -51,6 +51,21 @@ pub struct InvokeInput {
     pub trace_header: Option<String>,
 }
 
+impl InvokeInput {
+    /// A synchronous invocation from a trigger (an HTTP endpoint, an authorizer): no log tail,
+    /// client context or trace header.
+    pub fn sync(target: FunctionRef, payload: impl Into<Bytes>) -> InvokeInput {
+        InvokeInput {
+            target,
+            payload: payload.into(),
+            invocation_type: InvocationType::RequestResponse,
+            log_tail: false,
+            client_context: None,
+            trace_header: None,
+        }
+    }
+}
+
 /// What the caller gets back.
 #[derive(Debug, Clone)]
 pub struct InvokeResult {

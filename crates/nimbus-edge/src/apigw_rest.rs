@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use nimbus_core::http_apis::ApiError;
-use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::invoke::InvokeInput;
 use nimbus_core::rest_apis::{
     Deployment, Integration, IntegrationResponse, Method, MethodResponse, MethodSetting, PatchOp,
     Resource, RestApi, Stage, match_resource,
@@ -1436,7 +1436,7 @@ async fn serve_stage(
         }
     }
     // The method's request validator: required parameters, then the body against its model.
-    {
+    if method.request_validator_id.is_some() {
         let query_names = query_multi(&query).into_keys().collect();
         let header_names = parts
             .headers
@@ -1775,14 +1775,7 @@ async fn invoke(
                 "the integration URI does not name a function".into(),
             ))
         })?;
-    let call = core.invoke.invoke(InvokeInput {
-        target,
-        payload: payload.into(),
-        invocation_type: InvocationType::RequestResponse,
-        log_tail: false,
-        client_context: None,
-        trace_header: None,
-    });
+    let call = core.invoke.invoke(InvokeInput::sync(target, payload));
     let limit =
         std::time::Duration::from_millis(u64::from(integration.timeout_ms.clamp(50, 29_000)));
     match tokio::time::timeout(limit, call).await {

@@ -16,7 +16,7 @@ use base64::Engine;
 use nimbus_core::http_apis::{
     ApiError, ApiInput, HttpApi, Integration, IntegrationInput, Route, Stage,
 };
-use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::invoke::InvokeInput;
 use nimbus_core::names::parse_function_ref;
 use nimbus_core::{Core, CoreError};
 use serde_json::{Map, Value, json};
@@ -1060,14 +1060,9 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
             json!({"message": "Internal Server Error"}),
         );
     };
-    let call = core.invoke.invoke(InvokeInput {
-        target,
-        payload: event.to_string().into(),
-        invocation_type: InvocationType::RequestResponse,
-        log_tail: false,
-        client_context: None,
-        trace_header: None,
-    });
+    let call = core
+        .invoke
+        .invoke(InvokeInput::sync(target, event.to_string()));
     let limit = std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
     let mut resp = match tokio::time::timeout(limit, call).await {
         Err(_) => reply(

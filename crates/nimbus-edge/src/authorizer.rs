@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use nimbus_core::Core;
-use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::invoke::InvokeInput;
 use nimbus_core::rest_apis::Authorizer;
 use serde_json::{Map, Value, json};
 
@@ -85,14 +85,7 @@ async fn call(core: &Core, uri: &str, event: &Value) -> Result<Value, Outcome> {
     let target = function_of(uri).ok_or(Outcome::Failure)?;
     let result = core
         .invoke
-        .invoke(InvokeInput {
-            target,
-            payload: event.to_string().into(),
-            invocation_type: InvocationType::RequestResponse,
-            log_tail: false,
-            client_context: None,
-            trace_header: None,
-        })
+        .invoke(InvokeInput::sync(target, event.to_string()))
         .await
         .map_err(|_| Outcome::Failure)?;
     let v = serde_json::from_slice::<Value>(&result.payload).map_err(|_| Outcome::Failure)?;

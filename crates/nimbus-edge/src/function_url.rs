@@ -6,7 +6,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::invoke::InvokeInput;
 use nimbus_core::names::FunctionRef;
 use nimbus_core::{Core, CoreError};
 
@@ -125,19 +125,15 @@ async fn invoke_url(
     let event = event_v2(&info, &parts.headers, &body);
     let result = core
         .invoke
-        .invoke(InvokeInput {
-            target: FunctionRef {
+        .invoke(InvokeInput::sync(
+            FunctionRef {
                 name: config.function.clone(),
                 qualifier: (config.qualifier != "$LATEST").then(|| config.qualifier.clone()),
                 account: None,
                 region: None,
             },
-            payload: event.to_string().into(),
-            invocation_type: InvocationType::RequestResponse,
-            log_tail: false,
-            client_context: None,
-            trace_header: None,
-        })
+            event.to_string(),
+        ))
         .await;
     let mut resp = match result {
         Ok(r) => response_v2(&r.payload, r.function_error),
