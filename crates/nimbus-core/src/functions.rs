@@ -52,9 +52,12 @@ fn timestamp() -> String {
 
 fn code_error(e: CodeError) -> CoreError {
     match e {
-        CodeError::NotAZip | CodeError::TooLarge { .. } | CodeError::UnsafeEntry(_) => {
-            CoreError::InvalidParameter(e.to_string())
-        }
+        CodeError::NotAZip
+        | CodeError::TooLarge { .. }
+        | CodeError::TooManyEntries { .. }
+        | CodeError::UnsafeEntry(_)
+        | CodeError::BeneathLink(_)
+        | CodeError::Conflict(_) => CoreError::InvalidParameter(e.to_string()),
         CodeError::Io { .. } => CoreError::Internal(e.to_string()),
     }
 }

@@ -1179,7 +1179,12 @@ fn tagged(kind: &'static str, mut r: Response) -> Response {
 /// Applies the API's gateway response for a gateway-produced error: the type's own, else
 /// `DEFAULT_4XX`/`DEFAULT_5XX`; status, static `gatewayresponse.header.*` values and the
 /// `application/json` template (with `$context.error.*`).
-fn customise(api: &RestApi, st: &Stage, mut resp: Response, message: Option<String>) -> Response {
+async fn customise(
+    api: &RestApi,
+    st: &Stage,
+    mut resp: Response,
+    message: Option<String>,
+) -> Response {
     let Some(GatewayError(kind)) = resp.extensions().get::<GatewayError>().copied() else {
         return resp;
     };
@@ -1219,7 +1224,7 @@ fn customise(api: &RestApi, st: &Stage, mut resp: Response, message: Option<Stri
             "apiId": api.id,
         });
         let req = vtl_request("", &BTreeMap::new(), "", &HeaderMap::new(), context, st);
-        match nimbus_vtl::render(t, &req) {
+        match crate::templates::render(t, req).await {
             Ok(body) => {
                 let status = resp.status();
                 let headers = resp.headers().clone();
@@ -1264,7 +1269,7 @@ pub async fn serve(
             .map(str::to_string)
     });
     let resp = Response::from_parts(parts, Body::from(bytes));
-    Some(customise(&api, &st, resp, message))
+    Some(customise(&api, &st, resp, message).await)
 }
 
 async fn serve_stage(
@@ -1556,7 +1561,7 @@ async fn serve_stage(
             let vreq = vtl_request(&text, &params, &query, &parts.headers, context.clone(), &st);
             let template = integration.request_templates.get(&ct).cloned();
             let payload = match (&template, integration.passthrough_behavior.as_str()) {
-                (Some(t), _) => match nimbus_vtl::render(t, &vreq) {
+                (Some(t), _) => match crate::templates::render(t, vreq).await {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::warn!(api = %api.id, error = %e, "request mapping template failed");
@@ -1698,7 +1703,7 @@ async fn serve_stage(
                 Some(t) => {
                     let vreq =
                         vtl_request(&result_body, &params, &query, &parts.headers, context, &st);
-                    match nimbus_vtl::render(t, &vreq) {
+                    match crate::templates::render(t, vreq).await {
                         Ok(o) => o,
                         Err(e) => {
                             tracing::warn!(api = %api.id, error = %e, "response mapping template failed");

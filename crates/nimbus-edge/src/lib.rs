@@ -13,12 +13,15 @@ pub mod cors;
 pub mod error;
 pub mod front_door;
 pub mod function_url;
+pub mod guard;
 pub mod http_events;
 pub mod http_proxy;
 pub mod lambda;
+pub mod listener;
 pub mod logs;
 pub mod nimbus_api;
 pub mod sqs;
+pub mod templates;
 pub mod throttle;
 
 use axum::Router;
@@ -28,8 +31,15 @@ use nimbus_core::Core;
 /// The largest request body the front door reads (a 50 MB zip, base64-encoded in JSON).
 pub const MAX_BODY: usize = 80 * 1024 * 1024;
 
+/// How the front door meets the network: who may reach the AWS APIs, and connection limits.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeConfig {
+    pub browsers: guard::BrowserPolicy,
+    pub limits: listener::ConnectionLimits,
+}
+
 /// Builds the router for every service.
-pub fn router(core: Core) -> Router {
+pub fn router(core: Core, browsers: guard::BrowserPolicy) -> Router {
     Router::new()
         .merge(nimbus_api::routes())
         .merge(lambda::routes())
@@ -46,22 +56,20 @@ pub fn router(core: Core) -> Router {
             function_url::dispatch,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(browsers),
+            guard::check,
+        ))
         .with_state(core)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, with `TCP_NODELAY` on every
-/// connection.
+/// Serves the front door on `listener` until `shutdown` resolves (then drains, bounded).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     core: Core,
+    config: EdgeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let app = router(core);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(core, config.browsers);
+    listener::serve(listener, app, config.limits, shutdown).await
 }

@@ -1,15 +1,27 @@
 //! Function code: checking an uploaded zip and unpacking it once per code version.
 //!
-//! Unpacking refuses entries that would land outside the task root (zip-slip), symlinks that
-//! point outside it, and archives whose real unpacked size exceeds the limit (the bytes written
-//! are counted; declared sizes are not trusted). A code version is unpacked into a temporary
-//! directory and renamed into place, so a task root is either complete or absent.
+//! A zip is checked in full before it is stored ([`inspect_zip`]): every entry name stays
+//! inside the task root (zip-slip), symbolic links are relative, use `..` only as leading
+//! components, stay inside the root, and no entry lies beneath a link (so nothing can be written
+//! through one), the entry count is capped and the declared unpacked size is within the limit.
+//! Unpacking ([`unpack_once`]) checks the same again, writes directories and regular files first
+//! (each file created new with `O_NOFOLLOW`, its parent verified to be a real directory) and the
+//! links last, counts the bytes actually written against the limit, and syncs the tree before it
+//! is renamed into place: a task root is complete, durable and link-safe, or absent.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Lambda's limit on the unzipped size of a function (with layers): 250 MB.
 pub const MAX_UNZIPPED_BYTES: u64 = 262_144_000;
+
+/// The most entries a function's zip may hold (bounds the inodes one upload can create).
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// The longest symbolic link target accepted (Linux's `PATH_MAX`).
+const MAX_LINK_TARGET: u64 = 4095;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodeError {
@@ -17,8 +29,14 @@ pub enum CodeError {
     NotAZip,
     #[error("Unzipped size must be smaller than {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("The zip file holds more than {limit} entries")]
+    TooManyEntries { limit: usize },
     #[error("The zip file entry '{0}' points outside the function's directory")]
     UnsafeEntry(String),
+    #[error("The zip file entry '{0}' lies beneath a symbolic link")]
+    BeneathLink(String),
+    #[error("The zip file entry '{0}' appears more than once or conflicts with another entry")]
+    Conflict(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -41,23 +59,93 @@ pub struct ZipSummary {
     pub declared_unzipped_bytes: u64,
 }
 
-/// Checks that `bytes` is a readable zip within the size limit and has no unsafe entry.
-pub fn inspect_zip(bytes: &[u8], limit: u64) -> Result<ZipSummary, CodeError> {
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| CodeError::NotAZip)?;
+/// One checked entry of a zip: where it goes and what it is.
+#[derive(Debug)]
+enum Kind {
+    Dir,
+    File,
+    Link(String),
+}
+
+/// Every entry of a checked zip as (index in the archive, relative path, kind).
+type Plan = Vec<(usize, PathBuf, Kind)>;
+
+/// Reads and checks every entry of `archive`; returns the plan and the declared unpacked size.
+fn plan<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    limit: u64,
+) -> Result<(Plan, u64), CodeError> {
+    if archive.len() > MAX_ENTRIES {
+        return Err(CodeError::TooManyEntries { limit: MAX_ENTRIES });
+    }
     let mut total = 0u64;
+    let mut out = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
-        let entry = archive.by_index_raw(i).map_err(|_| CodeError::NotAZip)?;
-        if entry.enclosed_name().is_none() {
-            return Err(CodeError::UnsafeEntry(entry_name(&entry)));
-        }
+        let mut entry = archive.by_index(i).map_err(|_| CodeError::NotAZip)?;
+        let name = entry_name(&entry);
+        let rel = entry
+            .enclosed_name()
+            .filter(|p| p.components().all(|c| matches!(c, Component::Normal(_))))
+            .filter(|p| p.components().next().is_some())
+            .ok_or_else(|| CodeError::UnsafeEntry(name.clone()))?;
         total = total.saturating_add(entry.size());
         if total > limit {
             return Err(CodeError::TooLarge { limit });
         }
+        let is_symlink = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
+        let kind = if entry.is_dir() {
+            Kind::Dir
+        } else if is_symlink {
+            if entry.size() > MAX_LINK_TARGET {
+                return Err(CodeError::UnsafeEntry(name));
+            }
+            let mut link = String::new();
+            (&mut entry)
+                .take(MAX_LINK_TARGET + 1)
+                .read_to_string(&mut link)
+                .map_err(|_| CodeError::NotAZip)?;
+            if !symlink_stays_inside(&rel, Path::new(&link)) {
+                return Err(CodeError::UnsafeEntry(name));
+            }
+            Kind::Link(link)
+        } else {
+            Kind::File
+        };
+        out.push((i, rel, kind));
     }
+    // No entry may lie beneath a link, and no path may be two things (or one file twice).
+    let links: HashSet<&Path> = out
+        .iter()
+        .filter(|(_, _, k)| matches!(k, Kind::Link(_)))
+        .map(|(_, p, _)| p.as_path())
+        .collect();
+    let mut leaves: HashSet<&Path> = HashSet::new();
+    for (_, p, k) in &out {
+        if p.ancestors().skip(1).any(|a| links.contains(a)) {
+            return Err(CodeError::BeneathLink(p.display().to_string()));
+        }
+        if !matches!(k, Kind::Dir) && !leaves.insert(p.as_path()) {
+            return Err(CodeError::Conflict(p.display().to_string()));
+        }
+    }
+    for (_, p, k) in &out {
+        let under_leaf = p.ancestors().skip(1).any(|a| leaves.contains(a));
+        let dir_on_leaf = matches!(k, Kind::Dir) && leaves.contains(p.as_path());
+        if under_leaf || dir_on_leaf {
+            return Err(CodeError::Conflict(p.display().to_string()));
+        }
+    }
+    Ok((out, total))
+}
+
+/// Checks that `bytes` is a readable zip within the size and entry limits whose entries and
+/// links all stay inside the task root and none of which lies beneath a link.
+pub fn inspect_zip(bytes: &[u8], limit: u64) -> Result<ZipSummary, CodeError> {
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| CodeError::NotAZip)?;
+    let (entries, total) = plan(&mut archive, limit)?;
     Ok(ZipSummary {
-        entries: archive.len(),
+        entries: entries.len(),
         declared_unzipped_bytes: total,
     })
 }
@@ -81,7 +169,10 @@ pub fn unpack_once(zip_path: &Path, dest: &Path, limit: u64) -> Result<PathBuf, 
         return Err(e);
     }
     match std::fs::rename(&tmp, dest) {
-        Ok(()) => Ok(dest.to_path_buf()),
+        Ok(()) => {
+            sync_dir(parent)?;
+            Ok(dest.to_path_buf())
+        }
         Err(_) if dest.is_dir() => {
             // Someone else unpacked the same version concurrently.
             let _ = std::fs::remove_dir_all(&tmp);
@@ -97,71 +188,120 @@ pub fn unpack_once(zip_path: &Path, dest: &Path, limit: u64) -> Result<PathBuf, 
     }
 }
 
+fn sync_dir(dir: &Path) -> Result<(), CodeError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// Creates `rel`'s directories under `root`, one component at a time, refusing any component
+/// that exists as something other than a real directory (never following a link).
+fn make_dirs(root: &Path, rel: &Path, made: &mut HashSet<PathBuf>) -> Result<(), CodeError> {
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        if made.contains(&at) {
+            continue;
+        }
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => return Err(CodeError::Conflict(rel.display().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&at).map_err(io(&at))?;
+            }
+            Err(e) => return Err(io(&at)(e)),
+        }
+        made.insert(at.clone());
+    }
+    Ok(())
+}
+
 fn unpack_into(zip_path: &Path, root: &Path, limit: u64) -> Result<(), CodeError> {
     use std::os::unix::fs::PermissionsExt;
     let file = std::fs::File::open(zip_path).map_err(io(zip_path))?;
     let mut archive =
         zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|_| CodeError::NotAZip)?;
-    std::fs::create_dir_all(root).map_err(io(root))?;
+    let (entries, _) = plan(&mut archive, limit)?;
+    std::fs::create_dir(root).map_err(io(root))?;
+    let mut made: HashSet<PathBuf> = HashSet::new();
+    made.insert(root.to_path_buf());
     let mut written = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|_| CodeError::NotAZip)?;
-        let rel = entry
-            .enclosed_name()
-            .ok_or_else(|| CodeError::UnsafeEntry(entry_name(&entry)))?;
-        let target = root.join(&rel);
-        let mode = entry.unix_mode();
-        let is_symlink = mode.is_some_and(|m| m & 0o170000 == 0o120000);
-        if entry.is_dir() {
-            std::fs::create_dir_all(&target).map_err(io(&target))?;
-            continue;
-        }
-        if let Some(p) = target.parent() {
-            std::fs::create_dir_all(p).map_err(io(p))?;
-        }
-        if is_symlink {
-            let mut link = String::new();
-            entry
-                .read_to_string(&mut link)
-                .map_err(|_| CodeError::NotAZip)?;
-            if !symlink_stays_inside(&rel, Path::new(&link)) {
-                return Err(CodeError::UnsafeEntry(entry_name(&entry)));
+    // Directories and regular files first; no link exists in the tree while they are written.
+    for (i, rel, kind) in &entries {
+        match kind {
+            Kind::Dir => make_dirs(root, rel, &mut made)?,
+            Kind::Link(_) => {}
+            Kind::File => {
+                if let Some(p) = rel.parent() {
+                    make_dirs(root, p, &mut made)?;
+                }
+                let target = root.join(rel);
+                let mut entry = archive.by_index(*i).map_err(|_| CodeError::NotAZip)?;
+                let mode = entry.unix_mode();
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&target)
+                    .map_err(io(&target))?;
+                loop {
+                    let n = entry.read(&mut buf).map_err(|_| CodeError::NotAZip)?;
+                    if n == 0 {
+                        break;
+                    }
+                    written += n as u64;
+                    if written > limit {
+                        return Err(CodeError::TooLarge { limit });
+                    }
+                    out.write_all(&buf[..n]).map_err(io(&target))?;
+                }
+                // Keep the permission bits the archive recorded (an executable `bootstrap`
+                // must stay executable), without set-id bits; default to rw-r--r--.
+                let perm = mode.map(|m| m & 0o777).filter(|m| *m != 0).unwrap_or(0o644) | 0o400;
+                out.set_permissions(std::fs::Permissions::from_mode(perm))
+                    .map_err(io(&target))?;
             }
-            std::os::unix::fs::symlink(&link, &target).map_err(io(&target))?;
-            continue;
         }
-        let mut out = std::fs::File::create(&target).map_err(io(&target))?;
-        loop {
-            let n = entry.read(&mut buf).map_err(|_| CodeError::NotAZip)?;
-            if n == 0 {
-                break;
+    }
+    // Links last: their parents are real directories made above (never a link, see `plan`).
+    for (_, rel, kind) in &entries {
+        if let Kind::Link(link) = kind {
+            if let Some(p) = rel.parent() {
+                make_dirs(root, p, &mut made)?;
             }
-            written += n as u64;
-            if written > limit {
-                return Err(CodeError::TooLarge { limit });
-            }
-            out.write_all(&buf[..n]).map_err(io(&target))?;
+            let target = root.join(rel);
+            std::os::unix::fs::symlink(link, &target).map_err(io(&target))?;
         }
-        // Keep the permission bits the archive recorded (an executable `bootstrap` must stay
-        // executable), without set-id bits; default to rw-r--r--.
-        let perm = mode.map(|m| m & 0o777).filter(|m| *m != 0).unwrap_or(0o644) | 0o400;
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(perm))
-            .map_err(io(&target))?;
+    }
+    // One `syncfs` makes every file and directory written above durable (far cheaper than an
+    // fsync per file for a tree of thousands); the rename into place is synced after it.
+    let dir = std::fs::File::open(root).map_err(io(root))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: `dir` is an open descriptor for the duration of the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(io(root)(std::io::Error::last_os_error()));
     }
     Ok(())
 }
 
-/// Whether a symlink at `entry` (relative to the root) pointing at `link` resolves inside the root.
+/// Whether a symlink at `entry` (relative to the root) pointing at `link` resolves inside the
+/// root. `..` may appear only before the first name: after a name, which may itself be a link,
+/// `..` would climb from wherever that link leads, which no check on names can bound.
 fn symlink_stays_inside(entry: &Path, link: &Path) -> bool {
-    if link.is_absolute() {
+    if link.as_os_str().is_empty() || link.is_absolute() {
         return false;
     }
     let mut depth: i64 = entry.components().count() as i64 - 1;
+    let mut seen_name = false;
     for c in link.components() {
         match c {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
+            Component::ParentDir if !seen_name => depth -= 1,
+            Component::Normal(_) => {
+                seen_name = true;
+                depth += 1
+            }
             Component::CurDir => {}
             _ => return false,
         }
@@ -245,8 +385,103 @@ mod tests {
         Ok(())
     }
 
+    /// A zip of (name, link target) symlinks and (name, data) files, in order.
+    fn zip_with_links(entries: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, link, data) in entries {
+            match link {
+                Some(t) => w
+                    .add_symlink(*name, *t, SimpleFileOptions::default())
+                    .expect("link"),
+                None => {
+                    w.start_file(*name, SimpleFileOptions::default())
+                        .expect("start");
+                    w.write_all(data).expect("write");
+                }
+            }
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    /// The reported escape: `a -> .`, `a/a/a/up -> ../../..`, then a file through `up`.
+    #[test]
+    fn refuses_writes_through_links() -> Result<(), CodeError> {
+        let dir = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
+        let attacks = [
+            zip_with_links(&[
+                ("a", Some("."), b""),
+                ("a/a/a/up", Some("../../.."), b""),
+                ("a/a/a/up/escaped", None, b"pwned"),
+            ]),
+            // A link then a file beneath it.
+            zip_with_links(&[("l", Some("d"), b""), ("l/x", None, b"x")]),
+            // `..` after a name that is itself a link climbs out of the root.
+            zip_with_links(&[("b", Some("."), b""), ("d/e", Some("../b/../.."), b"")]),
+            zip_with_links(&[("abs", Some("/etc"), b"")]),
+            zip_with_links(&[("up", Some(".."), b"")]),
+            zip_with_links(&[("f", None, b"1"), ("f/x", None, b"")]),
+        ];
+        for (n, z) in attacks.iter().enumerate() {
+            assert!(
+                inspect_zip(z, MAX_UNZIPPED_BYTES).is_err(),
+                "attack {n} passed inspection"
+            );
+            let zp = dir.path().join(format!("{n}.zip"));
+            std::fs::write(&zp, z).map_err(io(&zp))?;
+            let task = dir.path().join("tasks").join(n.to_string());
+            assert!(unpack_once(&zp, &task, MAX_UNZIPPED_BYTES).is_err());
+            assert!(!task.exists(), "attack {n} left a task root");
+        }
+        assert!(!dir.path().join("escaped").exists());
+        assert!(!dir.path().join("tasks/escaped").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn keeps_links_that_stay_inside() -> Result<(), CodeError> {
+        let dir = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
+        let z = zip_with_links(&[
+            ("node_modules/.bin/tool", Some("../pkg/bin/tool"), b""),
+            ("node_modules/pkg/bin/tool", None, b"#!/bin/sh\n"),
+            ("lib/libx.so", Some("libx.so.1"), b""),
+            ("lib/libx.so.1", None, b"elf"),
+        ]);
+        assert_eq!(inspect_zip(&z, MAX_UNZIPPED_BYTES)?.entries, 4);
+        let zp = dir.path().join("ok.zip");
+        std::fs::write(&zp, &z).map_err(io(&zp))?;
+        let task = unpack_once(&zp, &dir.path().join("task"), MAX_UNZIPPED_BYTES)?;
+        assert_eq!(
+            std::fs::read(task.join("lib/libx.so")).map_err(io(&task))?,
+            b"elf"
+        );
+        assert_eq!(
+            std::fs::read_link(task.join("node_modules/.bin/tool")).map_err(io(&task))?,
+            Path::new("../pkg/bin/tool")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn caps_the_entry_count() {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..=MAX_ENTRIES {
+            w.start_file(format!("{i}"), SimpleFileOptions::default())
+                .expect("start");
+        }
+        let z = w.finish().expect("finish").into_inner();
+        assert!(matches!(
+            inspect_zip(&z, MAX_UNZIPPED_BYTES),
+            Err(CodeError::TooManyEntries { .. })
+        ));
+    }
+
     #[test]
     fn symlinks_must_stay_inside() {
+        assert!(!symlink_stays_inside(
+            Path::new("d/e"),
+            Path::new("../b/..")
+        ));
+        assert!(!symlink_stays_inside(Path::new("a"), Path::new("")));
         assert!(symlink_stays_inside(Path::new("a/b"), Path::new("../c")));
         assert!(!symlink_stays_inside(Path::new("a"), Path::new("../x")));
         assert!(!symlink_stays_inside(

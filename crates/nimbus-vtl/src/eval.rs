@@ -11,8 +11,17 @@ use crate::value::Value;
 
 /// Iterations one `#foreach` may run (API Gateway's limit).
 const MAX_ITERATIONS: usize = 1000;
-/// Largest output a template may produce.
+/// Largest output a template may produce, and largest string any step may build.
 const MAX_OUTPUT: usize = 10 * 1024 * 1024;
+/// Evaluation steps (nodes, expressions, loop iterations) one rendering may take.
+pub const MAX_STEPS: u64 = 1_000_000;
+/// Bytes one rendering may produce in values over its whole run (every string built, every
+/// value copied out of a variable), so repeated copying is bounded as well as size.
+pub const MAX_VALUE_BYTES: u64 = 64 * 1024 * 1024;
+/// How deeply lists and maps may nest inside each other.
+const MAX_VALUE_DEPTH: usize = 64;
+/// Items a list built in one step (`split`) may hold.
+const MAX_ITEMS: usize = 100_000;
 
 /// What a mapping template sees of the request.
 #[derive(Debug, Clone, Default)]
@@ -26,18 +35,63 @@ pub struct Request {
     pub stage_variables: Vec<(String, String)>,
 }
 
-/// Renders a template against a request.
+/// A parsed template, to be rendered any number of times.
+#[derive(Debug)]
+pub struct Template {
+    nodes: Vec<Node>,
+}
+
+impl Template {
+    /// Parses a template (nesting bounded by [`crate::parse::MAX_DEPTH`]).
+    pub fn parse(template: &str) -> Result<Template, VtlError> {
+        Ok(Template {
+            nodes: parse(template)?,
+        })
+    }
+
+    /// Renders the template against a request, within the step, output and value budgets.
+    pub fn render(&self, req: &Request) -> Result<String, VtlError> {
+        let mut ev = Eval {
+            req,
+            vars: HashMap::new(),
+            loops: Vec::new(),
+            out: String::new(),
+            body_json: serde_json::from_str(&req.body).ok(),
+            steps: 0,
+            bytes: 0,
+        };
+        ev.nodes(&self.nodes)?;
+        Ok(ev.out)
+    }
+}
+
+/// Renders a template against a request (parsing it first; see [`Template`] to parse once).
 pub fn render(template: &str, req: &Request) -> Result<String, VtlError> {
-    let nodes = parse(template)?;
-    let mut ev = Eval {
-        req,
-        vars: HashMap::new(),
-        loops: Vec::new(),
-        out: String::new(),
-        body_json: serde_json::from_str(&req.body).ok(),
-    };
-    ev.nodes(&nodes)?;
-    Ok(ev.out)
+    Template::parse(template)?.render(req)
+}
+
+/// The bytes a value holds (strings and keys, plus a word per item) and how deeply it nests,
+/// measured without recursion.
+fn measure(v: &Value) -> (u64, usize) {
+    let mut bytes = 0u64;
+    let mut depth = 0usize;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        depth = depth.max(d);
+        bytes += 8;
+        match v {
+            Value::Str(s) => bytes += s.len() as u64,
+            Value::List(l) => stack.extend(l.iter().map(|x| (x, d + 1))),
+            Value::Map(m) => {
+                for (k, x) in m {
+                    bytes += k.len() as u64;
+                    stack.push((x, d + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    (bytes, depth)
 }
 
 struct Loop {
@@ -51,6 +105,10 @@ struct Eval<'a> {
     loops: Vec<Loop>,
     out: String,
     body_json: Option<serde_json::Value>,
+    /// Steps taken so far (bounded by `MAX_STEPS`).
+    steps: u64,
+    /// Value bytes produced so far (bounded by `MAX_VALUE_BYTES`).
+    bytes: u64,
 }
 
 enum Flow {
@@ -253,6 +311,39 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, VtlError> {
 }
 
 impl Eval<'_> {
+    fn step(&mut self, n: u64) -> Result<(), VtlError> {
+        self.steps += n;
+        if self.steps > MAX_STEPS {
+            return Err(err(format!(
+                "the template took more than {MAX_STEPS} evaluation steps"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Charges a value just produced against the byte budget and the nesting limit.
+    fn charge(&mut self, v: Value) -> Result<Value, VtlError> {
+        let (bytes, depth) = measure(&v);
+        if depth > MAX_VALUE_DEPTH {
+            return Err(err(format!(
+                "a value nests more than {MAX_VALUE_DEPTH} lists or maps deep"
+            )));
+        }
+        if let Value::Str(s) = &v
+            && s.len() > MAX_OUTPUT
+        {
+            return Err(err("a string in the template is larger than 10 MB"));
+        }
+        self.bytes += bytes;
+        if self.bytes > MAX_VALUE_BYTES {
+            return Err(err(format!(
+                "the template built more than {} MB of values",
+                MAX_VALUE_BYTES / (1024 * 1024)
+            )));
+        }
+        Ok(v)
+    }
+
     fn emit(&mut self, s: &str) -> Result<(), VtlError> {
         if self.out.len() + s.len() > MAX_OUTPUT {
             return Err(err("the template's output is larger than 10 MB"));
@@ -263,6 +354,7 @@ impl Eval<'_> {
 
     fn nodes(&mut self, nodes: &[Node]) -> Result<Flow, VtlError> {
         for n in nodes {
+            self.step(1)?;
             match n {
                 Node::Text(t) => self.emit(t)?,
                 Node::Ref { r, quiet, source } => {
@@ -317,6 +409,7 @@ impl Eval<'_> {
                     let saved = self.vars.get(var).cloned();
                     let n = items.len();
                     for (i, item) in items.into_iter().enumerate() {
+                        self.step(1)?;
                         self.vars.insert(var.clone(), item);
                         self.loops.push(Loop {
                             index: i,
@@ -366,6 +459,17 @@ impl Eval<'_> {
     }
 
     fn expr(&mut self, e: &Expr) -> Result<Value, VtlError> {
+        self.step(1)?;
+        let v = self.expr_inner(e)?;
+        match (e, &v) {
+            // References are charged where they copy out of a variable or call a method.
+            (Expr::Ref(_), _) => Ok(v),
+            (_, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_)) => Ok(v),
+            _ => self.charge(v),
+        }
+    }
+
+    fn expr_inner(&mut self, e: &Expr) -> Result<Value, VtlError> {
         Ok(match e {
             Expr::Null => Value::Null,
             Expr::Bool(b) => Value::Bool(*b),
@@ -399,9 +503,10 @@ impl Eval<'_> {
                 let (Some(a), Some(b)) = (self.expr(a)?.as_i64(), self.expr(b)?.as_i64()) else {
                     return Ok(Value::Null);
                 };
-                if a.abs_diff(b) as usize >= MAX_ITERATIONS * 10 {
+                if a.abs_diff(b) >= (MAX_ITERATIONS * 10) as u64 {
                     return Err(err("range too large"));
                 }
+                self.step(a.abs_diff(b))?;
                 Value::List(if a <= b {
                     (a..=b).map(Value::Int).collect()
                 } else {
@@ -410,7 +515,7 @@ impl Eval<'_> {
             }
             Expr::Not(e) => Value::Bool(!self.expr(e)?.truthy()),
             Expr::Neg(e) => match self.expr(e)? {
-                Value::Int(i) => Value::Int(-i),
+                Value::Int(i) => Value::Int(i.wrapping_neg()),
                 Value::Float(f) => Value::Float(-f),
                 _ => Value::Null,
             },
@@ -444,7 +549,8 @@ impl Eval<'_> {
             "input" => match chain.first() {
                 Some(first) => {
                     chain = &chain[1..];
-                    self.input(first)?
+                    let v = self.input(first)?;
+                    self.charge(v)?
                 }
                 None => Value::Null,
             },
@@ -452,11 +558,15 @@ impl Eval<'_> {
                 Some(Access::Call(name, args)) => {
                     chain = &chain[1..];
                     let args = self.args(args)?;
-                    self.util(name, &args)?
+                    let v = self.util(name, &args)?;
+                    self.charge(v)?
                 }
                 _ => Value::Null,
             },
-            "context" => Value::from_json(&self.req.context),
+            "context" => {
+                let v = Value::from_json(&self.req.context);
+                self.charge(v)?
+            }
             "stageVariables" => pairs(&self.req.stage_variables),
             "foreach" if !self.loops.is_empty() && !self.vars.contains_key("foreach") => {
                 let l = self
@@ -496,7 +606,8 @@ impl Eval<'_> {
                     }
                     result
                 } else {
-                    self.vars.get(name).cloned().unwrap_or(Value::Null)
+                    let v = self.vars.get(name).cloned().unwrap_or(Value::Null);
+                    self.charge(v)?
                 }
             }
         };
@@ -509,7 +620,12 @@ impl Eval<'_> {
                 }
                 Access::Call(m, args) => {
                     let args = self.args(args)?;
-                    call(&current, m, &args)?
+                    if let Value::Str(s) = &current {
+                        // String methods look at the string's characters one by one.
+                        self.step(1 + s.len() as u64 / 64)?;
+                    }
+                    let v = call(&current, m, &args)?;
+                    self.charge(v)?
                 }
             };
         }
@@ -560,6 +676,11 @@ impl Eval<'_> {
 
     fn util(&self, name: &str, args: &[Value]) -> Result<Value, VtlError> {
         let s = args.first().map(Value::render).unwrap_or_default();
+        if s.len() > MAX_OUTPUT {
+            return Err(err(format!(
+                "$util.{name}: the argument is larger than 10 MB"
+            )));
+        }
         Ok(match name {
             "escapeJavaScript" => Value::Str(escape_js(&s)),
             "urlEncode" => Value::Str(url_encode(&s)),
@@ -682,6 +803,36 @@ fn mutate(v: &mut Value, m: &str, args: &[Value]) -> Value {
     }
 }
 
+/// Refuses a string of `len` bytes over the size limit, before it is built.
+fn fits(len: u64) -> Result<(), VtlError> {
+    if len > MAX_OUTPUT as u64 {
+        return Err(err("a string in the template would be larger than 10 MB"));
+    }
+    Ok(())
+}
+
+/// `replaceAll` / `replaceFirst`: regex replacement with `$n` groups, stopping as soon as the
+/// result would pass the size limit.
+fn replace_bounded(
+    s: &str,
+    re: &regex_lite::Regex,
+    rep: &str,
+    limit: usize,
+) -> Result<String, VtlError> {
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(s).take(limit) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&s[last..m.start()]);
+        caps.expand(rep, &mut out);
+        last = m.end();
+        fits(out.len() as u64)?;
+    }
+    out.push_str(&s[last..]);
+    fits(out.len() as u64)?;
+    Ok(out)
+}
+
 /// Java's methods on strings, lists and maps.
 fn call(v: &Value, m: &str, args: &[Value]) -> Result<Value, VtlError> {
     let int = |i: usize| args.get(i).and_then(Value::as_i64);
@@ -731,21 +882,36 @@ fn call(v: &Value, m: &str, args: &[Value]) -> Result<Value, VtlError> {
                         .is_some_and(|a| matches!(a, Value::Str(x) if x == s)),
                 ),
                 "equalsIgnoreCase" => Value::Bool(s.eq_ignore_ascii_case(&text(0))),
-                "concat" => Value::Str(format!("{s}{}", text(0))),
-                "replace" => Value::Str(s.replace(&text(0), &text(1))),
-                "replaceAll" => Value::Str(
-                    regex(&text(0))?
-                        .replace_all(s, text(1).as_str())
-                        .into_owned(),
-                ),
-                "replaceFirst" => {
-                    Value::Str(regex(&text(0))?.replace(s, text(1).as_str()).into_owned())
+                "concat" => {
+                    let t = text(0);
+                    fits(s.len() as u64 + t.len() as u64)?;
+                    Value::Str(format!("{s}{t}"))
                 }
+                "replace" => {
+                    let (from, to) = (text(0), text(1));
+                    let n = if from.is_empty() {
+                        chars.len() as u64 + 1
+                    } else {
+                        s.matches(from.as_str()).count() as u64
+                    };
+                    fits(s.len() as u64 + n.saturating_mul(to.len() as u64))?;
+                    Value::Str(s.replace(&from, &to))
+                }
+                "replaceAll" => {
+                    Value::Str(replace_bounded(s, &regex(&text(0))?, &text(1), usize::MAX)?)
+                }
+                "replaceFirst" => Value::Str(replace_bounded(s, &regex(&text(0))?, &text(1), 1)?),
                 "matches" => Value::Bool(regex(&format!("^(?:{})$", text(0)))?.is_match(s)),
                 "split" => {
                     let re = regex(&text(0))?;
-                    let mut parts: Vec<Value> =
-                        re.split(s).map(|p| Value::Str(p.to_string())).collect();
+                    let mut parts: Vec<Value> = re
+                        .split(s)
+                        .take(MAX_ITEMS + 1)
+                        .map(|p| Value::Str(p.to_string()))
+                        .collect();
+                    if parts.len() > MAX_ITEMS {
+                        return Err(err(format!("split makes more than {MAX_ITEMS} parts")));
+                    }
                     // Java drops trailing empty strings.
                     while matches!(parts.last(), Some(Value::Str(p)) if p.is_empty())
                         && parts.len() > 1
@@ -1077,6 +1243,48 @@ mod tests {
                 .map(|_| TOKENS[(next() % TOKENS.len() as u64) as usize])
                 .collect();
             let _ = render(&t, &req);
+        }
+    }
+
+    /// The reported bombs: deep nesting overflowed the stack; nested loops and doubling
+    /// strings ran for minutes. Each now ends in an error, quickly.
+    #[test]
+    fn template_bombs_are_refused() {
+        let req = Request::default();
+        let deep = format!("#set($x = {}1{})", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(matches!(render(&deep, &req), Err(VtlError::Parse { .. })));
+        let deep_if = "#if(true)".repeat(10_000);
+        assert!(render(&deep_if, &req).is_err());
+        let deep_str = format!(
+            "#set($x = {}{})",
+            "\"$!{".repeat(5_000),
+            "}\"".repeat(5_000)
+        );
+        assert!(render(&deep_str, &req).is_err());
+        let loops =
+            "#foreach($a in [1..999])#foreach($b in [1..999])#foreach($c in [1..999])x#end#end#end";
+        let e = render(loops, &req).expect_err("nested loops");
+        assert!(
+            e.to_string().contains("steps") || e.to_string().contains("10 MB"),
+            "{e}"
+        );
+        let doubling =
+            "#set($s = \"ab\")#foreach($i in [1..60])#set($s = $s.concat($s))#end$s.length()";
+        assert!(render(doubling, &req).is_err());
+        let interp = "#set($s = \"ab\")#foreach($i in [1..60])#set($s = \"$s$s\")#end";
+        assert!(render(interp, &req).is_err());
+        let replace = "#set($s = \"aaaaaaaaaaaaaaaa\")#foreach($i in [1..30])#set($s = $s.replace(\"a\", \"aa\"))#end";
+        assert!(render(replace, &req).is_err());
+        let regex = "#set($s = \"aaaaaaaaaaaaaaaa\")#foreach($i in [1..30])#set($s = $s.replaceAll(\"a\", \"$0$0\"))#end";
+        assert!(render(regex, &req).is_err());
+        let nest = "#set($l = [])#foreach($i in [1..999])#set($l = [$l])#end";
+        assert!(render(nest, &req).is_err());
+        let copies = "#set($s = \"0123456789\")#foreach($i in [1..20])#set($s = \"$s$s\")#end#foreach($i in [1..999])#set($t = $s)#end";
+        assert!(render(copies, &req).is_err());
+        // A parsed template renders again with a fresh budget.
+        let t = Template::parse("#foreach($i in [1..999])$i#end").expect("parse");
+        for _ in 0..3 {
+            assert!(t.render(&req).is_ok());
         }
     }
 

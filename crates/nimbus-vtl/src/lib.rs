@@ -12,7 +12,8 @@ mod eval;
 mod parse;
 mod value;
 
-pub use eval::{Request, render};
+pub use eval::{MAX_STEPS, MAX_VALUE_BYTES, Request, Template, render};
+pub use parse::MAX_DEPTH;
 pub use value::Value;
 
 #[derive(Debug, thiserror::Error, PartialEq)]

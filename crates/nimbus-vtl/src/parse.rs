@@ -74,7 +74,13 @@ struct P<'a> {
     s: &'a [u8],
     src: &'a str,
     i: usize,
+    /// Nesting of blocks, expressions and interpolated strings so far (bounded by `MAX_DEPTH`).
+    depth: usize,
 }
+
+/// How deeply blocks, parentheses, calls and interpolated strings may nest. The parser, the
+/// evaluator and dropping the tree all recurse on this, so it bounds their stacks.
+pub const MAX_DEPTH: usize = 64;
 
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_'
@@ -99,6 +105,16 @@ enum Ended {
 }
 
 impl<'a> P<'a> {
+    fn enter(&mut self) -> Result<(), VtlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(format!(
+                "the template nests more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        Ok(())
+    }
+
     fn err(&self, msg: impl Into<String>) -> VtlError {
         let before = &self.src[..self.i.min(self.src.len())];
         let line = before.matches('\n').count() + 1;
@@ -171,6 +187,13 @@ impl<'a> P<'a> {
     }
 
     fn nodes(&mut self, stop: Stop) -> Result<(Vec<Node>, Ended), VtlError> {
+        self.enter()?;
+        let r = self.nodes_inner(stop);
+        self.depth -= 1;
+        r
+    }
+
+    fn nodes_inner(&mut self, stop: Stop) -> Result<(Vec<Node>, Ended), VtlError> {
         let mut out: Vec<Node> = Vec::new();
         let mut text = String::new();
         let flush = |text: &mut String, out: &mut Vec<Node>| {
@@ -579,6 +602,13 @@ impl<'a> P<'a> {
     }
 
     fn unary(&mut self) -> Result<Expr, VtlError> {
+        self.enter()?;
+        let r = self.unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, VtlError> {
         self.ws();
         if self.peek() == Some(b'!') && self.s.get(self.i + 1) != Some(&b'=') {
             self.i += 1;
@@ -643,6 +673,7 @@ impl<'a> P<'a> {
                     s: inner.as_bytes(),
                     src: &inner,
                     i: 0,
+                    depth: self.depth,
                 };
                 let (nodes, _) = p.nodes(Stop::Top)?;
                 Ok(Expr::Interp(nodes))
@@ -761,6 +792,7 @@ pub fn parse(src: &str) -> Result<Vec<Node>, VtlError> {
         s: src.as_bytes(),
         src,
         i: 0,
+        depth: 0,
     };
     let (nodes, _) = p.nodes(Stop::Top)?;
     Ok(nodes)

@@ -55,6 +55,65 @@ pub struct ServerSection {
     pub init_timeout_secs: Option<u64>,
     /// The URL clients use to reach this server, if not the listen address.
     pub public_url: Option<String>,
+    /// Origins whose web pages may call the AWS APIs (default: none; `*` allows any).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Host names the AWS APIs answer to besides IP literals, `localhost` and the public URL's
+    /// host (`*.example.com` for subdomains).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Open front-door connections in all (default 4096, capped by a quarter of the open-files
+    /// limit).
+    pub max_connections: Option<usize>,
+    /// Open front-door connections from one peer address (default 1024).
+    pub max_connections_per_peer: Option<usize>,
+    /// Seconds a request's headers may take to arrive, also the keep-alive idle limit (30).
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds in-flight requests may run on after SIGTERM before they are aborted (30).
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// The front door's settings from the `[server]` section.
+pub fn edge(
+    srv: &ServerSection,
+    public_url: &str,
+    nofile: u64,
+) -> anyhow::Result<nimbus_edge::EdgeConfig> {
+    use nimbus_edge::listener::ConnectionLimits;
+    let mut limits = ConnectionLimits::default();
+    if let Some(n) = srv.max_connections {
+        anyhow::ensure!(n >= 1, "server.max_connections must be at least 1");
+        limits.max_connections = n;
+    }
+    if let Some(n) = srv.max_connections_per_peer {
+        anyhow::ensure!(n >= 1, "server.max_connections_per_peer must be at least 1");
+        limits.max_per_peer = n;
+    }
+    if let Some(t) = srv.header_timeout_secs {
+        anyhow::ensure!(t >= 1, "server.header_timeout_secs must be at least 1");
+        limits.header_timeout = std::time::Duration::from_secs(t);
+    }
+    if let Some(t) = srv.shutdown_grace_secs {
+        limits.shutdown_grace = std::time::Duration::from_secs(t);
+    }
+    for o in &srv.allowed_origins {
+        anyhow::ensure!(
+            o == "*" || o.starts_with("http://") || o.starts_with("https://"),
+            "server.allowed_origins: '{o}' is not an origin (scheme://host[:port]) or *"
+        );
+    }
+    let public_host = public_url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or("").to_string())
+        .filter(|h| !h.is_empty());
+    Ok(nimbus_edge::EdgeConfig {
+        browsers: nimbus_edge::guard::BrowserPolicy {
+            allowed_origins: srv.allowed_origins.clone(),
+            allowed_hosts: srv.allowed_hosts.clone(),
+            public_host,
+        },
+        limits: nimbus_edge::listener::limits_for(nofile, limits),
+    })
 }
 
 pub fn load(path: Option<&Path>, data_dir: &Path) -> anyhow::Result<ConfigFile> {

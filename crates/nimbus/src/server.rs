@@ -37,6 +37,12 @@ pub async fn run(
         addr.ip().to_string()
     };
     let public_url = format!("http://{host}:{}", addr.port());
+    let nofile = nimbus_edge::listener::raise_nofile_limit();
+    let edge = config::edge(
+        &file.server,
+        file.server.public_url.as_deref().unwrap_or(&public_url),
+        nofile,
+    )?;
     let mut settings = config::resolve(file, data_dir, public_url.clone())?;
     if let Some(l) = launcher {
         settings.launcher = l
@@ -71,7 +77,7 @@ pub async fn run(
         tracing::info!("shutting down");
     };
     let serve_core = core.clone();
-    nimbus_edge::serve(listener, serve_core, shutdown).await?;
+    nimbus_edge::serve(listener, serve_core, edge, shutdown).await?;
     core.shutdown().await;
     Ok(())
 }

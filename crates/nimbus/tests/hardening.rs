@@ -1,0 +1,374 @@
+//! Attack and fault paths, each against the real binary: zips that write through links,
+//! browser requests to the AWS APIs, template bombs, connection floods and half-sent requests.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// A zip with symlink entries (name, Some(target)) and files (name, None, data), in order.
+fn zip_with_links(entries: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, link, data) in entries {
+        match link {
+            Some(t) => w
+                .add_symlink(*name, *t, SimpleFileOptions::default())
+                .expect("link"),
+            None => {
+                w.start_file(*name, SimpleFileOptions::default().unix_permissions(0o755))
+                    .expect("start");
+                w.write_all(data).expect("write");
+            }
+        }
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+#[tokio::test]
+async fn zips_that_write_through_links_are_refused_before_anything_is_stored() {
+    let s = Server::start();
+    let marker = format!("nimbus-escape-{}", std::process::id());
+    let escape = zip_with_links(&[
+        ("bootstrap", None, PY_BOOTSTRAP.as_bytes()),
+        ("a", Some("."), b""),
+        ("a/a/a/up", Some("../../.."), b""),
+        (&format!("a/a/a/up/{marker}"), None, b"pwned"),
+    ]);
+    let beneath = zip_with_links(&[
+        ("bootstrap", None, PY_BOOTSTRAP.as_bytes()),
+        ("l", Some("lib"), b""),
+        ("l/x", None, b"x"),
+    ]);
+    let outside = zip_with_links(&[
+        ("bootstrap", None, PY_BOOTSTRAP.as_bytes()),
+        ("etc", Some("/etc"), b""),
+    ]);
+    for (n, z) in [escape, beneath, outside].iter().enumerate() {
+        let name = format!("evil{n}");
+        let (st, v) = s
+            .create(json!({
+                "FunctionName": name,
+                "Runtime": "provided.al2023",
+                "Handler": "x",
+                "Role": "arn:aws:iam::000000000000:role/r",
+                "Code": {"ZipFile": b64(z)},
+            }))
+            .await;
+        assert_eq!(st, 400, "zip {n}: {v}");
+        assert_eq!(v["Type"], "User", "{v}");
+        let (st, _, h) = s.get(&format!("/2015-03-31/functions/{name}")).await;
+        assert_eq!(st, 404, "zip {n} was stored");
+        assert_eq!(
+            h.get("x-amzn-errortype").and_then(|v| v.to_str().ok()),
+            Some("ResourceNotFoundException")
+        );
+    }
+    // The same zip as UpdateFunctionCode is refused too, and the function keeps its code.
+    provided_fn(&s, "good", json!({})).await;
+    let r = s
+        .http
+        .put(s.u("/2015-03-31/functions/good/code"))
+        .json(&json!({"ZipFile": b64(&zip_with_links(&[("a", Some("."), b""), ("a/b", None, b"x")]))}))
+        .send()
+        .await
+        .expect("update");
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(
+        r.headers()["x-amzn-errortype"],
+        "InvalidParameterValueException"
+    );
+    // The link chain leads three levels above the task root: beside the data directory.
+    let parent = s.data_dir.parent().expect("parent");
+    assert!(
+        !parent.join(&marker).exists(),
+        "a file escaped the code directory"
+    );
+    assert!(!walk(&s.data_dir).iter().any(|p| p.ends_with(&marker)));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) && out.len() < 100_000 {
+                stack.push(p.clone());
+            }
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+/// Sends raw bytes and returns the status line and body of the reply.
+fn raw(url: &str, request: &str) -> (u16, String) {
+    let addr = url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    c.write_all(request.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn create_request(host: &str, extra: &str, content_type: &str) -> String {
+    let body = json!({
+        "FunctionName": "fromweb",
+        "Runtime": "provided.al2023",
+        "Handler": "x",
+        "Role": "arn:aws:iam::000000000000:role/r",
+        "Code": {"ZipFile": b64(&provided_zip())},
+    })
+    .to_string();
+    format!(
+        "POST /2015-03-31/functions HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn web_pages_cannot_reach_the_aws_apis() {
+    let s = Server::start_with_config(
+        "[server]\nallowed_origins = [\"https://console.example\"]\nallowed_hosts = [\"nimbus.internal\"]\n",
+    );
+    let host = s.url.trim_start_matches("http://").to_string();
+    // What `fetch(url, {method: "POST", mode: "no-cors", body})` sends from another site.
+    let (st, text) = raw(
+        &s.url,
+        &create_request(
+            &host,
+            "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n",
+            "text/plain;charset=UTF-8",
+        ),
+    );
+    assert_eq!(st, 403, "{text}");
+    assert!(text.contains("AccessDeniedException"), "{text}");
+    let (st, text) = raw(
+        &s.url,
+        &create_request(&host, "Sec-Fetch-Site: same-site\r\n", "application/json"),
+    );
+    assert_eq!(st, 403, "{text}");
+    // A text/plain body is refused even without browser headers.
+    let (st, text) = raw(&s.url, &create_request(&host, "", "text/plain"));
+    assert_eq!(st, 415, "{text}");
+    // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
+    let port = host.rsplit(':').next().expect("port");
+    let (st, text) = raw(
+        &s.url,
+        &create_request(&format!("evil.example:{port}"), "", "application/json"),
+    );
+    assert_eq!(st, 403, "{text}");
+    assert!(text.contains("allowed_hosts"), "{text}");
+    let (st, _, _) = s.get("/2015-03-31/functions/fromweb").await;
+    assert_eq!(st, 404, "a refused request created the function");
+    // A configured host name and an allowed origin are served (with CORS for the origin).
+    let (st, text) = raw(
+        &s.url,
+        &create_request(
+            &format!("nimbus.internal:{port}"),
+            "Origin: https://console.example\r\n",
+            "application/json",
+        ),
+    );
+    assert_eq!(st, 201, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://console.example"),
+        "{text}"
+    );
+    let (st, text) = raw(
+        &s.url,
+        &format!(
+            "OPTIONS /2015-03-31/functions HTTP/1.1\r\nHost: {host}\r\nOrigin: https://console.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(st, 200, "{text}");
+    // Function URLs keep serving browsers from any site.
+    let r = s
+        .http
+        .post(s.u("/2021-10-31/functions/fromweb/url"))
+        .json(&json!({"AuthType": "NONE"}))
+        .send()
+        .await
+        .expect("url");
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().await.expect("json");
+    let url = v["FunctionUrl"].as_str().expect("url");
+    let url_id = match url.split_once("/_aws/lambda-url/") {
+        Some((_, rest)) => rest.trim_end_matches('/').to_string(),
+        None => url
+            .split("//")
+            .nth(1)
+            .and_then(|h| h.split('.').next())
+            .expect("url id")
+            .to_string(),
+    };
+    wait_active(&s, "fromweb").await;
+    let (st, text) = raw(
+        &s.url,
+        &format!(
+            "POST /_aws/lambda-url/{url_id}/ HTTP/1.1\r\nHost: {host}\r\nOrigin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+        ),
+    );
+    assert_eq!(st, 200, "{text}");
+}
+
+async fn wait_active(s: &Server, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v, _) = s.get(&format!("/2015-03-31/functions/{name}")).await;
+        if v["Configuration"]["State"] == "Active" || Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn call(s: &Server, method: &str, path: &str, body: Value) -> Value {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let r = s
+        .http
+        .request(m, s.u(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let st = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(st == 201 || st == 200, "{method} {path}: {st} {v}");
+    v
+}
+
+#[tokio::test]
+async fn template_bombs_answer_500_and_the_server_stays_healthy() {
+    let s = Server::start();
+    let api = call(&s, "POST", "/restapis", json!({"name": "bombs"})).await;
+    let id = api["id"].as_str().expect("id").to_string();
+    let root = api["rootResourceId"].as_str().expect("root").to_string();
+    let bombs = [
+        (
+            "deep",
+            format!("#set($x = {}1{})", "(".repeat(100_000), ")".repeat(100_000)),
+        ),
+        (
+            "loops",
+            "#foreach($a in [1..999])#foreach($b in [1..999])#foreach($c in [1..999])$a#end#end#end"
+                .to_string(),
+        ),
+        (
+            "doubling",
+            "#set($s = \"ab\")#foreach($i in [1..64])#set($s = $s.concat($s))#end$s".to_string(),
+        ),
+    ];
+    for (path, template) in &bombs {
+        let r = call(
+            &s,
+            "POST",
+            &format!("/restapis/{id}/resources/{root}"),
+            json!({"pathPart": path}),
+        )
+        .await;
+        let rid = r["id"].as_str().expect("id");
+        let m = format!("/restapis/{id}/resources/{rid}/methods/GET");
+        call(&s, "PUT", &m, json!({"authorizationType": "NONE"})).await;
+        call(
+            &s,
+            "PUT",
+            &format!("{m}/integration"),
+            json!({"type": "MOCK", "requestTemplates": {"application/json": "{\"statusCode\": 200}"}}),
+        )
+        .await;
+        call(&s, "PUT", &format!("{m}/responses/200"), json!({})).await;
+        call(
+            &s,
+            "PUT",
+            &format!("{m}/integration/responses/200"),
+            json!({"responseTemplates": {"application/json": template}}),
+        )
+        .await;
+    }
+    call(
+        &s,
+        "POST",
+        &format!("/restapis/{id}/deployments"),
+        json!({"stageName": "prod"}),
+    )
+    .await;
+    for (path, _) in &bombs {
+        let started = Instant::now();
+        let r = s
+            .http
+            .get(s.u(&format!("/restapis/{id}/prod/_user_request_/{path}")))
+            .send()
+            .await
+            .expect("bomb request");
+        assert_eq!(r.status().as_u16(), 500, "{path}");
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["message"], "Internal server error");
+        let (st, _, _) = s.get("/_nimbus/health").await;
+        assert_eq!(st, 200, "server unhealthy after {path}");
+        eprintln!("{path}: refused in {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn connection_floods_are_capped_and_half_sent_requests_do_not_block_shutdown() {
+    let mut s = Server::start_with_config(
+        "[server]\nmax_connections = 40\nmax_connections_per_peer = 30\nheader_timeout_secs = 2\nshutdown_grace_secs = 3\n",
+    );
+    let addr = s.url.trim_start_matches("http://").to_string();
+    // Hold more idle connections than the per-peer cap allows.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        if let Ok(c) = std::net::TcpStream::connect(&addr) {
+            held.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The connections over the cap were closed by the server: reading gives EOF at once.
+    let mut closed = 0;
+    for c in &mut held {
+        c.set_read_timeout(Some(Duration::from_millis(50))).ok();
+        let mut b = [0u8; 1];
+        if matches!(c.read(&mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 30,
+        "only {closed} of 60 connections over the cap were closed"
+    );
+    // The idle ones are closed after the header timeout, and the server serves again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(held);
+    let (st, _, _) = s.get("/_nimbus/health").await;
+    assert_eq!(st, 200);
+    // A half-sent request must not hold SIGTERM up.
+    let mut half = std::net::TcpStream::connect(&addr).expect("connect");
+    half.write_all(
+        b"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let status = s.stop().expect("status");
+    assert!(
+        status.success(),
+        "the server did not shut down by itself: {status:?} after {:?}",
+        started.elapsed()
+    );
+}
