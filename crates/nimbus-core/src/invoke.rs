@@ -385,6 +385,7 @@ impl InvokeService {
             max_open_files: 1024,
             runtime_dir: host_runtime_dir,
             ephemeral_mb: rec.ephemeral_storage,
+            log_limits: s.log_limits,
         }))
     }
 

@@ -98,7 +98,11 @@ impl Core {
         )
         .map_err(|e| CoreError::Internal(format!("preparing the runtimes: {e}")))?;
         let catalog = Arc::new(catalog);
-        let logs = Arc::new(LogService::new(store.clone()));
+        let logs = Arc::new(LogService::new(
+            store.clone(),
+            settings.log_rate_bytes_per_sec,
+            settings.log_burst_bytes,
+        ));
         let functions = Arc::new(FunctionService::open(
             settings.clone(),
             store.clone(),
@@ -124,6 +128,7 @@ impl Core {
             event_configs.clone(),
             queues.clone(),
         )?;
+        spawn_log_retention(logs.clone(), settings.clone());
         Ok(Core {
             rest_apis,
             http_apis,
@@ -139,7 +144,29 @@ impl Core {
             store,
         })
     }
+}
 
+/// Deletes log events past their group's retention, in the background: a sweep shortly after
+/// start, then one per `log_sweep_interval`. Deletions go in chunks on the blocking pool.
+fn spawn_log_retention(logs: Arc<LogService>, settings: Arc<Settings>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(settings.log_sweep_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let logs = logs.clone();
+            let default = settings.log_retention_days;
+            let now = chrono::Utc::now().timestamp_millis();
+            match tokio::task::spawn_blocking(move || logs.sweep(now, default)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(chunks = n, "expired log events"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "log retention sweep failed"),
+                _ => {}
+            }
+        }
+    });
+}
+
+impl Core {
     /// Stops every environment and flushes the store.
     pub async fn shutdown(&self) {
         self.invoke.shutdown().await;

@@ -33,6 +33,16 @@ pub struct Settings {
     /// Backoff after a throttled asynchronous delivery: first delay, doubling up to the max.
     pub async_backoff_initial: Duration,
     pub async_backoff_max: Duration,
+    /// How much runtime output one invocation may log.
+    pub log_limits: nimbus_exec::LogLimits,
+    /// Log bytes per second one function may store (its environments slow down past it).
+    pub log_rate_bytes_per_sec: u64,
+    /// Log bytes a function may store in a burst above the rate.
+    pub log_burst_bytes: u64,
+    /// Retention for log groups without their own policy (`None`: kept for ever, as on AWS).
+    pub log_retention_days: Option<u32>,
+    /// How often expired log events are deleted.
+    pub log_sweep_interval: Duration,
 }
 
 /// The launcher setting: `auto` sandboxes where the host allows it and falls back to plain
@@ -75,6 +85,11 @@ impl Settings {
             async_retry_delays: vec![Duration::from_secs(60), Duration::from_secs(120)],
             async_backoff_initial: Duration::from_secs(1),
             async_backoff_max: Duration::from_secs(300),
+            log_limits: nimbus_exec::LogLimits::default(),
+            log_rate_bytes_per_sec: 4 * 1024 * 1024,
+            log_burst_bytes: 16 * 1024 * 1024,
+            log_retention_days: None,
+            log_sweep_interval: Duration::from_secs(600),
         }
     }
 

@@ -52,6 +52,8 @@ pub async fn handle(core: Core, req: Request<Body>) -> Response {
         "GetLogEvents" => get_log_events(&core, &body),
         "FilterLogEvents" => filter_log_events(&core, &body),
         "DeleteLogGroup" => delete_log_group(&core, &body).await,
+        "PutRetentionPolicy" => put_retention(&core, &body).await,
+        "DeleteRetentionPolicy" => delete_retention(&core, &body).await,
         other => Err(JsonError::new(
             "UnknownOperationException",
             format!("Nimbus does not implement the CloudWatch Logs operation '{other}'"),
@@ -107,16 +109,17 @@ fn describe_log_groups(core: &Core, body: &[u8]) -> Result<Response, JsonError> 
     let after = input.next_token.unwrap_or_default();
     let mut items: Vec<Value> = Vec::new();
     let mut next = None;
-    for (name, created, bytes) in groups
+    for g in groups
         .into_iter()
-        .filter(|(n, _, _)| after.is_empty() || n.as_str() > after.as_str())
-        .filter(|(n, _, _)| {
+        .filter(|g| after.is_empty() || g.name.as_str() > after.as_str())
+        .filter(|g| {
             input
                 .log_group_name_pattern
                 .as_deref()
-                .is_none_or(|p| n.contains(p))
+                .is_none_or(|p| g.name.contains(p))
         })
     {
+        let (name, created, bytes) = (&g.name, g.created_ms, g.stored_bytes);
         if items.len() == limit {
             next = items
                 .last()
@@ -133,6 +136,9 @@ fn describe_log_groups(core: &Core, body: &[u8]) -> Result<Response, JsonError> 
             "storedBytes": bytes,
             "logGroupClass": "STANDARD",
         }));
+        if let (Some(d), Some(item)) = (g.retention_days, items.last_mut()) {
+            item["retentionInDays"] = d.into();
+        }
     }
     let mut out = json!({ "logGroups": items });
     if let Some(n) = next {
@@ -468,15 +474,44 @@ async fn delete_log_group(core: &Core, body: &[u8]) -> Result<Response, JsonErro
     if !core.logs.group_exists(&input.log_group_name)? {
         return Err(missing_group());
     }
-    let store = core.store.clone();
-    tokio::task::spawn_blocking(move || {
-        store.write(vec![nimbus_store::WriteOp::DeleteLogGroup(
-            input.log_group_name,
-        )])
-    })
-    .await
-    .map_err(|e| JsonError::new("ServiceUnavailableException", e.to_string()))?
-    .map_err(nimbus_core::CoreError::from)?;
+    core.logs.delete_group(&input.log_group_name).await?;
+    Ok(ok(json!({})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutRetentionIn {
+    log_group_name: String,
+    retention_in_days: i64,
+}
+
+async fn put_retention(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
+    let input: PutRetentionIn = parse(body)?;
+    let days = u32::try_from(input.retention_in_days)
+        .ok()
+        .filter(|d| nimbus_core::logs::RETENTION_DAYS.contains(d))
+        .ok_or_else(|| {
+            invalid(format!(
+                "1 validation error detected: Value '{}' at 'retentionInDays' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                input.retention_in_days,
+                nimbus_core::logs::RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+            ))
+        })?;
+    if !core.logs.group_exists(&input.log_group_name)? {
+        return Err(missing_group());
+    }
+    core.logs
+        .set_retention(&input.log_group_name, Some(days))
+        .await?;
+    Ok(ok(json!({})))
+}
+
+async fn delete_retention(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
+    let input: DeleteLogGroupIn = parse(body)?;
+    if !core.logs.group_exists(&input.log_group_name)? {
+        return Err(missing_group());
+    }
+    core.logs.set_retention(&input.log_group_name, None).await?;
     Ok(ok(json!({})))
 }
 

@@ -21,9 +21,81 @@ use crate::launcher::{LaunchSpec, Launcher, ProcessControl, describe_exit};
 use crate::logpipe::{self, LogPipe};
 use crate::runtimes::ResolvedRuntime;
 
-/// Where an environment's log lines go.
+/// Where an environment's log lines go. The returned future resolves once the lines are
+/// stored; the environment reads no more of its runtime's output until then, so a sink that
+/// falls behind (or rate-limits) slows the runtime down through its full pipe instead of
+/// letting output pile up in memory.
 pub trait LogSink: Send + Sync + 'static {
-    fn write(&self, group: &str, stream: &str, lines: Vec<LogLine>);
+    fn write(
+        &self,
+        group: &str,
+        stream: &str,
+        lines: Vec<LogLine>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+}
+
+/// How much runtime output one invocation may log; output past either limit is dropped and a
+/// marker line says how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    pub max_invocation_bytes: u64,
+    pub max_invocation_lines: u64,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_invocation_bytes: 16 * 1024 * 1024,
+            max_invocation_lines: 200_000,
+        }
+    }
+}
+
+/// What `LogType: Tail` keeps of an invocation's log: its last 4 KB (a ring; older text is
+/// dropped as new text arrives).
+const TAIL_KEEP: usize = 4096;
+
+/// Runtime output counted against [`LogLimits`] in the current invocation (or init).
+#[derive(Default)]
+struct Budget {
+    bytes: u64,
+    lines: u64,
+    dropped_bytes: u64,
+    dropped_lines: u64,
+}
+
+impl Budget {
+    /// Whether a runtime line fits; counts it either way.
+    fn admit(&mut self, limits: &LogLimits, line: &str) -> bool {
+        let len = line.len() as u64;
+        if self.bytes + len > limits.max_invocation_bytes
+            || self.lines + 1 > limits.max_invocation_lines
+        {
+            self.dropped_bytes += len;
+            self.dropped_lines += 1;
+            return false;
+        }
+        self.bytes += len;
+        self.lines += 1;
+        true
+    }
+
+    /// The truncation marker, once, if anything was dropped; resets the count.
+    fn marker(&mut self, limits: &LogLimits) -> Option<String> {
+        if self.dropped_lines == 0 {
+            return None;
+        }
+        let m = format!(
+            "[Nimbus] Log output truncated: {} lines ({} bytes) dropped over the per-invocation limit of {} bytes / {} lines",
+            self.dropped_lines,
+            self.dropped_bytes,
+            limits.max_invocation_bytes,
+            limits.max_invocation_lines
+        );
+        self.dropped_lines = 0;
+        self.dropped_bytes = 0;
+        Some(m)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +126,8 @@ pub struct EnvConfig {
     pub ro_paths: Vec<PathBuf>,
     /// `/tmp` size in MiB (`EphemeralStorage`).
     pub ephemeral_mb: u32,
+    /// How much runtime output an invocation may log.
+    pub log_limits: LogLimits,
 }
 
 /// One invocation handed to an environment.
@@ -811,7 +885,9 @@ async fn log_task(
     sink: Arc<dyn LogSink>,
 ) {
     let group = config.log_group.clone();
+    let limits = config.log_limits;
     let mut capture: Option<String> = None;
+    let mut budget = Budget::default();
     let mut lines = Vec::new();
     let mut out: Vec<LogLine> = Vec::new();
     let mut peak_mb: u64 = 0;
@@ -819,11 +895,29 @@ async fn log_task(
         if let Some(buf) = capture.as_mut() {
             buf.push_str(&msg);
             buf.push('\n');
+            if buf.len() > 2 * TAIL_KEEP {
+                let mut cut = buf.len() - TAIL_KEEP;
+                while !buf.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                buf.drain(..cut);
+            }
         }
         out.push(LogLine {
             ts_ms: now_ms(),
             message: msg,
         });
+    };
+    // Runtime output: counted against the invocation's budget, dropped past it.
+    let runtime = |out: &mut Vec<LogLine>,
+                   capture: &mut Option<String>,
+                   budget: &mut Budget,
+                   lines: &mut Vec<String>| {
+        for l in lines.drain(..) {
+            if budget.admit(&limits, &l) {
+                push(out, capture, l);
+            }
+        }
     };
     loop {
         tokio::select! {
@@ -835,23 +929,31 @@ async fn log_task(
                 if matches!(msg, LogMsg::Finish { .. }) {
                     pipe.flush_partial(&mut lines);
                 }
-                for l in lines.drain(..) { push(&mut out, &mut capture, l); }
+                runtime(&mut out, &mut capture, &mut budget, &mut lines);
                 match msg {
                     LogMsg::Line(l) => push(&mut out, &mut capture, l),
                     LogMsg::Flush(ack) => {
                         pipe.flush_partial(&mut lines);
-                        for l in lines.drain(..) { push(&mut out, &mut capture, l); }
+                        runtime(&mut out, &mut capture, &mut budget, &mut lines);
                         if !out.is_empty() {
-                            sink.write(&group, &stream, std::mem::take(&mut out));
+                            sink.write(&group, &stream, std::mem::take(&mut out)).await;
                         }
                         let _ = ack.send(());
                     }
                     LogMsg::Start { line, capture: c, before } => {
-                        for l in before { push(&mut out, &mut capture, l); }
+                        let mut before = before;
+                        runtime(&mut out, &mut capture, &mut budget, &mut before);
+                        if let Some(m) = budget.marker(&limits) {
+                            push(&mut out, &mut capture, m);
+                        }
+                        budget = Budget::default();
                         capture = c.then(String::new);
                         push(&mut out, &mut capture, line);
                     }
                     LogMsg::Finish { end_line, report, tail } => {
+                        if let Some(m) = budget.marker(&limits) {
+                            push(&mut out, &mut capture, m);
+                        }
                         push(&mut out, &mut capture, end_line);
                         if let Some(p) = &process
                             && let Some(bytes) = p.peak_memory_bytes()
@@ -882,20 +984,21 @@ async fn log_task(
                 }
             }
             _ = pipe.read_lines(&mut lines), if !pipe.is_closed() => {
-                for l in lines.drain(..) { push(&mut out, &mut capture, l); }
+                runtime(&mut out, &mut capture, &mut budget, &mut lines);
             }
         }
         if !out.is_empty() {
-            sink.write(&group, &stream, std::mem::take(&mut out));
+            sink.write(&group, &stream, std::mem::take(&mut out)).await;
         }
     }
     // The environment is gone; log what the runtime still had buffered.
     pipe.drain_now(&mut lines);
     pipe.flush_partial(&mut lines);
-    for l in lines.drain(..) {
-        push(&mut out, &mut capture, l);
+    runtime(&mut out, &mut capture, &mut budget, &mut lines);
+    if let Some(m) = budget.marker(&limits) {
+        push(&mut out, &mut capture, m);
     }
     if !out.is_empty() {
-        sink.write(&group, &stream, out);
+        sink.write(&group, &stream, out).await;
     }
 }

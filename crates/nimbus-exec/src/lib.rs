@@ -18,8 +18,8 @@ pub mod runtimes;
 pub mod sandbox;
 
 pub use environment::{
-    EnvConfig, Environment, InitFailure, InvokeOutcome, InvokeRequest, InvokeStatus, LogLine,
-    LogSink, RuntimeReply,
+    EnvConfig, Environment, InitFailure, InvokeOutcome, InvokeRequest, InvokeStatus, LogLimits,
+    LogLine, LogSink, RuntimeReply,
 };
 pub use launcher::{
     GuestPaths, LaunchError, LaunchSpec, Launcher, ProcessControl, ProcessLauncher,

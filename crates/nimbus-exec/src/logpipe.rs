@@ -14,6 +14,11 @@ use tokio::io::unix::AsyncFd;
 /// CloudWatch Logs caps an event at 256 KiB; longer lines are split.
 const MAX_LINE: usize = 256 * 1024 - 26;
 
+/// The most one drain reads before it returns (a runtime writing without pause would otherwise
+/// keep one drain, and its output buffer, growing for ever). What is left stays in the pipe,
+/// whose capacity blocks the runtime until the next read.
+const MAX_DRAIN: usize = 512 * 1024;
+
 pub(crate) struct LogPipe {
     fd: AsyncFd<OwnedFd>,
     state: std::sync::Mutex<State>,
@@ -69,21 +74,25 @@ impl LogPipe {
         }
         match self.fd.readable().await {
             Ok(mut guard) => {
-                guard.clear_ready();
+                // Readiness is cleared only once the pipe is empty: a drain that stopped at its
+                // cap leaves it set, so the rest is read on the next call.
+                if self.drain_now(out) {
+                    guard.clear_ready();
+                }
             }
             Err(_) => {
                 self.state().closed = true;
-                return;
             }
         }
-        self.drain_now(out);
     }
 
-    /// Reads whatever the kernel holds right now, without waiting; complete lines go to `out`.
-    pub(crate) fn drain_now(&self, out: &mut Vec<String>) {
+    /// Reads whatever the kernel holds right now (up to `MAX_DRAIN`), without waiting; complete
+    /// lines go to `out`. Returns whether the pipe was left empty (or closed).
+    pub(crate) fn drain_now(&self, out: &mut Vec<String>) -> bool {
         let mut st = self.state();
         let mut buf = [0u8; 16 * 1024];
-        loop {
+        let mut read = 0usize;
+        while read < MAX_DRAIN {
             // SAFETY: reading into a stack buffer of the given length from a descriptor we own.
             let n = unsafe {
                 libc::read(
@@ -93,6 +102,7 @@ impl LogPipe {
                 )
             };
             if n > 0 {
+                read += n as usize;
                 st.partial.extend_from_slice(&buf[..n as usize]);
                 split_lines(&mut st.partial, out);
                 continue;
@@ -101,8 +111,9 @@ impl LogPipe {
                 st.closed = true;
                 flush(&mut st.partial, out);
             }
-            break;
+            return true;
         }
+        false
     }
 
     /// Emits an unterminated trailing fragment as its own line.

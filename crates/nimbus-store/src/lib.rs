@@ -103,6 +103,15 @@ pub struct UsageSummary {
     pub gb_seconds: f64,
 }
 
+/// One log group as DescribeLogGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroupRow {
+    pub name: String,
+    pub created_ms: i64,
+    pub stored_bytes: i64,
+    pub retention_days: Option<u32>,
+}
+
 /// The store: a writer thread, a read connection and the blob directory.
 #[derive(Clone)]
 pub struct Store {
@@ -192,14 +201,21 @@ impl Store {
         })
     }
 
-    pub fn log_groups(&self, prefix: Option<&str>) -> Result<Vec<(String, i64, i64)>> {
+    /// Log groups whose name starts with `prefix`: (name, created ms, stored bytes, retention
+    /// days).
+    pub fn log_groups(&self, prefix: Option<&str>) -> Result<Vec<LogGroupRow>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT g.name, g.created_ms, COALESCE((SELECT SUM(stored_bytes) FROM log_streams s WHERE s.group_name = g.name), 0)
+                "SELECT g.name, g.created_ms, COALESCE((SELECT SUM(stored_bytes) FROM log_streams s WHERE s.group_name = g.name), 0), g.retention_days
                  FROM log_groups g WHERE substr(g.name, 1, length(?1)) = ?1 ORDER BY g.name",
             )?;
             let rows = st.query_map(params![prefix.unwrap_or("")], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(LogGroupRow {
+                    name: r.get(0)?,
+                    created_ms: r.get(1)?,
+                    stored_bytes: r.get(2)?,
+                    retention_days: r.get(3)?,
+                })
             })?;
             rows.collect()
         })
@@ -224,6 +240,42 @@ impl Store {
             })?;
             rows.collect()
         })
+    }
+
+    /// Every log group with its own retention in days (`None`: the server default applies).
+    pub fn log_retention(&self) -> Result<Vec<(String, Option<u32>)>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT name, retention_days FROM log_groups ORDER BY name")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Whether a group holds any event older than `before_ms`.
+    pub fn log_events_before(&self, group: &str, before_ms: i64) -> Result<bool> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM log_events WHERE group_name = ?1 AND ts_ms < ?2)",
+                params![group, before_ms],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Deletes a group's events older than `before_ms` in chunks of `chunk`, each its own
+    /// commit, so other writers run between them. Returns the number of chunks.
+    pub fn expire_log_events(&self, group: &str, before_ms: i64, chunk: u32) -> Result<u32> {
+        let mut chunks = 0;
+        while chunks < 100_000 && self.log_events_before(group, before_ms)? {
+            self.write(vec![WriteOp::ExpireLogEvents {
+                group: group.to_string(),
+                before_ms,
+                limit: chunk,
+            }])?;
+            chunks += 1;
+        }
+        Ok(chunks)
     }
 
     pub fn log_group_exists(&self, group: &str) -> Result<bool> {

@@ -54,5 +54,15 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (group_name, stream, id);
         DROP INDEX IF EXISTS log_events_by_time;
         DROP INDEX IF EXISTS usage_by_function;",
-    )
+    )?;
+    // Added after the first release: a group's retention (NULL = the server default).
+    let has_retention: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_table_info('log_groups') WHERE name = 'retention_days')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_retention {
+        conn.execute_batch("ALTER TABLE log_groups ADD COLUMN retention_days INTEGER")?;
+    }
+    Ok(())
 }

@@ -32,6 +32,18 @@ pub enum WriteOp {
     Usage(UsageRow),
     /// Deletes a log group and its streams and events.
     DeleteLogGroup(String),
+    /// Sets (or with `None` removes) a log group's retention in days.
+    SetLogRetention {
+        group: String,
+        days: Option<u32>,
+    },
+    /// Deletes up to `limit` of a group's events older than `before_ms` (one chunk of a
+    /// retention sweep or a group deletion, so no single commit holds the writer for long).
+    ExpireLogEvents {
+        group: String,
+        before_ms: i64,
+        limit: u32,
+    },
 }
 
 /// A log line to append; the group and stream are created on first use.
@@ -246,6 +258,21 @@ fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
                     u.init_ms,
                     u.status
                 ])?;
+            }
+            WriteOp::SetLogRetention { group, days } => {
+                tx.prepare_cached("UPDATE log_groups SET retention_days = ?2 WHERE name = ?1")?
+                    .execute(params![group, days])?;
+            }
+            WriteOp::ExpireLogEvents {
+                group,
+                before_ms,
+                limit,
+            } => {
+                tx.prepare_cached(
+                    "DELETE FROM log_events WHERE id IN
+                     (SELECT id FROM log_events WHERE group_name = ?1 AND ts_ms < ?2 LIMIT ?3)",
+                )?
+                .execute(params![group, before_ms, limit])?;
             }
             WriteOp::DeleteLogGroup(g) => {
                 tx.prepare_cached("DELETE FROM log_events WHERE group_name = ?1")?

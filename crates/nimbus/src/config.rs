@@ -22,6 +22,28 @@ pub struct ConfigFile {
     pub sandbox: SandboxSection,
     #[serde(default, rename = "async")]
     pub async_invoke: AsyncSection,
+    #[serde(default)]
+    pub logs: LogsSection,
+}
+
+/// Bounds on what functions log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSection {
+    /// Runtime output one invocation may log, in bytes (default 16 MiB); the rest is dropped
+    /// with a marker line.
+    pub max_invocation_bytes: Option<u64>,
+    /// Runtime output lines one invocation may log (default 200000).
+    pub max_invocation_lines: Option<u64>,
+    /// Log bytes per second one function may store (default 4 MiB); past it the function's
+    /// output is slowed down, not dropped.
+    pub rate_bytes_per_sec: Option<u64>,
+    /// Burst above the rate, in bytes (default 16 MiB).
+    pub burst_bytes: Option<u64>,
+    /// Days log events are kept in groups without their own retention policy (default: for ever).
+    pub retention_days: Option<u32>,
+    /// Seconds between retention sweeps (default 600).
+    pub sweep_interval_secs: Option<u64>,
 }
 
 /// Timing of asynchronous retries (defaults are Lambda's; tests shorten them).
@@ -183,6 +205,35 @@ pub fn resolve(
     }
     if let Some(ms) = a.throttle_backoff_max_ms {
         s.async_backoff_max = std::time::Duration::from_millis(ms.max(1));
+    }
+    let l = file.logs;
+    if let Some(b) = l.max_invocation_bytes {
+        anyhow::ensure!(b >= 1024, "logs.max_invocation_bytes must be at least 1024");
+        s.log_limits.max_invocation_bytes = b;
+    }
+    if let Some(n) = l.max_invocation_lines {
+        anyhow::ensure!(n >= 1, "logs.max_invocation_lines must be at least 1");
+        s.log_limits.max_invocation_lines = n;
+    }
+    if let Some(r) = l.rate_bytes_per_sec {
+        anyhow::ensure!(r >= 1024, "logs.rate_bytes_per_sec must be at least 1024");
+        s.log_rate_bytes_per_sec = r;
+    }
+    if let Some(b) = l.burst_bytes {
+        anyhow::ensure!(b >= 1024, "logs.burst_bytes must be at least 1024");
+        s.log_burst_bytes = b;
+    }
+    if let Some(d) = l.retention_days {
+        anyhow::ensure!(
+            nimbus_core::logs::RETENTION_DAYS.contains(&d),
+            "logs.retention_days must be one of CloudWatch Logs' values ({:?})",
+            nimbus_core::logs::RETENTION_DAYS
+        );
+        s.log_retention_days = Some(d);
+    }
+    if let Some(t) = l.sweep_interval_secs {
+        anyhow::ensure!(t >= 1, "logs.sweep_interval_secs must be at least 1");
+        s.log_sweep_interval = std::time::Duration::from_secs(t);
     }
     if let Some(u) = file.sandbox.uid_base {
         anyhow::ensure!(

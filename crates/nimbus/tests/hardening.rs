@@ -372,3 +372,148 @@ async fn connection_floods_are_capped_and_half_sent_requests_do_not_block_shutdo
         started.elapsed()
     );
 }
+
+/// A runtime that floods stdout for `{"flood": seconds}`, then answers.
+const FLOOD_BOOTSTRAP: &str = r#"#!/usr/bin/python3
+import http.client, json, os, sys, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+line = ("x" * 1000 + "\n") * 64
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    ev = json.loads(r.read())
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    end = time.time() + ev.get("flood", 0)
+    n = 0
+    while time.time() < end:
+        sys.stdout.write(line)
+        n += 1
+    sys.stdout.flush()
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", json.dumps({"chunks": n}))
+    conn.getresponse().read()
+"#;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn db_bytes(dir: &std::path::Path) -> u64 {
+    ["nimbus.db", "nimbus.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_log_flood_is_bounded_in_memory_and_on_disk() {
+    let s = Server::start_with_config(
+        "[logs]\nmax_invocation_bytes = 2097152\nrate_bytes_per_sec = 1048576\nburst_bytes = 2097152\n",
+    );
+    s.create_ok(
+        "flood",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", FLOOD_BOOTSTRAP, 0o755)]),
+        json!({"Timeout": 30}),
+    )
+    .await;
+    wait_active(&s, "flood").await;
+    let r = s.invoke("flood", json!({})).await;
+    assert_eq!(r.status, 200);
+    let (rss0, db0) = (rss_kib(s.pid()), db_bytes(&s.data_dir));
+    let r = s
+        .invoke_raw("flood", br#"{"flood": 6}"#, &[("X-Amz-Log-Type", "Tail")])
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let tail = r.header("x-amz-log-result").expect("tail");
+    assert!(b64_decode(&tail).len() <= 4096);
+    let (rss1, db1) = (rss_kib(s.pid()), db_bytes(&s.data_dir));
+    eprintln!(
+        "flood: {} chunks of 64 KB; server RSS {rss0} -> {rss1} KiB, database {db0} -> {db1} bytes",
+        r.json()["chunks"]
+    );
+    assert!(
+        rss1.saturating_sub(rss0) < 150 * 1024,
+        "server grew by {} KiB",
+        rss1 - rss0
+    );
+    // Per invocation at most 2 MiB of output is stored (plus row overhead).
+    assert!(
+        db1.saturating_sub(db0) < 16 * 1024 * 1024,
+        "database grew by {} bytes",
+        db1 - db0
+    );
+    let msgs = s.log_messages("flood", "Log output truncated").await;
+    assert!(
+        msgs.iter().any(|m| m.contains("Log output truncated")),
+        "no truncation marker"
+    );
+}
+
+fn b64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn log_retention_policies() {
+    let s = Server::start();
+    provided_fn(&s, "ret", json!({})).await;
+    wait_active(&s, "ret").await;
+    assert_eq!(s.invoke("ret", json!({})).await.status, 200);
+    s.log_messages("ret", "REPORT").await;
+    let group = json!({"logGroupName": "/aws/lambda/ret"});
+    let (st, v) = s
+        .logs_api(
+            "PutRetentionPolicy",
+            json!({"logGroupName": "/aws/lambda/ret", "retentionInDays": 2}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["__type"], "InvalidParameterException");
+    let (st, v) = s
+        .logs_api(
+            "PutRetentionPolicy",
+            json!({"logGroupName": "/aws/lambda/none", "retentionInDays": 7}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["__type"], "ResourceNotFoundException");
+    let (st, _) = s
+        .logs_api(
+            "PutRetentionPolicy",
+            json!({"logGroupName": "/aws/lambda/ret", "retentionInDays": 7}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = s
+        .logs_api(
+            "DescribeLogGroups",
+            json!({"logGroupNamePrefix": "/aws/lambda/ret"}),
+        )
+        .await;
+    assert_eq!(v["logGroups"][0]["retentionInDays"], 7, "{v}");
+    let (st, _) = s.logs_api("DeleteRetentionPolicy", group.clone()).await;
+    assert_eq!(st, 200);
+    let (_, v) = s
+        .logs_api(
+            "DescribeLogGroups",
+            json!({"logGroupNamePrefix": "/aws/lambda/ret"}),
+        )
+        .await;
+    assert!(v["logGroups"][0].get("retentionInDays").is_none(), "{v}");
+    let (st, _) = s.logs_api("DeleteLogGroup", group).await;
+    assert_eq!(st, 200);
+}
