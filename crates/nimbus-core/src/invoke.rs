@@ -259,11 +259,14 @@ impl InvokeService {
         let all: Vec<Arc<Environment>> = {
             let mut p = self.lock();
             p.shutting_down = true;
+            // Strong references first: an idle environment held only by its pool would be
+            // dropped by clearing the pool, and its queued log lines with it.
+            let all: Vec<Arc<Environment>> = p.every.iter().filter_map(Weak::upgrade).collect();
             for pool in p.by_function.values_mut() {
                 pool.idle.clear();
                 pool.provisioned_idle.clear();
             }
-            p.every.iter().filter_map(Weak::upgrade).collect()
+            all
         };
         for e in &all {
             e.shutdown();

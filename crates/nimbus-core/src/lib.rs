@@ -36,18 +36,32 @@ pub use settings::{LauncherChoice, Settings};
 /// Picks the launcher: the sandbox where the host allows it (or where the settings demand it),
 /// otherwise plain processes with a warning that says why.
 fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
-    let plain = || -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
-        Ok(Arc::new(nimbus_exec::ProcessLauncher::new().map_err(
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let uids = if root {
+        nimbus_exec::uids::UidPool::reserve(settings.sandbox_uid_base, 65_536, &settings.data_dir)
+            .map_err(CoreError::Internal)?
+    } else {
+        nimbus_exec::uids::UidPool::unreserved(settings.sandbox_uid_base, 65_536)
+    };
+    let uids = Arc::new(uids);
+    let plain = |uids: Option<Arc<nimbus_exec::uids::UidPool>>| -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
+        Ok(Arc::new(nimbus_exec::ProcessLauncher::new(uids).map_err(
             |e| CoreError::Internal(format!("starting the launcher: {e}")),
         )?))
     };
     if settings.launcher == LauncherChoice::Process {
-        return plain();
+        if root {
+            tracing::warn!(
+                "functions run as plain processes WITHOUT namespaces, cgroups or filters, each under its own uid ({}..)",
+                uids.base()
+            );
+        }
+        return plain(root.then_some(uids));
     }
     let config = nimbus_exec::SandboxConfig {
         dir: settings.data_dir.join("sandbox"),
-        uid_base: settings.sandbox_uid_base,
-        uid_count: 65_536,
+        uids: uids.clone(),
         prepared: 2,
     };
     match nimbus_exec::SandboxLauncher::new(&config) {
@@ -60,11 +74,14 @@ fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>
         Err(why) if settings.launcher == LauncherChoice::Sandbox => Err(CoreError::Internal(
             format!("the sandbox launcher is required but unavailable: {why}"),
         )),
+        Err(why) if root => Err(CoreError::Internal(format!(
+            "Nimbus runs as root but cannot sandbox functions on this host ({why}), and will not run them as plain processes without being told to. Fix the sandbox (`nimbus doctor` tells what is missing), run Nimbus as an unprivileged user, or opt in to plain processes (each under its own unprivileged uid, without namespaces or cgroups) with `--launcher process` or `sandbox.launcher = \"process\"`"
+        ))),
         Err(why) => {
             tracing::warn!(
-                "functions run as plain processes WITHOUT isolation: the sandbox is unavailable on this host ({why}); `nimbus doctor` tells more"
+                "functions run as plain processes WITHOUT isolation, as this server's user: the sandbox is unavailable on this host ({why}); `nimbus doctor` tells more"
             );
-            plain()
+            plain(None)
         }
     }
 }
@@ -92,9 +109,13 @@ impl Core {
     pub async fn start(settings: Settings) -> Result<Core, CoreError> {
         let settings = Arc::new(settings);
         let store = nimbus_store::Store::open(&settings.data_dir)?;
-        let catalog = nimbus_exec::RuntimeCatalog::discover(
+        // SAFETY: geteuid has no preconditions.
+        let plain_as_root =
+            settings.launcher == LauncherChoice::Process && unsafe { libc::geteuid() } == 0;
+        let catalog = nimbus_exec::RuntimeCatalog::discover_with(
             &settings.data_dir.join("runtimes"),
             &settings.runtime_paths,
+            plain_as_root,
         )
         .map_err(|e| CoreError::Internal(format!("preparing the runtimes: {e}")))?;
         let catalog = Arc::new(catalog);

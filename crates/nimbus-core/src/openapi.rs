@@ -3,6 +3,14 @@
 //! `x-amazon-apigateway-binary-media-types`, `x-amazon-apigateway-cors`), read into the
 //! resources, methods, integrations and responses of a REST API (ImportRestApi, PutRestApi) or
 //! the routes and integrations of an HTTP API (ImportApi, ReimportApi), in JSON or YAML.
+//!
+//! Security is imported, never dropped: an operation's `security` (or the document's) names
+//! schemes from `securityDefinitions` / `components.securitySchemes`; an API key scheme
+//! (`x-api-key` in a header) makes the method require a key, and a scheme with
+//! `x-amazon-apigateway-authorizer` becomes a Lambda authorizer (TOKEN or REQUEST) the method
+//! uses. Anything else that protects (IAM, OAuth, JWT, Cognito, alternatives, keys from an
+//! authorizer) refuses the whole document with a message naming it, so a protected method is
+//! never imported as a public one.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +25,151 @@ pub struct Definition {
     pub name: Option<String>,
     pub description: Option<String>,
     pub binary_media_types: Vec<String>,
-    /// Resource path (`/items/{id}`) → HTTP method → method.
+    /// Resource path (`/items/{id}`) → HTTP method → method. A method's `authorizer_id` holds
+    /// the name of its authorizer in `authorizers` until the import assigns ids.
     pub paths: BTreeMap<String, BTreeMap<String, Method>>,
+    /// Lambda authorizers by security scheme name (their `id` is assigned on import).
+    pub authorizers: BTreeMap<String, crate::rest_apis::Authorizer>,
+}
+
+/// The document's security schemes (Swagger 2 `securityDefinitions`, OpenAPI 3
+/// `components.securitySchemes`).
+fn schemes(doc: &Value) -> Option<&serde_json::Map<String, Value>> {
+    doc.get("securityDefinitions")
+        .or_else(|| doc.get("components")?.get("securitySchemes"))
+        .and_then(Value::as_object)
+}
+
+/// The security requirement objects that apply to an operation: its own, else the document's.
+fn requirements<'a>(
+    doc: &'a Value,
+    op: &'a Value,
+    at: &str,
+) -> AResult<Vec<&'a serde_json::Map<String, Value>>> {
+    let Some(sec) = op.get("security").or_else(|| doc.get("security")) else {
+        return Ok(Vec::new());
+    };
+    let list = sec
+        .as_array()
+        .ok_or_else(|| bad(format!("{at}: `security` must be a list")))?;
+    list.iter()
+        .map(|r| {
+            r.as_object()
+                .ok_or_else(|| bad(format!("{at}: each `security` entry must be an object")))
+        })
+        .filter(|r| r.as_ref().map_or(true, |m| !m.is_empty()))
+        .collect()
+}
+
+/// How a REST API operation is protected: (authorization type, authorizer scheme name,
+/// API key required). Adds the Lambda authorizers it uses to `authorizers`.
+fn protection(
+    doc: &Value,
+    op: &Value,
+    at: &str,
+    authorizers: &mut BTreeMap<String, crate::rest_apis::Authorizer>,
+) -> AResult<(String, Option<String>, bool)> {
+    let reqs = requirements(doc, op, at)?;
+    if reqs.len() > 1 {
+        return Err(bad(format!(
+            "{at}: alternative security requirements (more than one entry in `security`) are not supported by Nimbus yet"
+        )));
+    }
+    let mut auth = ("NONE".to_string(), None, false);
+    let Some(req) = reqs.first() else {
+        return Ok(auth);
+    };
+    for name in req.keys() {
+        let scheme = schemes(doc).and_then(|s| s.get(name)).ok_or_else(|| {
+            bad(format!(
+                "{at}: `security` names the undefined security scheme '{name}'"
+            ))
+        })?;
+        let kind = scheme.get("type").and_then(Value::as_str).unwrap_or("");
+        let authtype = scheme
+            .get("x-amazon-apigateway-authtype")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if authtype.eq_ignore_ascii_case("awsSigv4") {
+            return Err(bad(format!(
+                "{at}: security scheme '{name}' asks for AWS_IAM authorization, which Nimbus does not support yet"
+            )));
+        }
+        if let Some(x) = scheme.get("x-amazon-apigateway-authorizer") {
+            if auth.1.is_some() {
+                return Err(bad(format!(
+                    "{at}: more than one Lambda authorizer in one security requirement"
+                )));
+            }
+            let a = authorizer_of(name, scheme, x, at)?;
+            authorizers.insert(name.clone(), a);
+            auth.0 = "CUSTOM".into();
+            auth.1 = Some(name.clone());
+            continue;
+        }
+        let header = scheme.get("in").and_then(Value::as_str) == Some("header");
+        let key_name = scheme.get("name").and_then(Value::as_str).unwrap_or("");
+        if kind == "apiKey" && header && key_name.eq_ignore_ascii_case("x-api-key") {
+            auth.2 = true;
+            continue;
+        }
+        return Err(bad(format!(
+            "{at}: security scheme '{name}' (type '{kind}') is not supported by Nimbus yet; only API keys (an `x-api-key` header) and Lambda authorizers (`x-amazon-apigateway-authorizer`) are"
+        )));
+    }
+    Ok(auth)
+}
+
+/// A Lambda authorizer from a scheme's `x-amazon-apigateway-authorizer`.
+fn authorizer_of(
+    name: &str,
+    scheme: &Value,
+    x: &Value,
+    at: &str,
+) -> AResult<crate::rest_apis::Authorizer> {
+    let kind = x
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    if kind != "TOKEN" && kind != "REQUEST" {
+        return Err(bad(format!(
+            "{at}: the authorizer of security scheme '{name}' has type '{kind}'; Nimbus supports token and request authorizers"
+        )));
+    }
+    let identity_source = x
+        .get("identitySource")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            (kind == "TOKEN").then(|| {
+                format!(
+                    "method.request.header.{}",
+                    scheme
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Authorization")
+                )
+            })
+        });
+    Ok(crate::rest_apis::Authorizer {
+        id: String::new(),
+        name: name.to_string(),
+        authorizer_type: kind,
+        authorizer_uri: x
+            .get("authorizerUri")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        identity_source,
+        identity_validation_expression: x
+            .get("identityValidationExpression")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        ttl_seconds: x
+            .get("authorizerResultTtlInSeconds")
+            .and_then(Value::as_u64)
+            .map_or(300, |t| u32::try_from(t.min(3600)).unwrap_or(3600)),
+    })
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -148,6 +299,17 @@ fn info_field(doc: &Value, name: &str) -> Option<String> {
 
 /// Reads a parsed document into a definition.
 pub fn read(doc: &Value) -> AResult<Definition> {
+    match doc
+        .get("x-amazon-apigateway-api-key-source")
+        .and_then(Value::as_str)
+    {
+        None | Some("HEADER") => {}
+        Some(other) => {
+            return Err(bad(format!(
+                "x-amazon-apigateway-api-key-source '{other}' is not supported by Nimbus yet; API keys are read from the x-api-key header"
+            )));
+        }
+    }
     let mut def = Definition {
         name: info_field(doc, "title"),
         description: info_field(doc, "description"),
@@ -161,6 +323,7 @@ pub fn read(doc: &Value) -> AResult<Definition> {
             })
             .unwrap_or_default(),
         paths: BTreeMap::new(),
+        authorizers: BTreeMap::new(),
     };
     let paths = doc
         .get("paths")
@@ -219,15 +382,17 @@ pub fn read(doc: &Value) -> AResult<Definition> {
                 .get("x-amazon-apigateway-integration")
                 .map(|x| integration_of(x, &at))
                 .transpose()?;
+            let (authorization_type, authorizer_id, api_key_required) =
+                protection(doc, op, &at, &mut def.authorizers)?;
             methods.insert(
                 http.clone(),
                 Method {
                     http_method: http,
-                    authorization_type: "NONE".into(),
-                    authorizer_id: None,
+                    authorization_type,
+                    authorizer_id,
                     request_validator_id: None,
                     request_models: BTreeMap::new(),
-                    api_key_required: false,
+                    api_key_required,
                     request_parameters: request_parameters(&params),
                     responses,
                     integration,
@@ -269,6 +434,12 @@ pub fn read_http(doc: &Value) -> AResult<HttpDefinition> {
             } else {
                 verb.to_ascii_uppercase()
             };
+            let at = format!("{method} {path}");
+            if !requirements(doc, op, &at)?.is_empty() {
+                return Err(bad(format!(
+                    "{at}: importing route authorization (`security`) into HTTP APIs is not supported by Nimbus yet; import the API without it and attach authorizers with CreateAuthorizer and UpdateRoute"
+                )));
+            }
             let key = if path == "/$default" {
                 "$default".to_string()
             } else {
@@ -398,5 +569,84 @@ paths:
                 "{doc}: {err:?}"
             );
         }
+    }
+
+    const SECURED: &str = r#"
+swagger: "2.0"
+info: {title: secured}
+securityDefinitions:
+  api_key: {type: apiKey, name: x-api-key, in: header}
+  tokenAuth:
+    type: apiKey
+    name: Authorization
+    in: header
+    x-amazon-apigateway-authtype: custom
+    x-amazon-apigateway-authorizer:
+      type: token
+      authorizerUri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:auth/invocations
+      authorizerResultTtlInSeconds: 60
+  sigv4: {type: apiKey, name: Authorization, in: header, x-amazon-apigateway-authtype: awsSigv4}
+  oauth: {type: oauth2, flow: implicit, authorizationUrl: "https://x", scopes: {}}
+security:
+  - api_key: []
+paths:
+  /keyed:
+    get: {}
+  /public:
+    get: {security: []}
+  /guarded:
+    get:
+      security:
+        - tokenAuth: []
+          api_key: []
+"#;
+
+    #[test]
+    fn security_is_imported_never_dropped() {
+        let def = read(&parse_document(SECURED.as_bytes()).expect("parse")).expect("read");
+        let keyed = &def.paths["/keyed"]["GET"];
+        assert!(keyed.api_key_required, "the document-level api_key applies");
+        assert_eq!(keyed.authorization_type, "NONE");
+        let public = &def.paths["/public"]["GET"];
+        assert!(!public.api_key_required, "`security: []` opts out");
+        let guarded = &def.paths["/guarded"]["GET"];
+        assert!(guarded.api_key_required);
+        assert_eq!(guarded.authorization_type, "CUSTOM");
+        assert_eq!(guarded.authorizer_id.as_deref(), Some("tokenAuth"));
+        let a = &def.authorizers["tokenAuth"];
+        assert_eq!(a.authorizer_type, "TOKEN");
+        assert_eq!(
+            a.identity_source.as_deref(),
+            Some("method.request.header.Authorization")
+        );
+        assert_eq!(a.ttl_seconds, 60);
+    }
+
+    #[test]
+    fn unsupported_security_refuses_the_document() {
+        for (security, needle) in [
+            ("[{sigv4: []}]", "AWS_IAM"),
+            ("[{oauth: []}]", "'oauth'"),
+            ("[{nope: []}]", "undefined security scheme"),
+            ("[{api_key: []}, {tokenAuth: []}]", "alternative"),
+        ] {
+            let doc = SECURED.replace(
+                "security:\n  - api_key: []\n",
+                &format!("security: {security}\n"),
+            );
+            let err = parse_document(doc.as_bytes()).and_then(|d| read(&d));
+            assert!(
+                matches!(&err, Err(ApiError::BadRequest(m)) if m.contains(needle)),
+                "{security}: {err:?}"
+            );
+        }
+        let doc = format!("{SECURED}x-amazon-apigateway-api-key-source: AUTHORIZER\n");
+        assert!(read(&parse_document(doc.as_bytes()).expect("parse")).is_err());
+        let http = "openapi: 3.0.1\ninfo: {title: h}\npaths:\n  /x:\n    get:\n      security: [{jwt: []}]\n";
+        let err = read_http(&parse_document(http.as_bytes()).expect("parse"));
+        assert!(
+            matches!(&err, Err(ApiError::BadRequest(m)) if m.contains("security")),
+            "{err:?}"
+        );
     }
 }

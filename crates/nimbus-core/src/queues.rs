@@ -511,6 +511,11 @@ impl QueueService {
         let visibility = visibility
             .or_else(|| self.attr(name, "VisibilityTimeout"))
             .unwrap_or(30);
+        if !(0..=43_200).contains(&visibility) {
+            return Err(QueueError::InvalidParameter(format!(
+                "Value {visibility} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200."
+            )));
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
         loop {
             let arrived = self.arrived.notified();
@@ -540,7 +545,12 @@ impl QueueService {
                     .or_else(|| p["maxReceiveCount"].as_str()?.parse().ok())?;
                 Some((arn, max as u32))
             });
+        let retention_ms = self
+            .attr(name, "MessageRetentionPeriod")
+            .unwrap_or(345_600)
+            .saturating_mul(1000);
         let mut moved = Vec::new();
+        let mut expired = Vec::new();
         let mut out = Vec::new();
         {
             let mut st = self.lock();
@@ -548,6 +558,11 @@ impl QueueService {
             for m in q.messages.values_mut() {
                 if out.len() >= max {
                     break;
+                }
+                // Past the queue's retention period a message is deleted, never delivered.
+                if now.saturating_sub(m.sent_ms) > retention_ms {
+                    expired.push(m.seq);
+                    continue;
                 }
                 if m.visible_at_ms > now {
                     continue;
@@ -567,10 +582,25 @@ impl QueueService {
                     receipt_handle: handle,
                 });
             }
-            q.receipts.retain(|_, seq| !moved.contains(seq));
+            q.receipts
+                .retain(|_, seq| !moved.contains(seq) && !expired.contains(seq));
+            for seq in &expired {
+                q.messages.remove(seq);
+            }
             for r in &out {
                 q.receipts.insert(r.receipt_handle.clone(), r.message.seq);
             }
+        }
+        if !expired.is_empty() {
+            self.store.write_background(
+                expired
+                    .iter()
+                    .map(|seq| WriteOp::DeleteRecord {
+                        kind: MESSAGE_KIND.into(),
+                        key: format!("{name}:{seq:020}"),
+                    })
+                    .collect(),
+            );
         }
         if let Some((arn, _)) = redrive
             && !moved.is_empty()
@@ -595,7 +625,20 @@ impl QueueService {
             .iter()
             .map(|m| (m.body.clone(), m.attributes.clone(), Some(0)))
             .collect();
-        if self.send(&target, batch).await.is_ok() {
+        if self.send(&target, batch).await.is_err() {
+            // The move failed: the messages stay where they were, to be tried again.
+            tracing::warn!(
+                queue = from,
+                dlq = arn,
+                "moving messages to the dead-letter queue failed; they stay in the source queue"
+            );
+            let mut st = self.lock();
+            if let Some(q) = st.get_mut(from) {
+                for m in msgs {
+                    q.messages.insert(m.seq, m);
+                }
+            }
+        } else {
             self.store.write_background(
                 msgs.iter()
                     .map(|m| WriteOp::DeleteRecord {

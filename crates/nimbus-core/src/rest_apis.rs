@@ -782,6 +782,36 @@ impl RestApis {
                 }
             }
         }
+        // The definition's authorizers: an existing one of the same name is updated in place
+        // (keeping its id), others are created; methods then refer to them by id.
+        let mut ids: BTreeMap<String, String> = BTreeMap::new();
+        for (name, mut a) in std::mem::take(&mut def.authorizers) {
+            check_authorizer(&a).map_err(|e| match e {
+                ApiError::BadRequest(msg) => ApiError::BadRequest(format!(
+                    "Invalid OpenAPI input: security scheme '{name}': {msg}"
+                )),
+                other => other,
+            })?;
+            a.id = api
+                .authorizers
+                .values()
+                .find(|x| x.name == name)
+                .map(|x| x.id.clone())
+                .unwrap_or_else(new_id);
+            ids.insert(name, a.id.clone());
+            api.authorizers.insert(a.id.clone(), a);
+        }
+        for methods in def.paths.values_mut() {
+            for m in methods.values_mut() {
+                if let Some(name) = m.authorizer_id.take() {
+                    m.authorizer_id = Some(ids.get(&name).cloned().ok_or_else(|| {
+                        ApiError::Core(crate::CoreError::Internal(format!(
+                            "authorizer {name} was not imported"
+                        )))
+                    })?);
+                }
+            }
+        }
         for (path, methods) in def.paths {
             let id = ensure_resource(&mut api, &path)?;
             if let Some(r) = api.resources.get_mut(&id) {

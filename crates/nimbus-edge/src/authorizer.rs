@@ -313,8 +313,28 @@ fn one_or_many(v: Option<&Value>) -> Vec<&str> {
     }
 }
 
+/// Whether a statement's `Action`/`NotAction` (or `Resource`/`NotResource`) pair covers
+/// `value`: the positive list must match it, the negative one must not. A statement with
+/// neither, or with both, is malformed.
+fn covers(s: &Value, positive: &str, negative: &str, value: &str, fold: bool) -> Result<bool, ()> {
+    let test = |p: &&str| {
+        if fold {
+            glob(&p.to_ascii_lowercase(), value)
+        } else {
+            glob(p, value)
+        }
+    };
+    match (s.get(positive), s.get(negative)) {
+        (Some(v), None) => Ok(one_or_many(Some(v)).iter().any(test)),
+        (None, Some(v)) => Ok(!one_or_many(Some(v)).iter().any(test)),
+        _ => Err(()),
+    }
+}
+
 /// Evaluates a policy document for `execute-api:Invoke` on `arn`: `Some(true)` allowed,
-/// `Some(false)` denied explicitly, `None` no statement applies. `Err` for a malformed policy.
+/// `Some(false)` denied explicitly, `None` no statement applies. `Err` for a malformed policy or
+/// one this evaluator cannot judge (a `Condition`, which needs request context it does not
+/// model): the request is then refused, never let through.
 fn evaluate(policy: &Value, arn: &str) -> Result<Option<bool>, ()> {
     let statements = match policy.get("Statement") {
         Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
@@ -324,10 +344,14 @@ fn evaluate(policy: &Value, arn: &str) -> Result<Option<bool>, ()> {
     let mut allowed = false;
     for s in statements {
         let effect = s.get("Effect").and_then(Value::as_str).ok_or(())?;
-        let applies = one_or_many(s.get("Action"))
-            .iter()
-            .any(|a| glob(&a.to_ascii_lowercase(), "execute-api:invoke"))
-            && one_or_many(s.get("Resource")).iter().any(|r| glob(r, arn));
+        if s.get("Condition").is_some() {
+            tracing::warn!(
+                "an authorizer policy statement has a Condition, which Nimbus does not evaluate; the request is refused"
+            );
+            return Err(());
+        }
+        let applies = covers(s, "Action", "NotAction", "execute-api:invoke", true)?
+            && covers(s, "Resource", "NotResource", arn, false)?;
         if !applies {
             continue;
         }
@@ -504,6 +528,32 @@ mod tests {
         ]});
         assert_eq!(evaluate(&both, ARN), Ok(Some(false)));
         assert_eq!(evaluate(&json!({"Statement": "x"}), ARN), Err(()));
+    }
+
+    #[test]
+    fn negated_statements_and_conditions_never_fail_open() {
+        const ARN: &str = "arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/secret";
+        let p = |st: Value| json!({"Version": "2012-10-17", "Statement": st});
+        let allow_all = json!({"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"});
+        let deny_not_public = json!({"Action": "execute-api:Invoke", "Effect": "Deny",
+            "NotResource": "arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/public"});
+        assert_eq!(
+            evaluate(&p(json!([allow_all, deny_not_public])), ARN),
+            Ok(Some(false))
+        );
+        let deny_not_other = json!({"NotAction": "execute-api:ManageConnections", "Effect": "Deny", "Resource": "*"});
+        assert_eq!(
+            evaluate(&p(json!([allow_all, deny_not_other])), ARN),
+            Ok(Some(false))
+        );
+        let allow_not_secret =
+            json!({"Action": "execute-api:Invoke", "Effect": "Allow", "NotResource": ARN});
+        assert_eq!(evaluate(&p(json!([allow_not_secret])), ARN), Ok(None));
+        let conditional = json!({"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}});
+        assert_eq!(evaluate(&p(json!([allow_all, conditional])), ARN), Err(()));
+        let neither = json!({"Effect": "Deny", "Resource": "*"});
+        assert_eq!(evaluate(&p(json!([allow_all, neither])), ARN), Err(()));
     }
 
     #[test]

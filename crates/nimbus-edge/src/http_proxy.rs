@@ -104,11 +104,26 @@ pub async fn call(
         }
     })?;
     let status = resp.status().as_u16();
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| CallError::Failed(e.to_string()))?;
-    Ok((status, text))
+    let bytes = read_capped(resp).await.map_err(CallError::Failed)?;
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// API Gateway's limit on an integration's response payload: 10 MB.
+pub const MAX_UPSTREAM_BODY: usize = 10 * 1024 * 1024;
+
+/// Reads an upstream response body, refusing one over [`MAX_UPSTREAM_BODY`] as soon as it
+/// passes the limit (never buffering more).
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > MAX_UPSTREAM_BODY {
+            return Err(format!(
+                "the integration's response is larger than {MAX_UPSTREAM_BODY} bytes"
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Forwards a request; `timeout` bounds the upstream call (504 past it).
@@ -151,7 +166,13 @@ pub async fn forward(
                 .filter(|(k, _)| !hop(k.as_str()))
                 .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
                 .collect();
-            let bytes = r.bytes().await.unwrap_or_default();
+            let bytes = match read_capped(r).await {
+                Ok(b) => b,
+                Err(why) => {
+                    tracing::warn!(uri = %target, "HTTP_PROXY integration: {why}");
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+                }
+            };
             let mut resp = Response::new(Body::from(bytes));
             *resp.status_mut() = status;
             for (k, v) in upstream {

@@ -28,8 +28,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use nimbus_core::Core;
 
-/// The largest request body the front door reads (a 50 MB zip, base64-encoded in JSON).
+/// The largest request body the front door reads, on the code upload routes only (a 50 MB
+/// zip, base64-encoded in JSON).
 pub const MAX_BODY: usize = 80 * 1024 * 1024;
+
+/// The largest body any other route reads (control-plane documents such as OpenAPI imports;
+/// Invoke has its own 6 MB limit).
+pub const MAX_CONTROL_BODY: usize = 10 * 1024 * 1024;
 
 /// How the front door meets the network: who may reach the AWS APIs, and connection limits.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +60,7 @@ pub fn router(core: Core, browsers: guard::BrowserPolicy) -> Router {
             core.clone(),
             function_url::dispatch,
         ))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_CONTROL_BODY))
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(browsers),
             guard::check,

@@ -248,7 +248,7 @@ fn describe_log_streams(core: &Core, body: &[u8]) -> Result<Response, JsonError>
         })
         .collect();
     let mut out = json!({ "logStreams": page });
-    if start + limit < streams.len() {
+    if start.saturating_add(limit) < streams.len() {
         out["nextToken"] = (start + limit).to_string().into();
     }
     Ok(ok(out))
@@ -295,7 +295,9 @@ fn get_log_events(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
                 .ok_or_else(|| invalid("The specified nextToken is invalid."))?;
             let id: i64 = id
                 .parse()
-                .map_err(|_| invalid("The specified nextToken is invalid."))?;
+                .ok()
+                .filter(|i| *i >= 0)
+                .ok_or_else(|| invalid("The specified nextToken is invalid."))?;
             match dir {
                 "f" => (true, Some(id)),
                 "b" => (false, Some(id)),
@@ -309,7 +311,7 @@ fn get_log_events(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
         group: &group,
         streams: Some(&streams),
         start_ms: input.start_time,
-        end_ms: input.end_time.map(|e| e - 1),
+        end_ms: input.end_time.map(|e| e.saturating_sub(1)),
         after_id: if forward { anchor } else { None },
         before_id: if forward { None } else { anchor },
         newest_first: !forward,
@@ -323,10 +325,10 @@ fn get_log_events(core: &Core, body: &[u8]) -> Result<Response, JsonError> {
     let first = events.first().map(|e| e.id);
     let last = events.last().map(|e| e.id);
     let fwd = last
-        .or(anchor.map(|a| if forward { a } else { a - 1 }))
+        .or(anchor.map(|a| if forward { a } else { a.saturating_sub(1) }))
         .unwrap_or(0);
     let bwd = first
-        .or(anchor.map(|a| if forward { a + 1 } else { a }))
+        .or(anchor.map(|a| if forward { a.saturating_add(1) } else { a }))
         .unwrap_or(0);
     let items: Vec<Value> = events
         .into_iter()

@@ -924,8 +924,12 @@ async fn log_task(
             biased;
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                // Everything the runtime wrote before this platform event comes first.
-                pipe.drain_now(&mut lines);
+                // Everything the runtime wrote before this platform event comes first. (A
+                // START carries what was written before its event was handed over; what the
+                // pipe holds now may already be the invocation's own output.)
+                if !matches!(msg, LogMsg::Start { .. }) {
+                    pipe.drain_now(&mut lines);
+                }
                 if matches!(msg, LogMsg::Finish { .. }) {
                     pipe.flush_partial(&mut lines);
                 }

@@ -6,6 +6,11 @@
 //! Processes are forked from one dedicated spawner thread: fork/exec stays off the async reactor,
 //! and the parent-death signal (which Linux ties to the forking *thread*) is tied to a thread
 //! that lives as long as the server.
+//!
+//! A server running as root never runs plain processes as root: given a uid pool, each
+//! environment runs as a uid of its own (no supplementary groups), its Runtime API answers only
+//! that uid, and when it ends every process still running as that uid is killed before the uid
+//! is handed out again.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -119,23 +124,33 @@ struct SpawnJob {
 /// The plain-process launcher.
 pub struct ProcessLauncher {
     jobs: std::sync::Mutex<mpsc::Sender<SpawnJob>>,
+    uids: Option<Arc<crate::uids::UidPool>>,
 }
 
 impl ProcessLauncher {
-    /// Starts the spawner thread. Must be called inside a tokio runtime.
-    pub fn new() -> std::io::Result<ProcessLauncher> {
+    /// Starts the spawner thread. Must be called inside a tokio runtime. With `uids`, each
+    /// environment runs as its own uid from the pool (required when the server is root).
+    pub fn new(uids: Option<Arc<crate::uids::UidPool>>) -> std::io::Result<ProcessLauncher> {
+        // SAFETY: geteuid has no preconditions.
+        if uids.is_none() && unsafe { libc::geteuid() } == 0 {
+            return Err(std::io::Error::other(
+                "plain processes never run as root: give the launcher a uid pool",
+            ));
+        }
         let (tx, rx) = mpsc::channel::<SpawnJob>();
         let handle = tokio::runtime::Handle::current();
+        let pool = uids.clone();
         std::thread::Builder::new()
             .name("nimbus-spawner".into())
             .spawn(move || {
                 let _guard = handle.enter();
                 while let Ok(job) = rx.recv() {
-                    let _ = job.reply.send(spawn_plain(job.spec));
+                    let _ = job.reply.send(spawn_plain(job.spec, pool.as_ref()));
                 }
             })?;
         Ok(ProcessLauncher {
             jobs: std::sync::Mutex::new(tx),
+            uids,
         })
     }
 }
@@ -143,6 +158,22 @@ impl ProcessLauncher {
 impl Launcher for ProcessLauncher {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    fn features(&self) -> Vec<crate::sandbox::Feature> {
+        let detail = match &self.uids {
+            Some(p) => format!(
+                "plain processes, each as its own uid ({}..{}), rlimits (1024 files, no core dumps) and a session per environment; no namespaces, cgroups or filters",
+                p.base(),
+                u64::from(p.base()) + u64::from(p.count())
+            ),
+            None => "plain processes as the server's user: rlimits (1024 files, no core dumps) and a session per environment; no namespaces, cgroups or filters".into(),
+        };
+        vec![crate::sandbox::Feature {
+            name: "isolation",
+            active: false,
+            detail,
+        }]
     }
 
     fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_> {
@@ -160,6 +191,8 @@ impl Launcher for ProcessLauncher {
 
 struct PlainProcess {
     pid: u32,
+    /// The environment's own uid, when the launcher has a pool.
+    uid: Option<u32>,
     exited: AtomicBool,
     memory: std::sync::Mutex<MemoryProbe>,
 }
@@ -196,6 +229,14 @@ impl ProcessControl for PlainProcess {
         if !self.exited.load(Ordering::Acquire) {
             let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
         }
+        // Processes that left the group (a new session) still run as the environment's uid.
+        if let Some(uid) = self.uid {
+            kill_uid(uid);
+        }
+    }
+
+    fn runtime_uid(&self) -> Option<u32> {
+        self.uid
     }
 
     fn peak_memory_bytes(&self) -> Option<u64> {
@@ -238,8 +279,74 @@ impl ProcessControl for PlainProcess {
     }
 }
 
-fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
+/// SIGKILLs every process whose real or effective uid is `uid`; returns how many were found.
+fn kill_uid(uid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut found = 0;
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let owned = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|ids| {
+                ids.split_whitespace()
+                    .take(2)
+                    .any(|id| id.parse::<u32>() == Ok(uid))
+            });
+        let zombie = status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|st| st.trim_start().starts_with('Z'));
+        if owned && !zombie {
+            found += 1;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    found
+}
+
+/// Kills what is left of an environment's uid until nothing is, then frees the uid.
+async fn reclaim_uid(pool: Arc<crate::uids::UidPool>, uid: u32) {
+    for _ in 0..200 {
+        let left = tokio::task::spawn_blocking(move || kill_uid(uid))
+            .await
+            .unwrap_or(1);
+        if left == 0 {
+            pool.release(uid);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Never handed out again: something of the old environment survives SIGKILL.
+    tracing::error!(
+        uid,
+        "processes of an environment's uid survive SIGKILL; the uid is retired"
+    );
+}
+
+fn spawn_plain(spec: LaunchSpec, uids: Option<&Arc<crate::uids::UidPool>>) -> SpawnReply {
     use std::os::unix::process::CommandExt;
+    let uid = match uids {
+        Some(pool) => Some(pool.take().ok_or_else(|| {
+            LaunchError::Setup("every environment uid is in use (too many environments)".into())
+        })?),
+        None => None,
+    };
+    let give_back = |uid: Option<u32>| {
+        if let (Some(pool), Some(u)) = (uids, uid) {
+            pool.release(u);
+        }
+    };
     let stderr = spec
         .output
         .try_clone()
@@ -255,6 +362,10 @@ fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
         .stdin(Stdio::null())
         .stdout(Stdio::from(spec.output))
         .stderr(Stdio::from(stderr));
+    if let Some(u) = uid {
+        // std drops the supplementary groups too when it changes the uid as root.
+        cmd.uid(u).gid(u);
+    }
     let nofile = spec.max_open_files;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe libc calls
     // (no allocation, no locks).
@@ -290,16 +401,24 @@ fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
             Ok(())
         });
     }
-    let mut child = tokio::process::Command::from(cmd)
+    let mut child = match tokio::process::Command::from(cmd)
         .kill_on_drop(false)
         .spawn()
-        .map_err(|source| LaunchError::Spawn {
-            program: spec.program.clone(),
-            source,
-        })?;
+    {
+        Ok(c) => c,
+        Err(source) => {
+            give_back(uid);
+            return Err(LaunchError::Spawn {
+                program: spec.program.clone(),
+                source,
+            });
+        }
+    };
     let pid = child.id().unwrap_or(0);
+    let pool = uids.cloned();
     let control = Arc::new(PlainProcess {
         pid,
+        uid,
         exited: AtomicBool::new(false),
         memory: std::sync::Mutex::new(MemoryProbe::default()),
     });
@@ -313,6 +432,9 @@ fn spawn_plain(spec: LaunchSpec) -> SpawnReply {
             }
         };
         watch.exited.store(true, Ordering::Release);
+        if let (Some(pool), Some(u)) = (pool, uid) {
+            reclaim_uid(pool, u).await;
+        }
         status
     });
     Ok((control, exit))

@@ -16,6 +16,7 @@ mod logpipe;
 pub mod runtime_api;
 pub mod runtimes;
 pub mod sandbox;
+pub mod uids;
 
 pub use environment::{
     EnvConfig, Environment, InitFailure, InvokeOutcome, InvokeRequest, InvokeStatus, LogLimits,

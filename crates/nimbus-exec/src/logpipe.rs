@@ -74,10 +74,12 @@ impl LogPipe {
         }
         match self.fd.readable().await {
             Ok(mut guard) => {
-                // Readiness is cleared only once the pipe is empty: a drain that stopped at its
-                // cap leaves it set, so the rest is read on the next call.
+                // Readiness is cleared only once the pipe is empty (a drain that stopped at its
+                // cap leaves it set, so the rest is read on the next call), and the pipe is read
+                // once more after clearing, for what arrived in between.
                 if self.drain_now(out) {
                     guard.clear_ready();
+                    self.drain_now(out);
                 }
             }
             Err(_) => {

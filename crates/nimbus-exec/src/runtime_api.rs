@@ -21,6 +21,10 @@ use crate::environment::{Pending, RuntimeReply, Shared};
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 
+/// Connections one environment's Runtime API holds at once (a runtime needs one or two; the
+/// cap keeps a function from exhausting the server's descriptors through its own listener).
+const MAX_CONNECTIONS: usize = 32;
+
 /// Accepts runtime connections until the task is aborted (which also drops every connection).
 /// With `only_uid`, a connection is served only if its client socket belongs to that uid (the
 /// environment's own); any other is closed at once.
@@ -43,6 +47,14 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, only_uid: 
                 continue;
             }
         };
+        while conns.try_join_next().is_some() {}
+        if conns.len() >= MAX_CONNECTIONS {
+            tracing::warn!(
+                "a runtime holds {MAX_CONNECTIONS} Runtime API connections; closing a new one"
+            );
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         conns.spawn(async move {

@@ -130,6 +130,17 @@ impl RuntimeCatalog {
         runtime_dir: &Path,
         overrides: &BTreeMap<String, PathBuf>,
     ) -> std::io::Result<RuntimeCatalog> {
+        Self::discover_with(runtime_dir, overrides, false)
+    }
+
+    /// [`RuntimeCatalog::discover`], keeping only interpreters that any user can reach
+    /// (`for_others`): plain processes run as their own unprivileged uids cannot use an
+    /// interpreter under a private home directory, which a sandbox would bind-mount.
+    pub fn discover_with(
+        runtime_dir: &Path,
+        overrides: &BTreeMap<String, PathBuf>,
+        for_others: bool,
+    ) -> std::io::Result<RuntimeCatalog> {
         let py_dir = runtime_dir.join("python");
         let node_dir = runtime_dir.join("node");
         std::fs::create_dir_all(&py_dir)?;
@@ -150,7 +161,7 @@ impl RuntimeCatalog {
                     bootstrap: None,
                 })
             } else if let Some(ver) = id.strip_prefix("python") {
-                find_python(ver, overrides.get(&id)).map(|interp| ResolvedRuntime {
+                find_python(ver, overrides.get(&id), for_others).map(|interp| ResolvedRuntime {
                     id: id.clone(),
                     family: RuntimeFamily::Python,
                     interpreter: Some(interp),
@@ -158,7 +169,7 @@ impl RuntimeCatalog {
                 })
             } else {
                 let major = id.trim_start_matches("nodejs").trim_end_matches(".x");
-                find_node(major, overrides.get(&id)).map(|interp| ResolvedRuntime {
+                find_node(major, overrides.get(&id), for_others).map(|interp| ResolvedRuntime {
                     id: id.clone(),
                     family: RuntimeFamily::Node,
                     interpreter: Some(interp),
@@ -235,7 +246,25 @@ fn search_path(name: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, String> {
+/// Whether every user may execute `p`: the file and each directory above it have the
+/// others-execute bit.
+fn reachable_by_others(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(real) = p.canonicalize() else {
+        return false;
+    };
+    real.ancestors()
+        .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+const UNREACHABLE: &str =
+    "(plain processes run as their own unprivileged uids, which cannot reach it)";
+
+fn find_python(
+    version: &str,
+    configured: Option<&PathBuf>,
+    for_others: bool,
+) -> Result<PathBuf, String> {
     // Ask the interpreter for its version and its real executable: a pyenv shim found on PATH
     // is a shell script that execs the real binary, so launching `sys.executable` saves the
     // shim's start-up on every cold start. A virtualenv's python stands for its base interpreter
@@ -253,12 +282,18 @@ fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, S
             .then(|| lines.next().map(PathBuf::from))
             .flatten()
             .filter(|p| p.is_file())
+            .filter(|p| !for_others || reachable_by_others(p))
     };
     if let Some(p) = configured {
         return real(p).ok_or_else(|| {
             format!(
-                "the configured interpreter {} is not Python {version}",
-                p.display()
+                "the configured interpreter {} is not Python {version}{}",
+                p.display(),
+                if for_others {
+                    format!(", or it is not reachable by every user {UNREACHABLE}")
+                } else {
+                    String::new()
+                }
             )
         });
     }
@@ -284,13 +319,24 @@ fn find_python(version: &str, configured: Option<&PathBuf>) -> Result<PathBuf, S
     candidates
         .iter()
         .find_map(|p| real(p))
-        .ok_or_else(|| format!("no working {name} interpreter was found on PATH or under pyenv"))
+        .ok_or_else(|| {
+            if for_others {
+                format!("no working {name} interpreter that every user can reach was found on PATH or under pyenv {UNREACHABLE}")
+            } else {
+                format!("no working {name} interpreter was found on PATH or under pyenv")
+            }
+        })
 }
 
-fn find_node(major: &str, configured: Option<&PathBuf>) -> Result<PathBuf, String> {
+fn find_node(
+    major: &str,
+    configured: Option<&PathBuf>,
+    for_others: bool,
+) -> Result<PathBuf, String> {
     let check = |p: &Path| -> bool {
-        probe(p, &["--version"])
-            .is_some_and(|v| v.trim_start_matches('v').split('.').next() == Some(major))
+        (!for_others || reachable_by_others(p))
+            && probe(p, &["--version"])
+                .is_some_and(|v| v.trim_start_matches('v').split('.').next() == Some(major))
     };
     if let Some(p) = configured {
         return if check(p) {

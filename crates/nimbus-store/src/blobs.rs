@@ -17,6 +17,11 @@ pub struct BlobStore {
 impl BlobStore {
     pub(crate) fn open(dir: &Path) -> Result<BlobStore> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| StoreError::io(dir, e))?;
+        }
         Ok(BlobStore {
             dir: dir.to_path_buf(),
         })
@@ -37,7 +42,16 @@ impl BlobStore {
         let tmp = self
             .dir
             .join(format!(".{digest}.{}.tmp", std::process::id()));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| StoreError::io(&tmp, e))?
+        };
         f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
         f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;

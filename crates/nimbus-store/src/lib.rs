@@ -132,6 +132,18 @@ impl Store {
         let db_path = data_dir.join("nimbus.db");
         let conn = Connection::open(&db_path)?;
         schema::prepare(&conn)?;
+        // The database (and the WAL and shared-memory files SQLite creates beside it, which
+        // take its mode) is the server's alone.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for name in ["nimbus.db", "nimbus.db-wal", "nimbus.db-shm"] {
+                let p = data_dir.join(name);
+                if p.exists() {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| StoreError::io(&p, e))?;
+                }
+            }
+        }
         let reader = Connection::open_with_flags(
             &db_path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

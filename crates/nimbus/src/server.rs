@@ -27,6 +27,22 @@ pub async fn run(
         .canonicalize()
         .with_context(|| format!("resolving data dir {}", data_dir.display()))?;
     let file = config::load(config_path.as_deref(), &data_dir)?;
+    let launcher_choice: Option<nimbus_core::LauncherChoice> = match &launcher {
+        Some(l) => Some(
+            l.parse()
+                .map_err(|e: String| anyhow::anyhow!("--launcher: {e}"))?,
+        ),
+        None => None,
+    };
+    // The data directory is the server's alone. Plain processes run as root's per-environment
+    // uids must still reach their code (tasks/) and bundled runtimes (runtimes/) by path, so
+    // then others may traverse it (but not list it).
+    let plain_as_root = launcher_choice.or_else(|| {
+        file.sandbox.launcher.as_deref().and_then(|l| l.parse().ok())
+    }) == Some(nimbus_core::LauncherChoice::Process)
+        // SAFETY: geteuid has no preconditions.
+        && unsafe { libc::geteuid() } == 0;
+    restrict_data_dir(&data_dir, plain_as_root)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -44,10 +60,8 @@ pub async fn run(
         nofile,
     )?;
     let mut settings = config::resolve(file, data_dir, public_url.clone())?;
-    if let Some(l) = launcher {
-        settings.launcher = l
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--launcher: {e}"))?;
+    if let Some(l) = launcher_choice {
+        settings.launcher = l;
     }
     let core = Core::start(settings)
         .await
@@ -79,5 +93,23 @@ pub async fn run(
     let serve_core = core.clone();
     nimbus_edge::serve(listener, serve_core, edge, shutdown).await?;
     core.shutdown().await;
+    Ok(())
+}
+
+/// Sets the data directory's mode: 0700, or 0711 (with `tasks/` and `runtimes/` 0711) when
+/// plain processes under their own uids need to reach their code.
+fn restrict_data_dir(dir: &std::path::Path, traversable: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if traversable { 0o711 } else { 0o700 };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting {}", dir.display()))?;
+    if traversable {
+        for sub in ["tasks", "runtimes"] {
+            let p = dir.join(sub);
+            std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711))
+                .with_context(|| format!("restricting {}", p.display()))?;
+        }
+    }
     Ok(())
 }

@@ -517,3 +517,50 @@ async fn log_retention_policies() {
     let (st, _) = s.logs_api("DeleteLogGroup", group).await;
     assert_eq!(st, 200);
 }
+
+/// The uid a function's runtime runs as (from its /proc/self/status).
+async fn runtime_uid(s: &Server, name: &str) -> u32 {
+    let r = s.invoke(name, json!({"read": "/proc/self/status"})).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    v["read"]
+        .as_str()
+        .and_then(|st| st.lines().find_map(|l| l.strip_prefix("Uid:")))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("no uid in {v}"))
+}
+
+#[tokio::test]
+async fn environments_never_run_as_root_and_servers_never_share_uids() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root (environment uids are only handed out by a root server)");
+        return;
+    }
+    let a = Server::start();
+    let b = Server::start();
+    let mut uids = Vec::new();
+    for s in [&a, &b] {
+        provided_fn(s, "whoami", json!({})).await;
+        wait_active(s, "whoami").await;
+        uids.push(runtime_uid(s, "whoami").await);
+    }
+    assert!(
+        uids.iter().all(|u| *u != 0),
+        "an environment ran as root: {uids:?}"
+    );
+    assert_ne!(uids[0], uids[1], "two servers handed out the same uid");
+    // The data directory is not readable by others.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&a.data_dir)
+        .expect("data dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077 & !0o011, 0, "data dir mode {mode:o}");
+    let db = std::fs::metadata(a.data_dir.join("nimbus.db"))
+        .expect("db")
+        .permissions()
+        .mode();
+    assert_eq!(db & 0o077, 0, "database mode {db:o}");
+}

@@ -12,6 +12,25 @@ use nimbus_core::invoke::{InvocationType, InvokeInput};
 use nimbus_core::names::{parse_function_ref, with_qualifier};
 
 use crate::error::LambdaError;
+use axum::extract::rejection::BytesRejection;
+use nimbus_core::invoke::MAX_SYNC_PAYLOAD;
+
+/// The body limit of the Invoke route: one byte over the largest payload, so the core's own
+/// check (with its AWS message) sees any payload that is too large by one byte.
+pub const INVOKE_BODY_LIMIT: usize = MAX_SYNC_PAYLOAD + 1;
+
+/// An unreadable or over-long body as Lambda reports it.
+fn too_large(e: BytesRejection, op: &str, limit: usize) -> LambdaError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        LambdaError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLargeException",
+            format!("Request must be smaller than {limit} bytes for the {op} operation"),
+        )
+    } else {
+        LambdaError::invalid_content(format!("The request body could not be read: {e}"))
+    }
+}
 
 /// Largest base64 `X-Amz-Client-Context` Lambda takes.
 const MAX_CLIENT_CONTEXT: usize = 3583;
@@ -29,8 +48,9 @@ pub async fn invoke(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, LambdaError> {
+    let body = body.map_err(|e| too_large(e, "InvokeFunction", MAX_SYNC_PAYLOAD))?;
     let target = with_qualifier(
         parse_function_ref(&name)?,
         q.get("Qualifier").map(String::as_str),
@@ -121,8 +141,9 @@ pub async fn invoke(
 pub async fn invoke_async(
     State(core): State<Core>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, LambdaError> {
+    let body = body.map_err(|e| too_large(e, "InvokeAsync", 262_144))?;
     let target = parse_function_ref(&name)?;
     if body.len() > 262_144 {
         return Err(LambdaError::new(

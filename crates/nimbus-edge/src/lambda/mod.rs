@@ -12,6 +12,7 @@ mod versions;
 mod wire;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use nimbus_core::Core;
 
@@ -19,11 +20,15 @@ pub fn routes() -> Router<Core> {
     Router::new()
         .route(
             "/2015-03-31/functions",
-            post(functions::create).get(functions::list),
+            post(functions::create)
+                .get(functions::list)
+                .layer(DefaultBodyLimit::max(crate::MAX_BODY)),
         )
         .route(
             "/2015-03-31/functions/",
-            post(functions::create).get(functions::list),
+            post(functions::create)
+                .get(functions::list)
+                .layer(DefaultBodyLimit::max(crate::MAX_BODY)),
         )
         .route(
             "/2015-03-31/functions/{name}",
@@ -35,7 +40,8 @@ pub fn routes() -> Router<Core> {
         )
         .route(
             "/2015-03-31/functions/{name}/code",
-            axum::routing::put(functions::update_code),
+            axum::routing::put(functions::update_code)
+                .layer(DefaultBodyLimit::max(crate::MAX_BODY)),
         )
         .route(
             "/2015-03-31/functions/{name}/versions",
@@ -61,11 +67,11 @@ pub fn routes() -> Router<Core> {
         )
         .route(
             "/2015-03-31/functions/{name}/invocations",
-            post(invoke::invoke),
+            post(invoke::invoke).layer(DefaultBodyLimit::max(invoke::INVOKE_BODY_LIMIT)),
         )
         .route(
             "/2014-11-13/functions/{name}/invoke-async",
-            post(invoke::invoke_async),
+            post(invoke::invoke_async).layer(DefaultBodyLimit::max(262_145)),
         )
         .route(
             "/2014-11-13/functions/{name}/invoke-async/",

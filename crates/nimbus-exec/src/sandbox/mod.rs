@@ -52,9 +52,8 @@ const SETUP_LIMIT: Duration = Duration::from_secs(10);
 pub struct SandboxConfig {
     /// Directory for the sandbox's own files (the shared root mount point).
     pub dir: PathBuf,
-    /// First uid (and gid) handed to environments; each live environment holds one.
-    pub uid_base: u32,
-    pub uid_count: u32,
+    /// The uids (and gids) handed to environments; each live environment holds one.
+    pub uids: Arc<crate::uids::UidPool>,
     /// How many environments to keep prepared ahead of demand (cgroups joined, base root
     /// built), which takes the slow part of the setup off the cold-start path.
     pub prepared: usize,
@@ -68,28 +67,10 @@ pub struct Feature {
     pub detail: String,
 }
 
-struct UidPool {
-    free: Vec<u32>,
-    next: u32,
-    end: u32,
-}
-
-impl UidPool {
-    fn take(&mut self) -> Option<u32> {
-        if let Some(u) = self.free.pop() {
-            return Some(u);
-        }
-        (self.next < self.end).then(|| {
-            self.next += 1;
-            self.next - 1
-        })
-    }
-}
-
 struct Inner {
     layout: CgroupLayout,
     root: PathBuf,
-    uids: Mutex<UidPool>,
+    uids: Arc<crate::uids::UidPool>,
     landlock: bool,
     peer_check: bool,
     features: Vec<Feature>,
@@ -188,11 +169,7 @@ impl SandboxLauncher {
         let inner = Arc::new(Inner {
             layout,
             root,
-            uids: Mutex::new(UidPool {
-                free: Vec::new(),
-                next: config.uid_base,
-                end: config.uid_base.saturating_add(config.uid_count),
-            }),
+            uids: config.uids.clone(),
             landlock,
             peer_check,
             features,
@@ -522,22 +499,11 @@ impl Launcher for SandboxLauncher {
     fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_> {
         Box::pin(async move {
             let inner = self.inner.clone();
-            let uid = inner
-                .uids
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .ok_or_else(|| {
-                    LaunchError::Setup("every sandbox uid is in use (too many environments)".into())
-                })?;
-            let free_uid = move |inner: &Inner| {
-                inner
-                    .uids
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .free
-                    .push(uid)
-            };
+            let uid = inner.uids.take().ok_or_else(|| {
+                LaunchError::Setup("every sandbox uid is in use (too many environments)".into())
+            })?;
+            // Freed only after the environment's cgroup is empty (see the exit future).
+            let free_uid = move |inner: &Inner| inner.uids.release(uid);
             let t0 = std::time::Instant::now();
             let prepared = match self.take_prepared().await {
                 Ok(p) => p,
@@ -994,19 +960,5 @@ mod tests {
             parse_failure("garbage", bootstrap),
             LaunchError::Setup(t) if t.contains("garbage")
         ));
-    }
-
-    #[test]
-    fn uids_are_handed_out_once_and_reused_after_release() {
-        let mut pool = UidPool {
-            free: Vec::new(),
-            next: 100,
-            end: 102,
-        };
-        assert_eq!(pool.take(), Some(100));
-        assert_eq!(pool.take(), Some(101));
-        assert_eq!(pool.take(), None, "the range is exhausted");
-        pool.free.push(100);
-        assert_eq!(pool.take(), Some(100));
     }
 }
