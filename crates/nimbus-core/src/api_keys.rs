@@ -171,6 +171,7 @@ impl ApiKeys {
 
     /// UpdateApiKey: `/name`, `/description`, `/enabled`, `/customerId`.
     pub async fn update_key(&self, id: &str, ops: &[crate::rest_apis::PatchOp]) -> AResult<ApiKey> {
+        let _edit = self.keys.edit().await;
         let mut k = self.key(id)?;
         for op in ops {
             match (op.op.as_str(), op.path.as_str()) {
@@ -202,6 +203,7 @@ impl ApiKeys {
 
     /// DeleteApiKey, detaching it from every plan.
     pub async fn delete_key(&self, id: &str) -> AResult<()> {
+        let _edit = self.plans.edit().await;
         self.key(id)?;
         for mut p in self.plans.values() {
             if p.keys.iter().any(|k| k == id) {
@@ -264,6 +266,7 @@ impl ApiKeys {
 
     /// CreateUsagePlanKey (`API_KEY`).
     pub async fn add_plan_key(&self, plan: &str, key: &str, key_type: &str) -> AResult<ApiKey> {
+        let _edit = self.plans.edit().await;
         if key_type != "API_KEY" {
             return Err(ApiError::BadRequest(format!(
                 "Invalid key type '{key_type}': must be API_KEY"
@@ -282,6 +285,7 @@ impl ApiKeys {
     }
 
     pub async fn remove_plan_key(&self, plan: &str, key: &str) -> AResult<()> {
+        let _edit = self.plans.edit().await;
         let mut p = self.plan(plan)?;
         if !p.keys.iter().any(|x| x == key) {
             return Err(ApiError::NotFound(

@@ -170,6 +170,7 @@ impl EventConfigs {
 
     /// PutFunctionEventInvokeConfig: replaces every setting (omitted ones are removed).
     pub async fn put(&self, r: &FunctionRef, input: EventConfigInput) -> Result<EventInvokeConfig> {
+        let _edit = self.map.edit().await;
         let (function, qualifier) = self.target(r)?;
         let (retries, age) = Self::validate(&input)?;
         self.save(EventInvokeConfig {
@@ -190,6 +191,7 @@ impl EventConfigs {
         r: &FunctionRef,
         input: EventConfigInput,
     ) -> Result<EventInvokeConfig> {
+        let _edit = self.map.edit().await;
         let (function, qualifier) = self.target(r)?;
         let (retries, age) = Self::validate(&input)?;
         let mut c = self

@@ -682,10 +682,32 @@ impl FunctionService {
         }
         let _guard = self.write_lock.lock().await;
         let rec = self.resolve(r)?;
-        let still_used = self
+        // The code this function holds ($LATEST and its published versions); each is removed
+        // unless another function's $LATEST or published version still runs it.
+        let mut mine: Vec<String> = vec![rec.code_hex.clone()];
+        let mut others: std::collections::HashSet<String> = self
             .read()
             .values()
-            .any(|o| o.name != rec.name && o.code_hex == rec.code_hex);
+            .filter(|o| o.name != rec.name)
+            .map(|o| o.code_hex.clone())
+            .collect();
+        for (f, vs) in self
+            .versions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            for v in vs.values() {
+                if *f == rec.name {
+                    mine.push(v.code_hex.clone());
+                } else {
+                    others.insert(v.code_hex.clone());
+                }
+            }
+        }
+        mine.sort();
+        mine.dedup();
+        mine.retain(|h| !others.contains(h));
         let store = self.store.clone();
         let name = rec.name.clone();
         tokio::task::spawn_blocking(move || {
@@ -702,9 +724,9 @@ impl FunctionService {
             .remove(&rec.name);
         self.generation.send_modify(|g| *g += 1);
         self.forget_versions(&rec.name);
-        if !still_used {
-            let _ = self.store.blobs().remove(&rec.code_hex);
-            let root = self.task_root(&rec.code_hex);
+        for hex in mine {
+            let _ = self.store.blobs().remove(&hex);
+            let root = self.task_root(&hex);
             tokio::task::spawn_blocking(move || std::fs::remove_dir_all(root));
         }
         Ok(())
@@ -777,6 +799,17 @@ impl FunctionService {
             total_code_size: map.values().map(|r| r.code_size).sum(),
             function_count: map.len() as u64,
         }
+    }
+
+    /// Whether `hex` is the code of the function's $LATEST or of one of its published versions.
+    pub fn holds_code(&self, name: &str, hex: &str) -> bool {
+        self.get(name).is_some_and(|r| r.code_hex == hex)
+            || self
+                .versions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .is_some_and(|vs| vs.values().any(|v| v.code_hex == hex))
     }
 
     /// The stored zip of a function's current code.

@@ -416,6 +416,7 @@ impl HttpApis {
 
     /// Applies a change to an API and stores it (stages that deploy automatically follow).
     async fn change<T>(&self, id: &str, f: impl FnOnce(&mut HttpApi) -> AResult<T>) -> AResult<T> {
+        let _edit = self.map.edit().await;
         let mut api = self.get(id)?;
         let out = f(&mut api)?;
         self.save(api).await?;

@@ -130,6 +130,7 @@ impl Policies {
 
     /// AddPermission: returns the statement added.
     pub async fn add(&self, r: &FunctionRef, input: PermissionInput) -> Result<Value> {
+        let _edit = self.map.edit().await;
         let sid = required(&input.statement_id, "statementId")?;
         let action = required(&input.action, "action")?;
         let principal = required(&input.principal, "principal")?;
@@ -225,6 +226,7 @@ impl Policies {
         sid: &str,
         revision_id: Option<&str>,
     ) -> Result<()> {
+        let _edit = self.map.edit().await;
         let (function, qualifier, _) = self.target(r)?;
         let key = Self::key(&function, &qualifier);
         let mut policy = self.map.get(&key).ok_or_else(Self::no_policy)?;

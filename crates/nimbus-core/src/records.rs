@@ -1,6 +1,10 @@
 //! A map of typed records kept in memory and written through to the store: the shape shared by
 //! the control-plane objects that are one JSON record each (APIs, URL configs, event invoke
 //! configs, provisioned-concurrency configs). Writes are acknowledged once committed.
+//!
+//! A read-modify-write holds the map's edit lock ([`RecordMap::edit`]) from the read to the
+//! committed write, so concurrent edits of one record are applied one after another and none
+//! is lost.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -15,6 +19,7 @@ pub struct RecordMap<T> {
     store: Store,
     kind: &'static str,
     map: RwLock<BTreeMap<String, T>>,
+    edit: tokio::sync::Mutex<()>,
 }
 
 impl<T: Clone + Serialize + DeserializeOwned> RecordMap<T> {
@@ -33,7 +38,13 @@ impl<T: Clone + Serialize + DeserializeOwned> RecordMap<T> {
             store,
             kind,
             map: RwLock::new(map),
+            edit: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The edit lock: hold it across a read-modify-write of a record.
+    pub async fn edit(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.edit.lock().await
     }
 
     pub fn get(&self, key: &str) -> Option<T> {

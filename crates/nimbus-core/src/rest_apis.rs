@@ -466,6 +466,7 @@ impl RestApis {
     }
 
     async fn change<T>(&self, id: &str, f: impl FnOnce(&mut RestApi) -> AResult<T>) -> AResult<T> {
+        let _edit = self.map.edit().await;
         let mut api = self.get(id)?;
         let out = f(&mut api)?;
         self.save(api).await?;
@@ -730,6 +731,7 @@ impl RestApis {
                 }
             }
         }
+        let _edit = self.map.edit().await;
         let mut api = match existing {
             Some(id) => self.get(id)?,
             None => {

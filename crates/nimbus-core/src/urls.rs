@@ -113,6 +113,7 @@ impl FunctionUrls {
     }
 
     pub async fn create(&self, r: &FunctionRef, input: UrlInput) -> Result<UrlConfig> {
+        let _edit = self.map.edit().await;
         if input.auth_type.is_none() {
             return Err(CoreError::Validation(
                 "1 validation error detected: Value null at 'authType' failed to satisfy constraint: Member must not be null".into(),
@@ -151,6 +152,7 @@ impl FunctionUrls {
     }
 
     pub async fn update(&self, r: &FunctionRef, input: UrlInput) -> Result<UrlConfig> {
+        let _edit = self.map.edit().await;
         check(&input)?;
         let (function, qualifier) = self.target(r)?;
         let mut c = self

@@ -29,10 +29,10 @@ async fn health() -> Response {
 
 async fn code(State(core): State<Core>, Path((name, file)): Path<(String, String)>) -> Response {
     let hex = file.trim_end_matches(".zip");
-    let Some(rec) = core.functions.get(&name) else {
+    if core.functions.get(&name).is_none() {
         return (StatusCode::NOT_FOUND, "no such function").into_response();
-    };
-    if rec.code_hex != hex {
+    }
+    if !core.functions.holds_code(&name, hex) {
         return (StatusCode::NOT_FOUND, "no such code version").into_response();
     }
     match core.functions.code_bytes(hex) {

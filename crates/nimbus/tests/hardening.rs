@@ -564,3 +564,96 @@ async fn environments_never_run_as_root_and_servers_never_share_uids() {
         .mode();
     assert_eq!(db & 0o077, 0, "database mode {db:o}");
 }
+
+#[tokio::test]
+async fn parallel_api_edits_are_all_stored() {
+    let s = Server::start();
+    let api = call(&s, "POST", "/restapis", json!({"name": "busy"})).await;
+    let id = api["id"].as_str().expect("id").to_string();
+    let root = api["rootResourceId"].as_str().expect("root").to_string();
+    let edits = (0..30).map(|i| {
+        let (s, id, root) = (&s, id.clone(), root.clone());
+        async move {
+            call(
+                s,
+                "POST",
+                &format!("/restapis/{id}/resources/{root}"),
+                json!({"pathPart": format!("r{i}")}),
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(edits).await;
+    let (_, v, _) = s.get(&format!("/restapis/{id}/resources?limit=500")).await;
+    let n = v["item"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(n, 31, "30 resources and the root: {v}");
+    let http = call(
+        &s,
+        "POST",
+        "/v2/apis",
+        json!({"name": "h", "protocolType": "HTTP"}),
+    )
+    .await;
+    let hid = http["apiId"].as_str().expect("api id").to_string();
+    let routes = (0..30).map(|i| {
+        let (s, hid) = (&s, hid.clone());
+        async move {
+            call(
+                s,
+                "POST",
+                &format!("/v2/apis/{hid}/routes"),
+                json!({"routeKey": format!("GET /r{i}")}),
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(routes).await;
+    let (_, v, _) = s.get(&format!("/v2/apis/{hid}/routes")).await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(30), "{v}");
+}
+
+#[tokio::test]
+async fn deleting_a_function_keeps_code_another_functions_version_runs() {
+    let s = Server::start();
+    // B's version 1 runs the shared code; B's $LATEST moves on to other code.
+    provided_fn(&s, "b", json!({})).await;
+    wait_active(&s, "b").await;
+    let r = s
+        .http
+        .post(s.u("/2015-03-31/functions/b/versions"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(r.status().as_u16(), 201);
+    let other = zip_of(&[("bootstrap", &format!("{PY_BOOTSTRAP}\n# other\n"), 0o755)]);
+    let r = s
+        .http
+        .put(s.u("/2015-03-31/functions/b/code"))
+        .json(&json!({"ZipFile": b64(&other)}))
+        .send()
+        .await
+        .expect("update");
+    assert_eq!(r.status().as_u16(), 200);
+    // A uses the same code as B:1, then is deleted.
+    provided_fn(&s, "a", json!({})).await;
+    wait_active(&s, "a").await;
+    let r = s
+        .http
+        .delete(s.u("/2015-03-31/functions/a"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = s.invoke_raw("b:1", b"{}", &[]).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (st, v, _) = s.get("/2015-03-31/functions/b?Qualifier=1").await;
+    assert_eq!(st, 200);
+    let location = v["Code"]["Location"]
+        .as_str()
+        .expect("location")
+        .to_string();
+    let r = s.http.get(&location).send().await.expect("code");
+    assert_eq!(r.status().as_u16(), 200, "B:1's code is gone");
+}

@@ -357,6 +357,8 @@ result = {
     "chroot": call(libc.chroot, b"/tmp"),
     "setuid0": call(libc.setuid, 0),
     "sethostname": call(libc.sethostname, b"evil", 4),
+    "io_uring_setup": call(libc.syscall, 425, 8, ctypes.create_string_buffer(120)),
+    "x32_getpid": os.strerror(ctypes.get_errno()) if libc.syscall(0x40000000 + 39) < 0 else "ok",
 }
 "#,
     )
@@ -369,9 +371,11 @@ result = {
         "chroot",
         "setuid0",
         "sethostname",
+        "io_uring_setup",
     ] {
         assert_eq!(v[k], "Operation not permitted", "{k}: {v}");
     }
+    assert_eq!(v["x32_getpid"], "Function not implemented", "{v}");
     still_serving(&s).await;
 }
 

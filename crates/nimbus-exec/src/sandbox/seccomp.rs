@@ -3,6 +3,9 @@
 //! kexec and reboot, tracing other processes, the kernel keyring, BPF, perf events, swap,
 //! clocks, quotas and file handles. Denied calls fail with `EPERM`, as on Lambda; `clone3` fails
 //! with `ENOSYS` so C libraries fall back to `clone`, whose namespace flags the filter can see.
+//! `io_uring` is refused too (its submissions would run the denied calls without the filter
+//! seeing them), and on x86-64 every x32 system call number (`__X32_SYSCALL_BIT` set), which
+//! would otherwise reach the kernel under numbers the deny list does not name.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +59,9 @@ const DENIED: &[i64] = &[
     libc::SYS_move_mount,
     libc::SYS_open_tree,
     libc::SYS_mount_setattr,
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
 ];
 
 /// `clone` flags that would create namespaces.
@@ -111,10 +117,37 @@ pub fn program() -> Result<Vec<BpfProgram>, FilterError> {
         arch()?,
     )
     .map_err(err)?;
-    Ok(vec![
+    let mut out = vec![
         deny.try_into().map_err(err)?,
         clone3.try_into().map_err(err)?,
-    ])
+    ];
+    #[cfg(target_arch = "x86_64")]
+    out.push(x32_filter());
+    Ok(out)
+}
+
+/// x86-64 only: refuses (`ENOSYS`) every system call whose number has the x32 bit set. Written
+/// as raw BPF because seccompiler matches exact numbers, not ranges.
+#[cfg(target_arch = "x86_64")]
+fn x32_filter() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let f = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    vec![
+        f(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
+        f(JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
+        f(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        f(JGE_K, 0, 1, X32_SYSCALL_BIT),
+        f(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32),
+        f(RET_K, 0, 0, RET_ALLOW),
+    ]
 }
 
 /// Installs the filters on the calling thread (after `no_new_privs`).
@@ -132,7 +165,7 @@ mod tests {
     #[test]
     fn the_filters_compile_for_this_architecture() -> Result<(), FilterError> {
         let p = program()?;
-        assert_eq!(p.len(), 2);
+        assert_eq!(p.len(), if cfg!(target_arch = "x86_64") { 3 } else { 2 });
         assert!(p[0].len() > DENIED.len());
         Ok(())
     }
