@@ -60,6 +60,27 @@ pub struct QueuedEvent {
     /// The last invocation's outcome, for the failure record.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Set once the event is finished: what is still to be delivered of its outcome. The event
+    /// is kept (and its deliveries retried) until its destination and dead-letter queue have it.
+    #[serde(default)]
+    pub concluded: Option<Concluded>,
+}
+
+/// A finished event's outcome, waiting for its deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Concluded {
+    pub condition: String,
+    /// The destination's ARN and the invocation record for it, until delivered.
+    pub destination: Option<(String, String)>,
+    /// The dead-letter queue's ARN and the error message for it, until delivered.
+    pub dead_letter: Option<(String, String)>,
+}
+
+/// How one delivery of an outcome went.
+enum Delivery {
+    Done,
+    /// The target cannot take it now (a store failure): try again later.
+    Later,
 }
 
 fn now_ms() -> i64 {
@@ -174,6 +195,9 @@ enum Attempt {
     FunctionError(InvokeResult),
     Throttled,
     Gone,
+    /// The server is shutting down: the attempt does not count and the event stays stored,
+    /// to be delivered again after the restart.
+    Interrupted,
 }
 
 impl InvokeService {
@@ -199,6 +223,7 @@ impl InvokeService {
                 due_ms: now,
                 backoff_ms: 0,
                 last_error: None,
+                concluded: None,
             })
             .await
     }
@@ -307,7 +332,12 @@ impl InvokeService {
         let svc = self.clone();
         let id = ev.id.clone();
         let run = tokio::spawn(async move { svc.run(rec, input, payload, id).await });
-        match run.await {
+        let outcome = run.await;
+        if !matches!(&outcome, Ok(Ok(r)) if !r.function_error) && self.lock().shutting_down {
+            // An environment killed by the shutdown is a system error, not the function's.
+            return Attempt::Interrupted;
+        }
+        match outcome {
             Ok(Ok(r)) if r.function_error => Attempt::FunctionError(r),
             Ok(Ok(r)) => Attempt::Success(r),
             // Throttles and system errors are retried until the event is too old.
@@ -330,6 +360,11 @@ impl InvokeService {
                 .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECS),
         ) * 1000;
         let function = ev.function.clone();
+        if ev.concluded.is_some() {
+            self.finish(ev).await;
+            self.delivered(&function);
+            return;
+        }
         if now_ms() - ev.enqueued_ms > max_age_ms {
             self.conclude(ev, "EventAgeExceeded", None).await;
             self.delivered(&function);
@@ -374,6 +409,9 @@ impl InvokeService {
                 tracing::warn!(request_id = %ev.id, function = %ev.function, "asynchronous event dropped: the function no longer exists");
                 self.queue.remove(&ev.id);
             }
+            Attempt::Interrupted => {
+                tracing::info!(request_id = %ev.id, function = %ev.function, "asynchronous delivery interrupted by the shutdown; the event is kept for the restart");
+            }
         }
         self.delivered(&function);
     }
@@ -387,9 +425,9 @@ impl InvokeService {
         st.schedule(id, due);
     }
 
-    /// Sends the outcome to its destination (durably, as a new queued event) and forgets the
-    /// event.
-    async fn conclude(&self, ev: QueuedEvent, condition: &str, result: Option<InvokeResult>) {
+    /// Records the event's outcome and delivers it (to its destination, and to the dead-letter
+    /// queue if it failed); the event is forgotten only once both have it.
+    async fn conclude(&self, mut ev: QueuedEvent, condition: &str, result: Option<InvokeResult>) {
         let config = self
             .configs
             .effective(&ev.function, ev.qualifier.as_deref());
@@ -403,51 +441,18 @@ impl InvokeService {
         if condition != "Success" {
             tracing::warn!(request_id = %ev.id, function = %ev.function, condition, "asynchronous event failed");
         }
-        if let Some(arn) = destination {
+        let destination = destination.map(|arn| {
             let record = self.invocation_record(&ev, condition, result.as_ref());
-            match parse_destination(&arn) {
-                Ok(Destination::Function { name, qualifier }) => {
-                    let now = now_ms();
-                    let sent = self
-                        .queue
-                        .enqueue(QueuedEvent {
-                            id: uuid::Uuid::new_v4().to_string(),
-                            function: name,
-                            qualifier,
-                            payload: record.to_string(),
-                            client_context: None,
-                            enqueued_ms: now,
-                            invocations: 0,
-                            function_errors: 0,
-                            due_ms: now,
-                            backoff_ms: 0,
-                            last_error: None,
-                        })
-                        .await;
-                    if let Err(e) = sent {
-                        tracing::error!(request_id = %ev.id, error = %e, "could not queue the destination record");
-                    }
-                }
-                Ok(Destination::Queue { name }) => {
-                    self.to_queue(&name, record.to_string(), BTreeMap::new(), &ev.id)
-                        .await;
-                }
-                Err(e) => {
-                    tracing::error!(request_id = %ev.id, destination = %arn, error = %e, "unusable destination")
-                }
-            }
-        }
+            (arn, record.to_string())
+        });
         // A failed event also goes to the function's dead-letter queue (the event alone, with
         // the request id and error as message attributes, as Lambda sends it).
-        if condition != "Success"
-            && let Some(dlq) = self
-                .functions
+        let dead_letter = if condition != "Success" {
+            self.functions
                 .get(&ev.function)
                 .and_then(|f| f.dead_letter_target.clone())
-        {
-            match parse_destination(&dlq) {
-                Ok(Destination::Queue { name }) => {
-                    let error_message = ev
+                .map(|dlq| {
+                    let message = ev
                         .last_error
                         .clone()
                         .or_else(|| {
@@ -456,46 +461,144 @@ impl InvokeService {
                                 .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
                         })
                         .unwrap_or_else(|| format!("Event {condition}"));
-                    let attr = |t: &str, v: String| MessageAttribute {
-                        data_type: t.into(),
-                        string_value: Some(v),
-                        binary_value: None,
-                    };
-                    let attrs: BTreeMap<String, MessageAttribute> = [
-                        ("RequestID".to_string(), attr("String", ev.id.clone())),
-                        ("ErrorCode".to_string(), attr("Number", "200".into())),
-                        ("ErrorMessage".to_string(), attr("String", error_message)),
-                    ]
-                    .into_iter()
-                    .collect();
-                    self.to_queue(&name, ev.payload.clone(), attrs, &ev.id)
-                        .await;
-                }
-                _ => {
-                    tracing::warn!(request_id = %ev.id, dead_letter = %dlq, "the dead-letter target is not a queue of this server")
-                }
-            }
-        }
-        self.queue.remove(&ev.id);
+                    (dlq, message)
+                })
+        } else {
+            None
+        };
+        ev.concluded = Some(Concluded {
+            condition: condition.to_string(),
+            destination,
+            dead_letter,
+        });
+        self.finish(ev).await;
     }
 
+    /// Delivers what is left of a concluded event's outcome; keeps the event (retried with
+    /// backoff) while a delivery cannot be made.
+    async fn finish(&self, mut ev: QueuedEvent) {
+        let Some(mut c) = ev.concluded.take() else {
+            return;
+        };
+        if let Some((arn, record)) = c.destination.clone()
+            && let Delivery::Done = self.deliver_outcome(&ev, &arn, record).await
+        {
+            c.destination = None;
+        }
+        if let Some((dlq, message)) = c.dead_letter.clone()
+            && let Delivery::Done = self.dead_letter(&ev, &dlq, message).await
+        {
+            c.dead_letter = None;
+        }
+        if c.destination.is_none() && c.dead_letter.is_none() {
+            self.queue.remove(&ev.id);
+            return;
+        }
+        let max_age_ms = i64::from(
+            self.configs
+                .effective(&ev.function, ev.qualifier.as_deref())
+                .map(|c| c.max_age_secs())
+                .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECS),
+        ) * 1000;
+        if now_ms() - ev.enqueued_ms > max_age_ms {
+            tracing::error!(request_id = %ev.id, "the event's outcome could not be delivered within its maximum age; it is dropped");
+            self.queue.remove(&ev.id);
+            return;
+        }
+        tracing::warn!(request_id = %ev.id, "the event's outcome could not be delivered yet; it is kept and retried");
+        let next =
+            Duration::from_millis(ev.backoff_ms.max(500) * 2).min(self.settings.async_backoff_max);
+        ev.backoff_ms = next.as_millis() as u64;
+        ev.concluded = Some(c);
+        self.retry(ev, next);
+    }
+
+    async fn deliver_outcome(&self, ev: &QueuedEvent, arn: &str, record: String) -> Delivery {
+        match parse_destination(arn) {
+            Ok(Destination::Function { name, qualifier }) => {
+                let now = now_ms();
+                let sent = self
+                    .queue
+                    .enqueue(QueuedEvent {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        function: name,
+                        qualifier,
+                        payload: record,
+                        client_context: None,
+                        enqueued_ms: now,
+                        invocations: 0,
+                        function_errors: 0,
+                        due_ms: now,
+                        backoff_ms: 0,
+                        last_error: None,
+                        concluded: None,
+                    })
+                    .await;
+                match sent {
+                    Ok(()) => Delivery::Done,
+                    Err(e) => {
+                        tracing::error!(request_id = %ev.id, error = %e, "could not queue the destination record");
+                        Delivery::Later
+                    }
+                }
+            }
+            Ok(Destination::Queue { name }) => {
+                self.to_queue(&name, record, BTreeMap::new(), &ev.id).await
+            }
+            Err(e) => {
+                tracing::error!(request_id = %ev.id, destination = %arn, error = %e, "unusable destination; the outcome is dropped");
+                Delivery::Done
+            }
+        }
+    }
+
+    async fn dead_letter(&self, ev: &QueuedEvent, dlq: &str, message: String) -> Delivery {
+        match parse_destination(dlq) {
+            Ok(Destination::Queue { name }) => {
+                let attr = |t: &str, v: String| MessageAttribute {
+                    data_type: t.into(),
+                    string_value: Some(v),
+                    binary_value: None,
+                };
+                let attrs: BTreeMap<String, MessageAttribute> = [
+                    ("RequestID".to_string(), attr("String", ev.id.clone())),
+                    ("ErrorCode".to_string(), attr("Number", "200".into())),
+                    ("ErrorMessage".to_string(), attr("String", message)),
+                ]
+                .into_iter()
+                .collect();
+                self.to_queue(&name, ev.payload.clone(), attrs, &ev.id)
+                    .await
+            }
+            _ => {
+                tracing::warn!(request_id = %ev.id, dead_letter = %dlq, "the dead-letter target is not a queue of this server; the event is dropped");
+                Delivery::Done
+            }
+        }
+    }
+
+    /// Sends a message to a queue of this server: done once committed, or when the queue does
+    /// not exist (nothing to retry); a store failure is tried again later.
     async fn to_queue(
         &self,
         queue: &str,
         body: String,
         attrs: BTreeMap<String, MessageAttribute>,
         request_id: &str,
-    ) {
-        let sent = match self.queues.name_of(queue) {
-            Ok(name) => self
-                .queues
-                .send(&name, vec![(body, attrs, Some(0))])
-                .await
-                .map(drop),
-            Err(e) => Err(e),
+    ) -> Delivery {
+        let name = match self.queues.name_of(queue) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(request_id, queue, error = %e, "the queue does not exist; the message is dropped");
+                return Delivery::Done;
+            }
         };
-        if let Err(e) = sent {
-            tracing::error!(request_id, queue, error = %e, "could not deliver to the queue");
+        match self.queues.send(&name, vec![(body, attrs, Some(0))]).await {
+            Ok(_) => Delivery::Done,
+            Err(e) => {
+                tracing::error!(request_id, queue, error = %e, "could not deliver to the queue");
+                Delivery::Later
+            }
         }
     }
 

@@ -120,6 +120,26 @@ pub struct InvokeService {
     pub(crate) configs: Arc<crate::event_config::EventConfigs>,
     /// The queue service, for queue destinations and dead-letter queues.
     pub(crate) queues: Arc<crate::queues::QueueService>,
+    /// Invocations between taking a slot and writing their usage row (cold starts included);
+    /// shutdown lets them finish, bounded, before it stops environments.
+    inflight: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+/// Counts an invocation in flight until dropped.
+struct InFlight<'a>(&'a InvokeService);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .inflight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 enum Slot {
@@ -164,6 +184,8 @@ impl InvokeService {
             logs,
             store,
             pools: Mutex::new(Pools::default()),
+            inflight: std::sync::atomic::AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
             queue,
             configs,
             queues,
@@ -256,6 +278,22 @@ impl InvokeService {
     /// Stops every environment (server shutdown) and waits (briefly) until their last log lines
     /// were handed to the store.
     pub async fn shutdown(&self) {
+        // No new invocations; those in flight (cold starts included) finish first, bounded.
+        self.lock().shutting_down = true;
+        let deadline = tokio::time::Instant::now() + self.settings.invocation_drain;
+        loop {
+            let settled = self.settled.notified();
+            if self.inflight.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                tracing::warn!(
+                    inflight = self.inflight.load(std::sync::atomic::Ordering::Acquire),
+                    "invocations still running at the end of the shutdown drain; stopping them"
+                );
+                break;
+            }
+        }
         let all: Vec<Arc<Environment>> = {
             let mut p = self.lock();
             p.shutting_down = true;
@@ -606,6 +644,9 @@ impl InvokeService {
         request_id: String,
     ) -> Result<InvokeResult> {
         let (slot, unreserved) = self.acquire(&rec)?;
+        self.inflight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _inflight = InFlight(&self);
         let env = match slot {
             Slot::Warm(env) => env,
             Slot::Cold(config) => {

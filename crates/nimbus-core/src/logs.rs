@@ -154,7 +154,7 @@ impl LogSink for LogService {
                 })
             })
             .collect();
-        let stored = self.store.write_async(ops);
+        let stored = self.store.write_committed(ops);
         Box::pin(async move {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;

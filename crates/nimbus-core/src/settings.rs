@@ -43,6 +43,9 @@ pub struct Settings {
     pub log_retention_days: Option<u32>,
     /// How often expired log events are deleted.
     pub log_sweep_interval: Duration,
+    /// At shutdown, how long invocations in flight may run on before their environments are
+    /// stopped.
+    pub invocation_drain: Duration,
 }
 
 /// The launcher setting: `auto` sandboxes where the host allows it and falls back to plain
@@ -90,6 +93,7 @@ impl Settings {
             log_burst_bytes: 16 * 1024 * 1024,
             log_retention_days: None,
             log_sweep_interval: Duration::from_secs(600),
+            invocation_drain: Duration::from_secs(10),
         }
     }
 

@@ -169,7 +169,7 @@ impl Store {
         &self.inner.blobs
     }
 
-    /// Applies writes in one transaction and returns once they are durable.
+    /// Applies writes in one transaction and returns once they are durable (fsynced).
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
         self.inner.writer.write(ops)
     }
@@ -180,7 +180,24 @@ impl Store {
         &self,
         ops: Vec<WriteOp>,
     ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        self.inner.writer.write_async(ops)
+        self.inner.writer.write_async(ops, true)
+    }
+
+    /// Commits `ops` with the next group and resolves once committed, without asking for an
+    /// fsync (log lines: the caller needs backpressure, not durability).
+    pub fn write_committed(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        self.inner.writer.write_async(ops, false)
+    }
+
+    /// How many commits so far were fsynced before their acknowledgements.
+    pub fn durable_commits(&self) -> u64 {
+        self.inner
+            .writer
+            .fsynced
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Queues writes without waiting for them (logs, metering): they are committed with the next
@@ -386,6 +403,39 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acknowledged_commits_are_fsynced_and_background_ones_are_not() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
+        let s = Store::open(dir.path())?;
+        let put = |k: &str| WriteOp::PutRecord {
+            kind: "k".into(),
+            key: k.into(),
+            body: "{}".into(),
+        };
+        for i in 0..5 {
+            s.write(vec![put(&format!("r{i}"))])?;
+        }
+        assert_eq!(
+            s.durable_commits(),
+            5,
+            "one fsynced commit per acknowledged write"
+        );
+        for i in 0..50 {
+            s.write_background(vec![put(&format!("b{i}"))]);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| StoreError::io("runtime", e))?;
+        rt.block_on(s.write_committed(vec![put("log")]))?;
+        assert_eq!(
+            s.durable_commits(),
+            5,
+            "background rows and log lines are not fsynced"
+        );
+        assert_eq!(s.records("k")?.len(), 56);
+        Ok(())
+    }
 
     #[test]
     fn records_round_trip_and_survive_reopen() -> Result<()> {

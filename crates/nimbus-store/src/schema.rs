@@ -6,7 +6,8 @@ use rusqlite::Connection;
 /// (three log lines and one usage row per invocation).
 pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     // WAL + NORMAL: each commit is in the WAL (in the kernel) before COMMIT returns, which is what
-    // kill -9 safety needs; fsync happens at checkpoints.
+    // kill -9 safety needs; fsync happens at checkpoints. The writer switches to FULL (WAL
+    // fsynced at commit) for every group that carries an acknowledgement (see `writer`).
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

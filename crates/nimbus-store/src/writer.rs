@@ -3,8 +3,15 @@
 //! Callers send batches of [`WriteOp`]s over a channel. The thread takes the first batch, then
 //! everything else already waiting, applies it all in one transaction, commits once and then
 //! acknowledges every waiting caller. Under load many callers share one commit.
+//!
+//! A group that carries a durable batch (an acknowledgement: an accepted event, a sent message,
+//! a stored record) is committed with `synchronous=FULL`, so the WAL is fsynced before anyone is
+//! told; groups of background rows and log lines commit with `NORMAL` (durable at the next
+//! checkpoint). If a group fails, its batches are applied again one by one, so one bad batch
+//! fails alone and every other batch (background ones too) is still committed.
 
-use std::sync::mpsc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
@@ -71,6 +78,8 @@ pub struct UsageRow {
 struct Batch {
     ops: Vec<WriteOp>,
     ack: Option<Ack>,
+    /// Whether the commit must be on disk (fsynced) before the acknowledgement.
+    durable: bool,
 }
 
 /// Who waits for a batch's commit: a blocking caller or an async one.
@@ -94,6 +103,8 @@ impl Ack {
 
 pub(crate) struct WriterHandle {
     tx: mpsc::Sender<Batch>,
+    /// Commits made with `synchronous=FULL` (groups with a durable batch).
+    pub(crate) fsynced: Arc<AtomicU64>,
 }
 
 /// How many queued batches one transaction takes at most.
@@ -102,11 +113,13 @@ const MAX_GROUP: usize = 4096;
 impl WriterHandle {
     pub(crate) fn spawn(conn: Connection) -> Result<WriterHandle> {
         let (tx, rx) = mpsc::channel::<Batch>();
+        let fsynced = Arc::new(AtomicU64::new(0));
+        let counter = fsynced.clone();
         std::thread::Builder::new()
             .name("nimbus-store-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, counter))
             .map_err(|e| StoreError::io("writer thread", e))?;
-        Ok(WriterHandle { tx })
+        Ok(WriterHandle { tx, fsynced })
     }
 
     pub(crate) fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
@@ -115,6 +128,7 @@ impl WriterHandle {
             .send(Batch {
                 ops,
                 ack: Some(Ack::Sync(ack)),
+                durable: true,
             })
             .map_err(|_| StoreError::WriterGone)?;
         match done.recv() {
@@ -128,11 +142,13 @@ impl WriterHandle {
     pub(crate) fn write_async(
         &self,
         ops: Vec<WriteOp>,
+        durable: bool,
     ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let (ack, done) = tokio::sync::oneshot::channel();
         let sent = self.tx.send(Batch {
             ops,
             ack: Some(Ack::Async(ack)),
+            durable,
         });
         async move {
             sent.map_err(|_| StoreError::WriterGone)?;
@@ -145,7 +161,15 @@ impl WriterHandle {
     }
 
     pub(crate) fn write_background(&self, ops: Vec<WriteOp>) {
-        if self.tx.send(Batch { ops, ack: None }).is_err() {
+        if self
+            .tx
+            .send(Batch {
+                ops,
+                ack: None,
+                durable: false,
+            })
+            .is_err()
+        {
             tracing::error!("store writer is gone; dropping a background write");
         }
     }
@@ -154,7 +178,18 @@ impl WriterHandle {
 /// How long background-only writes (logs, metering) may wait for company before committing.
 const BACKGROUND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
+fn set_synchronous(conn: &Connection, full: bool, current: &mut Option<bool>) {
+    if *current != Some(full) {
+        let mode = if full { "FULL" } else { "NORMAL" };
+        match conn.pragma_update(None, "synchronous", mode) {
+            Ok(()) => *current = Some(full),
+            Err(e) => tracing::error!(error = %e, "setting synchronous={mode} failed"),
+        }
+    }
+}
+
+fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>) {
+    let mut synchronous: Option<bool> = None;
     while let Ok(first) = rx.recv() {
         let started = std::time::Instant::now();
         let mut group = vec![first];
@@ -167,7 +202,7 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
             }
             // Nobody waits on a background-only group: linger briefly so that one commit
             // carries many log lines and usage rows.
-            let waited_on = group.iter().any(|b| b.ack.is_some());
+            let waited_on = group.iter().any(|b| b.durable);
             let left = BACKGROUND_LINGER.saturating_sub(started.elapsed());
             if waited_on || group.len() >= MAX_GROUP || left.is_zero() {
                 break;
@@ -176,14 +211,63 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
             // once per message.
             std::thread::sleep(left);
         }
+        let durable = group.iter().any(|b| b.durable);
+        set_synchronous(&conn, durable, &mut synchronous);
         let result = apply(&mut conn, &group).map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "store commit failed");
-        }
-        for b in group {
-            if let Some(ack) = b.ack {
-                ack.send(result.clone());
+        match result {
+            Ok(()) => {
+                if durable {
+                    fsynced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                for b in group {
+                    if let Some(ack) = b.ack {
+                        ack.send(Ok(()));
+                    }
+                }
             }
+            Err(e) if group.len() == 1 => {
+                tracing::error!(error = %e, "store commit failed");
+                fail(group, e);
+            }
+            Err(e) => {
+                // Find the bad batch: apply each alone, so the others still commit.
+                tracing::warn!(error = %e, batches = group.len(), "a group commit failed; committing its batches one by one");
+                for b in group {
+                    set_synchronous(&conn, b.durable, &mut synchronous);
+                    let one = [b];
+                    let r = apply(&mut conn, &one).map_err(|e| e.to_string());
+                    let [b] = one;
+                    match r {
+                        Ok(()) => {
+                            if b.durable {
+                                fsynced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            if let Some(ack) = b.ack {
+                                ack.send(Ok(()));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "store commit failed");
+                            fail(vec![b], e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reports a failed commit: to the waiting callers, and in the log for background batches
+/// (whose rows are lost; nobody else would know).
+fn fail(group: Vec<Batch>, e: String) {
+    for b in group {
+        match b.ack {
+            Some(ack) => ack.send(Err(e.clone())),
+            None => tracing::error!(
+                ops = b.ops.len(),
+                error = %e,
+                "background rows (log lines or usage) could not be stored and are dropped"
+            ),
         }
     }
 }

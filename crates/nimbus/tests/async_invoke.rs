@@ -564,3 +564,48 @@ async fn failed_events_reach_the_dead_letter_queue_and_queue_destinations() {
     assert_eq!(record["requestContext"]["approximateInvokeCount"], 1);
     assert_eq!(record["requestPayload"], json!({"fail": true, "order": 42}));
 }
+
+/// A dead-letter delivery that fails is not the end of the event: it is kept and delivered once
+/// the queue can take it.
+#[tokio::test]
+async fn a_failed_dead_letter_delivery_keeps_the_event() {
+    let s = Server::start_with_config(FAST);
+    let dlq = sqs(
+        &s,
+        "CreateQueue",
+        json!({"QueueName": "small", "Attributes": {"MaximumMessageSize": "1024"}}),
+    )
+    .await["QueueUrl"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    provided_fn(
+        &s,
+        "doomed",
+        json!({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:000000000000:small"}}),
+    )
+    .await;
+    let (st, v, _) = config_call(
+        &s,
+        "PUT",
+        "doomed",
+        Some(json!({"MaximumRetryAttempts": 0})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let pad = "x".repeat(2000);
+    let id = invoke_event(&s, "doomed", json!({"fail": true, "pad": pad})).await;
+    // The event is larger than the queue takes: nothing arrives yet.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let v = sqs(&s, "ReceiveMessage", json!({"QueueUrl": dlq})).await;
+    assert!(v["Messages"].as_array().is_none_or(Vec::is_empty), "{v}");
+    // Once the queue takes larger messages, the kept event is delivered.
+    sqs(
+        &s,
+        "SetQueueAttributes",
+        json!({"QueueUrl": dlq, "Attributes": {"MaximumMessageSize": "262144"}}),
+    )
+    .await;
+    let m = one_message(&s, &dlq).await;
+    assert_eq!(m["MessageAttributes"]["RequestID"]["StringValue"], id);
+}
