@@ -93,6 +93,9 @@ pub struct ServerSection {
     pub header_timeout_secs: Option<u64>,
     /// Seconds in-flight requests may run on after SIGTERM before they are aborted (30).
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds invocations still in flight after the front door closed (asynchronous deliveries,
+    /// cold starts) may run on before their environments are stopped (10).
+    pub invocation_drain_secs: Option<u64>,
 }
 
 /// The front door's settings from the `[server]` section.
@@ -179,6 +182,9 @@ pub fn resolve(
         s.init_timeout = std::time::Duration::from_secs(t);
     }
     s.public_url = srv.public_url.unwrap_or(public_url);
+    if let Some(t) = srv.invocation_drain_secs {
+        s.invocation_drain = std::time::Duration::from_secs(t);
+    }
     s.runtime_paths = file.runtimes;
     if let Some(p) = file.pricing {
         s.prices = p;

@@ -609,3 +609,44 @@ async fn a_failed_dead_letter_delivery_keeps_the_event() {
     let m = one_message(&s, &dlq).await;
     assert_eq!(m["MessageAttributes"]["RequestID"]["StringValue"], id);
 }
+
+/// How many START lines the function's log holds for `request_id`.
+async fn starts(s: &Server, name: &str, request_id: &str) -> usize {
+    let (_, v) = s
+        .logs_api(
+            "FilterLogEvents",
+            json!({"logGroupName": format!("/aws/lambda/{name}"), "filterPattern": format!("\"START RequestId: {request_id}\"")}),
+        )
+        .await;
+    v["events"].as_array().map(Vec::len).unwrap_or(0)
+}
+
+/// SIGTERM during a delivery is the server's doing, not the function's: even with
+/// `MaximumRetryAttempts: 0` the event is kept and delivered again after the restart.
+#[tokio::test]
+async fn a_shutdown_during_a_delivery_keeps_the_event() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("nimbus.toml");
+    std::fs::write(&cfg, format!("{FAST}[server]\ninvocation_drain_secs = 1\n")).expect("config");
+    let mut s = Server::start_in(tmp.path(), Some(&cfg));
+    provided_fn(&s, "slow", json!({"Timeout": 60})).await;
+    let (st, v, _) = config_call(&s, "PUT", "slow", Some(json!({"MaximumRetryAttempts": 0}))).await;
+    assert_eq!(st, 200, "{v}");
+    let id = invoke_event(&s, "slow", json!({"sleep": 30})).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while starts(&s, "slow", &id).await == 0 {
+        assert!(Instant::now() < deadline, "the delivery never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = s.stop().expect("status");
+    assert!(status.success(), "clean exit: {status:?}");
+    let s = Server::start_in(tmp.path(), Some(&cfg));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while starts(&s, "slow", &id).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted event was not delivered again after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -390,3 +390,62 @@ async fn deploy_watch_redeploys_on_change() {
         .json();
     assert_eq!(out["read"], "changed");
 }
+
+/// A runtime whose init takes two seconds, then answers every event.
+const SLOW_INIT: &str = r#"#!/usr/bin/python3
+import http.client, json, os, time
+time.sleep(2)
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", "{}")
+    conn.getresponse().read()
+"#;
+
+/// SIGTERM while an invocation is still cold starting: it finishes, and its usage row and
+/// START/END/REPORT lines survive the restart.
+#[tokio::test]
+async fn a_shutdown_during_a_cold_start_keeps_the_invocation() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut s = Server::start_in(tmp.path(), None);
+    s.create_ok(
+        "coldstop",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", SLOW_INIT, 0o755)]),
+        json!({}),
+    )
+    .await;
+    let (_, v, _) = s.get("/2015-03-31/functions/coldstop").await;
+    for _ in 0..100 {
+        if v["Configuration"]["State"] == "Active" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = s.u("/2015-03-31/functions/coldstop/invocations");
+    let http = s.http.clone();
+    let call = tokio::spawn(async move { http.post(url).body("{}").send().await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = s.stop().expect("status");
+    assert!(status.success(), "clean exit: {status:?}");
+    let r = call
+        .await
+        .expect("task")
+        .expect("the in-flight invocation was answered");
+    assert_eq!(r.status().as_u16(), 200);
+    let s = Server::start_in(tmp.path(), None);
+    let (_, cost, _) = s.get("/_nimbus/cost").await;
+    assert_eq!(cost["functions"][0]["requests"], 1, "{cost}");
+    let (_, v) = s
+        .logs_api(
+            "FilterLogEvents",
+            json!({"logGroupName": "/aws/lambda/coldstop", "filterPattern": "REPORT"}),
+        )
+        .await;
+    assert_eq!(v["events"].as_array().map(Vec::len), Some(1), "{v}");
+}
