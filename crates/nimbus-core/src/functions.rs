@@ -42,6 +42,8 @@ pub struct FunctionService {
     /// Serialises control-plane changes.
     pub(crate) write_lock: tokio::sync::Mutex<()>,
     generation: watch::Sender<u64>,
+    /// Who unpacks code (a helper as an unprivileged uid when the server is root).
+    unpacker: std::sync::OnceLock<code::Unpacker>,
 }
 
 fn timestamp() -> String {
@@ -89,6 +91,7 @@ impl FunctionService {
             versions: RwLock::new(versions),
             aliases: RwLock::new(aliases),
             write_lock: tokio::sync::Mutex::new(()),
+            unpacker: std::sync::OnceLock::new(),
             generation,
         };
         Ok(svc)
@@ -127,6 +130,15 @@ impl FunctionService {
     }
 
     /// The task root a code version is unpacked into.
+    /// Sets who unpacks code (once, at start-up, before any activation).
+    pub fn set_unpacker(&self, u: code::Unpacker) {
+        let _ = self.unpacker.set(u);
+    }
+
+    fn unpacker(&self) -> &code::Unpacker {
+        self.unpacker.get().unwrap_or(&code::Unpacker::InProcess)
+    }
+
     pub fn task_root(&self, code_hex: &str) -> PathBuf {
         self.settings.data_dir.join("tasks").join(code_hex)
     }
@@ -353,10 +365,12 @@ impl FunctionService {
         };
         let zip = self.code_path(&rec.code_hex);
         let dest = self.task_root(&rec.code_hex);
-        let unpacked =
-            tokio::task::spawn_blocking(move || code::unpack_once(&zip, &dest, MAX_UNZIPPED_BYTES))
-                .await
-                .map_err(|e| CoreError::Internal(format!("unpacking code: {e}")))?;
+        let unpacked = tokio::task::spawn_blocking({
+            let unpacker = self.unpacker().clone();
+            move || code::unpack_once_with(&zip, &dest, MAX_UNZIPPED_BYTES, &unpacker)
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("unpacking code: {e}")))?;
         let _guard = self.write_lock.lock().await;
         let Some(current) = self.get(name) else {
             return Ok(());

@@ -35,16 +35,24 @@ pub use settings::{LauncherChoice, Settings};
 
 /// Picks the launcher: the sandbox where the host allows it (or where the settings demand it),
 /// otherwise plain processes with a warning that says why.
-fn choose_launcher(settings: &Settings) -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
+/// The server's environment uids: reserved host-wide when it runs as root.
+fn reserve_uids(settings: &Settings) -> Result<Arc<nimbus_exec::uids::UidPool>, CoreError> {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let uids = if root {
+    Ok(Arc::new(if root {
         nimbus_exec::uids::UidPool::reserve(settings.sandbox_uid_base, 65_536, &settings.data_dir)
             .map_err(CoreError::Internal)?
     } else {
         nimbus_exec::uids::UidPool::unreserved(settings.sandbox_uid_base, 65_536)
-    };
-    let uids = Arc::new(uids);
+    }))
+}
+
+fn choose_launcher(
+    settings: &Settings,
+    uids: Arc<nimbus_exec::uids::UidPool>,
+) -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
     let plain = |uids: Option<Arc<nimbus_exec::uids::UidPool>>| -> Result<Arc<dyn nimbus_exec::Launcher>, CoreError> {
         Ok(Arc::new(nimbus_exec::ProcessLauncher::new(uids).map_err(
             |e| CoreError::Internal(format!("starting the launcher: {e}")),
@@ -129,7 +137,16 @@ impl Core {
             store.clone(),
             catalog.clone(),
         )?);
-        let launcher = choose_launcher(&settings)?;
+        let uids = reserve_uids(&settings)?;
+        // SAFETY: geteuid has no preconditions.
+        if settings.unpack_in_helper && unsafe { libc::geteuid() } == 0 {
+            // The range's first uid unpacks code; it never runs an environment.
+            let uid = uids
+                .take()
+                .ok_or_else(|| CoreError::Internal("no uid is left to unpack code as".into()))?;
+            functions.set_unpacker(nimbus_exec::code::Unpacker::Helper { uid });
+        }
+        let launcher = choose_launcher(&settings, uids)?;
         let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
         let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
         let policies = Arc::new(policies::Policies::open(store.clone(), functions.clone())?);

@@ -46,6 +46,10 @@ pub struct Settings {
     /// At shutdown, how long invocations in flight may run on before their environments are
     /// stopped.
     pub invocation_drain: Duration,
+    /// Unpack code in a helper process of this binary (`__unpack`) as an unprivileged uid when
+    /// the server is root. Set by the `nimbus` binary; libraries embedding the core without it
+    /// leave it off.
+    pub unpack_in_helper: bool,
 }
 
 /// The launcher setting: `auto` sandboxes where the host allows it and falls back to plain
@@ -94,6 +98,7 @@ impl Settings {
             log_retention_days: None,
             log_sweep_interval: Duration::from_secs(600),
             invocation_drain: Duration::from_secs(10),
+            unpack_in_helper: false,
         }
     }
 

@@ -3,7 +3,7 @@
 //! response templates, `selectionPattern` and static `responseParameters`) and `MOCK`
 //! integrations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -52,6 +52,35 @@ fn render_api(a: &RestApi) -> Value {
         v["binaryMediaTypes"] = json!(a.binary_media_types);
     }
     v
+}
+
+/// Whether an integration response's `selectionPattern` matches the whole error message. Each
+/// pattern is compiled once (a bounded cache), not per request.
+fn selection_matches(pattern: &str, message: &str) -> bool {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<String, Option<Arc<regex_lite::Regex>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let cached = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(pattern)
+        .cloned();
+    let re = match cached {
+        Some(re) => re,
+        None => {
+            let re = regex_lite::Regex::new(&format!("^(?s:{pattern})$"))
+                .ok()
+                .map(Arc::new);
+            let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if c.len() >= 512 {
+                c.clear();
+            }
+            c.insert(pattern.to_string(), re.clone());
+            re
+        }
+    };
+    re.is_some_and(|re| re.is_match(message))
 }
 
 fn render_integration_response(r: &IntegrationResponse) -> Value {
@@ -1668,11 +1697,9 @@ async fn serve_stage(
                     .responses
                     .values()
                     .find(|r| {
-                        r.selection_pattern.as_deref().is_some_and(|p| {
-                            !p.is_empty()
-                                && regex_lite::Regex::new(&format!("^(?s:{p})$"))
-                                    .is_ok_and(|re| re.is_match(msg))
-                        })
+                        r.selection_pattern
+                            .as_deref()
+                            .is_some_and(|p| !p.is_empty() && selection_matches(p, msg))
                     })
                     .or_else(|| {
                         integration

@@ -47,10 +47,25 @@ pub async fn handle(core: Core, req: Request<Body>) -> Response {
         Err(_) => return invalid("The request body could not be read").into_response(),
     };
     let result = match op.as_str() {
-        "DescribeLogGroups" => describe_log_groups(&core, &body),
-        "DescribeLogStreams" => describe_log_streams(&core, &body),
-        "GetLogEvents" => get_log_events(&core, &body),
-        "FilterLogEvents" => filter_log_events(&core, &body),
+        // Queries scan the database: they run on the blocking pool, never on an async worker.
+        "DescribeLogGroups" | "DescribeLogStreams" | "GetLogEvents" | "FilterLogEvents" => {
+            let core = core.clone();
+            let body = body.clone();
+            let op = op.clone();
+            tokio::task::spawn_blocking(move || match op.as_str() {
+                "DescribeLogGroups" => describe_log_groups(&core, &body),
+                "DescribeLogStreams" => describe_log_streams(&core, &body),
+                "GetLogEvents" => get_log_events(&core, &body),
+                _ => filter_log_events(&core, &body),
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(JsonError::new(
+                    "ServiceUnavailableException",
+                    format!("the query could not run: {e}"),
+                ))
+            })
+        }
         "DeleteLogGroup" => delete_log_group(&core, &body).await,
         "PutRetentionPolicy" => put_retention(&core, &body).await,
         "DeleteRetentionPolicy" => delete_retention(&core, &body).await,
@@ -362,6 +377,13 @@ struct FilterLogEventsIn {
 /// Parses the subset of filter-pattern syntax Nimbus supports: terms and quoted phrases, all of
 /// which must occur (case-sensitive), as CloudWatch Logs matches unstructured events.
 pub fn filter_terms(pattern: &str) -> Result<Vec<String>, JsonError> {
+    // CloudWatch Logs' limit on a filter pattern (it also bounds the terms each event is
+    // matched against).
+    if pattern.len() > 1024 {
+        return Err(invalid(
+            "1 validation error detected: Value at 'filterPattern' failed to satisfy constraint: Member must have length less than or equal to 1024",
+        ));
+    }
     let mut terms = Vec::new();
     let mut chars = pattern.trim().chars().peekable();
     while let Some(&c) = chars.peek() {

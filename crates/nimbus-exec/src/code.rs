@@ -150,8 +150,32 @@ pub fn inspect_zip(bytes: &[u8], limit: u64) -> Result<ZipSummary, CodeError> {
     })
 }
 
+/// The argument that makes the Nimbus binary an unpack helper (see [`Unpacker::Helper`]).
+pub const UNPACK_ARG: &str = "__unpack";
+
+/// Who writes an unpacked tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unpacker {
+    /// This process (as whatever user the server runs as).
+    InProcess,
+    /// A helper process of this binary (`/proc/self/exe __unpack`) running as `uid`, which owns
+    /// nothing but the temporary directory it fills; the finished tree is then given to root
+    /// (without following links) before it is renamed into place.
+    Helper { uid: u32 },
+}
+
 /// Unpacks the zip at `zip_path` into `dest` unless `dest` already exists. Returns `dest`.
 pub fn unpack_once(zip_path: &Path, dest: &Path, limit: u64) -> Result<PathBuf, CodeError> {
+    unpack_once_with(zip_path, dest, limit, &Unpacker::InProcess)
+}
+
+/// [`unpack_once`] by the given unpacker.
+pub fn unpack_once_with(
+    zip_path: &Path,
+    dest: &Path,
+    limit: u64,
+    unpacker: &Unpacker,
+) -> Result<PathBuf, CodeError> {
     if dest.is_dir() {
         return Ok(dest.to_path_buf());
     }
@@ -163,7 +187,15 @@ pub fn unpack_once(zip_path: &Path, dest: &Path, limit: u64) -> Result<PathBuf, 
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
-    let result = unpack_into(zip_path, &tmp, limit);
+    let result = match unpacker {
+        Unpacker::InProcess => std::fs::File::open(zip_path)
+            .map_err(io(zip_path))
+            .and_then(|f| {
+                std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+                unpack_into(std::io::BufReader::new(f), &tmp, limit)
+            }),
+        Unpacker::Helper { uid } => unpack_by_helper(zip_path, &tmp, limit, *uid),
+    };
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -216,13 +248,119 @@ fn make_dirs(root: &Path, rel: &Path, made: &mut HashSet<PathBuf>) -> Result<(),
     Ok(())
 }
 
-fn unpack_into(zip_path: &Path, root: &Path, limit: u64) -> Result<(), CodeError> {
+/// Runs the unpack helper as `uid` into `tmp` (created here, owned by `uid`), then gives the
+/// tree to root without following any link in it.
+fn unpack_by_helper(zip_path: &Path, tmp: &Path, limit: u64, uid: u32) -> Result<(), CodeError> {
+    use std::os::unix::fs::{PermissionsExt, lchown};
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir(tmp).map_err(io(tmp))?;
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o700)).map_err(io(tmp))?;
+    lchown(tmp, Some(uid), Some(uid)).map_err(io(tmp))?;
+    // The helper can open neither the stored zip nor a path in the data directory (both are
+    // the server's alone): it reads the zip on stdin and gets its directory as stdout, an open
+    // descriptor it changes into.
+    let zip = std::fs::File::open(zip_path).map_err(io(zip_path))?;
+    let dir = std::fs::File::open(tmp).map_err(io(tmp))?;
+    let out = std::process::Command::new("/proc/self/exe")
+        .arg0("nimbus-unpack")
+        .arg(UNPACK_ARG)
+        .arg(limit.to_string())
+        .env_clear()
+        .current_dir("/")
+        .stdin(zip)
+        .stdout(dir)
+        .stderr(std::process::Stdio::piped())
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .map_err(io(Path::new("/proc/self/exe")))?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(match out.status.code() {
+            Some(2) => CodeError::NotAZip,
+            Some(3) => CodeError::TooLarge { limit },
+            Some(4) => CodeError::TooManyEntries { limit: MAX_ENTRIES },
+            Some(5) => CodeError::UnsafeEntry(msg),
+            Some(6) => CodeError::BeneathLink(msg),
+            Some(7) => CodeError::Conflict(msg),
+            _ => CodeError::Io {
+                path: tmp.to_path_buf(),
+                source: std::io::Error::other(format!("the unpack helper failed: {msg}")),
+            },
+        });
+    }
+    // Give everything to root; `lchown` changes a link itself, never what it points at.
+    let mut stack = vec![tmp.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).map_err(io(&p))?;
+        lchown(&p, Some(0), Some(0)).map_err(io(&p))?;
+        if m.file_type().is_dir() {
+            for e in std::fs::read_dir(&p).map_err(io(&p))? {
+                stack.push(e.map_err(io(&p))?.path());
+            }
+        }
+    }
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(tmp))?;
+    sync_dir(tmp)
+}
+
+/// Entry point of `nimbus __unpack <limit>`: unpacks the zip on stdin into the directory open
+/// as stdout (existing and empty) and exits: 0 done, 2 not a zip, 3 too large, 4 too many
+/// entries, 5–7 an unsafe entry (named on stderr), 1 anything else.
+pub fn helper_main() -> ! {
+    let Some(limit) = std::env::args_os().nth(2) else {
+        eprintln!("usage: nimbus __unpack <limit> <zip >dir");
+        std::process::exit(1);
+    };
+    // SAFETY: fchdir on descriptor 1, which the parent opened as the target directory.
+    if unsafe { libc::fchdir(1) } != 0 {
+        eprintln!(
+            "entering the target directory: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1);
+    }
+    let limit: u64 = limit
+        .to_str()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(MAX_UNZIPPED_BYTES);
+    let mut zip = Vec::new();
+    // The zip arrives on stdin; at most the upload limit (80 MB) is read.
+    if let Err(e) = std::io::stdin()
+        .take(80 * 1024 * 1024)
+        .read_to_end(&mut zip)
+    {
+        eprintln!("reading the zip: {e}");
+        std::process::exit(1);
+    }
+    let code = match unpack_into(std::io::Cursor::new(zip), Path::new("."), limit) {
+        Ok(()) => 0,
+        Err(e) => {
+            let (code, msg) = match &e {
+                CodeError::NotAZip => (2, String::new()),
+                CodeError::TooLarge { .. } => (3, String::new()),
+                CodeError::TooManyEntries { .. } => (4, String::new()),
+                CodeError::UnsafeEntry(n) => (5, n.clone()),
+                CodeError::BeneathLink(n) => (6, n.clone()),
+                CodeError::Conflict(n) => (7, n.clone()),
+                CodeError::Io { .. } => (1, e.to_string()),
+            };
+            eprintln!("{msg}");
+            code
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Unpacks an archive into `root`, an existing empty directory.
+fn unpack_into<R: Read + std::io::Seek>(
+    reader: R,
+    root: &Path,
+    limit: u64,
+) -> Result<(), CodeError> {
     use std::os::unix::fs::PermissionsExt;
-    let file = std::fs::File::open(zip_path).map_err(io(zip_path))?;
-    let mut archive =
-        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|_| CodeError::NotAZip)?;
+    let mut archive = zip::ZipArchive::new(reader).map_err(|_| CodeError::NotAZip)?;
     let (entries, _) = plan(&mut archive, limit)?;
-    std::fs::create_dir(root).map_err(io(root))?;
     let mut made: HashSet<PathBuf> = HashSet::new();
     made.insert(root.to_path_buf());
     let mut written = 0u64;

@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
     match std::env::args_os().nth(1).as_ref().and_then(|a| a.to_str()) {
         Some(nimbus_exec::sandbox::init::INIT_ARG) => nimbus_exec::sandbox::init::main(),
         Some(nimbus_exec::sandbox::PROBE_ARG) => nimbus_exec::sandbox::probe_main(),
+        Some(nimbus_exec::code::UNPACK_ARG) => nimbus_exec::code::helper_main(),
         _ => {}
     }
     let cli = Cli::parse();

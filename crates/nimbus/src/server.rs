@@ -63,6 +63,7 @@ pub async fn run(
     if let Some(l) = launcher_choice {
         settings.launcher = l;
     }
+    settings.unpack_in_helper = true;
     let core = Core::start(settings)
         .await
         .map_err(|e| anyhow::anyhow!("starting Nimbus: {e}"))?;
