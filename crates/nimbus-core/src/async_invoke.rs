@@ -66,6 +66,33 @@ pub struct QueuedEvent {
     pub concluded: Option<Concluded>,
 }
 
+impl QueuedEvent {
+    /// A new event, due now.
+    fn new(
+        id: String,
+        function: String,
+        qualifier: Option<String>,
+        payload: String,
+        client_context: Option<String>,
+    ) -> QueuedEvent {
+        let now = now_ms();
+        QueuedEvent {
+            id,
+            function,
+            qualifier,
+            payload,
+            client_context,
+            enqueued_ms: now,
+            invocations: 0,
+            function_errors: 0,
+            due_ms: now,
+            backoff_ms: 0,
+            last_error: None,
+            concluded: None,
+        }
+    }
+}
+
 /// A finished event's outcome, waiting for its deliveries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Concluded {
@@ -209,22 +236,14 @@ impl InvokeService {
         payload: &Bytes,
         request_id: &str,
     ) -> Result<()> {
-        let now = now_ms();
         self.queue
-            .enqueue(QueuedEvent {
-                id: request_id.to_string(),
-                function: function.to_string(),
-                qualifier: input.target.qualifier.clone(),
-                payload: String::from_utf8_lossy(payload).into_owned(),
-                client_context: input.client_context.clone(),
-                enqueued_ms: now,
-                invocations: 0,
-                function_errors: 0,
-                due_ms: now,
-                backoff_ms: 0,
-                last_error: None,
-                concluded: None,
-            })
+            .enqueue(QueuedEvent::new(
+                request_id.to_string(),
+                function.to_string(),
+                input.target.qualifier.clone(),
+                String::from_utf8_lossy(payload).into_owned(),
+                input.client_context.clone(),
+            ))
             .await
     }
 
@@ -516,23 +535,15 @@ impl InvokeService {
     async fn deliver_outcome(&self, ev: &QueuedEvent, arn: &str, record: String) -> Delivery {
         match parse_destination(arn) {
             Ok(Destination::Function { name, qualifier }) => {
-                let now = now_ms();
                 let sent = self
                     .queue
-                    .enqueue(QueuedEvent {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        function: name,
+                    .enqueue(QueuedEvent::new(
+                        uuid::Uuid::new_v4().to_string(),
+                        name,
                         qualifier,
-                        payload: record,
-                        client_context: None,
-                        enqueued_ms: now,
-                        invocations: 0,
-                        function_errors: 0,
-                        due_ms: now,
-                        backoff_ms: 0,
-                        last_error: None,
-                        concluded: None,
-                    })
+                        record,
+                        None,
+                    ))
                     .await;
                 match sent {
                     Ok(()) => Delivery::Done,

@@ -73,7 +73,8 @@ pub struct Deployment {
     pub id: String,
     pub created: i64,
     pub description: Option<String>,
-    pub resources: Vec<Resource>,
+    /// The snapshot the deployment serves, shared by every request to its stages.
+    pub resources: std::sync::Arc<Vec<Resource>>,
 }
 
 /// A stage's settings for one method (`~1items/GET`) or for all of them (`*/*`).
@@ -986,7 +987,7 @@ impl RestApis {
                 id: new_id(),
                 created: now(),
                 description,
-                resources: a.resources.values().cloned().collect(),
+                resources: std::sync::Arc::new(a.resources.values().cloned().collect()),
             };
             if let Some(name) = stage {
                 let t = now();
@@ -1806,11 +1807,35 @@ impl RestApis {
     }
 
     /// The resources a stage serves.
-    pub fn served(&self, api: &str, stage: &str) -> Option<(RestApi, Stage, Vec<Resource>)> {
-        let a = self.get(api).ok()?;
-        let st = a.stages.get(stage)?.clone();
-        let d = a.deployments.get(&st.deployment_id)?.clone();
-        Some((a, st, d.resources))
+    /// What a request to a stage needs: the API's settings (without its draft resources and
+    /// deployment history, which requests never read), the stage, and the deployed resources
+    /// (shared with the record, not copied).
+    pub fn served(
+        &self,
+        api: &str,
+        stage: &str,
+    ) -> Option<(RestApi, Stage, std::sync::Arc<Vec<Resource>>)> {
+        self.map.read(api, |a| {
+            let st = a.stages.get(stage)?.clone();
+            let resources = a.deployments.get(&st.deployment_id)?.resources.clone();
+            let settings = RestApi {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                description: None,
+                created: a.created,
+                root_id: a.root_id.clone(),
+                binary_media_types: a.binary_media_types.clone(),
+                resources: BTreeMap::new(),
+                deployments: BTreeMap::new(),
+                stages: BTreeMap::new(),
+                tags: BTreeMap::new(),
+                authorizers: a.authorizers.clone(),
+                gateway_responses: a.gateway_responses.clone(),
+                models: a.models.clone(),
+                validators: a.validators.clone(),
+            };
+            Some((settings, st, resources))
+        })?
     }
 }
 
