@@ -197,6 +197,20 @@ impl AsyncQueue {
     }
 
     /// Saves an event's progress (before a retry) without waiting.
+    /// Stores the event's current state and waits for the commit (without scheduling it).
+    async fn save_durably(&self, ev: &QueuedEvent) -> Result<()> {
+        let body = serde_json::to_string(ev)
+            .map_err(|e| CoreError::Internal(format!("encoding an event: {e}")))?;
+        self.store
+            .write_async(vec![WriteOp::PutRecord {
+                kind: KIND.into(),
+                key: ev.id.clone(),
+                body,
+            }])
+            .await?;
+        Ok(())
+    }
+
     fn save(&self, ev: &QueuedEvent) {
         if let Ok(body) = serde_json::to_string(ev) {
             self.store.write_background(vec![WriteOp::PutRecord {
@@ -485,11 +499,17 @@ impl InvokeService {
         } else {
             None
         };
+        let deliveries = destination.is_some() || dead_letter.is_some();
         ev.concluded = Some(Concluded {
             condition: condition.to_string(),
             destination,
             dead_letter,
         });
+        // The outcome is on disk before it is delivered: a crash from here on delivers it after
+        // the restart instead of running the function again.
+        if deliveries && let Err(e) = self.queue.save_durably(&ev).await {
+            tracing::error!(request_id = %ev.id, error = %e, "could not record the event's outcome");
+        }
         self.finish(ev).await;
     }
 

@@ -508,6 +508,10 @@ impl InvokeService {
         if unreserved {
             p.unreserved_inflight += 1;
         }
+        // Counted under the pools' lock, where shutdown sets `shutting_down`: shutdown either
+        // refuses this invocation or waits for it.
+        self.inflight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         drop(p);
         for e in retired {
             e.shutdown();
@@ -644,8 +648,6 @@ impl InvokeService {
         request_id: String,
     ) -> Result<InvokeResult> {
         let (slot, unreserved) = self.acquire(&rec)?;
-        self.inflight
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let _inflight = InFlight(&self);
         let env = match slot {
             Slot::Warm(env) => env,

@@ -258,6 +258,18 @@ fn check_authorizer(a: &Authorizer) -> AResult<()> {
             "authorizerResultTtlInSeconds must be between 0 and 3600".into(),
         ));
     }
+    // A cached result is keyed by the identity; without one, one caller's answer would be
+    // everyone's.
+    if a.authorizer_type == "REQUEST"
+        && a.ttl_seconds > 0
+        && a.identity_source
+            .as_deref()
+            .is_none_or(|s| s.trim().is_empty())
+    {
+        return Err(ApiError::BadRequest(
+            "An identitySource is required for a REQUEST authorizer when authorizerResultTtlInSeconds is greater than 0 (caching is on)".into(),
+        ));
+    }
     Ok(())
 }
 

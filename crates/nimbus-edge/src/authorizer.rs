@@ -176,7 +176,9 @@ pub async fn authorize_http(
         return Outcome::Unauthorized;
     };
     let key = format!("http/{}/{}/{}", r.api_id, a.id, identity.join("\u{0}"));
-    let output = match (a.ttl_seconds > 0).then(|| cached(&key)).flatten() {
+    // Only a result keyed by a real identity is cached (never one shared by every caller).
+    let cacheable = a.ttl_seconds > 0 && !identity.is_empty();
+    let output = match cacheable.then(|| cached(&key)).flatten() {
         Some(v) => v,
         None => {
             let mut event = r.event;
@@ -194,7 +196,9 @@ pub async fn authorize_http(
             }
             match call(core, &a.authorizer_uri, &event).await {
                 Ok(v) => {
-                    remember(key, a.ttl_seconds, &v);
+                    if cacheable {
+                        remember(key, a.ttl_seconds, &v);
+                    }
                     v
                 }
                 Err(outcome) => return outcome,
@@ -404,7 +408,9 @@ pub async fn authorize(core: &Core, a: &Authorizer, r: &Request<'_>) -> Outcome 
             .map(|i| i.join("\u{0}"))
             .unwrap_or_default()
     );
-    let output = match (a.ttl_seconds > 0).then(|| cached(&key)).flatten() {
+    // Only a result keyed by a real identity is cached (never one shared by every caller).
+    let cacheable = a.ttl_seconds > 0 && identity.as_ref().is_some_and(|i| !i.is_empty());
+    let output = match cacheable.then(|| cached(&key)).flatten() {
         Some(v) => v,
         None => {
             let event = match token {
@@ -416,7 +422,9 @@ pub async fn authorize(core: &Core, a: &Authorizer, r: &Request<'_>) -> Outcome 
             };
             match call(core, uri, &event).await {
                 Ok(v) => {
-                    remember(key, a.ttl_seconds, &v);
+                    if cacheable {
+                        remember(key, a.ttl_seconds, &v);
+                    }
                     v
                 }
                 Err(outcome) => return outcome,

@@ -98,6 +98,7 @@ pub async fn serve(
         .keep_alive(true);
     let builder = Arc::new(builder);
     let mut refused = 0u64;
+    let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -129,7 +130,8 @@ pub async fn serve(
             });
         let conn = builder.serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        while conns.try_join_next().is_some() {}
+        conns.spawn(async move {
             let _slot = slot;
             let _ = conn.await;
         });
@@ -138,9 +140,11 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(limits.shutdown_grace) => {
-            tracing::warn!(grace = ?limits.shutdown_grace, "connections still open after the shutdown grace period; aborting them");
+            tracing::warn!(grace = ?limits.shutdown_grace, open = conns.len(), "connections still open after the shutdown grace period; aborting them");
         }
     }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
     Ok(())
 }
 

@@ -83,11 +83,27 @@ fn plan<R: Read + std::io::Seek>(
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|_| CodeError::NotAZip)?;
         let name = entry_name(&entry);
-        let rel = entry
+        let enclosed = entry
             .enclosed_name()
-            .filter(|p| p.components().all(|c| matches!(c, Component::Normal(_))))
-            .filter(|p| p.components().next().is_some())
             .ok_or_else(|| CodeError::UnsafeEntry(name.clone()))?;
+        // `./bootstrap` is `bootstrap` (zip tools write such names); anything but names and
+        // `.` is refused.
+        if !enclosed
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(CodeError::UnsafeEntry(name));
+        }
+        let rel: PathBuf = enclosed
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        if rel.as_os_str().is_empty() {
+            if entry.is_dir() {
+                continue; // `./` itself
+            }
+            return Err(CodeError::UnsafeEntry(name));
+        }
         total = total.saturating_add(entry.size());
         if total > limit {
             return Err(CodeError::TooLarge { limit });
@@ -239,7 +255,10 @@ fn make_dirs(root: &Path, rel: &Path, made: &mut HashSet<PathBuf>) -> Result<(),
             Ok(m) if m.file_type().is_dir() => {}
             Ok(_) => return Err(CodeError::Conflict(rel.display().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::os::unix::fs::PermissionsExt;
                 std::fs::create_dir(&at).map_err(io(&at))?;
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io(&at))?;
             }
             Err(e) => return Err(io(&at)(e)),
         }
@@ -396,8 +415,11 @@ fn unpack_into<R: Read + std::io::Seek>(
                     out.write_all(&buf[..n]).map_err(io(&target))?;
                 }
                 // Keep the permission bits the archive recorded (an executable `bootstrap`
-                // must stay executable), without set-id bits; default to rw-r--r--.
-                let perm = mode.map(|m| m & 0o777).filter(|m| *m != 0).unwrap_or(0o644) | 0o400;
+                // must stay executable), without set-id bits; default to rw-r--r--; always
+                // readable by everyone (environments run as other uids).
+                // Nobody but the owner may write the code (it is shared by every function with
+                // the same zip, and read-only at /var/task as on Lambda).
+                let perm = mode.map(|m| m & 0o755).filter(|m| *m != 0).unwrap_or(0o644) | 0o444;
                 out.set_permissions(std::fs::Permissions::from_mode(perm))
                     .map_err(io(&target))?;
             }
@@ -596,6 +618,32 @@ mod tests {
             std::fs::read_link(task.join("node_modules/.bin/tool")).map_err(io(&task))?,
             Path::new("../pkg/bin/tool")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn dot_slash_names_are_plain_names() -> Result<(), CodeError> {
+        let dir = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.add_directory("./", SimpleFileOptions::default())
+            .expect("dir");
+        w.start_file(
+            "./bootstrap",
+            SimpleFileOptions::default().unix_permissions(0o777),
+        )
+        .expect("start");
+        w.write_all(b"#!/bin/sh\n").expect("write");
+        let z = w.finish().expect("finish").into_inner();
+        inspect_zip(&z, MAX_UNZIPPED_BYTES)?;
+        let zp = dir.path().join("dot.zip");
+        std::fs::write(&zp, &z).map_err(io(&zp))?;
+        let task = unpack_once(&zp, &dir.path().join("task"), MAX_UNZIPPED_BYTES)?;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(task.join("bootstrap"))
+            .map_err(io(&task))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "group/other write bits are dropped");
         Ok(())
     }
 

@@ -347,13 +347,16 @@ fn spawn_plain(spec: LaunchSpec, uids: Option<&Arc<crate::uids::UidPool>>) -> Sp
             pool.release(u);
         }
     };
-    let stderr = spec
-        .output
-        .try_clone()
-        .map_err(|source| LaunchError::Spawn {
-            program: spec.program.clone(),
-            source,
-        })?;
+    let stderr = match spec.output.try_clone() {
+        Ok(f) => f,
+        Err(source) => {
+            give_back(uid);
+            return Err(LaunchError::Spawn {
+                program: spec.program.clone(),
+                source,
+            });
+        }
+    };
     let mut cmd = std::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
@@ -367,6 +370,7 @@ fn spawn_plain(spec: LaunchSpec, uids: Option<&Arc<crate::uids::UidPool>>) -> Sp
         cmd.uid(u).gid(u);
     }
     let nofile = spec.max_open_files;
+    let own_uid = uid.is_some();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe libc calls
     // (no allocation, no locks).
     unsafe {
@@ -397,6 +401,17 @@ fn spawn_plain(spec: LaunchSpec, uids: Option<&Arc<crate::uids::UidPool>>) -> Sp
             };
             if libc::setrlimit(libc::RLIMIT_CORE, &core) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // Processes per uid: exact when the environment has a uid of its own (as in the
+            // sandbox), so a fork bomb stops at 1024 and the uid can be reclaimed.
+            if own_uid {
+                let procs = libc::rlimit {
+                    rlim_cur: 1024,
+                    rlim_max: 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_NPROC, &procs) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

@@ -50,6 +50,10 @@ impl UidPool {
             if start.checked_add(count).is_none() {
                 break;
             }
+            if let Some(why) = range_in_use(start, count) {
+                tracing::info!(base = start, "skipping environment uids {start}..: {why}");
+                continue;
+            }
             let path = dir.join(format!("{start}.lock"));
             let file = std::fs::OpenOptions::new()
                 .read(true)
@@ -127,6 +131,44 @@ impl UidPool {
             .free
             .push_back(uid);
     }
+}
+
+/// Whether the host already gives out ids in `[start, start + count)`: a user or group in
+/// `/etc/passwd` / `/etc/group`, or a subordinate range in `/etc/subuid` / `/etc/subgid`
+/// (an environment's leftover processes are killed by uid, so the range must be Nimbus's alone).
+/// Directory services (NSS beyond the files) are not consulted.
+fn range_in_use(start: u32, count: u32) -> Option<String> {
+    let end = u64::from(start) + u64::from(count);
+    let inside = |id: u64| (u64::from(start)..end).contains(&id);
+    for file in ["/etc/passwd", "/etc/group"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(id) = line.split(':').nth(2).and_then(|v| v.parse::<u64>().ok())
+                && inside(id)
+            {
+                return Some(format!("{file} has id {id}"));
+            }
+        }
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines() {
+            let mut f = line.split(':').skip(1);
+            if let (Some(Ok(s)), Some(Ok(n))) = (
+                f.next().map(str::parse::<u64>),
+                f.next().map(str::parse::<u64>),
+            ) && s < end
+                && s + n > u64::from(start)
+            {
+                return Some(format!("{file} hands out {s}..{}", s + n));
+            }
+        }
+    }
+    None
 }
 
 fn lock_dir() -> PathBuf {

@@ -178,14 +178,27 @@ impl WriterHandle {
 /// How long background-only writes (logs, metering) may wait for company before committing.
 const BACKGROUND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
-fn set_synchronous(conn: &Connection, full: bool, current: &mut Option<bool>) {
+/// Sets the commit mode; `Err` when FULL was asked for and could not be set (durable batches
+/// must then not be acknowledged).
+fn set_synchronous(
+    conn: &Connection,
+    full: bool,
+    current: &mut Option<bool>,
+) -> std::result::Result<(), String> {
     if *current != Some(full) {
         let mode = if full { "FULL" } else { "NORMAL" };
         match conn.pragma_update(None, "synchronous", mode) {
             Ok(()) => *current = Some(full),
-            Err(e) => tracing::error!(error = %e, "setting synchronous={mode} failed"),
+            Err(e) => {
+                *current = None;
+                tracing::error!(error = %e, "setting synchronous={mode} failed");
+                if full {
+                    return Err(format!("cannot make the commit durable: {e}"));
+                }
+            }
         }
     }
+    Ok(())
 }
 
 fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>) {
@@ -212,8 +225,8 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>)
             std::thread::sleep(left);
         }
         let durable = group.iter().any(|b| b.durable);
-        set_synchronous(&conn, durable, &mut synchronous);
-        let result = apply(&mut conn, &group).map_err(|e| e.to_string());
+        let result = set_synchronous(&conn, durable, &mut synchronous)
+            .and_then(|()| apply(&mut conn, &group).map_err(|e| e.to_string()));
         match result {
             Ok(()) => {
                 if durable {
@@ -233,9 +246,9 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>)
                 // Find the bad batch: apply each alone, so the others still commit.
                 tracing::warn!(error = %e, batches = group.len(), "a group commit failed; committing its batches one by one");
                 for b in group {
-                    set_synchronous(&conn, b.durable, &mut synchronous);
                     let one = [b];
-                    let r = apply(&mut conn, &one).map_err(|e| e.to_string());
+                    let r = set_synchronous(&conn, one[0].durable, &mut synchronous)
+                        .and_then(|()| apply(&mut conn, &one).map_err(|e| e.to_string()));
                     let [b] = one;
                     match r {
                         Ok(()) => {

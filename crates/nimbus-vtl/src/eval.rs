@@ -20,6 +20,10 @@ pub const MAX_STEPS: u64 = 1_000_000;
 pub const MAX_VALUE_BYTES: u64 = 64 * 1024 * 1024;
 /// How deeply lists and maps may nest inside each other.
 const MAX_VALUE_DEPTH: usize = 64;
+/// How long one rendering may run.
+const MAX_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest regular expression a template method may use.
+const MAX_PATTERN: usize = 1024;
 /// Items a list built in one step (`split`) may hold.
 const MAX_ITEMS: usize = 100_000;
 
@@ -59,6 +63,7 @@ impl Template {
             body_json: serde_json::from_str(&req.body).ok(),
             steps: 0,
             bytes: 0,
+            started: std::time::Instant::now(),
         };
         ev.nodes(&self.nodes)?;
         Ok(ev.out)
@@ -78,7 +83,7 @@ fn measure(v: &Value) -> (u64, usize) {
     let mut stack = vec![(v, 1usize)];
     while let Some((v, d)) = stack.pop() {
         depth = depth.max(d);
-        bytes += 8;
+        bytes += std::mem::size_of::<Value>() as u64;
         match v {
             Value::Str(s) => bytes += s.len() as u64,
             Value::List(l) => stack.extend(l.iter().map(|x| (x, d + 1))),
@@ -109,6 +114,7 @@ struct Eval<'a> {
     steps: u64,
     /// Value bytes produced so far (bounded by `MAX_VALUE_BYTES`).
     bytes: u64,
+    started: std::time::Instant,
 }
 
 enum Flow {
@@ -257,6 +263,11 @@ fn url_decode(s: &str) -> String {
 }
 
 fn regex(pattern: &str) -> Result<regex_lite::Regex, VtlError> {
+    if pattern.len() > MAX_PATTERN {
+        return Err(err(format!(
+            "regular expressions in templates may be at most {MAX_PATTERN} bytes long"
+        )));
+    }
     regex_lite::Regex::new(pattern)
         .map_err(|e| err(format!("bad regular expression {pattern:?}: {e}")))
 }
@@ -312,7 +323,15 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, VtlError> {
 
 impl Eval<'_> {
     fn step(&mut self, n: u64) -> Result<(), VtlError> {
+        let before = self.steps;
         self.steps += n;
+        // The clock is read once per 4,096 steps.
+        if before >> 12 != self.steps >> 12 && self.started.elapsed() > MAX_TIME {
+            return Err(err(format!(
+                "the template ran for more than {} ms",
+                MAX_TIME.as_millis()
+            )));
+        }
         if self.steps > MAX_STEPS {
             return Err(err(format!(
                 "the template took more than {MAX_STEPS} evaluation steps"

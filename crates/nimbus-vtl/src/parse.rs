@@ -78,9 +78,9 @@ struct P<'a> {
     depth: usize,
 }
 
-/// How deeply blocks, parentheses, calls and interpolated strings may nest. The parser, the
+/// How deeply blocks, parentheses, calls, operators and interpolated strings may nest. The parser, the
 /// evaluator and dropping the tree all recurse on this, so it bounds their stacks.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 100;
 
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_'
@@ -503,6 +503,15 @@ impl<'a> P<'a> {
     }
 
     fn or(&mut self) -> Result<Expr, VtlError> {
+        // Each operator nests the tree one level deeper (chains are left-nested): count them
+        // against the depth limit, for as long as this expression is being parsed.
+        let depth = self.depth;
+        let r = self.or_chain();
+        self.depth = depth;
+        r
+    }
+
+    fn or_chain(&mut self) -> Result<Expr, VtlError> {
         let mut l = self.and()?;
         loop {
             self.ws();
@@ -511,12 +520,22 @@ impl<'a> P<'a> {
             } else if !self.word("or") {
                 return Ok(l);
             }
+            self.enter()?;
             let r = self.and()?;
             l = Expr::Bin(BinOp::Or, Box::new(l), Box::new(r));
         }
     }
 
     fn and(&mut self) -> Result<Expr, VtlError> {
+        // Each operator nests the tree one level deeper (chains are left-nested): count them
+        // against the depth limit, for as long as this expression is being parsed.
+        let depth = self.depth;
+        let r = self.and_chain();
+        self.depth = depth;
+        r
+    }
+
+    fn and_chain(&mut self) -> Result<Expr, VtlError> {
         let mut l = self.cmp()?;
         loop {
             self.ws();
@@ -525,6 +544,7 @@ impl<'a> P<'a> {
             } else if !self.word("and") {
                 return Ok(l);
             }
+            self.enter()?;
             let r = self.cmp()?;
             l = Expr::Bin(BinOp::And, Box::new(l), Box::new(r));
         }
@@ -571,6 +591,15 @@ impl<'a> P<'a> {
     }
 
     fn add(&mut self) -> Result<Expr, VtlError> {
+        // Each operator nests the tree one level deeper (chains are left-nested): count them
+        // against the depth limit, for as long as this expression is being parsed.
+        let depth = self.depth;
+        let r = self.add_chain();
+        self.depth = depth;
+        r
+    }
+
+    fn add_chain(&mut self) -> Result<Expr, VtlError> {
         let mut l = self.mul()?;
         loop {
             self.ws();
@@ -580,12 +609,22 @@ impl<'a> P<'a> {
                 _ => return Ok(l),
             };
             self.i += 1;
+            self.enter()?;
             let r = self.mul()?;
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
 
     fn mul(&mut self) -> Result<Expr, VtlError> {
+        // Each operator nests the tree one level deeper (chains are left-nested): count them
+        // against the depth limit, for as long as this expression is being parsed.
+        let depth = self.depth;
+        let r = self.mul_chain();
+        self.depth = depth;
+        r
+    }
+
+    fn mul_chain(&mut self) -> Result<Expr, VtlError> {
         let mut l = self.unary()?;
         loop {
             self.ws();
@@ -596,6 +635,7 @@ impl<'a> P<'a> {
                 _ => return Ok(l),
             };
             self.i += 1;
+            self.enter()?;
             let r = self.unary()?;
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
