@@ -177,15 +177,7 @@ impl AsyncQueue {
 
     /// Durably accepts an event; returns once the write is committed.
     pub async fn enqueue(&self, ev: QueuedEvent) -> Result<()> {
-        let body = serde_json::to_string(&ev)
-            .map_err(|e| CoreError::Internal(format!("encoding an event: {e}")))?;
-        self.store
-            .write_async(vec![WriteOp::PutRecord {
-                kind: KIND.into(),
-                key: ev.id.clone(),
-                body,
-            }])
-            .await?;
+        self.save_durably(&ev).await?;
         {
             let mut st = self.lock();
             let (id, due) = (ev.id.clone(), ev.due_ms);
@@ -196,7 +188,6 @@ impl AsyncQueue {
         Ok(())
     }
 
-    /// Saves an event's progress (before a retry) without waiting.
     /// Stores the event's current state and waits for the commit (without scheduling it).
     async fn save_durably(&self, ev: &QueuedEvent) -> Result<()> {
         let body = serde_json::to_string(ev)
@@ -211,6 +202,7 @@ impl AsyncQueue {
         Ok(())
     }
 
+    /// Saves an event's progress (before a retry) without waiting.
     fn save(&self, ev: &QueuedEvent) {
         if let Ok(body) = serde_json::to_string(ev) {
             self.store.write_background(vec![WriteOp::PutRecord {

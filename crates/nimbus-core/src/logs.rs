@@ -226,6 +226,12 @@ mod tests {
         // 12,000 expired events go in three chunks of at most 5,000.
         assert_eq!(logs.sweep(now, None)?, 3);
         assert_eq!(messages(&store, "/aws/lambda/short"), vec!["fresh"]);
+        let short = store.log_groups(Some("/aws/lambda/short"))?;
+        assert_eq!(
+            short[0].stored_bytes,
+            "fresh".len() as i64,
+            "stored bytes follow the expiry"
+        );
         assert_eq!(messages(&store, "/aws/lambda/kept").len(), 12_000);
         assert_eq!(messages(&store, "/aws/lambda/default").len(), 2);
         logs.sweep(now, Some(7))?;

@@ -304,6 +304,10 @@ impl Store {
             }])?;
             chunks += 1;
         }
+        if chunks > 0 {
+            // The streams' stored bytes, counted again from what is left.
+            self.write(vec![WriteOp::RecountLogBytes(group.to_string())])?;
+        }
         Ok(chunks)
     }
 

@@ -51,6 +51,8 @@ pub enum WriteOp {
         before_ms: i64,
         limit: u32,
     },
+    /// Recomputes a group's streams' stored bytes from their events (after expiry).
+    RecountLogBytes(String),
 }
 
 /// A log line to append; the group and stream are created on first use.
@@ -370,6 +372,14 @@ fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
                      (SELECT id FROM log_events WHERE group_name = ?1 AND ts_ms < ?2 LIMIT ?3)",
                 )?
                 .execute(params![group, before_ms, limit])?;
+            }
+            WriteOp::RecountLogBytes(g) => {
+                tx.prepare_cached(
+                    "UPDATE log_streams SET stored_bytes = (SELECT COALESCE(SUM(length(message)), 0)
+                       FROM log_events e WHERE e.group_name = log_streams.group_name AND e.stream = log_streams.name)
+                     WHERE group_name = ?1",
+                )?
+                .execute(params![g])?;
             }
             WriteOp::DeleteLogGroup(g) => {
                 tx.prepare_cached("DELETE FROM log_events WHERE group_name = ?1")?
