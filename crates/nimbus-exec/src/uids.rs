@@ -194,7 +194,19 @@ mod tests {
     #[test]
     fn two_servers_never_share_a_range() {
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: reserving uid ranges needs root (for /run)");
+            let why =
+                "uids::two_servers_never_share_a_range: reserving uid ranges needs root (for /run)";
+            eprintln!("SKIPPED: {why}");
+            if let Some(p) = std::env::var_os("NIMBUS_SKIP_LOG") {
+                use std::io::Write as _;
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                {
+                    let _ = writeln!(f, "{why}");
+                }
+            }
             return;
         }
         // A base far from what servers use, so a running Nimbus does not interfere.

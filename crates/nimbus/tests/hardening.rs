@@ -535,7 +535,10 @@ async fn runtime_uid(s: &Server, name: &str) -> u32 {
 async fn environments_never_run_as_root_and_servers_never_share_uids() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root (environment uids are only handed out by a root server)");
+        skip(
+            "environments_never_run_as_root_and_servers_never_share_uids",
+            "needs root (environment uids are only handed out by a root server)",
+        );
         return;
     }
     let a = Server::start();

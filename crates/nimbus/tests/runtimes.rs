@@ -70,7 +70,7 @@ export const handler = async (event) => ({ esm: true, got: event });
 async fn python_runtime(runtime: &str) {
     let s = Server::start();
     if !runtime_available(&s, runtime).await {
-        eprintln!("SKIPPED: {runtime} has no interpreter on this host (see nimbus doctor)");
+        skip(runtime, "no interpreter on this host (see nimbus doctor)");
         return;
     }
     let zip = zip_of(&[("lambda_function.py", PY, 0o644)]);
@@ -181,7 +181,10 @@ async fn python_3_13() {
 async fn nodejs_20() {
     let s = Server::start();
     if !runtime_available(&s, "nodejs20.x").await {
-        eprintln!("SKIPPED: nodejs20.x has no Node.js 20 on this host (see nimbus doctor)");
+        skip(
+            "nodejs_20",
+            "no Node.js 20 on this host (see nimbus doctor)",
+        );
         return;
     }
     let zip = zip_of(&[("index.js", NODE, 0o644), ("esm.mjs", ESM, 0o644)]);
@@ -302,7 +305,10 @@ async fn unavailable_runtimes_are_refused_clearly() {
         .and_then(|r| r["runtime"].as_str())
         .map(str::to_string);
     let Some(rt) = missing else {
-        eprintln!("SKIPPED: every managed runtime is available on this host");
+        skip(
+            "unavailable_runtimes_are_refused",
+            "every managed runtime is available on this host",
+        );
         return;
     };
     let (st, v) = s
@@ -325,7 +331,10 @@ async fn unavailable_runtimes_are_refused_clearly() {
 async fn python_logging_is_formatted_like_lambda() {
     let s = Server::start();
     if !runtime_available(&s, "python3.11").await {
-        eprintln!("SKIPPED: python3.11 has no interpreter on this host");
+        skip(
+            "python_logging_is_formatted_like_lambda",
+            "python3.11 has no interpreter on this host",
+        );
         return;
     }
     // As on Lambda, the root logger keeps Python's default WARNING level in text format.
