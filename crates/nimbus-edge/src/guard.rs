@@ -179,15 +179,15 @@ pub async fn check(State(policy): State<Arc<BrowserPolicy>>, req: Request, next:
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let own_origin = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(|h| format!("http://{h}"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    // Same-origin: `http://<the Host this request was sent to>`.
+    let own = |o: &str| {
+        o.strip_prefix("http://")
+            .is_some_and(|rest| Some(rest) == host)
+    };
     let mut cors_origin = None;
     let browser_from_elsewhere = matches!(site.as_deref(), Some("cross-site" | "same-site"))
-        || origin
-            .as_deref()
-            .is_some_and(|o| Some(o) != own_origin.as_deref());
+        || origin.as_deref().is_some_and(|o| !own(o));
     if browser_from_elsewhere {
         match origin.as_deref() {
             Some(o) if policy.origin_allowed(o) => cors_origin = Some(o.to_string()),

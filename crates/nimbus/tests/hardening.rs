@@ -239,18 +239,7 @@ async fn wait_active(s: &Server, name: &str) {
 }
 
 async fn call(s: &Server, method: &str, path: &str, body: Value) -> Value {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let r = s
-        .http
-        .request(m, s.u(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let st = r.status().as_u16();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert!(st == 201 || st == 200, "{method} {path}: {st} {v}");
-    v
+    s.call_ok(method, path, body).await
 }
 
 #[tokio::test]

@@ -28,16 +28,7 @@ const REQUEST_TEMPLATE: &str = r##"{
 const RESPONSE_TEMPLATE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>$input.path('$.message')</Message></Response>"#;
 
 async fn call(s: &Server, method: &str, path: &str, body: Value) -> Value {
-    let url = s.u(path);
-    let req = match method {
-        "PUT" => s.http.put(url),
-        _ => s.http.post(url),
-    };
-    let r = req.json(&body).send().await.expect("request");
-    let st = r.status().as_u16();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert!(st == 201 || st == 200, "{method} {path}: {st} {v}");
-    v
+    s.call_ok(method, path, body).await
 }
 
 #[tokio::test]

@@ -184,6 +184,22 @@ impl Server {
         v
     }
 
+    /// A JSON request that must succeed (200 or 201); returns the body.
+    pub async fn call_ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = self
+            .http
+            .request(m, self.u(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let st = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(st == 201 || st == 200, "{method} {path}: {st} {v}");
+        v
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value, reqwest::header::HeaderMap) {
         let r = self.http.get(self.u(path)).send().await.expect("get");
         let st = r.status().as_u16();
