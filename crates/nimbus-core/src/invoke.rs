@@ -372,7 +372,12 @@ impl InvokeService {
                     task_root.display()
                 ),
             ),
-            ("AWS_ENDPOINT_URL".into(), s.public_url.clone()),
+            (
+                "AWS_ENDPOINT_URL".into(),
+                self.launcher
+                    .guest_endpoint()
+                    .unwrap_or_else(|| s.public_url.clone()),
+            ),
             ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
         ];
         env.extend(rec.environment.iter().map(|(k, v)| (k.clone(), v.clone())));

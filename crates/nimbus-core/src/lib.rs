@@ -71,6 +71,7 @@ fn choose_launcher(
         dir: settings.data_dir.join("sandbox"),
         uids: uids.clone(),
         prepared: 2,
+        network: settings.sandbox_network.clone(),
     };
     match nimbus_exec::SandboxLauncher::new(&config) {
         Ok(s) => {

@@ -50,6 +50,9 @@ pub struct Settings {
     /// the server is root. Set by the `nimbus` binary; libraries embedding the core without it
     /// leave it off.
     pub unpack_in_helper: bool,
+    /// How sandboxed environments reach the network (`api` is filled in by the binary with the
+    /// address it listens on).
+    pub sandbox_network: nimbus_exec::NetworkConfig,
 }
 
 /// The launcher setting: `auto` sandboxes where the host allows it and falls back to plain
@@ -98,6 +101,7 @@ impl Settings {
             log_retention_days: None,
             log_sweep_interval: Duration::from_secs(600),
             invocation_drain: Duration::from_secs(10),
+            sandbox_network: nimbus_exec::NetworkConfig::default(),
             unpack_in_helper: false,
         }
     }

@@ -404,13 +404,22 @@ impl Environment {
         let (exit_tx, exit_rx) = watch::channel(None::<String>);
         let started = Instant::now();
 
+        // The Runtime API listens on the host's loopback unless the launcher gives each
+        // environment a network of its own (and the listener inside it).
+        let guest_api = launcher.guest_runtime_api();
         let setup = async {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-            let port = listener.local_addr()?.port();
+            let (listener, address) = match &guest_api {
+                Some(a) => (None, a.clone()),
+                None => {
+                    let l = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+                    let a = format!("127.0.0.1:{}", l.local_addr()?.port());
+                    (Some(l), a)
+                }
+            };
             let (pipe, write_end) = logpipe::pipe()?;
-            Ok::<_, std::io::Error>((listener, port, Arc::new(pipe), write_end))
+            Ok::<_, std::io::Error>((listener, address, Arc::new(pipe), write_end))
         };
-        let (listener, port, pipe, write_end) = match setup.await {
+        let (listener, runtime_api, pipe, write_end) = match setup.await {
             Ok(x) => x,
             Err(e) => {
                 return Self::failed(
@@ -426,7 +435,7 @@ impl Environment {
         };
 
         let mut env_vars = config.env.clone();
-        env_vars.push(("AWS_LAMBDA_RUNTIME_API".into(), format!("127.0.0.1:{port}")));
+        env_vars.push(("AWS_LAMBDA_RUNTIME_API".into(), runtime_api));
         env_vars.push(("AWS_LAMBDA_LOG_STREAM_NAME".into(), log_stream.clone()));
         let guest = launcher.guest_paths();
         let (task_root, runtime_dir) = match &guest {
@@ -489,7 +498,7 @@ impl Environment {
                 })
             })
         };
-        let control = launched.as_ref().ok().map(|(c, _)| c.clone());
+        let control = launched.as_ref().ok().map(|l| l.control.clone());
         tokio::spawn(log_task(
             config.clone(),
             log_stream,
@@ -498,8 +507,24 @@ impl Environment {
             control,
             sink,
         ));
-        let (control, exit) = match launched {
-            Ok(x) => x,
+        let (control, exit, listener) = match launched {
+            Ok(l) => {
+                let listener = match (listener, l.runtime_api) {
+                    (Some(host), _) => Ok(host),
+                    (None, Some(guest)) => tokio::net::TcpListener::from_std(guest)
+                        .map_err(|e| format!("the Runtime API listener: {e}")),
+                    (None, None) => Err("the launcher gave no Runtime API listener".to_string()),
+                };
+                match listener {
+                    Ok(listener) => (l.control, l.exit, listener),
+                    Err(why) => {
+                        l.control.kill();
+                        // The exit future frees what the launch holds.
+                        tokio::spawn(l.exit);
+                        return env.fail_init(InitFailure::Launch(why));
+                    }
+                }
+            }
             Err(failure) => return env.fail_init(failure),
         };
         let server = tokio::spawn(crate::runtime_api::serve(

@@ -70,8 +70,19 @@ pub enum LaunchError {
 /// A future that resolves when the process exits.
 pub type ExitFuture = Pin<Box<dyn std::future::Future<Output = ExitStatus> + Send>>;
 
-/// What a launch yields: control over the process and a future of its exit.
-pub type SpawnReply = Result<(Arc<dyn ProcessControl>, ExitFuture), LaunchError>;
+/// What a launch yields.
+pub struct Launched {
+    /// Control over the process.
+    pub control: Arc<dyn ProcessControl>,
+    /// Resolves when it exits.
+    pub exit: ExitFuture,
+    /// The Runtime API's listener, when the launcher made it (inside the environment's own
+    /// network namespace); otherwise the environment listens on the host's loopback.
+    pub runtime_api: Option<std::net::TcpListener>,
+}
+
+/// What a launch yields, or why it failed.
+pub type SpawnReply = Result<Launched, LaunchError>;
 
 /// The future a launcher returns.
 pub type LaunchFuture<'a> = Pin<Box<dyn std::future::Future<Output = SpawnReply> + Send + 'a>>;
@@ -102,6 +113,15 @@ pub trait Launcher: Send + Sync + 'static {
     fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_>;
     /// Where processes see the code and runtime files; `None` means at their host paths.
     fn guest_paths(&self) -> Option<GuestPaths> {
+        None
+    }
+    /// `AWS_LAMBDA_RUNTIME_API` inside environments, when the launcher provides the listener
+    /// itself ([`Launched::runtime_api`]).
+    fn guest_runtime_api(&self) -> Option<String> {
+        None
+    }
+    /// `AWS_ENDPOINT_URL` inside environments, when it differs from the server's public URL.
+    fn guest_endpoint(&self) -> Option<String> {
         None
     }
     /// Releases what the launcher holds ahead of demand (at server shutdown).
@@ -452,7 +472,11 @@ fn spawn_plain(spec: LaunchSpec, uids: Option<&Arc<crate::uids::UidPool>>) -> Sp
         }
         status
     });
-    Ok((control, exit))
+    Ok(Launched {
+        control,
+        exit,
+        runtime_api: None,
+    })
 }
 
 /// Renders an exit status the way Lambda reports it (Go's `ExitError` text):

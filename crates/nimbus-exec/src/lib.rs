@@ -23,9 +23,10 @@ pub use environment::{
     LogLine, LogSink, RuntimeReply,
 };
 pub use launcher::{
-    GuestPaths, LaunchError, LaunchSpec, Launcher, ProcessControl, ProcessLauncher,
+    GuestPaths, LaunchError, LaunchSpec, Launched, Launcher, ProcessControl, ProcessLauncher,
 };
 pub use runtimes::{ResolvedRuntime, RuntimeCatalog, RuntimeError};
+pub use sandbox::net::{Cidr, NetworkConfig, NetworkMode};
 pub use sandbox::{Feature, SandboxConfig, SandboxLauncher};
 
 /// Largest response a runtime may post (6 MiB + 100 bytes, as Lambda).

@@ -65,6 +65,16 @@ pub struct SandboxSection {
     pub launcher: Option<String>,
     /// First uid/gid given to environments (each live environment holds its own).
     pub uid_base: Option<u32>,
+    /// `isolated` (default: own network namespace, outbound through the host), `loopback`
+    /// (own namespace, no outbound access) or `host` (the host's network, shared).
+    pub network: Option<String>,
+    /// Whether private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, 198.18/15) are
+    /// unreachable from functions (default true).
+    pub block_private_networks: Option<bool>,
+    /// Destinations functions may reach despite the blocks (`a.b.c.d` or `a.b.c.d/n`).
+    pub network_allow: Option<Vec<String>>,
+    /// Addresses of the environments' veth pairs (default 100.64.0.0/10).
+    pub network_subnet: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +257,31 @@ pub fn resolve(
             "sandbox.uid_base must leave room for 65536 uids above 1000"
         );
         s.sandbox_uid_base = u;
+    }
+    if let Some(m) = file.sandbox.network {
+        s.sandbox_network.mode = m
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("sandbox.network: {e}"))?;
+    }
+    if let Some(b) = file.sandbox.block_private_networks {
+        s.sandbox_network.block_private = b;
+    }
+    if let Some(list) = file.sandbox.network_allow {
+        s.sandbox_network.allow = list
+            .iter()
+            .map(|c| c.parse())
+            .collect::<Result<_, String>>()
+            .map_err(|e| anyhow::anyhow!("sandbox.network_allow: {e}"))?;
+    }
+    if let Some(n) = file.sandbox.network_subnet {
+        let c: nimbus_exec::Cidr = n
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("sandbox.network_subnet: {e}"))?;
+        anyhow::ensure!(
+            c.len <= 24,
+            "sandbox.network_subnet must be a /24 or larger (two addresses per environment)"
+        );
+        s.sandbox_network.subnet = c;
     }
     Ok(s)
 }

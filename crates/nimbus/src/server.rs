@@ -64,6 +64,8 @@ pub async fn run(
         settings.launcher = l;
     }
     settings.unpack_in_helper = true;
+    // Environments with a network of their own reach the API through a relay to this address.
+    settings.sandbox_network.api = Some(addr);
     let core = Core::start(settings)
         .await
         .map_err(|e| anyhow::anyhow!("starting Nimbus: {e}"))?;

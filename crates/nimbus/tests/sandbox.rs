@@ -379,9 +379,11 @@ result = {
     still_serving(&s).await;
 }
 
+/// With the host's network shared (`sandbox.network = "host"`), every Runtime API is on the
+/// host's loopback: each serves only its environment's uid.
 #[tokio::test]
 async fn another_environments_runtime_api_is_refused() {
-    let s = start().await;
+    let s = start_with("[sandbox]\nnetwork = \"host\"\n").await;
     exec_fn(&s, "target", json!({}), &[]).await;
     exec_fn(&s, "thief", json!({}), &[]).await;
     // The target is warm and waiting on /next.
@@ -525,7 +527,13 @@ async fn doctor_reports_the_isolation_in_force() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("launcher:     sandbox"), "{text}");
-    for feature in ["namespaces", "cgroups", "seccomp", "runtime-api-isolation"] {
+    for feature in [
+        "namespaces",
+        "cgroups",
+        "seccomp",
+        "runtime-api-isolation",
+        "network",
+    ] {
         assert!(
             text.lines()
                 .any(|l| l.trim_start().starts_with(feature) && l.contains(" yes ")),
@@ -601,4 +609,328 @@ async fn without_root_auto_falls_back_with_a_warning_and_sandbox_refuses() {
         err.contains("the sandbox launcher is required but unavailable"),
         "{err}"
     );
+}
+
+/// A host address that is not loopback (the host's own, reachable from the host).
+fn host_address() -> Option<std::net::Ipv4Addr> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let inet = l.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+        inet.split('/').next()?.parse().ok()
+    })
+}
+
+/// Code that tries TCP connections and reports, per target, "ok" or the error's text.
+fn probe_code(targets: &[(&str, String)]) -> String {
+    let list: Vec<String> = targets
+        .iter()
+        .map(|(k, t)| format!("({k:?}, {t:?})"))
+        .collect();
+    format!(
+        r#"
+import socket
+def probe(t):
+    h, p = t.rsplit(":", 1)
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect((h, int(p)))
+        s.sendall(b"hi\n")
+        data = s.recv(200).decode().strip()
+        return "ok " + data
+    except OSError as e:
+        return type(e).__name__ + ": " + (e.strerror or str(e))
+    finally:
+        s.close()
+result = {{k: probe(t) for k, t in [{}]}}
+"#,
+        list.join(", ")
+    )
+}
+
+/// A listener that answers each connection with the peer's address, on a thread.
+fn answering_listener(addr: &str) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind(addr).expect("bind");
+    let a = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let peer = c
+                .peer_addr()
+                .map(|p| p.ip().to_string())
+                .unwrap_or_default();
+            let mut c = c;
+            let _ = std::io::Write::write_all(&mut c, format!("{peer}\n").as_bytes());
+        }
+    });
+    a
+}
+
+#[tokio::test]
+async fn functions_have_a_network_of_their_own() {
+    let s = start().await;
+    exec_fn(&s, "net", json!({}), &[]).await;
+    let local = answering_listener("127.0.0.1:0");
+    let any = answering_listener("0.0.0.0:0");
+    let mut targets = vec![
+        ("host_loopback", local.to_string()),
+        ("metadata", "169.254.169.254:80".to_string()),
+    ];
+    if let Some(ip) = host_address() {
+        targets.push(("host_address", format!("{ip}:{}", any.port())));
+    }
+    let v = result(&s, "net", &probe_code(&targets)).await;
+    assert!(
+        v["host_loopback"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("ConnectionRefusedError")),
+        "a host-only loopback service was reachable: {v}"
+    );
+    for k in ["metadata", "host_address"] {
+        if let Some(r) = v.get(k) {
+            let r = r.as_str().unwrap_or_default();
+            assert!(
+                r.starts_with("PermissionError"),
+                "{k} must be refused at once: {v}"
+            );
+        }
+    }
+    // The environment sees its own sockets only, and what it listens on stays inside.
+    let inside = result(
+        &s,
+        "net",
+        r#"
+import os, socket
+global keep
+keep = socket.socket()
+keep.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+keep.bind(("0.0.0.0", 0))
+keep.listen(1)
+ports = set()
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    f = line.split()
+    if f[3] == "0A":
+        ports.add(int(f[1].split(":")[1], 16))
+result = {"listening": sorted(ports), "mine": keep.getsockname()[1],
+          "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+          "endpoint": os.environ["AWS_ENDPOINT_URL"],
+          "interfaces": sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else None}
+"#,
+    )
+    .await;
+    assert_eq!(inside["runtime_api"], "127.0.0.1:9001", "{inside}");
+    let api_port: u16 = s
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the server's port");
+    assert_eq!(
+        inside["endpoint"],
+        format!("http://127.0.0.1:{api_port}"),
+        "{inside}"
+    );
+    let mine = inside["mine"].as_u64().expect("the function's port") as u16;
+    let listening: Vec<u64> = inside["listening"]
+        .as_array()
+        .expect("listening ports")
+        .iter()
+        .filter_map(|p| p.as_u64())
+        .collect();
+    assert!(
+        !listening.contains(&u64::from(local.port()))
+            && !listening.contains(&u64::from(any.port())),
+        "the host's sockets are visible: {inside}"
+    );
+    let mut expected = vec![9001, u64::from(api_port), u64::from(mine)];
+    expected.sort();
+    assert_eq!(listening, expected, "{inside}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", mine)).is_err(),
+        "a function's listener is reachable from the host"
+    );
+    // The Nimbus API is reachable from inside.
+    let listed = result(
+        &s,
+        "net",
+        r#"
+import os, urllib.request, json
+with urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"] + "/2015-03-31/functions/", timeout=5) as r:
+    result = sorted(f["FunctionName"] for f in json.load(r)["Functions"])
+"#,
+    )
+    .await;
+    assert_eq!(listed, json!(["healthy", "net"]));
+    still_serving(&s).await;
+}
+
+/// A stand-in for the internet: a network namespace behind a veth pair on the host, at a
+/// public address (203.0.113.1, TEST-NET-3) and a private one (10.99.0.1), with a server that
+/// answers each connection with the peer's address.
+struct FakeInternet {
+    ns: String,
+    link: String,
+    server: std::process::Child,
+}
+
+impl FakeInternet {
+    fn create() -> Result<FakeInternet, String> {
+        let id = std::process::id() % 100_000;
+        let ns = format!("nbt-inet-{id}");
+        let link = format!("nbtinet{id}");
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let _ = ip(&["netns", "del", &ns]);
+        let _ = ip(&["link", "del", &link]);
+        ip(&["netns", "add", &ns])?;
+        let setup = (|| {
+            ip(&[
+                "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
+            ip(&["addr", "add", "203.0.113.2/24", "dev", &link])?;
+            ip(&["link", "set", &link, "up"])?;
+            ip(&["route", "add", "10.99.0.1/32", "via", "203.0.113.1"])?;
+            ip(&["-n", &ns, "addr", "add", "203.0.113.1/24", "dev", "eth0"])?;
+            ip(&["-n", &ns, "addr", "add", "10.99.0.1/32", "dev", "lo"])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", &ns, "route", "add", "default", "via", "203.0.113.2"])
+        })();
+        if let Err(e) = setup {
+            let _ = ip(&["link", "del", &link]);
+            let _ = ip(&["netns", "del", &ns]);
+            return Err(e);
+        }
+        let server = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-c"])
+            .arg(
+                "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',8080))\ns.listen(16)\nprint('ready',flush=True)\nwhile True:\n  c,a=s.accept()\n  c.sendall((a[0]+'\\n').encode())\n  c.close()\n",
+            )
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting the server: {e}"))?;
+        let mut me = FakeInternet { ns, link, server };
+        let mut line = String::new();
+        let stdout = me.server.stdout.take().ok_or("no stdout")?;
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .map_err(|e| format!("waiting for the server: {e}"))?;
+        Ok(me)
+    }
+}
+
+impl Drop for FakeInternet {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::process::Command::new("ip")
+            .args(["route", "del", "10.99.0.1/32"])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+    }
+}
+
+/// The host-side interface prefix the server reports (`veth nmb<k>-*`).
+async fn veth_prefix(s: &Server) -> Option<String> {
+    let (_, st, _) = s.get("/_nimbus/status").await;
+    let text = st.to_string();
+    let at = text.find("veth nmb")? + 5;
+    let rest = &text[at..];
+    Some(rest[..rest.find('*')?].to_string())
+}
+
+fn host_links() -> String {
+    std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn outbound_traffic_reaches_public_addresses_only() {
+    let test = "sandbox::outbound_traffic_reaches_public_addresses_only";
+    let internet = match FakeInternet::create() {
+        Ok(i) => i,
+        Err(why) => return skip(test, &format!("cannot build a test network: {why}")),
+    };
+    let targets = [
+        ("public", "203.0.113.1:8080".to_string()),
+        ("private", "10.99.0.1:8080".to_string()),
+    ];
+    let mut s = start().await;
+    let (_, st, _) = s.get("/_nimbus/status").await;
+    if !st.to_string().contains("outbound through the host") {
+        return skip(test, &format!("no outbound networking on this host: {st}"));
+    }
+    exec_fn(&s, "out", json!({}), &[]).await;
+    let v = result(&s, "out", &probe_code(&targets)).await;
+    // Masqueraded: the far end sees the host's address.
+    assert_eq!(v["public"], "ok 203.0.113.2", "{v}");
+    assert!(
+        v["private"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("PermissionError")),
+        "a private address was reachable: {v}"
+    );
+    let prefix = veth_prefix(&s).await.expect("the veth prefix");
+    assert!(host_links().contains(&prefix), "no veth {prefix}*");
+    s.stop();
+    assert!(
+        !host_links().contains(&prefix),
+        "veth pairs left after the server stopped: {}",
+        host_links()
+    );
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let table = format!(
+        "nimbus-{}",
+        prefix.trim_start_matches("nmb").trim_end_matches('-')
+    );
+    assert!(
+        !tables.lines().any(|l| l.ends_with(&format!(" {table}"))),
+        "{table} left after the server stopped: {tables}"
+    );
+
+    // Allowed destinations punch a hole in the private ranges.
+    let s = start_with("[sandbox]\nnetwork_allow = [\"10.99.0.1\"]\n").await;
+    exec_fn(&s, "out", json!({}), &[]).await;
+    let v = result(&s, "out", &probe_code(&targets)).await;
+    assert_eq!(v["private"], "ok 203.0.113.2", "{v}");
+    drop(s);
+
+    // Loopback only: nothing leaves, the Nimbus API still answers.
+    let s = start_with("[sandbox]\nnetwork = \"loopback\"\n").await;
+    exec_fn(&s, "out", json!({}), &[]).await;
+    let v = result(&s, "out", &probe_code(&targets)).await;
+    assert!(
+        v["public"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("OSError: Network is unreachable")),
+        "{v}"
+    );
+    still_serving(&s).await;
+    drop(internet);
 }

@@ -11,12 +11,16 @@
 //! credentials and filters ([`seccomp`]). Each environment's Runtime API only serves its own uid
 //! ([`peer`]).
 //!
+//! Each environment also gets a network namespace of its own ([`net`]): outbound access
+//! through the host, but no route to the host, its loopback, link-local or private addresses.
+//!
 //! [`SandboxLauncher::new`] refuses (with the reason) on hosts that cannot do this — not root, no
 //! namespaces, a missing cgroup controller — and the caller falls back to the plain-process
 //! launcher with a warning.
 
 pub mod cgroup;
 pub mod init;
+pub mod net;
 pub mod peer;
 pub mod seccomp;
 
@@ -33,7 +37,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
 use crate::launcher::{
-    ExitFuture, GuestPaths, LaunchError, LaunchFuture, LaunchSpec, Launcher, ProcessControl,
+    ExitFuture, GuestPaths, LaunchError, LaunchFuture, LaunchSpec, Launched, Launcher,
+    ProcessControl,
 };
 use cgroup::{CgroupLayout, EnvCgroup, Limits};
 use init::{InitSpec, PrepareSpec};
@@ -57,6 +62,8 @@ pub struct SandboxConfig {
     /// How many environments to keep prepared ahead of demand (cgroups joined, base root
     /// built), which takes the slow part of the setup off the cold-start path.
     pub prepared: usize,
+    /// How environments reach the network.
+    pub network: net::NetworkConfig,
 }
 
 /// One isolation feature and whether it is in force (for `nimbus doctor`).
@@ -74,6 +81,7 @@ struct Inner {
     landlock: bool,
     peer_check: bool,
     features: Vec<Feature>,
+    network: net::Network,
     /// Environments prepared ahead of demand (cgroups joined, base root built).
     pool: Mutex<Vec<Prepared>>,
     pool_target: usize,
@@ -98,17 +106,23 @@ struct Prepared {
     status: OwnedFd,
     chan: OwnedFd,
     cgroup: EnvCgroup,
+    /// The uid the environment will run as (it also names and numbers its network).
+    uid: u32,
+    net: Option<net::EnvNet>,
 }
 
 impl Prepared {
-    /// Discards an unused prepared environment: closing its socket makes init exit.
-    fn discard(self) {
+    /// Discards an unused prepared environment: closing its socket makes init exit. Its
+    /// network namespace (and the veth pair in it) goes when its last socket is closed.
+    fn discard(self, inner: &Inner) {
+        drop(self.net);
         drop(self.chan);
         pidfd_kill(&self.pidfd);
         let mut ws = 0;
         // SAFETY: waitpid on our own child.
         unsafe { libc::waitpid(self.pid, &mut ws, 0) };
         self.cgroup.remove_blocking();
+        inner.uids.release(self.uid);
     }
 }
 
@@ -166,6 +180,15 @@ impl SandboxLauncher {
         let peer_check = features
             .iter()
             .any(|f| f.name == "runtime-api-isolation" && f.active);
+        let network = net::Network::start(
+            &config.network,
+            config.uids.origin(),
+            config.uids.base(),
+            config.uids.count(),
+        );
+        if let Some(f) = features.iter_mut().find(|f| f.name == "network") {
+            *f = network.feature.clone();
+        }
         let inner = Arc::new(Inner {
             layout,
             root,
@@ -173,6 +196,7 @@ impl SandboxLauncher {
             landlock,
             peer_check,
             features,
+            network,
             pool: Mutex::new(Vec::new()),
             pool_target: config.prepared,
             next_slot: std::sync::atomic::AtomicU64::new(0),
@@ -320,7 +344,7 @@ fn probe() -> Vec<Probed> {
         Ok(()) => feature(
             "namespaces",
             true,
-            "mount, PID, IPC, UTS (and cgroup) namespaces; private /tmp, /proc and /dev",
+            "mount, PID, IPC, UTS, network (and cgroup) namespaces; private /tmp, /proc and /dev",
             true,
         ),
         Err(e) => feature("namespaces", false, e, true),
@@ -383,13 +407,31 @@ fn probe() -> Vec<Probed> {
             false,
         ),
     });
-    out.push(feature(
-        "network",
-        true,
-        "the host's network (outbound allowed, as on Lambda)",
-        false,
-    ));
+    out.push(match net_probe() {
+        Ok(nft) => feature(
+            "network",
+            true,
+            format!(
+                "a network namespace per environment, outbound through the host (nftables: {})",
+                nft.display()
+            ),
+            false,
+        ),
+        Err(why) => feature("network", false, why, false),
+    });
     out
+}
+
+/// Whether environments can have isolated networks with outbound access here.
+fn net_probe() -> Result<PathBuf, String> {
+    let nft = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join("nft"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "nft is not installed (Debian: apt install nftables): environments get a network namespace with loopback only, no outbound access".to_string()
+        })?;
+    Ok(nft)
 }
 
 /// What this host offers the sandbox, checked without creating anything (`nimbus doctor`).
@@ -432,7 +474,8 @@ pub fn probe_main() -> ! {
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWUTS,
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWNET,
     )
     .map_err(|e| format!("unshare: {}", e.desc()))
     .and_then(|()| {
@@ -490,28 +533,33 @@ impl Launcher for SandboxLauncher {
         let pooled =
             std::mem::take(&mut *self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pooled {
-            p.discard();
+            p.discard(&self.inner);
         }
+        self.inner.network.stop();
         // Best effort: groups still busy are swept by the next start.
         self.inner.layout.remove();
+    }
+
+    fn guest_runtime_api(&self) -> Option<String> {
+        self.inner
+            .network
+            .own_namespace()
+            .then(|| format!("127.0.0.1:{}", net::RUNTIME_API_PORT))
+    }
+
+    fn guest_endpoint(&self) -> Option<String> {
+        self.inner.network.guest_endpoint()
     }
 
     fn launch(&self, spec: LaunchSpec) -> LaunchFuture<'_> {
         Box::pin(async move {
             let inner = self.inner.clone();
-            let uid = inner.uids.take().ok_or_else(|| {
-                LaunchError::Setup("every sandbox uid is in use (too many environments)".into())
-            })?;
-            // Freed only after the environment's cgroup is empty (see the exit future).
-            let free_uid = move |inner: &Inner| inner.uids.release(uid);
             let t0 = std::time::Instant::now();
-            let prepared = match self.take_prepared().await {
-                Ok(p) => p,
-                Err(e) => {
-                    free_uid(&inner);
-                    return Err(e);
-                }
-            };
+            let prepared = self.take_prepared().await?;
+            let uid = prepared.uid;
+            // Freed only after the environment's cgroup is empty and its network is gone (see
+            // the exit future).
+            let free_uid = move |inner: &Inner| inner.uids.release(uid);
             let taken_at = t0.elapsed();
             let program = spec.program.clone();
             let init = InitSpec {
@@ -540,14 +588,26 @@ impl Launcher for SandboxLauncher {
                 status,
                 chan,
                 cgroup,
+                uid: _,
+                net,
             } = prepared;
+            // Inside a namespace of its own, only the environment can reach its Runtime API.
+            let own_net = net.is_some();
             let control = Arc::new(SandboxProcess {
                 pid,
                 pidfd: Arc::new(pidfd),
                 exited: AtomicBool::new(false),
                 cgroup,
-                uid: inner.peer_check.then_some(uid),
+                uid: (inner.peer_check && !own_net).then_some(uid),
             });
+            let (runtime_api, relay, veth) = match net {
+                Some(n) => {
+                    let (runtime_api, api, veth) = n.into_parts();
+                    let relay = api.and_then(|l| inner.network.relay_api(l));
+                    (Some(runtime_api), relay, Some(veth))
+                }
+                None => (None, None, None),
+            };
             // The function's limits, then its spec with the log pipe.
             let handed = control
                 .cgroup
@@ -599,7 +659,13 @@ impl Launcher for SandboxLauncher {
             let exit: ExitFuture = Box::pin(async move {
                 let raw = wait_exit(&watch, status.as_mut()).await;
                 watch.exited.store(true, Ordering::Release);
+                if let Some(r) = relay {
+                    r.abort();
+                }
                 watch.cgroup.finish().await;
+                if let Some(v) = &veth {
+                    exit_inner.network.release(v).await;
+                }
                 free_uid(&exit_inner);
                 ExitStatus::from_raw(raw)
             });
@@ -608,7 +674,11 @@ impl Launcher for SandboxLauncher {
                 let _ = exit.await;
                 return Err(f);
             }
-            Ok((control as Arc<dyn ProcessControl>, exit))
+            Ok(Launched {
+                control,
+                exit,
+                runtime_api,
+            })
         })
     }
 }
@@ -747,6 +817,8 @@ struct ChildArgs {
     envp: *const *const libc::c_char,
     /// The signal mask to restore before exec.
     mask: *const libc::sigset_t,
+    /// Whether the clone makes a network namespace.
+    new_net: bool,
 }
 
 /// The child side of the clone: runs on its own small stack in the parent's memory (CLONE_VM,
@@ -796,9 +868,12 @@ fn spawn_init(args: &ChildArgs) -> std::io::Result<(libc::pid_t, OwnedFd)> {
         argv: args.argv,
         envp: args.envp,
         mask: &old,
+        new_net: args.new_net,
     };
     let mut pidfd: libc::c_int = -1;
-    let flags = libc::CLONE_VM
+    let net = if args.new_net { libc::CLONE_NEWNET } else { 0 };
+    let flags = net
+        | libc::CLONE_VM
         | libc::CLONE_VFORK
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -854,6 +929,19 @@ fn high(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
 /// descriptors, sets its parent-death signal and executes the Nimbus binary (async-signal-safe
 /// calls only: the server is multi-threaded).
 fn prepare(inner: &Inner) -> Result<Prepared, LaunchError> {
+    let uid = inner.uids.take().ok_or_else(|| {
+        LaunchError::Setup("every sandbox uid is in use (too many environments)".into())
+    })?;
+    match prepare_with(inner, uid) {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            inner.uids.release(uid);
+            Err(e)
+        }
+    }
+}
+
+fn prepare_with(inner: &Inner, uid: u32) -> Result<Prepared, LaunchError> {
     let setup = |what: &str, e: std::io::Error| LaunchError::Setup(format!("{what}: {e}"));
     let slot = inner.next_slot.fetch_add(1, Ordering::Relaxed);
     let cgroup = inner
@@ -910,6 +998,7 @@ fn prepare(inner: &Inner) -> Result<Prepared, LaunchError> {
             argv: argv.as_ptr(),
             envp: envp.as_ptr(),
             mask: std::ptr::null(),
+            new_net: inner.network.own_namespace(),
         });
         let (pid, pidfd) = match pid {
             Ok(x) => x,
@@ -918,17 +1007,33 @@ fn prepare(inner: &Inner) -> Result<Prepared, LaunchError> {
         drop((null, child_chan, status_w));
         Ok((pid, pidfd, status_r, chan))
     })();
-    match result {
-        Ok((pid, pidfd, status, chan)) => Ok(Prepared {
+    let (pid, pidfd, status, chan) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            cgroup.remove_now();
+            return Err(e);
+        }
+    };
+    match inner.network.prepare(pid, uid) {
+        Ok(net) => Ok(Prepared {
             pid,
             pidfd,
             status,
             chan,
             cgroup,
+            uid,
+            net,
         }),
-        Err(e) => {
-            cgroup.remove_now();
-            Err(e)
+        Err(why) => {
+            drop(chan);
+            pidfd_kill(&pidfd);
+            let mut ws = 0;
+            // SAFETY: waitpid on our own child.
+            unsafe { libc::waitpid(pid, &mut ws, 0) };
+            cgroup.remove_blocking();
+            Err(LaunchError::Setup(format!(
+                "the environment's network: {why}"
+            )))
         }
     }
 }

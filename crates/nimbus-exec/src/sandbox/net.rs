@@ -1,0 +1,902 @@
+//! Function networking: every sandboxed environment in a network namespace of its own.
+//!
+//! Inside, an environment sees its own loopback, where the server listens for it — the Runtime
+//! API at `127.0.0.1:9001` as on Lambda, and the Nimbus API (`AWS_ENDPOINT_URL`) at
+//! `127.0.0.1:<server port>`, relayed to the server — and, in `isolated` mode, an `eth0` that
+//! is one end of a veth pair whose other end (`nmb<range>-<n>`) sits in the host. Outbound
+//! traffic is routed and masqueraded through the host (an nftables table per server), as on
+//! Lambda; the host itself, its loopback, link-local addresses (cloud metadata) and, unless
+//! allowed, the private ranges are unreachable twice over: `prohibit` routes inside the
+//! namespace (the function holds no capability that could change them) and the host's
+//! nftables rules. The host's name servers (from `/etc/resolv.conf`) stay reachable on port 53.
+//!
+//! The namespace is created by the clone; [`Network::prepare`] runs on the spawner thread while
+//! the environment is prepared ahead of demand, so none of this is on the cold-start path. The
+//! host end of the pair is deleted before the environment's uid (which names and numbers it) is
+//! handed out again.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::route::RouteType;
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use super::Feature;
+
+/// The Runtime API's address inside an environment, as on Lambda.
+pub const RUNTIME_API_PORT: u16 = 9001;
+
+/// Connections one environment may hold open to the Nimbus API at once.
+const API_CONNECTIONS_PER_ENV: usize = 256;
+
+/// How environments reach the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Own namespace with outbound access through the host (default).
+    Isolated,
+    /// Own namespace with loopback only: the Runtime API and the Nimbus API, nothing else.
+    Loopback,
+    /// The host's network, shared (functions reach host-only services): an explicit opt-out.
+    Host,
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "isolated" => Ok(NetworkMode::Isolated),
+            "loopback" => Ok(NetworkMode::Loopback),
+            "host" => Ok(NetworkMode::Host),
+            other => Err(format!(
+                "unknown network mode '{other}': expected isolated, loopback or host"
+            )),
+        }
+    }
+}
+
+/// An IPv4 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Cidr {
+    pub const fn new(addr: Ipv4Addr, len: u8) -> Cidr {
+        Cidr { addr, len }
+    }
+
+    fn mask(&self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.len))
+        }
+    }
+
+    /// The prefix with its host bits cleared.
+    fn network(&self) -> Cidr {
+        Cidr::new(Ipv4Addr::from(u32::from(self.addr) & self.mask()), self.len)
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr) & self.mask()
+    }
+
+    fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.len))
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("'{s}' is not an IPv4 address or prefix (a.b.c.d/n)"))?;
+        let len: u8 = l
+            .parse()
+            .ok()
+            .filter(|n| *n <= 32)
+            .ok_or_else(|| format!("'{s}': the prefix length must be 0 to 32"))?;
+        Ok(Cidr::new(addr, len).network())
+    }
+}
+
+/// Destinations no environment reaches, whatever the settings: "this" network, loopback,
+/// link-local (cloud metadata at 169.254.169.254), multicast and reserved space.
+const ALWAYS_BLOCKED: &[Cidr] = &[
+    Cidr::new(Ipv4Addr::new(0, 0, 0, 0), 8),
+    Cidr::new(Ipv4Addr::new(127, 0, 0, 0), 8),
+    Cidr::new(Ipv4Addr::new(169, 254, 0, 0), 16),
+    Cidr::new(Ipv4Addr::new(224, 0, 0, 0), 4),
+    Cidr::new(Ipv4Addr::new(240, 0, 0, 0), 4),
+];
+
+/// Private and shared ranges (RFC 1918, RFC 6598 shared address space, RFC 2544 benchmarking),
+/// blocked unless `block_private` is off.
+const PRIVATE: &[Cidr] = &[
+    Cidr::new(Ipv4Addr::new(10, 0, 0, 0), 8),
+    Cidr::new(Ipv4Addr::new(100, 64, 0, 0), 10),
+    Cidr::new(Ipv4Addr::new(172, 16, 0, 0), 12),
+    Cidr::new(Ipv4Addr::new(192, 168, 0, 0), 16),
+    Cidr::new(Ipv4Addr::new(198, 18, 0, 0), 15),
+];
+
+/// Network settings of the sandbox.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    pub mode: NetworkMode,
+    /// Addresses of the veth pairs (two per environment).
+    pub subnet: Cidr,
+    /// Whether private ranges are unreachable (default true).
+    pub block_private: bool,
+    /// Destinations reachable despite the blocks (a private service the functions need).
+    pub allow: Vec<Cidr>,
+    /// The server's API, relayed from each environment's loopback at the same port.
+    pub api: Option<SocketAddr>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> NetworkConfig {
+        NetworkConfig {
+            mode: NetworkMode::Isolated,
+            subnet: Cidr::new(Ipv4Addr::new(100, 64, 0, 0), 10),
+            block_private: true,
+            allow: Vec::new(),
+            api: None,
+        }
+    }
+}
+
+/// What an environment's network holds (on the host side).
+pub(crate) struct EnvNet {
+    runtime_api: std::net::TcpListener,
+    api: Option<std::net::TcpListener>,
+    veth: Veth,
+}
+
+/// The host end of an environment's veth pair (if it has one), deleted when it ends.
+pub(crate) struct Veth(Option<String>);
+
+impl EnvNet {
+    /// The Runtime API's listener, the Nimbus API's, and the pair.
+    pub fn into_parts(self) -> (std::net::TcpListener, Option<std::net::TcpListener>, Veth) {
+        (self.runtime_api, self.api, self.veth)
+    }
+}
+
+/// The outbound part: the host end of every pair and the nftables table.
+struct Outbound {
+    handle: rtnetlink::Handle,
+    /// Names of this server's host ends start with it (`nmb<k>-`).
+    prefix: String,
+    table: String,
+    nft: PathBuf,
+    subnet: Cidr,
+    /// uid → pair index: `uid - origin`.
+    origin: u32,
+    /// The first uid of this server's range (names count from it).
+    range_base: u32,
+    blocked: Vec<Cidr>,
+    allowed: Vec<Cidr>,
+}
+
+/// The sandbox's network: made at launcher start, used for every environment.
+pub(crate) struct Network {
+    pub mode: NetworkMode,
+    outbound: Option<Outbound>,
+    api: Option<SocketAddr>,
+    guest_api_port: u16,
+    host_ns: Option<OwnedFd>,
+    rt: tokio::runtime::Handle,
+    pub feature: Feature,
+}
+
+fn nft_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
+        .map(|d| d.join("nft"))
+        .find(|p| p.is_file())
+}
+
+/// The IPv4 name servers of the host's `/etc/resolv.conf`.
+fn resolvers() -> Vec<Ipv4Addr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+        .collect()
+}
+
+/// The host's own IPv4 addresses.
+fn host_addresses() -> Vec<Ipv4Addr> {
+    nix::ifaddrs::getifaddrs()
+        .map(|it| {
+            it.filter_map(|i| i.address)
+                .filter_map(|a| a.as_sockaddr_in().map(|s| s.ip()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Host-wide state shared by the servers on one host: whether Nimbus turned IPv4 forwarding on.
+const STATE_DIR: &str = "/run/nimbus-net";
+
+struct HostLock(#[allow(dead_code)] std::fs::File);
+
+fn host_lock() -> std::io::Result<HostLock> {
+    std::fs::create_dir_all(STATE_DIR)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(Path::new(STATE_DIR).join("lock"))?;
+    // SAFETY: flock on a descriptor we own (released when it is closed).
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(HostLock(f))
+}
+
+fn forwarding_marker() -> PathBuf {
+    Path::new(STATE_DIR).join("forwarding-enabled")
+}
+
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+fn nft(binary: &Path, script: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new(binary)
+        .arg("-f")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running {}: {e}", binary.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| format!("writing to nft: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("running nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn set_elements(cidrs: &[Cidr]) -> String {
+    cidrs
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The server's nftables table: masquerade outbound traffic, refuse everything to the host, and
+/// the blocked ranges (the allowed ones first); with `isolate_forwarding` (Nimbus turned IPv4
+/// forwarding on), nothing else is forwarded, as before.
+fn ruleset(
+    table: &str,
+    prefix: &str,
+    blocked: &[Cidr],
+    allowed: &[Cidr],
+    resolvers: &[Ipv4Addr],
+    isolate_forwarding: bool,
+) -> String {
+    let ours = format!("iifname \"{prefix}*\"");
+    let mut s =
+        format!("add table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
+    s += "  set blocked { type ipv4_addr; flags interval; auto-merge; ";
+    if !blocked.is_empty() {
+        s += &format!("elements = {{ {} }} ", set_elements(blocked));
+    }
+    s += "}\n  set allowed { type ipv4_addr; flags interval; auto-merge; ";
+    if !allowed.is_empty() {
+        s += &format!("elements = {{ {} }} ", set_elements(allowed));
+    }
+    s += "}\n";
+    s += "  chain input {\n    type filter hook input priority filter; policy accept;\n";
+    for r in resolvers {
+        s += &format!("    {ours} ip daddr {r} meta l4proto {{ tcp, udp }} th dport 53 accept\n");
+    }
+    s += &format!("    {ours} drop\n  }}\n");
+    s += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
+    s += &format!("    {ours} meta nfproto ipv6 drop\n");
+    s += &format!("    {ours} ip daddr @allowed accept\n");
+    s += &format!("    {ours} ip daddr @blocked drop\n");
+    s += &format!("    {ours} accept\n");
+    s += &format!("    oifname \"{prefix}*\" ct state established,related accept\n");
+    s += &format!("    oifname \"{prefix}*\" drop\n");
+    if isolate_forwarding {
+        // Other servers' environments are filtered by their own tables.
+        s += "    iifname \"nmb*\" accept\n    oifname \"nmb*\" accept\n    drop\n";
+    }
+    s += "  }\n";
+    s += "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n";
+    s += &format!("    {ours} oifname != \"nmb*\" masquerade\n  }}\n}}\n");
+    s
+}
+
+impl Outbound {
+    /// Installs the table (and turns forwarding on where it is off).
+    fn start(
+        config: &NetworkConfig,
+        origin: u32,
+        range_base: u32,
+        count: u32,
+    ) -> Result<Outbound, String> {
+        let nft_bin = nft_binary()
+            .ok_or_else(|| "nft is not installed (Debian: apt install nftables)".to_string())?;
+        let k = range_base.saturating_sub(origin) / count.max(1);
+        // Every uid of every range up to this one has a pair of addresses.
+        let pairs_needed = (u64::from(k) + 1) * u64::from(count) * 2;
+        if pairs_needed > config.subnet.size() {
+            return Err(format!(
+                "sandbox.network_subnet {} is too small for environment uids {range_base}.. ({} addresses needed)",
+                config.subnet, pairs_needed
+            ));
+        }
+        let prefix = format!("nmb{k}-");
+        let table = format!("nimbus-{k}");
+        let resolvers: Vec<Ipv4Addr> = resolvers()
+            .into_iter()
+            .filter(|r| !r.is_loopback())
+            .collect();
+        let mut blocked: Vec<Cidr> = ALWAYS_BLOCKED.to_vec();
+        if config.block_private {
+            blocked.extend_from_slice(PRIVATE);
+        }
+        let mut allowed = config.allow.clone();
+        for r in &resolvers {
+            if blocked.iter().any(|b| b.contains(*r)) && !allowed.iter().any(|a| a.contains(*r)) {
+                allowed.push(Cidr::new(*r, 32));
+            }
+        }
+        let _lock = host_lock().map_err(|e| format!("locking {STATE_DIR}: {e}"))?;
+        let forwarding = std::fs::read_to_string(IP_FORWARD)
+            .map_err(|e| format!("reading {IP_FORWARD}: {e}"))?;
+        if forwarding.trim() == "0" {
+            std::fs::write(IP_FORWARD, "1")
+                .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
+            std::fs::write(forwarding_marker(), b"")
+                .map_err(|e| format!("writing {}: {e}", forwarding_marker().display()))?;
+            tracing::info!(
+                "enabled IPv4 forwarding for function networking (only environments' traffic is forwarded)"
+            );
+        }
+        let isolate = forwarding_marker().exists();
+        nft(
+            &nft_bin,
+            &ruleset(&table, &prefix, &blocked, &allowed, &resolvers, isolate),
+        )?;
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+        tokio::spawn(conn);
+        // The resolvers are reachable even when they are private (DNS only, by the host's rules).
+        Ok(Outbound {
+            handle,
+            prefix,
+            table,
+            nft: nft_bin,
+            subnet: config.subnet.network(),
+            origin,
+            range_base,
+            blocked,
+            allowed,
+        })
+    }
+
+    /// The pair of addresses (host end, environment end) and the host end's name for a uid.
+    fn pair(&self, uid: u32) -> Result<(Ipv4Addr, Ipv4Addr, String), String> {
+        let n = u64::from(uid.checked_sub(self.origin).ok_or("uid below the range")?);
+        if (n + 1) * 2 > self.subnet.size() {
+            return Err(format!(
+                "sandbox.network_subnet {} is exhausted",
+                self.subnet
+            ));
+        }
+        let base = u64::from(u32::from(self.subnet.addr)) + n * 2;
+        let host = Ipv4Addr::from(base as u32);
+        let guest = Ipv4Addr::from(base as u32 + 1);
+        let local = uid
+            .checked_sub(self.range_base)
+            .ok_or("uid below the range")?;
+        Ok((host, guest, format!("{}{local}", self.prefix)))
+    }
+
+    fn stop(&self) {
+        let Ok(_lock) = host_lock() else { return };
+        let _ = nft(&self.nft, &format!("delete table inet {}\n", self.table));
+        // The last Nimbus table gone: turn forwarding back off if Nimbus turned it on.
+        let others = Command::new(&self.nft)
+            .args(["list", "tables"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.contains(" nimbus-"))
+            })
+            .unwrap_or(true);
+        if !others && forwarding_marker().exists() {
+            let _ = std::fs::write(IP_FORWARD, "0");
+            let _ = std::fs::remove_file(forwarding_marker());
+        }
+    }
+}
+
+fn netlink_err(what: &str) -> impl Fn(rtnetlink::Error) -> String + '_ {
+    move |e| match e {
+        rtnetlink::Error::NetlinkError(m) => format!("{what}: {}", m.to_io()),
+        other => format!("{what}: {other}"),
+    }
+}
+
+async fn link_index(handle: &rtnetlink::Handle, name: &str) -> Result<u32, String> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(l.header.index),
+        Ok(None) => Err(format!("interface {name} not found")),
+        Err(e) => Err(netlink_err("finding an interface")(e)),
+    }
+}
+
+fn setns(fd: &impl AsFd) -> Result<(), String> {
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("entering a network namespace: {}", e.desc()))
+}
+
+/// A TCP socket created in the current network namespace, bound later.
+fn tcp_socket() -> Result<socket2::Socket, String> {
+    socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM.cloexec(),
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(|e| format!("creating a socket: {e}"))
+}
+
+fn listen(socket: socket2::Socket, port: u16) -> Result<std::net::TcpListener, String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    socket
+        .bind(&addr.into())
+        .and_then(|()| socket.listen(128))
+        .and_then(|()| socket.set_nonblocking(true))
+        .map_err(|e| format!("listening on {addr} in the environment: {e}"))?;
+    Ok(socket.into())
+}
+
+impl Network {
+    /// Sets the network up for `mode` (on the calling tokio runtime). Isolated networking that
+    /// the host cannot give degrades to loopback only — never to the host's network — and says
+    /// why in the feature.
+    pub fn start(config: &NetworkConfig, origin: u32, range_base: u32, count: u32) -> Network {
+        let rt = tokio::runtime::Handle::current();
+        let api_port = config.api.map(|a| a.port()).unwrap_or(0);
+        let guest_api_port = if api_port == RUNTIME_API_PORT || api_port == 0 {
+            4566
+        } else {
+            api_port
+        };
+        let host_ns = if config.mode == NetworkMode::Host {
+            None
+        } else {
+            match std::fs::File::open("/proc/thread-self/ns/net") {
+                Ok(f) => Some(OwnedFd::from(f)),
+                Err(e) => {
+                    return Network {
+                        mode: NetworkMode::Host,
+                        outbound: None,
+                        api: config.api,
+                        guest_api_port,
+                        host_ns: None,
+                        rt,
+                        feature: Feature {
+                            name: "network",
+                            active: false,
+                            detail: format!(
+                                "the host's network: cannot open this process's network namespace ({e})"
+                            ),
+                        },
+                    };
+                }
+            }
+        };
+        let endpoints = format!(
+            "the Runtime API at 127.0.0.1:{RUNTIME_API_PORT} and the Nimbus API at 127.0.0.1:{guest_api_port} on its own loopback"
+        );
+        let (mode, outbound, feature) = match config.mode {
+            NetworkMode::Host => (
+                NetworkMode::Host,
+                None,
+                Feature {
+                    name: "network",
+                    active: false,
+                    detail: "the host's network (sandbox.network = \"host\"): functions reach the host's loopback, its other services and cloud metadata".into(),
+                },
+            ),
+            NetworkMode::Loopback => (
+                NetworkMode::Loopback,
+                None,
+                Feature {
+                    name: "network",
+                    active: true,
+                    detail: format!("a network namespace per environment with loopback only (sandbox.network = \"loopback\"): {endpoints}; no outbound access"),
+                },
+            ),
+            NetworkMode::Isolated => match Outbound::start(config, origin, range_base, count) {
+                Ok(o) => {
+                    let private = if config.block_private {
+                        "private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, 198.18/15)"
+                    } else {
+                        "(private ranges allowed: sandbox.block_private_networks = false)"
+                    };
+                    let detail = format!(
+                        "a network namespace per environment: outbound through the host (veth {}*, nftables table inet {}); no route to the host, loopback, link-local (cloud metadata) or {private}{}; {endpoints}",
+                        o.prefix,
+                        o.table,
+                        if o.allowed.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; allowed: {}", set_elements(&o.allowed))
+                        }
+                    );
+                    (
+                        NetworkMode::Isolated,
+                        Some(o),
+                        Feature {
+                            name: "network",
+                            active: true,
+                            detail,
+                        },
+                    )
+                }
+                Err(why) => {
+                    tracing::warn!("functions have no outbound network access: {why}");
+                    (
+                        NetworkMode::Loopback,
+                        None,
+                        Feature {
+                            name: "network",
+                            active: false,
+                            detail: format!("no outbound access ({why}): a network namespace per environment with loopback only; {endpoints}"),
+                        },
+                    )
+                }
+            },
+        };
+        if let Some(r) = resolvers()
+            .iter()
+            .find(|r| r.is_loopback())
+            .filter(|_| outbound.is_some())
+        {
+            tracing::warn!(resolver = %r, "the host's name server is on its loopback: functions cannot resolve names through it");
+        }
+        Network {
+            mode,
+            outbound,
+            api: config.api,
+            guest_api_port,
+            host_ns,
+            rt,
+            feature,
+        }
+    }
+
+    /// Whether environments get a namespace of their own.
+    pub fn own_namespace(&self) -> bool {
+        self.mode != NetworkMode::Host
+    }
+
+    /// `AWS_ENDPOINT_URL` inside an environment, when it differs from the host's.
+    pub fn guest_endpoint(&self) -> Option<String> {
+        (self.own_namespace() && self.api.is_some())
+            .then(|| format!("http://127.0.0.1:{}", self.guest_api_port))
+    }
+
+    /// On the spawner thread, for a freshly cloned init: the veth pair, the namespace's
+    /// interfaces and routes, and the listeners inside it.
+    pub fn prepare(&self, pid: libc::pid_t, uid: u32) -> Result<Option<EnvNet>, String> {
+        let Some(host_ns) = &self.host_ns else {
+            return Ok(None);
+        };
+        let ns: OwnedFd = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| format!("opening the environment's network namespace: {e}"))?
+            .into();
+        let pair = match &self.outbound {
+            Some(o) => Some((o, o.pair(uid)?)),
+            None => None,
+        };
+        if let Some((o, (host, _, name))) = &pair {
+            self.rt.block_on(create_veth(o, name, *host, &ns))?;
+        }
+        let veth = pair.as_ref().map(|(_, (_, _, n))| n.clone());
+        let result = (|| {
+            // Sockets belong to the namespace they are created in.
+            setns(&ns)?;
+            let made = (|| {
+                // The netlink socket registers with the runtime's reactor as it is made.
+                let _rt = self.rt.enter();
+                let (conn, handle, _) = rtnetlink::new_connection()
+                    .map_err(|e| format!("netlink in the environment: {e}"))?;
+                let runtime = tcp_socket()?;
+                let api = self.api.map(|_| tcp_socket()).transpose()?;
+                Ok::<_, String>((conn, handle, runtime, api))
+            })();
+            if let Err(e) = setns(host_ns) {
+                // The thread would create the next environment's host-side state in this one.
+                tracing::error!("{e}: leaving an environment's network namespace failed");
+                std::process::abort();
+            }
+            let (conn, handle, runtime, api) = made?;
+            self.rt.spawn(conn);
+            let guest = pair.as_ref().map(|(o, (h, g, _))| (*o, *h, *g));
+            self.rt.block_on(configure_guest(&handle, guest))?;
+            drop(handle);
+            Ok(EnvNet {
+                runtime_api: listen(runtime, RUNTIME_API_PORT)?,
+                api: api.map(|s| listen(s, self.guest_api_port)).transpose()?,
+                veth: Veth(veth.clone()),
+            })
+        })();
+        if result.is_err()
+            && let Some(v) = &veth
+            && let Some(o) = &self.outbound
+        {
+            let _ = self.rt.block_on(delete_link(&o.handle, v));
+        }
+        result.map(Some)
+    }
+
+    /// Deletes the host end of an environment's pair (the namespace's end goes with it).
+    pub async fn release(&self, veth: &Veth) {
+        if let (Some(v), Some(o)) = (&veth.0, &self.outbound)
+            && let Err(e) = delete_link(&o.handle, v).await
+        {
+            tracing::warn!(interface = %v, "deleting an environment's interface: {e}");
+        }
+    }
+
+    /// Serves the Nimbus API inside an environment: each connection is relayed to the server.
+    pub fn relay_api(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let target = self.api?;
+        let target = if target.ip().is_unspecified() {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, target.port()))
+        } else {
+            target
+        };
+        let listener = tokio::net::TcpListener::from_std(listener).ok()?;
+        Some(self.rt.spawn(relay(listener, target)))
+    }
+
+    /// Removes the host-side rules (at shutdown).
+    pub fn stop(&self) {
+        if let Some(o) = &self.outbound {
+            o.stop();
+        }
+    }
+}
+
+async fn relay(listener: tokio::net::TcpListener, target: SocketAddr) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(API_CONNECTIONS_PER_ENV));
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let Ok((mut inbound, _)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        conns.spawn(async move {
+            let _permit = permit;
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<(), String> {
+    match std::fs::write(path, value) {
+        Ok(()) => Ok(()),
+        // No IPv6 on this host: nothing to turn off.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("writing {path}: {e}")),
+    }
+}
+
+async fn create_veth(o: &Outbound, name: &str, host: Ipv4Addr, ns: &OwnedFd) -> Result<(), String> {
+    let build = || {
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name("eth0".to_string())
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        LinkVeth::new(name, "eth0")
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build()
+    };
+    match o.handle.link().add(build()).execute().await {
+        Ok(()) => {}
+        Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::EEXIST => {
+            // Left by an environment whose namespace something else still holds.
+            delete_link(&o.handle, name).await?;
+            o.handle
+                .link()
+                .add(build())
+                .execute()
+                .await
+                .map_err(netlink_err("creating a veth pair"))?;
+        }
+        Err(e) => return Err(netlink_err("creating a veth pair")(e)),
+    }
+    write_sysctl(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1")?;
+    let index = link_index(&o.handle, name).await?;
+    o.handle
+        .address()
+        .add(index, IpAddr::V4(host), 31)
+        .execute()
+        .await
+        .map_err(netlink_err("addressing the host end"))?;
+    o.handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(netlink_err("bringing the host end up"))
+}
+
+async fn delete_link(handle: &rtnetlink::Handle, name: &str) -> Result<(), String> {
+    handle
+        .link()
+        .del_with_message(LinkUnspec::new_with_name(name).build())
+        .execute()
+        .await
+        .map_err(netlink_err("deleting an interface"))
+}
+
+/// Inside the namespace: loopback up; with a pair, `eth0` addressed and up, a default route
+/// through the host end, and `prohibit` routes for every blocked range (holes for the allowed).
+async fn configure_guest(
+    handle: &rtnetlink::Handle,
+    pair: Option<(&Outbound, Ipv4Addr, Ipv4Addr)>,
+) -> Result<(), String> {
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(1).up().build())
+        .execute()
+        .await
+        .map_err(netlink_err("bringing loopback up"))?;
+    let Some((o, host, guest)) = pair else {
+        return Ok(());
+    };
+    let eth0 = link_index(handle, "eth0").await?;
+    handle
+        .address()
+        .add(eth0, IpAddr::V4(guest), 31)
+        .execute()
+        .await
+        .map_err(netlink_err("addressing eth0"))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(eth0).up().build())
+        .execute()
+        .await
+        .map_err(netlink_err("bringing eth0 up"))?;
+    let route =
+        |dest: Cidr| RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dest.addr, dest.len);
+    handle
+        .route()
+        .add(
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(host)
+                .output_interface(eth0)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(netlink_err("adding the default route"))?;
+    let mut prohibit: Vec<Cidr> = o.blocked.clone();
+    prohibit.push(Cidr::new(host, 32));
+    prohibit.extend(host_addresses().into_iter().map(|a| Cidr::new(a, 32)));
+    prohibit.retain(|p| !o.allowed.iter().any(|a| a.network() == p.network()));
+    prohibit.dedup();
+    for p in prohibit {
+        match handle
+            .route()
+            .add(route(p).kind(RouteType::Prohibit).build())
+            .execute()
+            .await
+        {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::EEXIST => {}
+            Err(e) => return Err(netlink_err("adding a prohibit route")(e)),
+        }
+    }
+    for a in &o.allowed {
+        match handle
+            .route()
+            .add(route(*a).gateway(host).output_interface(eth0).build())
+            .execute()
+            .await
+        {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::EEXIST => {}
+            Err(e) => return Err(netlink_err("adding an allowed route")(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let c: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(c.to_string(), "10.0.0.0/8");
+        assert!(c.contains(Ipv4Addr::new(10, 200, 0, 1)));
+        assert!(!c.contains(Ipv4Addr::new(11, 0, 0, 1)));
+        let host: Cidr = "192.0.2.7".parse().unwrap();
+        assert_eq!(host, Cidr::new(Ipv4Addr::new(192, 0, 2, 7), 32));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("example.com".parse::<Cidr>().is_err());
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
+    }
+
+    #[test]
+    fn the_ruleset_blocks_before_it_accepts() {
+        let s = ruleset(
+            "nimbus-0",
+            "nmb0-",
+            &[Cidr::new(Ipv4Addr::new(10, 0, 0, 0), 8)],
+            &[Cidr::new(Ipv4Addr::new(10, 1, 2, 3), 32)],
+            &[Ipv4Addr::new(10, 255, 255, 53)],
+            true,
+        );
+        let allowed = s.find("ip daddr @allowed accept").unwrap();
+        let blocked = s.find("ip daddr @blocked drop").unwrap();
+        let accept = s.find("iifname \"nmb0-*\" accept").unwrap();
+        assert!(allowed < blocked && blocked < accept, "{s}");
+        assert!(s.contains("elements = { 10.1.2.3/32 }"));
+        assert!(s.contains("ip daddr 10.255.255.53 meta l4proto { tcp, udp } th dport 53 accept"));
+        assert!(s.contains("iifname \"nmb0-*\" drop\n  }\n  chain forward"));
+        assert!(s.trim_end().ends_with('}'));
+        assert!(s.contains("    drop\n  }"), "forwarding isolated: {s}");
+        let open = ruleset("nimbus-0", "nmb0-", &[], &[], &[], false);
+        assert!(!open.contains("    drop\n  }\n  chain postrouting"));
+        assert!(!open.contains("elements"));
+    }
+}
