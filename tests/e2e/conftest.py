@@ -5,6 +5,7 @@ import http.client
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,11 +23,30 @@ NIMBUS_BIN = os.environ.get("NIMBUS_BIN", os.path.join(ROOT, "target", "debug", 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A port of the host's loopback that functions may reach (sandboxed functions reach nothing else
+# of the host): tests serve what their functions fetch there.
+HOST_PORT = _free_port()
+
+
+@pytest.fixture(scope="session")
+def host_port():
+    return HOST_PORT
+
+
 @pytest.fixture(scope="session")
 def server():
     data = tempfile.mkdtemp(prefix="nimbus-e2e-")
+    config = os.path.join(data, "nimbus.toml")
+    with open(config, "w") as f:
+        f.write("[sandbox]\nhost_ports = [%d]\n" % HOST_PORT)
     proc = subprocess.Popen(
-        [NIMBUS_BIN, "server", "--listen", "127.0.0.1:0", "--data-dir", data],
+        [NIMBUS_BIN, "server", "--listen", "127.0.0.1:0", "--data-dir", data, "--config", config],
         stdout=subprocess.PIPE,
         env=dict(os.environ, NIMBUS_LOG="error"),
     )

@@ -22,7 +22,7 @@ def load_deploy():
     return mod
 
 
-def image_server():
+def image_server(port):
     img = Image.new("RGB", (64, 48))
     for x in range(64):
         for y in range(48):
@@ -42,7 +42,7 @@ def image_server():
         def log_message(self, *args):
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
@@ -58,8 +58,9 @@ def post_form(url, fields):
         return e.code, e.headers.get("Content-Type"), e.read().decode()
 
 
-def test_mms_filter_end_to_end(server):
-    srv = image_server()
+def test_mms_filter_end_to_end(server, host_port):
+    # Functions reach the host only at the port the server opened to them.
+    srv = image_server(host_port)
     try:
         api_id = load_deploy().deploy(server)
         webhook = "%s/restapis/%s/prod/_user_request_/sms" % (server, api_id)

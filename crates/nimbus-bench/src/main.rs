@@ -264,9 +264,16 @@ struct Servers {
 fn start_server(
     nimbus: &str,
     launcher: &str,
+    tag: &str,
+    config: &str,
 ) -> anyhow::Result<((Child, SocketAddr), std::path::PathBuf)> {
-    let data = std::env::temp_dir().join(format!("nimbus-bench-{}-{launcher}", std::process::id()));
+    let data = std::env::temp_dir().join(format!(
+        "nimbus-bench-{}-{launcher}{tag}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(data.join("nimbus.toml"), config)?;
     let mut cmd = Command::new(nimbus);
     cmd.args([
         "server",
@@ -354,8 +361,13 @@ async fn run(
 ) -> anyhow::Result<()> {
     let want = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     let dur = Duration::from_secs(secs);
-    let (sandbox, d1) = start_server(nimbus, "sandbox")?;
-    let (plain, d2) = start_server(nimbus, "process")?;
+    // The async latency handler reports to a collector on the host's loopback, opened to
+    // sandboxed functions for it.
+    let collector = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let collector_port = collector.local_addr()?.port();
+    let opened = format!("[sandbox]\nhost_ports = [{collector_port}]\n");
+    let (sandbox, d1) = start_server(nimbus, "sandbox", "", &opened)?;
+    let (plain, d2) = start_server(nimbus, "process", "", "")?;
     let mut servers = Servers {
         sandbox,
         plain,
@@ -423,6 +435,27 @@ async fn run(
                 println!("| {label} | {} | {} | {} | {} | {} | {} + {} |",
                     ms(percentile(&p, 0.5)), ms(percentile(&p, 0.99)),
                     ms(percentile(&s, 0.5)), ms(percentile(&s, 0.99)), ms(*s.last().unwrap_or(&0)), p.len(), s.len());
+            }
+            println!();
+        }
+
+        if want("network") {
+            println!("## Sandboxed cold start and environment creation by network mode (same run)\n");
+            println!("Each mode on a server of its own: `isolated` (the default: a network namespace, a veth pair, NAT), `loopback` (a namespace without outbound access), `host` (the host's network, shared).\n");
+            println!("| network | cold p50 ms | cold p99 ms | samples | 200 concurrent cold starts within | environments/s |");
+            println!("| --- | --- | --- | --- | --- | --- |");
+            let mut modes = vec![("isolated", addr)];
+            for mode in ["loopback", "host"] {
+                let ((child, a), dir) = start_server(nimbus, "sandbox", &format!("-{mode}"), &format!("[sandbox]\nnetwork = \"{mode}\"\n"))?;
+                servers.dirs.push(dir);
+                servers.extra.push(child);
+                modes.push((mode, a));
+            }
+            for (mode, a) in modes {
+                let lat = cold_starts(a, &format!("net-{mode}"), "provided.al2023", "noop", &provided, 30).await?;
+                create(a, "net-burst", "provided.al2023", "noop", &provided, serde_json::json!({"NOOP_SLEEP_MS": "500"})).await?;
+                let (ok, within) = burst(a, "net-burst", 200, 500).await?;
+                println!("| {mode} | {} | {} | {} | {ok} in {:.0} ms | {:.0} |", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)), lat.len(), within.as_secs_f64() * 1000.0, ok as f64 / within.as_secs_f64().max(1e-3));
             }
             println!();
         }
@@ -503,8 +536,9 @@ async fn run(
             call(addr, "DELETE", "/2015-03-31/functions/async-held", b"").await?;
 
             // Event → handler latency: the handler reports when it got each event.
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let port = listener.local_addr()?.port();
+            collector.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(collector.try_clone()?)?;
+            let port = collector_port;
             let script = format!("#!/usr/bin/python3\nimport http.client, json, os, socket, time\nhost, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')\nconn = http.client.HTTPConnection(host, int(port))\nwhile True:\n    conn.request('GET', '/2018-06-01/runtime/invocation/next')\n    r = conn.getresponse()\n    body = r.read()\n    got = time.time_ns()\n    rid = r.getheader('Lambda-Runtime-Aws-Request-Id')\n    sent = json.loads(body)['t']\n    with socket.create_connection(('127.0.0.1', {port})) as c:\n        c.sendall(b'%d\\n' % (got - sent))\n    conn.request('POST', '/2018-06-01/runtime/invocation/%s/response' % rid, 'null')\n    conn.getresponse().read()\n");
             let zip = zip_of(&[("bootstrap", script.into_bytes(), 0o755)])?;
             create(addr, "async-latency", "provided.al2023", "x", &zip, serde_json::json!({})).await?;
@@ -534,7 +568,7 @@ async fn run(
             let k = 1000;
             println!("## {k} idle environments (sandbox launcher, a fresh server)\n");
             // A server of its own, so nothing from the sections above is counted.
-            let ((idle_child, addr), dir) = start_server(nimbus, "sandbox")?;
+            let ((idle_child, addr), dir) = start_server(nimbus, "sandbox", "-idle", "")?;
             servers.dirs.push(dir);
             servers.extra.push(idle_child);
             create(addr, "idle-mem", "provided.al2023", "noop", &provided, serde_json::json!({"NOOP_SLEEP_MS": "3000"})).await?;
@@ -819,7 +853,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run(&nimbus, &noop, secs, &only, sls))
         }
         _ => Err(anyhow!(
-            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,rate,gateway,serverless-offline,async,idle] [--serverless-offline NODE_PROJECT_DIR] | nimbus-bench ceiling"
+            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,network,rate,gateway,serverless-offline,async,idle] [--serverless-offline NODE_PROJECT_DIR] | nimbus-bench ceiling"
         )),
     }
 }

@@ -75,6 +75,8 @@ pub struct SandboxSection {
     pub network_allow: Option<Vec<String>>,
     /// Addresses of the environments' veth pairs (default 100.64.0.0/10).
     pub network_subnet: Option<String>,
+    /// Ports of the host's loopback functions may reach (at the same port of their own).
+    pub host_ports: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +284,21 @@ pub fn resolve(
             "sandbox.network_subnet must be a /24 or larger (two addresses per environment)"
         );
         s.sandbox_network.subnet = c;
+    }
+    if let Some(ports) = file.sandbox.host_ports {
+        anyhow::ensure!(
+            ports.len() <= nimbus_exec::sandbox::net::MAX_HOST_PORTS,
+            "sandbox.host_ports may list at most {} ports",
+            nimbus_exec::sandbox::net::MAX_HOST_PORTS
+        );
+        anyhow::ensure!(
+            ports
+                .iter()
+                .all(|p| *p != 0 && *p != nimbus_exec::sandbox::net::RUNTIME_API_PORT),
+            "sandbox.host_ports: ports must be 1-65535 and not {} (the Runtime API's)",
+            nimbus_exec::sandbox::net::RUNTIME_API_PORT
+        );
+        s.sandbox_network.host_ports = ports;
     }
     Ok(s)
 }

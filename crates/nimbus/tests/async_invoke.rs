@@ -370,7 +370,10 @@ async fn acknowledged_events_survive_kill_9() {
     });
 
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut s = Server::start_in(tmp.path(), None);
+    // Sandboxed functions reach the host's loopback only where it is opened to them.
+    let cfg = tmp.path().join("nimbus.toml");
+    std::fs::write(&cfg, format!("[sandbox]\nhost_ports = [{port}]\n")).expect("config");
+    let mut s = Server::start_in(tmp.path(), Some(&cfg));
     s.create_ok(
         "counter",
         "provided.al2023",
@@ -437,7 +440,7 @@ async fn acknowledged_events_survive_kill_9() {
     assert!(before_crash as u64 >= total / 2);
 
     // Restart: send what was not acknowledged; every acknowledged event is delivered at least once.
-    let s = Server::start_in(tmp.path(), None);
+    let s = Server::start_in(tmp.path(), Some(&cfg));
     let rest: Vec<u64> = {
         let a = acked.lock().unwrap_or_else(|e| e.into_inner());
         (0..total).filter(|n| !a.contains(n)).collect()

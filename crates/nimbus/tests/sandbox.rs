@@ -670,11 +670,14 @@ fn answering_listener(addr: &str) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn functions_have_a_network_of_their_own() {
-    let s = start().await;
-    exec_fn(&s, "net", json!({}), &[]).await;
     let local = answering_listener("127.0.0.1:0");
     let any = answering_listener("0.0.0.0:0");
+    // One port of the host's loopback opened to functions on purpose.
+    let opened = answering_listener("127.0.0.1:0");
+    let s = start_with(&format!("[sandbox]\nhost_ports = [{}]\n", opened.port())).await;
+    exec_fn(&s, "net", json!({}), &[]).await;
     let mut targets = vec![
+        ("opened", opened.to_string()),
         ("host_loopback", local.to_string()),
         ("metadata", "169.254.169.254:80".to_string()),
     ];
@@ -688,6 +691,7 @@ async fn functions_have_a_network_of_their_own() {
             .is_some_and(|r| r.starts_with("ConnectionRefusedError")),
         "a host-only loopback service was reachable: {v}"
     );
+    assert_eq!(v["opened"], "ok 127.0.0.1", "{v}");
     for k in ["metadata", "host_address"] {
         if let Some(r) = v.get(k) {
             let r = r.as_str().unwrap_or_default();
@@ -744,7 +748,12 @@ result = {"listening": sorted(ports), "mine": keep.getsockname()[1],
             && !listening.contains(&u64::from(any.port())),
         "the host's sockets are visible: {inside}"
     );
-    let mut expected = vec![9001, u64::from(api_port), u64::from(mine)];
+    let mut expected = vec![
+        9001,
+        u64::from(api_port),
+        u64::from(opened.port()),
+        u64::from(mine),
+    ];
     expected.sort();
     assert_eq!(listening, expected, "{inside}");
     assert!(

@@ -600,13 +600,16 @@ impl Launcher for SandboxLauncher {
                 cgroup,
                 uid: (inner.peer_check && !own_net).then_some(uid),
             });
-            let (runtime_api, relay, veth) = match net {
+            let (runtime_api, relays, veth) = match net {
                 Some(n) => {
-                    let (runtime_api, api, veth) = n.into_parts();
-                    let relay = api.and_then(|l| inner.network.relay_api(l));
-                    (Some(runtime_api), relay, Some(veth))
+                    let (runtime_api, relays, veth) = n.into_parts();
+                    (
+                        Some(runtime_api),
+                        inner.network.relay_all(relays),
+                        Some(veth),
+                    )
                 }
-                None => (None, None, None),
+                None => (None, Vec::new(), None),
             };
             // The function's limits, then its spec with the log pipe.
             let handed = control
@@ -659,7 +662,7 @@ impl Launcher for SandboxLauncher {
             let exit: ExitFuture = Box::pin(async move {
                 let raw = wait_exit(&watch, status.as_mut()).await;
                 watch.exited.store(true, Ordering::Release);
-                if let Some(r) = relay {
+                for r in &relays {
                     r.abort();
                 }
                 watch.cgroup.finish().await;

@@ -147,7 +147,13 @@ pub struct NetworkConfig {
     pub allow: Vec<Cidr>,
     /// The server's API, relayed from each environment's loopback at the same port.
     pub api: Option<SocketAddr>,
+    /// Ports of the host's loopback that functions may reach, each relayed from the same port
+    /// of the environment's loopback (a database on the developer's machine): an opt-in.
+    pub host_ports: Vec<u16>,
 }
+
+/// At most this many host ports may be opened to functions.
+pub const MAX_HOST_PORTS: usize = 32;
 
 impl Default for NetworkConfig {
     fn default() -> NetworkConfig {
@@ -157,6 +163,7 @@ impl Default for NetworkConfig {
             block_private: true,
             allow: Vec::new(),
             api: None,
+            host_ports: Vec::new(),
         }
     }
 }
@@ -164,7 +171,8 @@ impl Default for NetworkConfig {
 /// What an environment's network holds (on the host side).
 pub(crate) struct EnvNet {
     runtime_api: std::net::TcpListener,
-    api: Option<std::net::TcpListener>,
+    /// Listeners inside the environment and the host address each relays to.
+    relays: Vec<(std::net::TcpListener, SocketAddr)>,
     veth: Veth,
 }
 
@@ -172,9 +180,15 @@ pub(crate) struct EnvNet {
 pub(crate) struct Veth(Option<String>);
 
 impl EnvNet {
-    /// The Runtime API's listener, the Nimbus API's, and the pair.
-    pub fn into_parts(self) -> (std::net::TcpListener, Option<std::net::TcpListener>, Veth) {
-        (self.runtime_api, self.api, self.veth)
+    /// The Runtime API's listener, the relayed ones, and the pair.
+    pub fn into_parts(
+        self,
+    ) -> (
+        std::net::TcpListener,
+        Vec<(std::net::TcpListener, SocketAddr)>,
+        Veth,
+    ) {
+        (self.runtime_api, self.relays, self.veth)
     }
 }
 
@@ -200,6 +214,8 @@ pub(crate) struct Network {
     outbound: Option<Outbound>,
     api: Option<SocketAddr>,
     guest_api_port: u16,
+    /// (port inside, host address) for every relay: the API's first.
+    relays: Vec<(u16, SocketAddr)>,
     host_ns: Option<OwnedFd>,
     rt: tokio::runtime::Handle,
     pub feature: Feature,
@@ -499,6 +515,20 @@ impl Network {
         } else {
             api_port
         };
+        let mut relays: Vec<(u16, SocketAddr)> = Vec::new();
+        if let Some(a) = config.api {
+            let target = if a.ip().is_unspecified() {
+                SocketAddr::from((Ipv4Addr::LOCALHOST, a.port()))
+            } else {
+                a
+            };
+            relays.push((guest_api_port, target));
+        }
+        for p in &config.host_ports {
+            if *p != RUNTIME_API_PORT && *p != guest_api_port && !relays.iter().any(|r| r.0 == *p) {
+                relays.push((*p, SocketAddr::from((Ipv4Addr::LOCALHOST, *p))));
+            }
+        }
         let host_ns = if config.mode == NetworkMode::Host {
             None
         } else {
@@ -510,6 +540,7 @@ impl Network {
                         outbound: None,
                         api: config.api,
                         guest_api_port,
+                        relays,
                         host_ns: None,
                         rt,
                         feature: Feature {
@@ -523,9 +554,16 @@ impl Network {
                 }
             }
         };
-        let endpoints = format!(
+        let mut endpoints = format!(
             "the Runtime API at 127.0.0.1:{RUNTIME_API_PORT} and the Nimbus API at 127.0.0.1:{guest_api_port} on its own loopback"
         );
+        if !config.host_ports.is_empty() {
+            let ports: Vec<String> = config.host_ports.iter().map(u16::to_string).collect();
+            endpoints += &format!(
+                "; the host's loopback ports {} opened by sandbox.host_ports",
+                ports.join(", ")
+            );
+        }
         let (mode, outbound, feature) = match config.mode {
             NetworkMode::Host => (
                 NetworkMode::Host,
@@ -598,6 +636,7 @@ impl Network {
             outbound,
             api: config.api,
             guest_api_port,
+            relays,
             host_ns,
             rt,
             feature,
@@ -641,22 +680,29 @@ impl Network {
                 let (conn, handle, _) = rtnetlink::new_connection()
                     .map_err(|e| format!("netlink in the environment: {e}"))?;
                 let runtime = tcp_socket()?;
-                let api = self.api.map(|_| tcp_socket()).transpose()?;
-                Ok::<_, String>((conn, handle, runtime, api))
+                let relays = self
+                    .relays
+                    .iter()
+                    .map(|(port, target)| Ok((tcp_socket()?, *port, *target)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                Ok::<_, String>((conn, handle, runtime, relays))
             })();
             if let Err(e) = setns(host_ns) {
                 // The thread would create the next environment's host-side state in this one.
                 tracing::error!("{e}: leaving an environment's network namespace failed");
                 std::process::abort();
             }
-            let (conn, handle, runtime, api) = made?;
+            let (conn, handle, runtime, relays) = made?;
             self.rt.spawn(conn);
             let guest = pair.as_ref().map(|(o, (h, g, _))| (*o, *h, *g));
             self.rt.block_on(configure_guest(&handle, guest))?;
             drop(handle);
             Ok(EnvNet {
                 runtime_api: listen(runtime, RUNTIME_API_PORT)?,
-                api: api.map(|s| listen(s, self.guest_api_port)).transpose()?,
+                relays: relays
+                    .into_iter()
+                    .map(|(s, port, target)| Ok((listen(s, port)?, target)))
+                    .collect::<Result<_, String>>()?,
                 veth: Veth(veth.clone()),
             })
         })();
@@ -678,19 +724,20 @@ impl Network {
         }
     }
 
-    /// Serves the Nimbus API inside an environment: each connection is relayed to the server.
-    pub fn relay_api(
+    /// Serves an environment's relays (the Nimbus API, opened host ports): each connection to
+    /// a listener inside is relayed to its host address.
+    pub fn relay_all(
         &self,
-        listener: std::net::TcpListener,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        let target = self.api?;
-        let target = if target.ip().is_unspecified() {
-            SocketAddr::from((Ipv4Addr::LOCALHOST, target.port()))
-        } else {
-            target
-        };
-        let listener = tokio::net::TcpListener::from_std(listener).ok()?;
-        Some(self.rt.spawn(relay(listener, target)))
+        relays: Vec<(std::net::TcpListener, SocketAddr)>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        relays
+            .into_iter()
+            .filter_map(|(l, target)| {
+                let _rt = self.rt.enter();
+                let listener = tokio::net::TcpListener::from_std(l).ok()?;
+                Some(self.rt.spawn(relay(listener, target)))
+            })
+            .collect()
     }
 
     /// Removes the host-side rules (at shutdown).
