@@ -204,6 +204,8 @@ impl SandboxLauncher {
         });
         let (tx, rx) = mpsc::channel::<Job>();
         let thread_inner = inner.clone();
+        let mut local = net::Local::new()
+            .map_err(|e| Unavailable(format!("starting the spawner's runtime: {e}")))?;
         std::thread::Builder::new()
             .name("nimbus-sandbox-spawner".into())
             .spawn(move || {
@@ -211,7 +213,7 @@ impl SandboxLauncher {
                 while let Ok(job) = rx.recv() {
                     match job {
                         Job::Prepare(reply) => {
-                            let _ = reply.send(prepare(&inner));
+                            let _ = reply.send(prepare(&inner, &mut local));
                         }
                         Job::Barrier(done) => {
                             let _ = done.send(());
@@ -221,7 +223,7 @@ impl SandboxLauncher {
                             if have >= inner.pool_target || inner.closed.load(Ordering::Acquire) {
                                 break;
                             }
-                            match prepare(&inner) {
+                            match prepare(&inner, &mut local) {
                                 Ok(p) => {
                                     inner.pool.lock().unwrap_or_else(|e| e.into_inner()).push(p)
                                 }
@@ -931,11 +933,11 @@ fn high(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
 /// init into new namespaces and sends it its first message. The child only places its
 /// descriptors, sets its parent-death signal and executes the Nimbus binary (async-signal-safe
 /// calls only: the server is multi-threaded).
-fn prepare(inner: &Inner) -> Result<Prepared, LaunchError> {
+fn prepare(inner: &Inner, local: &mut net::Local) -> Result<Prepared, LaunchError> {
     let uid = inner.uids.take().ok_or_else(|| {
         LaunchError::Setup("every sandbox uid is in use (too many environments)".into())
     })?;
-    match prepare_with(inner, uid) {
+    match prepare_with(inner, local, uid) {
         Ok(p) => Ok(p),
         Err(e) => {
             inner.uids.release(uid);
@@ -944,7 +946,7 @@ fn prepare(inner: &Inner) -> Result<Prepared, LaunchError> {
     }
 }
 
-fn prepare_with(inner: &Inner, uid: u32) -> Result<Prepared, LaunchError> {
+fn prepare_with(inner: &Inner, local: &mut net::Local, uid: u32) -> Result<Prepared, LaunchError> {
     let setup = |what: &str, e: std::io::Error| LaunchError::Setup(format!("{what}: {e}"));
     let slot = inner.next_slot.fetch_add(1, Ordering::Relaxed);
     let cgroup = inner
@@ -1017,7 +1019,7 @@ fn prepare_with(inner: &Inner, uid: u32) -> Result<Prepared, LaunchError> {
             return Err(e);
         }
     };
-    match inner.network.prepare(pid, uid) {
+    match inner.network.prepare(local, pid, uid) {
         Ok(net) => Ok(Prepared {
             pid,
             pidfd,

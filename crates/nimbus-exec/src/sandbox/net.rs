@@ -205,7 +205,27 @@ struct Outbound {
     /// The first uid of this server's range (names count from it).
     range_base: u32,
     blocked: Vec<Cidr>,
+    /// `network_allow`: reachable on every port.
     allowed: Vec<Cidr>,
+    /// The host's name servers that lie in a blocked range: reachable on port 53 only.
+    resolver_holes: Vec<Ipv4Addr>,
+}
+
+/// The spawner thread's own runtime for netlink, and its connection to the host's namespace.
+pub(crate) struct Local {
+    rt: tokio::runtime::Runtime,
+    host: Option<rtnetlink::Handle>,
+}
+
+impl Local {
+    pub fn new() -> std::io::Result<Local> {
+        Ok(Local {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()?,
+            host: None,
+        })
+    }
 }
 
 /// The sandbox's network: made at launcher start, used for every environment.
@@ -341,6 +361,9 @@ fn ruleset(
     s += &format!("    {ours} drop\n  }}\n");
     s += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
     s += &format!("    {ours} meta nfproto ipv6 drop\n");
+    for r in resolvers {
+        s += &format!("    {ours} ip daddr {r} meta l4proto {{ tcp, udp }} th dport 53 accept\n");
+    }
     s += &format!("    {ours} ip daddr @allowed accept\n");
     s += &format!("    {ours} ip daddr @blocked drop\n");
     s += &format!("    {ours} accept\n");
@@ -385,12 +408,13 @@ impl Outbound {
         if config.block_private {
             blocked.extend_from_slice(PRIVATE);
         }
-        let mut allowed = config.allow.clone();
-        for r in &resolvers {
-            if blocked.iter().any(|b| b.contains(*r)) && !allowed.iter().any(|a| a.contains(*r)) {
-                allowed.push(Cidr::new(*r, 32));
-            }
-        }
+        let allowed = config.allow.clone();
+        let resolver_holes: Vec<Ipv4Addr> = resolvers
+            .iter()
+            .copied()
+            .filter(|r| blocked.iter().any(|b| b.contains(*r)))
+            .filter(|r| !allowed.iter().any(|a| a.contains(*r)))
+            .collect();
         let _lock = host_lock().map_err(|e| format!("locking {STATE_DIR}: {e}"))?;
         let forwarding = std::fs::read_to_string(IP_FORWARD)
             .map_err(|e| format!("reading {IP_FORWARD}: {e}"))?;
@@ -410,7 +434,6 @@ impl Outbound {
         )?;
         let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
         tokio::spawn(conn);
-        // The resolvers are reachable even when they are private (DNS only, by the host's rules).
         Ok(Outbound {
             handle,
             prefix,
@@ -421,6 +444,7 @@ impl Outbound {
             range_base,
             blocked,
             allowed,
+            resolver_holes,
         })
     }
 
@@ -655,10 +679,28 @@ impl Network {
     }
 
     /// On the spawner thread, for a freshly cloned init: the veth pair, the namespace's
-    /// interfaces and routes, and the listeners inside it.
-    pub fn prepare(&self, pid: libc::pid_t, uid: u32) -> Result<Option<EnvNet>, String> {
+    /// interfaces and routes, and the listeners inside it. The netlink conversations run on the
+    /// spawner's own runtime (`local`), so a busy server does not slow them down.
+    pub fn prepare(
+        &self,
+        local: &mut Local,
+        pid: libc::pid_t,
+        uid: u32,
+    ) -> Result<Option<EnvNet>, String> {
         let Some(host_ns) = &self.host_ns else {
             return Ok(None);
+        };
+        let host_handle = match (&self.outbound, &local.host) {
+            (None, _) => None,
+            (Some(_), Some(h)) => Some(h.clone()),
+            (Some(_), None) => {
+                let _rt = local.rt.enter();
+                let (conn, handle, _) =
+                    rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+                local.rt.spawn(conn);
+                local.host = Some(handle.clone());
+                Some(handle)
+            }
         };
         let ns: OwnedFd = std::fs::File::open(format!("/proc/{pid}/ns/net"))
             .map_err(|e| format!("opening the environment's network namespace: {e}"))?
@@ -667,8 +709,8 @@ impl Network {
             Some(o) => Some((o, o.pair(uid)?)),
             None => None,
         };
-        if let Some((o, (host, _, name))) = &pair {
-            self.rt.block_on(create_veth(o, name, *host, &ns))?;
+        if let (Some((_, (host, _, name))), Some(h)) = (&pair, &host_handle) {
+            local.rt.block_on(create_veth(h, name, *host, &ns))?;
         }
         let veth = pair.as_ref().map(|(_, (_, _, n))| n.clone());
         let result = (|| {
@@ -676,7 +718,7 @@ impl Network {
             setns(&ns)?;
             let made = (|| {
                 // The netlink socket registers with the runtime's reactor as it is made.
-                let _rt = self.rt.enter();
+                let _rt = local.rt.enter();
                 let (conn, handle, _) = rtnetlink::new_connection()
                     .map_err(|e| format!("netlink in the environment: {e}"))?;
                 let runtime = tcp_socket()?;
@@ -693,9 +735,9 @@ impl Network {
                 std::process::abort();
             }
             let (conn, handle, runtime, relays) = made?;
-            self.rt.spawn(conn);
+            local.rt.spawn(conn);
             let guest = pair.as_ref().map(|(o, (h, g, _))| (*o, *h, *g));
-            self.rt.block_on(configure_guest(&handle, guest))?;
+            local.rt.block_on(configure_guest(&handle, guest))?;
             drop(handle);
             Ok(EnvNet {
                 runtime_api: listen(runtime, RUNTIME_API_PORT)?,
@@ -708,9 +750,9 @@ impl Network {
         })();
         if result.is_err()
             && let Some(v) = &veth
-            && let Some(o) = &self.outbound
+            && let Some(h) = &host_handle
         {
-            let _ = self.rt.block_on(delete_link(&o.handle, v));
+            let _ = local.rt.block_on(delete_link(h, v));
         }
         result.map(Some)
     }
@@ -783,7 +825,12 @@ fn write_sysctl(path: &str, value: &str) -> Result<(), String> {
     }
 }
 
-async fn create_veth(o: &Outbound, name: &str, host: Ipv4Addr, ns: &OwnedFd) -> Result<(), String> {
+async fn create_veth(
+    handle: &rtnetlink::Handle,
+    name: &str,
+    host: Ipv4Addr,
+    ns: &OwnedFd,
+) -> Result<(), String> {
     let build = || {
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name("eth0".to_string())
@@ -793,12 +840,12 @@ async fn create_veth(o: &Outbound, name: &str, host: Ipv4Addr, ns: &OwnedFd) -> 
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build()
     };
-    match o.handle.link().add(build()).execute().await {
+    match handle.link().add(build()).execute().await {
         Ok(()) => {}
         Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::EEXIST => {
             // Left by an environment whose namespace something else still holds.
-            delete_link(&o.handle, name).await?;
-            o.handle
+            delete_link(handle, name).await?;
+            handle
                 .link()
                 .add(build())
                 .execute()
@@ -808,14 +855,14 @@ async fn create_veth(o: &Outbound, name: &str, host: Ipv4Addr, ns: &OwnedFd) -> 
         Err(e) => return Err(netlink_err("creating a veth pair")(e)),
     }
     write_sysctl(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1")?;
-    let index = link_index(&o.handle, name).await?;
-    o.handle
+    let index = link_index(handle, name).await?;
+    handle
         .address()
         .add(index, IpAddr::V4(host), 31)
         .execute()
         .await
         .map_err(netlink_err("addressing the host end"))?;
-    o.handle
+    handle
         .link()
         .set(LinkUnspec::new_with_index(index).up().build())
         .execute()
@@ -876,7 +923,14 @@ async fn configure_guest(
     let mut prohibit: Vec<Cidr> = o.blocked.clone();
     prohibit.push(Cidr::new(host, 32));
     prohibit.extend(host_addresses().into_iter().map(|a| Cidr::new(a, 32)));
-    prohibit.retain(|p| !o.allowed.iter().any(|a| a.network() == p.network()));
+    // Holes: the allowed destinations, and the name servers (port 53 only, by the host's rules).
+    let holes: Vec<Cidr> = o
+        .allowed
+        .iter()
+        .copied()
+        .chain(o.resolver_holes.iter().map(|r| Cidr::new(*r, 32)))
+        .collect();
+    prohibit.retain(|p| !holes.iter().any(|a| a.network() == p.network()));
     prohibit.dedup();
     for p in prohibit {
         match handle
@@ -890,7 +944,7 @@ async fn configure_guest(
             Err(e) => return Err(netlink_err("adding a prohibit route")(e)),
         }
     }
-    for a in &o.allowed {
+    for a in &holes {
         match handle
             .route()
             .add(route(*a).gateway(host).output_interface(eth0).build())
@@ -938,7 +992,10 @@ mod tests {
         let accept = s.find("iifname \"nmb0-*\" accept").unwrap();
         assert!(allowed < blocked && blocked < accept, "{s}");
         assert!(s.contains("elements = { 10.1.2.3/32 }"));
-        assert!(s.contains("ip daddr 10.255.255.53 meta l4proto { tcp, udp } th dport 53 accept"));
+        // The name server: port 53 only, to the host and forwarded, before the blocks.
+        let dns = "ip daddr 10.255.255.53 meta l4proto { tcp, udp } th dport 53 accept";
+        assert_eq!(s.matches(dns).count(), 2, "{s}");
+        assert!(s.rfind(dns).unwrap() < blocked, "{s}");
         assert!(s.contains("iifname \"nmb0-*\" drop\n  }\n  chain forward"));
         assert!(s.trim_end().ends_with('}'));
         assert!(s.contains("    drop\n  }"), "forwarding isolated: {s}");
