@@ -115,7 +115,9 @@ impl Prepared {
     /// Discards an unused prepared environment: closing its socket makes init exit. Its
     /// network namespace (and the veth pair in it) goes when its last socket is closed.
     fn discard(self, inner: &Inner) {
-        drop(self.net);
+        if let Some(n) = self.net {
+            n.discard();
+        }
         drop(self.chan);
         pidfd_kill(&self.pidfd);
         let mut ws = 0;

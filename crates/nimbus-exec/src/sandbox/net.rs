@@ -180,6 +180,24 @@ pub(crate) struct EnvNet {
 pub(crate) struct Veth(Option<String>);
 
 impl EnvNet {
+    /// Deletes the pair now, from any thread (an environment that never ran).
+    pub fn discard(self) {
+        let EnvNet {
+            runtime_api,
+            relays,
+            veth,
+        } = self;
+        drop((runtime_api, relays));
+        if let Some(v) = veth.0
+            && let Err(e) = delete_link_blocking(&v)
+            && !e.contains("No such device")
+        {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+impl EnvNet {
     /// The Runtime API's listener, the relayed ones, and the pair.
     pub fn into_parts(
         self,
@@ -868,6 +886,48 @@ async fn create_veth(
         .execute()
         .await
         .map_err(netlink_err("bringing the host end up"))
+}
+
+/// Deletes an interface by name with one blocking netlink request (for the synchronous paths:
+/// discarding prepared environments at shutdown).
+pub(crate) fn delete_link_blocking(name: &str) -> Result<(), String> {
+    use rtnetlink::packet_core::{
+        NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    };
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+    use rtnetlink::sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_ROUTE};
+    let io = |e: std::io::Error| format!("deleting interface {name}: {e}");
+    let mut sock = Socket::new(NETLINK_ROUTE).map_err(io)?;
+    sock.bind_auto().map_err(io)?;
+    sock.connect(&NlAddr::new(0, 0)).map_err(io)?;
+    let mut link = LinkMessage::default();
+    link.attributes
+        .push(LinkAttribute::IfName(name.to_string()));
+    let mut msg = NetlinkMessage::new(
+        NetlinkHeader::default(),
+        NetlinkPayload::from(RouteNetlinkMessage::DelLink(link)),
+    );
+    msg.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    msg.header.sequence_number = 1;
+    msg.finalize();
+    let mut out = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut out);
+    sock.send(&out, 0).map_err(io)?;
+    let mut buf = [0u8; 4096];
+    // SAFETY: recv into a buffer we own, of the length given.
+    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[..n as usize])
+        .map_err(|e| format!("deleting interface {name}: {e}"))?;
+    match reply.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => {
+            Err(format!("deleting interface {name}: {}", e.to_io()))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn delete_link(handle: &rtnetlink::Handle, name: &str) -> Result<(), String> {
