@@ -442,8 +442,8 @@ async fn run(
         if want("network") {
             println!("## Sandboxed cold start and environment creation by network mode (same run)\n");
             println!("Each mode on a server of its own: `isolated` (the default: a network namespace, a veth pair, NAT), `loopback` (a namespace without outbound access), `host` (the host's network, shared).\n");
-            println!("| network | cold p50 ms | cold p99 ms | samples | 200 concurrent cold starts within | environments/s |");
-            println!("| --- | --- | --- | --- | --- | --- |");
+            println!("| network | cold p50 ms | cold p99 ms | samples | 200 concurrent cold starts within | environments/s | warm 1 client p50 ms | warm 16 clients invocations/s |");
+            println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
             let mut modes = vec![("isolated", addr)];
             for mode in ["loopback", "host"] {
                 let ((child, a), dir) = start_server(nimbus, "sandbox", &format!("-{mode}"), &format!("[sandbox]\nnetwork = \"{mode}\"\n"))?;
@@ -455,7 +455,12 @@ async fn run(
                 let lat = cold_starts(a, &format!("net-{mode}"), "provided.al2023", "noop", &provided, 30).await?;
                 create(a, "net-burst", "provided.al2023", "noop", &provided, serde_json::json!({"NOOP_SLEEP_MS": "500"})).await?;
                 let (ok, within) = burst(a, "net-burst", 200, 500).await?;
-                println!("| {mode} | {} | {} | {} | {ok} in {:.0} ms | {:.0} |", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)), lat.len(), within.as_secs_f64() * 1000.0, ok as f64 / within.as_secs_f64().max(1e-3));
+                create(a, "net-warm", "provided.al2023", "noop", &provided, serde_json::json!({})).await?;
+                let path = "/2015-03-31/functions/net-warm/invocations";
+                let _ = load(a, path, 16, Duration::from_millis(500)).await?;
+                let one = load(a, path, 1, dur).await?;
+                let many = load(a, path, 16, dur).await?;
+                println!("| {mode} | {} | {} | {} | {ok} in {:.0} ms | {:.0} | {} | {:.0} |", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)), lat.len(), within.as_secs_f64() * 1000.0, ok as f64 / within.as_secs_f64().max(1e-3), ms(one.p50_us), many.rps);
             }
             println!();
         }

@@ -1025,15 +1025,15 @@ mod tests {
 
     #[test]
     fn cidrs_parse_and_match() {
-        let c: Cidr = "10.1.2.3/8".parse().unwrap();
+        let c: Cidr = "10.1.2.3/8".parse().expect("cidr");
         assert_eq!(c.to_string(), "10.0.0.0/8");
         assert!(c.contains(Ipv4Addr::new(10, 200, 0, 1)));
         assert!(!c.contains(Ipv4Addr::new(11, 0, 0, 1)));
-        let host: Cidr = "192.0.2.7".parse().unwrap();
+        let host: Cidr = "192.0.2.7".parse().expect("address");
         assert_eq!(host, Cidr::new(Ipv4Addr::new(192, 0, 2, 7), 32));
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("example.com".parse::<Cidr>().is_err());
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        let all: Cidr = "0.0.0.0/0".parse().expect("cidr");
         assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
     }
 
@@ -1047,15 +1047,15 @@ mod tests {
             &[Ipv4Addr::new(10, 255, 255, 53)],
             true,
         );
-        let allowed = s.find("ip daddr @allowed accept").unwrap();
-        let blocked = s.find("ip daddr @blocked drop").unwrap();
-        let accept = s.find("iifname \"nmb0-*\" accept").unwrap();
+        let allowed = s.find("ip daddr @allowed accept").expect("allowed");
+        let blocked = s.find("ip daddr @blocked drop").expect("blocked");
+        let accept = s.find("iifname \"nmb0-*\" accept").expect("accept");
         assert!(allowed < blocked && blocked < accept, "{s}");
         assert!(s.contains("elements = { 10.1.2.3/32 }"));
         // The name server: port 53 only, to the host and forwarded, before the blocks.
         let dns = "ip daddr 10.255.255.53 meta l4proto { tcp, udp } th dport 53 accept";
         assert_eq!(s.matches(dns).count(), 2, "{s}");
-        assert!(s.rfind(dns).unwrap() < blocked, "{s}");
+        assert!(s.rfind(dns).expect("dns") < blocked, "{s}");
         assert!(s.contains("iifname \"nmb0-*\" drop\n  }\n  chain forward"));
         assert!(s.trim_end().ends_with('}'));
         assert!(s.contains("    drop\n  }"), "forwarding isolated: {s}");
