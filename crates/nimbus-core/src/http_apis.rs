@@ -1,6 +1,8 @@
 //! API Gateway HTTP APIs (`apigatewayv2`): APIs with their integrations, routes, stages and
 //! deployments, and the route matching API Gateway does. Each API is one record (kind
-//! `http-api`) holding all of its parts.
+//! `http-api`) holding its parts; what each deployment froze is a record of its own (kind
+//! `http-deployment`, key `<api>/<deployment>`), so the API's record does not grow with its
+//! deployment history and requests never copy it.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +13,11 @@ use crate::error::{CoreError, Result};
 use crate::records::RecordMap;
 
 const KIND: &str = "http-api";
+const SNAPSHOT_KIND: &str = "http-deployment";
+
+fn snapshot_key(api: &str, deployment: &str) -> String {
+    format!("{api}/{deployment}")
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Integration {
@@ -84,12 +91,23 @@ pub struct Stage {
     pub updated: String,
 }
 
-/// What a deployment froze: the routes and integrations of that moment.
+/// A deployment as the API's record holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub id: String,
     pub created: String,
     pub description: Option<String>,
+    /// What the deployment froze, in records written before snapshots were records of their
+    /// own; moved out when the store is opened ([`HttpApis::migrate`]).
+    #[serde(default, rename = "routes", skip_serializing)]
+    legacy_routes: Option<Vec<Route>>,
+    #[serde(default, rename = "integrations", skip_serializing)]
+    legacy_integrations: Option<BTreeMap<String, Integration>>,
+}
+
+/// What a deployment froze: the routes and integrations of that moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
     pub routes: Vec<Route>,
     pub integrations: BTreeMap<String, Integration>,
 }
@@ -386,13 +404,52 @@ pub fn match_route<'a>(
 
 pub struct HttpApis {
     map: RecordMap<HttpApi>,
+    snapshots: RecordMap<std::sync::Arc<Snapshot>>,
 }
 
 impl HttpApis {
     pub fn open(store: Store) -> Result<HttpApis> {
         Ok(HttpApis {
-            map: RecordMap::open(store, KIND)?,
+            map: RecordMap::open(store.clone(), KIND)?,
+            snapshots: RecordMap::open(store, SNAPSHOT_KIND)?,
         })
+    }
+
+    /// At start: moves snapshots out of API records written by earlier versions, and removes
+    /// snapshots whose deployment is gone (a crash between the two writes of a create or a
+    /// delete leaves one).
+    pub async fn migrate(&self) -> Result<()> {
+        let _edit = self.map.edit().await;
+        for mut api in self.map.values() {
+            if !api
+                .deployments
+                .values()
+                .any(|d| d.legacy_routes.is_some() || d.legacy_integrations.is_some())
+            {
+                continue;
+            }
+            for d in api.deployments.values_mut() {
+                let snapshot = Snapshot {
+                    routes: d.legacy_routes.take().unwrap_or_default(),
+                    integrations: d.legacy_integrations.take().unwrap_or_default(),
+                };
+                self.snapshots
+                    .put(snapshot_key(&api.id, &d.id), std::sync::Arc::new(snapshot))
+                    .await?;
+            }
+            self.map.put(api.id.clone(), api).await?;
+        }
+        for key in self.snapshots.keys() {
+            let live = key.split_once('/').is_some_and(|(a, d)| {
+                self.map
+                    .read(a, |api| api.deployments.contains_key(d))
+                    .unwrap_or(false)
+            });
+            if !live {
+                self.snapshots.remove(&key).await?;
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> AResult<HttpApi> {
@@ -555,8 +612,19 @@ impl HttpApis {
     }
 
     pub async fn delete(&self, id: &str) -> AResult<()> {
+        let _edit = self.map.edit().await;
         self.get(id)?;
-        Ok(self.map.remove(id).await?)
+        self.map.remove(id).await?;
+        let prefix = format!("{id}/");
+        for key in self
+            .snapshots
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix))
+        {
+            self.snapshots.remove(&key).await?;
+        }
+        Ok(())
     }
 
     /// ImportApi (`existing` is `None`) and ReimportApi: the definition's routes and
@@ -979,17 +1047,8 @@ impl HttpApis {
                 ApiError::NotFound(format!("Invalid Deployment identifier specified {id}"))
             })
         })
-        .await
-    }
-
-    fn snapshot(a: &HttpApi, description: Option<String>) -> Deployment {
-        Deployment {
-            id: new_id(),
-            created: now(),
-            description,
-            routes: a.routes.values().cloned().collect(),
-            integrations: a.integrations.clone(),
-        }
+        .await?;
+        Ok(self.snapshots.remove(&snapshot_key(api, id)).await?)
     }
 
     pub async fn create_stage(
@@ -1039,19 +1098,34 @@ impl HttpApis {
         stage: Option<String>,
         description: Option<String>,
     ) -> AResult<Deployment> {
-        self.change(api, |a| {
-            let d = Self::snapshot(a, description);
-            if let Some(s) = &stage {
-                let st = a.stages.get_mut(s).ok_or_else(|| {
-                    ApiError::NotFound(format!("Invalid stage identifier specified {s}"))
-                })?;
-                st.deployment_id = Some(d.id.clone());
-                st.updated = now();
-            }
-            a.deployments.insert(d.id.clone(), d.clone());
-            Ok(d)
-        })
-        .await
+        let _edit = self.map.edit().await;
+        let mut a = self.get(api)?;
+        let d = Deployment {
+            id: new_id(),
+            created: now(),
+            description,
+            legacy_routes: None,
+            legacy_integrations: None,
+        };
+        if let Some(s) = &stage {
+            let st = a.stages.get_mut(s).ok_or_else(|| {
+                ApiError::NotFound(format!("Invalid stage identifier specified {s}"))
+            })?;
+            st.deployment_id = Some(d.id.clone());
+            st.updated = now();
+        }
+        // The snapshot first: a crash before the API's record names it leaves an orphan that
+        // the next start removes, never a deployment without its snapshot.
+        let snapshot = Snapshot {
+            routes: a.routes.values().cloned().collect(),
+            integrations: a.integrations.clone(),
+        };
+        self.snapshots
+            .put(snapshot_key(&a.id, &d.id), std::sync::Arc::new(snapshot))
+            .await?;
+        a.deployments.insert(d.id.clone(), d.clone());
+        self.save(a).await?;
+        Ok(d)
     }
 
     /// Sets a stage's default throttling (`defaultRouteSettings`).
@@ -1125,16 +1199,46 @@ impl HttpApis {
     }
 
     /// What a stage serves: the live routes (auto-deploy) or its deployment's snapshot.
+    /// The API comes without its deployment history, which requests never read.
     pub fn served(&self, api: &str, stage: &str) -> Option<Served> {
-        let a = self.get(api).ok()?;
-        let s = a.stages.get(stage)?.clone();
-        if s.auto_deploy {
-            let routes = a.routes.values().cloned().collect();
-            let integrations = a.integrations.clone();
+        let (a, s, live) = self.map.read(api, |a| {
+            let s = a.stages.get(stage)?.clone();
+            if let Some(d) = s.deployment_id.as_deref()
+                && !s.auto_deploy
+                && !a.deployments.contains_key(d)
+            {
+                return None;
+            }
+            let lite = HttpApi {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                protocol_type: a.protocol_type.clone(),
+                description: a.description.clone(),
+                route_selection_expression: a.route_selection_expression.clone(),
+                created: a.created.clone(),
+                tags: BTreeMap::new(),
+                integrations: BTreeMap::new(),
+                routes: BTreeMap::new(),
+                stages: BTreeMap::new(),
+                deployments: BTreeMap::new(),
+                cors: a.cors.clone(),
+                authorizers: a.authorizers.clone(),
+            };
+            let live = s.auto_deploy.then(|| {
+                (
+                    a.routes.values().cloned().collect::<Vec<_>>(),
+                    a.integrations.clone(),
+                )
+            });
+            Some((lite, s, live))
+        })??;
+        if let Some((routes, integrations)) = live {
             return Some((a, s, routes, integrations));
         }
-        let d = a.deployments.get(s.deployment_id.as_deref()?)?.clone();
-        Some((a, s, d.routes, d.integrations))
+        let snap = self
+            .snapshots
+            .get(&snapshot_key(api, s.deployment_id.as_deref()?))?;
+        Some((a, s, snap.routes.clone(), snap.integrations.clone()))
     }
 }
 
@@ -1144,6 +1248,71 @@ pub type Served = (HttpApi, Stage, Vec<Route>, BTreeMap<String, Integration>);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_stage_serves_its_deployment_from_a_record_of_its_own() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let apis = HttpApis::open(store.clone()).expect("open");
+        let api = apis
+            .create(ApiInput {
+                name: Some("h".into()),
+                protocol_type: Some("HTTP".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("api");
+        apis.create_route(&api.id, Some("GET /a".into()), None, RouteAuth::default())
+            .await
+            .expect("route");
+        apis.create_stage(
+            &api.id,
+            Some("v1".into()),
+            false,
+            None,
+            BTreeMap::new(),
+            None,
+        )
+        .await
+        .expect("stage");
+        apis.create_deployment(&api.id, Some("v1".into()), None)
+            .await
+            .expect("deploy");
+        // A later route is not in the deployed snapshot.
+        apis.create_route(&api.id, Some("GET /b".into()), None, RouteAuth::default())
+            .await
+            .expect("route");
+        let (lite, _, routes, _) = apis.served(&api.id, "v1").expect("served");
+        let keys: Vec<&str> = routes.iter().map(|r| r.route_key.as_str()).collect();
+        assert_eq!(keys, vec!["GET /a"]);
+        assert!(
+            lite.deployments.is_empty(),
+            "requests get no deployment history"
+        );
+        let second = apis
+            .create_deployment(&api.id, None, None)
+            .await
+            .expect("deploy");
+        let body = store
+            .records(KIND)
+            .expect("records")
+            .into_iter()
+            .find(|(k, _)| *k == api.id)
+            .expect("record")
+            .1;
+        assert_eq!(
+            body.matches("GET /a").count(),
+            1,
+            "routes only once: {body}"
+        );
+        assert_eq!(store.records(SNAPSHOT_KIND).expect("snapshots").len(), 2);
+        apis.delete_deployment(&api.id, &second.id)
+            .await
+            .expect("delete");
+        assert_eq!(store.records(SNAPSHOT_KIND).expect("snapshots").len(), 1);
+        apis.delete(&api.id).await.expect("delete api");
+        assert!(store.records(SNAPSHOT_KIND).expect("snapshots").is_empty());
+    }
 
     fn routes(keys: &[&str]) -> Vec<Route> {
         keys.iter()

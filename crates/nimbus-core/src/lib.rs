@@ -153,7 +153,9 @@ impl Core {
         let policies = Arc::new(policies::Policies::open(store.clone(), functions.clone())?);
         let api_keys = Arc::new(api_keys::ApiKeys::open(store.clone())?);
         let http_apis = Arc::new(http_apis::HttpApis::open(store.clone())?);
+        http_apis.migrate().await?;
         let rest_apis = Arc::new(rest_apis::RestApis::open(store.clone())?);
+        rest_apis.migrate().await?;
         let event_configs = Arc::new(event_config::EventConfigs::open(
             store.clone(),
             functions.clone(),

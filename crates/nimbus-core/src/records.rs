@@ -81,6 +81,16 @@ impl<T: Clone + Serialize + DeserializeOwned> RecordMap<T> {
             .collect()
     }
 
+    /// Every key.
+    pub fn keys(&self) -> Vec<String> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// The first value matching `f`.
     pub fn find(&self, f: impl Fn(&T) -> bool) -> Option<T> {
         self.map

@@ -68,13 +68,25 @@ pub struct Resource {
     pub methods: BTreeMap<String, Method>,
 }
 
+/// A deployment as the API's record holds it. The snapshot of resources it serves is a record
+/// of its own (kind `rest-deployment`, key `<api>/<deployment>`), written once: the API's record
+/// does not grow with its deployment history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub id: String,
     pub created: i64,
     pub description: Option<String>,
-    /// The snapshot the deployment serves, shared by every request to its stages.
-    pub resources: std::sync::Arc<Vec<Resource>>,
+    /// The snapshot, in records written before snapshots were records of their own; moved out
+    /// when the store is opened ([`RestApis::migrate`]).
+    #[serde(default, rename = "resources", skip_serializing)]
+    legacy_resources: Option<std::sync::Arc<Vec<Resource>>>,
+}
+
+/// Record kind of deployment snapshots.
+const SNAPSHOT_KIND: &str = "rest-deployment";
+
+fn snapshot_key(api: &str, deployment: &str) -> String {
+    format!("{api}/{deployment}")
 }
 
 /// A stage's settings for one method (`~1items/GET`) or for all of them (`*/*`).
@@ -455,13 +467,49 @@ const METHODS: &[&str] = &[
 
 pub struct RestApis {
     map: RecordMap<RestApi>,
+    /// Deployment snapshots, shared by every request to the stages that serve them.
+    snapshots: RecordMap<std::sync::Arc<Vec<Resource>>>,
 }
 
 impl RestApis {
     pub fn open(store: Store) -> Result<RestApis> {
         Ok(RestApis {
-            map: RecordMap::open(store, KIND)?,
+            map: RecordMap::open(store.clone(), KIND)?,
+            snapshots: RecordMap::open(store, SNAPSHOT_KIND)?,
         })
+    }
+
+    /// At start: moves snapshots out of API records written by earlier versions, and removes
+    /// snapshots whose deployment is gone (a crash between the two writes of a create or a
+    /// delete leaves one).
+    pub async fn migrate(&self) -> Result<()> {
+        let _edit = self.map.edit().await;
+        for mut api in self.map.values() {
+            if !api
+                .deployments
+                .values()
+                .any(|d| d.legacy_resources.is_some())
+            {
+                continue;
+            }
+            for d in api.deployments.values_mut() {
+                if let Some(r) = d.legacy_resources.take() {
+                    self.snapshots.put(snapshot_key(&api.id, &d.id), r).await?;
+                }
+            }
+            self.map.put(api.id.clone(), api).await?;
+        }
+        for key in self.snapshots.keys() {
+            let live = key.split_once('/').is_some_and(|(a, d)| {
+                self.map
+                    .read(a, |api| api.deployments.contains_key(d))
+                    .unwrap_or(false)
+            });
+            if !live {
+                self.snapshots.remove(&key).await?;
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> AResult<RestApi> {
@@ -524,8 +572,19 @@ impl RestApis {
     }
 
     pub async fn delete(&self, id: &str) -> AResult<()> {
+        let _edit = self.map.edit().await;
         self.get(id)?;
-        Ok(self.map.remove(id).await?)
+        self.map.remove(id).await?;
+        let prefix = format!("{id}/");
+        for key in self
+            .snapshots
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix))
+        {
+            self.snapshots.remove(&key).await?;
+        }
+        Ok(())
     }
 
     /// CreateResource under `parent`.
@@ -989,39 +1048,45 @@ impl RestApis {
         description: Option<String>,
         variables: BTreeMap<String, String>,
     ) -> AResult<Deployment> {
-        self.change(api, |a| {
-            if !a.resources.values().any(|r| !r.methods.is_empty()) {
-                return Err(ApiError::BadRequest(
-                    "The REST API doesn't contain any methods".into(),
-                ));
-            }
-            let d = Deployment {
-                id: new_id(),
-                created: now(),
-                description,
-                resources: std::sync::Arc::new(a.resources.values().cloned().collect()),
-            };
-            if let Some(name) = stage {
-                let t = now();
-                let st = a.stages.entry(name.clone()).or_insert(Stage {
-                    name,
-                    deployment_id: d.id.clone(),
-                    description: None,
-                    variables: BTreeMap::new(),
-                    created: t,
-                    updated: t,
-                    method_settings: BTreeMap::new(),
-                    tracing_enabled: false,
-                    options: StageOptions::default(),
-                });
-                st.deployment_id = d.id.clone();
-                st.variables.extend(variables);
-                st.updated = t;
-            }
-            a.deployments.insert(d.id.clone(), d.clone());
-            Ok(d)
-        })
-        .await
+        let _edit = self.map.edit().await;
+        let mut a = self.get(api)?;
+        if !a.resources.values().any(|r| !r.methods.is_empty()) {
+            return Err(ApiError::BadRequest(
+                "The REST API doesn't contain any methods".into(),
+            ));
+        }
+        let d = Deployment {
+            id: new_id(),
+            created: now(),
+            description,
+            legacy_resources: None,
+        };
+        // The snapshot first: a crash before the API's record names it leaves an orphan that
+        // the next start removes, never a deployment without its snapshot.
+        let snapshot: Vec<Resource> = a.resources.values().cloned().collect();
+        self.snapshots
+            .put(snapshot_key(&a.id, &d.id), std::sync::Arc::new(snapshot))
+            .await?;
+        if let Some(name) = stage {
+            let t = now();
+            let st = a.stages.entry(name.clone()).or_insert(Stage {
+                name,
+                deployment_id: d.id.clone(),
+                description: None,
+                variables: BTreeMap::new(),
+                created: t,
+                updated: t,
+                method_settings: BTreeMap::new(),
+                tracing_enabled: false,
+                options: StageOptions::default(),
+            });
+            st.deployment_id = d.id.clone();
+            st.variables.extend(variables);
+            st.updated = t;
+        }
+        a.deployments.insert(d.id.clone(), d.clone());
+        self.save(a).await?;
+        Ok(d)
     }
 
     pub async fn create_stage(
@@ -1120,7 +1185,8 @@ impl RestApis {
             a.deployments.remove(id);
             Ok(())
         })
-        .await
+        .await?;
+        Ok(self.snapshots.remove(&snapshot_key(api, id)).await?)
     }
 
     /// UpdateRestApi: `/name`, `/description`, `/binaryMediaTypes/{type}` (add or remove).
@@ -1827,9 +1893,9 @@ impl RestApis {
         api: &str,
         stage: &str,
     ) -> Option<(RestApi, Stage, std::sync::Arc<Vec<Resource>>)> {
-        self.map.read(api, |a| {
+        let (settings, st) = self.map.read(api, |a| {
             let st = a.stages.get(stage)?.clone();
-            let resources = a.deployments.get(&st.deployment_id)?.resources.clone();
+            a.deployments.get(&st.deployment_id)?;
             let settings = RestApi {
                 id: a.id.clone(),
                 name: a.name.clone(),
@@ -1846,8 +1912,10 @@ impl RestApis {
                 models: a.models.clone(),
                 validators: a.validators.clone(),
             };
-            Some((settings, st, resources))
-        })?
+            Some((settings, st))
+        })??;
+        let resources = self.snapshots.get(&snapshot_key(api, &st.deployment_id))?;
+        Some((settings, st, resources))
     }
 }
 
@@ -2094,6 +2162,100 @@ pub fn match_resource<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn deployments_are_records_of_their_own_and_old_records_move_out() {
+        use nimbus_store::WriteOp;
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let apis = RestApis::open(store.clone()).expect("open");
+        let api = apis
+            .create(Some("a".into()), None, vec![], BTreeMap::new())
+            .await
+            .expect("api");
+        let input = MethodInput {
+            authorization_type: Some("NONE".into()),
+            ..Default::default()
+        };
+        apis.put_method(&api.id, &api.root_id, "GET", input)
+            .await
+            .expect("method");
+        for _ in 0..20 {
+            apis.create_deployment(&api.id, Some("prod".into()), None, BTreeMap::new())
+                .await
+                .expect("deploy");
+        }
+        let record = |store: &Store| {
+            store
+                .records(KIND)
+                .expect("records")
+                .into_iter()
+                .find(|(k, _)| *k == api.id)
+                .expect("the API's record")
+                .1
+        };
+        let body = record(&store);
+        // Only the draft resources are in the API's record, however many deployments it has.
+        assert_eq!(body.matches("\"path\":\"/\"").count(), 1, "{body}");
+        let snapshots = |store: &Store| store.records(SNAPSHOT_KIND).expect("snapshots").len();
+        assert_eq!(snapshots(&store), 20);
+        let (_, st, served) = apis.served(&api.id, "prod").expect("served");
+        assert_eq!(served.len(), 1);
+        let old = apis
+            .get(&api.id)
+            .expect("api")
+            .deployments
+            .into_keys()
+            .find(|d| *d != st.deployment_id)
+            .expect("an older deployment");
+        apis.delete_deployment(&api.id, &old).await.expect("delete");
+        assert_eq!(snapshots(&store), 19);
+
+        // A record written by an earlier version holds its snapshots inside, and a crash left
+        // an orphan snapshot: the start moves the first out and removes the second.
+        let mut legacy: serde_json::Value = serde_json::from_str(&body).expect("json");
+        legacy["deployments"][&st.deployment_id]["resources"] =
+            serde_json::to_value(&*served).expect("json");
+        legacy["deployments"]
+            .as_object_mut()
+            .expect("deployments")
+            .retain(|k, _| *k == st.deployment_id);
+        assert_eq!(legacy.to_string().matches("\"path\":\"/\"").count(), 2);
+        drop(apis);
+        let mut ops = vec![WriteOp::PutRecord {
+            kind: KIND.into(),
+            key: api.id.clone(),
+            body: legacy.to_string(),
+        }];
+        for (k, _) in store.records(SNAPSHOT_KIND).expect("snapshots") {
+            ops.push(WriteOp::DeleteRecord {
+                kind: SNAPSHOT_KIND.into(),
+                key: k,
+            });
+        }
+        ops.push(WriteOp::PutRecord {
+            kind: SNAPSHOT_KIND.into(),
+            key: "gone/gone".into(),
+            body: "[]".into(),
+        });
+        store.write_async(ops).await.expect("write");
+        let apis = RestApis::open(store.clone()).expect("reopen");
+        apis.migrate().await.expect("migrate");
+        let (_, _, again) = apis.served(&api.id, "prod").expect("served after the move");
+        assert_eq!(*again, *served);
+        assert_eq!(
+            record(&store).matches("\"path\":\"/\"").count(),
+            1,
+            "the snapshot moved out of the API's record"
+        );
+        let keys: Vec<String> = store
+            .records(SNAPSHOT_KIND)
+            .expect("snapshots")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec![snapshot_key(&api.id, &st.deployment_id)]);
+    }
 
     fn res(path: &str) -> Resource {
         Resource {
