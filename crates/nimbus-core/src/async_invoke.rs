@@ -32,7 +32,7 @@ use crate::event_config::{
 };
 use crate::invoke::{InvocationType, InvokeInput, InvokeResult, InvokeService};
 use crate::names::FunctionRef;
-use crate::queues::MessageAttribute;
+use crate::sinks::{Attribute, Message, SinkError};
 
 const KIND: &str = "async-event";
 
@@ -565,8 +565,8 @@ impl InvokeService {
                     }
                 }
             }
-            Ok(Destination::Queue { name }) => {
-                self.to_queue(&name, record, BTreeMap::new(), &ev.id).await
+            Ok(Destination::Sink { arn }) => {
+                self.to_sink(&arn, record, BTreeMap::new(), &ev.id).await
             }
             Err(e) => {
                 tracing::error!(request_id = %ev.id, destination = %arn, error = %e, "unusable destination; the outcome is dropped");
@@ -577,21 +577,15 @@ impl InvokeService {
 
     async fn dead_letter(&self, ev: &QueuedEvent, dlq: &str, message: String) -> Delivery {
         match parse_destination(dlq) {
-            Ok(Destination::Queue { name }) => {
-                let attr = |t: &str, v: String| MessageAttribute {
-                    data_type: t.into(),
-                    string_value: Some(v),
-                    binary_value: None,
-                };
-                let attrs: BTreeMap<String, MessageAttribute> = [
-                    ("RequestID".to_string(), attr("String", ev.id.clone())),
-                    ("ErrorCode".to_string(), attr("Number", "200".into())),
-                    ("ErrorMessage".to_string(), attr("String", message)),
+            Ok(Destination::Sink { arn }) => {
+                let attrs: BTreeMap<String, Attribute> = [
+                    ("RequestID".to_string(), Attribute::string(ev.id.clone())),
+                    ("ErrorCode".to_string(), Attribute::number(200)),
+                    ("ErrorMessage".to_string(), Attribute::string(message)),
                 ]
                 .into_iter()
                 .collect();
-                self.to_queue(&name, ev.payload.clone(), attrs, &ev.id)
-                    .await
+                self.to_sink(&arn, ev.payload.clone(), attrs, &ev.id).await
             }
             _ => {
                 tracing::warn!(request_id = %ev.id, dead_letter = %dlq, "the dead-letter target is not a queue of this server; the event is dropped");
@@ -600,26 +594,27 @@ impl InvokeService {
         }
     }
 
-    /// Sends a message to a queue of this server: done once committed, or when the queue does
-    /// not exist (nothing to retry); a store failure is tried again later.
-    async fn to_queue(
+    /// Delivers a message through the sink registry: done once accepted, or when the target
+    /// does not exist (nothing to retry); anything else is tried again later.
+    async fn to_sink(
         &self,
-        queue: &str,
+        target: &str,
         body: String,
-        attrs: BTreeMap<String, MessageAttribute>,
+        attributes: BTreeMap<String, Attribute>,
         request_id: &str,
     ) -> Delivery {
-        let name = match self.queues.name_of(queue) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(request_id, queue, error = %e, "the queue does not exist; the message is dropped");
-                return Delivery::Done;
+        match self
+            .sinks
+            .deliver(target, Message { body, attributes })
+            .await
+        {
+            Ok(()) => Delivery::Done,
+            Err(SinkError::NotFound(e)) => {
+                tracing::error!(request_id, target, error = %e, "the target does not exist; the message is dropped");
+                Delivery::Done
             }
-        };
-        match self.queues.send(&name, vec![(body, attrs, Some(0))]).await {
-            Ok(_) => Delivery::Done,
-            Err(e) => {
-                tracing::error!(request_id, queue, error = %e, "could not deliver to the queue");
+            Err(SinkError::Unavailable(e)) => {
+                tracing::error!(request_id, target, error = %e, "could not deliver to the target");
                 Delivery::Later
             }
         }

@@ -58,8 +58,8 @@ pub enum Destination {
         name: String,
         qualifier: Option<String>,
     },
-    /// A queue of the built-in queue service (by name).
-    Queue { name: String },
+    /// A target delivered through the sink registry (a queue), by ARN.
+    Sink { arn: String },
 }
 
 /// Parses a destination ARN. Queues, topics and event buses are refused until those services
@@ -79,8 +79,8 @@ pub fn parse_destination(arn: &str) -> Result<Destination> {
                 qualifier: r.qualifier,
             })
         }
-        "sqs" if parts.len() == 6 && !parts[5].is_empty() => Ok(Destination::Queue {
-            name: parts[5].to_string(),
+        "sqs" if parts.len() == 6 && !parts[5].is_empty() => Ok(Destination::Sink {
+            arn: arn.to_string(),
         }),
         "sns" | "events" | "s3" => Err(CoreError::InvalidParameter(format!(
             "The destination ARN {arn} is not supported yet: Nimbus delivers asynchronous invocation records to Lambda functions and queues; {} destinations arrive with that service.",
@@ -262,7 +262,9 @@ mod tests {
         );
         assert_eq!(
             parse_destination("arn:aws:sqs:us-east-1:000000000000:q").ok(),
-            Some(Destination::Queue { name: "q".into() })
+            Some(Destination::Sink {
+                arn: "arn:aws:sqs:us-east-1:000000000000:q".into()
+            })
         );
         assert!(matches!(
             parse_destination("arn:aws:sns:us-east-1:000000000000:t"),

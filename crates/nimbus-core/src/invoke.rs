@@ -118,8 +118,8 @@ pub struct InvokeService {
     /// Accepted asynchronous events (see `async_invoke`).
     pub(crate) queue: crate::async_invoke::AsyncQueue,
     pub(crate) configs: Arc<crate::event_config::EventConfigs>,
-    /// The queue service, for queue destinations and dead-letter queues.
-    pub(crate) queues: Arc<crate::queues::QueueService>,
+    /// Where destination records and dead-letter events go (queues, and later topics).
+    pub(crate) sinks: Arc<crate::sinks::Sinks>,
     /// Invocations between taking a slot and writing their usage row (cold starts included);
     /// shutdown lets them finish, bounded, before it stops environments.
     inflight: std::sync::atomic::AtomicUsize,
@@ -172,7 +172,7 @@ impl InvokeService {
         logs: Arc<LogService>,
         store: Store,
         configs: Arc<crate::event_config::EventConfigs>,
-        queues: Arc<crate::queues::QueueService>,
+        sinks: Arc<crate::sinks::Sinks>,
     ) -> Result<Arc<InvokeService>> {
         functions.resume();
         let queue = crate::async_invoke::AsyncQueue::open(store.clone())?;
@@ -188,7 +188,7 @@ impl InvokeService {
             settled: tokio::sync::Notify::new(),
             queue,
             configs,
-            queues,
+            sinks,
             provisioned: crate::provisioned::ProvisionedConfigs::open(store_for_pc)?,
             me: std::sync::OnceLock::new(),
         });

@@ -17,10 +17,10 @@ pub mod openapi;
 pub mod policies;
 pub mod pricing;
 pub mod provisioned;
-pub mod queues;
 pub mod records;
 pub mod rest_apis;
 pub mod settings;
+pub mod sinks;
 pub mod urls;
 pub mod validate;
 pub mod versions;
@@ -104,7 +104,9 @@ pub struct Core {
     pub urls: Arc<urls::FunctionUrls>,
     pub policies: Arc<policies::Policies>,
     pub api_keys: Arc<api_keys::ApiKeys>,
-    pub queues: Arc<queues::QueueService>,
+    /// Where services take deliveries (destinations, dead-letter queues): registered by the
+    /// binary as it composes the services.
+    pub sinks: Arc<sinks::Sinks>,
     pub event_configs: Arc<event_config::EventConfigs>,
     pub functions: Arc<FunctionService>,
     pub invoke: Arc<InvokeService>,
@@ -148,7 +150,7 @@ impl Core {
             functions.set_unpacker(nimbus_exec::code::Unpacker::Helper { uid });
         }
         let launcher = choose_launcher(&settings, uids)?;
-        let queues = Arc::new(queues::QueueService::open(store.clone(), settings.clone())?);
+        let sinks = Arc::new(sinks::Sinks::new());
         let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
         let policies = Arc::new(policies::Policies::open(store.clone(), functions.clone())?);
         let api_keys = Arc::new(api_keys::ApiKeys::open(store.clone())?);
@@ -167,7 +169,7 @@ impl Core {
             logs.clone(),
             store.clone(),
             event_configs.clone(),
-            queues.clone(),
+            sinks.clone(),
         )?;
         spawn_log_retention(logs.clone(), settings.clone());
         Ok(Core {
@@ -176,7 +178,7 @@ impl Core {
             urls,
             policies,
             api_keys,
-            queues,
+            sinks,
             settings,
             event_configs,
             functions,

@@ -1,21 +1,48 @@
 //! The front door: which AWS service a request is for. The SigV4 credential scope in
 //! `Authorization` decides first, then `X-Amz-Target`, then the query/form `Action`, then the
-//! path.
+//! path. Services of their own crates ([`crate::services`]) are recognised by their signing name
+//! and target prefix.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nimbus_core::Core;
 
 use crate::error::{JsonError, LambdaError};
+use crate::services::{AwsService, Services};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Service {
     Lambda,
     Logs,
-    Sqs,
+    /// A service registered from its own crate.
+    Registered(std::sync::Arc<dyn AwsService>),
     Unknown(String),
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Service::Lambda => f.write_str("Lambda"),
+            Service::Logs => f.write_str("Logs"),
+            Service::Registered(s) => write!(f, "Registered({})", s.signing_name()),
+            Service::Unknown(w) => write!(f, "Unknown({w})"),
+        }
+    }
+}
+
+impl PartialEq for Service {
+    fn eq(&self, other: &Service) -> bool {
+        match (self, other) {
+            (Service::Lambda, Service::Lambda) | (Service::Logs, Service::Logs) => true,
+            (Service::Registered(a), Service::Registered(b)) => {
+                a.signing_name() == b.signing_name()
+            }
+            (Service::Unknown(a), Service::Unknown(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// The service named by a SigV4 `Authorization` header's credential scope
@@ -32,21 +59,28 @@ fn scope_service(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Classifies a request.
-pub fn classify(headers: &HeaderMap, path: &str, query: Option<&str>) -> Service {
+pub fn classify(
+    services: &Services,
+    headers: &HeaderMap,
+    path: &str,
+    query: Option<&str>,
+) -> Service {
     if let Some(s) = scope_service(headers) {
         return match s.as_str() {
             "lambda" => Service::Lambda,
             "logs" => Service::Logs,
-            "sqs" => Service::Sqs,
-            other => Service::Unknown(other.to_string()),
+            other => match services.by_signing_name(other) {
+                Some(svc) => Service::Registered(svc),
+                None => Service::Unknown(other.to_string()),
+            },
         };
     }
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         if target.starts_with("Logs_20140328.") {
             return Service::Logs;
         }
-        if target.starts_with("AmazonSQS.") {
-            return Service::Sqs;
+        if let Some(svc) = services.by_target(target) {
+            return Service::Registered(svc);
         }
         return Service::Unknown(target.split('.').next().unwrap_or(target).to_string());
     }
@@ -77,11 +111,20 @@ pub fn classify(headers: &HeaderMap, path: &str, query: Option<&str>) -> Service
 }
 
 /// Requests no explicit route matched.
-pub async fn dispatch(State(core): State<Core>, req: Request<Body>) -> Response {
-    let service = classify(req.headers(), req.uri().path(), req.uri().query());
+pub async fn dispatch(
+    State(core): State<Core>,
+    Extension(services): Extension<Services>,
+    req: Request<Body>,
+) -> Response {
+    let service = classify(
+        &services,
+        req.headers(),
+        req.uri().path(),
+        req.uri().query(),
+    );
     match service {
         Service::Logs => crate::logs::handle(core, req).await,
-        Service::Sqs => crate::sqs::handle(core, req).await,
+        Service::Registered(svc) => svc.handle(req).await,
         Service::Lambda => LambdaError::new(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",
@@ -118,6 +161,7 @@ mod tests {
         let auth = "AWS4-HMAC-SHA256 Credential=test/20261122/us-east-1/logs/aws4_request, SignedHeaders=host, Signature=x";
         assert_eq!(
             classify(
+                &Services::default(),
                 &headers(&[("authorization", auth)]),
                 "/2015-03-31/functions",
                 None
@@ -126,6 +170,7 @@ mod tests {
         );
         assert_eq!(
             classify(
+                &Services::default(),
                 &headers(&[("x-amz-target", "Logs_20140328.GetLogEvents")]),
                 "/",
                 None
@@ -133,11 +178,60 @@ mod tests {
             Service::Logs
         );
         assert_eq!(
-            classify(&HeaderMap::new(), "/2015-03-31/functions/", None),
+            classify(
+                &Services::default(),
+                &HeaderMap::new(),
+                "/2015-03-31/functions/",
+                None
+            ),
             Service::Lambda
         );
         assert!(matches!(
-            classify(&HeaderMap::new(), "/", Some("Action=SendMessage")),
+            classify(
+                &Services::default(),
+                &HeaderMap::new(),
+                "/",
+                Some("Action=SendMessage")
+            ),
+            Service::Unknown(_)
+        ));
+    }
+
+    struct Queues;
+
+    impl AwsService for Queues {
+        fn signing_name(&self) -> &'static str {
+            "sqs"
+        }
+        fn target_prefix(&self) -> Option<&'static str> {
+            Some("AmazonSQS.")
+        }
+        fn handle(&self, _req: Request<Body>) -> crate::services::Handled {
+            Box::pin(async { StatusCode::NO_CONTENT.into_response() })
+        }
+    }
+
+    #[test]
+    fn registered_services_are_found_by_scope_and_target() {
+        let services = Services::new(vec![std::sync::Arc::new(Queues)]);
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20261122/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=x";
+        let by_scope = classify(&services, &headers(&[("authorization", auth)]), "/", None);
+        assert!(matches!(&by_scope, Service::Registered(s) if s.signing_name() == "sqs"));
+        let by_target = classify(
+            &services,
+            &headers(&[("x-amz-target", "AmazonSQS.SendMessage")]),
+            "/",
+            None,
+        );
+        assert_eq!(by_target, by_scope);
+        // Without the registration the same request is for an unknown service.
+        assert!(matches!(
+            classify(
+                &Services::default(),
+                &headers(&[("x-amz-target", "AmazonSQS.SendMessage")]),
+                "/",
+                None
+            ),
             Service::Unknown(_)
         ));
     }

@@ -20,7 +20,7 @@ pub mod lambda;
 pub mod listener;
 pub mod logs;
 pub mod nimbus_api;
-pub mod sqs;
+pub mod services;
 pub mod templates;
 pub mod throttle;
 
@@ -43,8 +43,8 @@ pub struct EdgeConfig {
     pub limits: listener::ConnectionLimits,
 }
 
-/// Builds the router for every service.
-pub fn router(core: Core, browsers: guard::BrowserPolicy) -> Router {
+/// Builds the router for every service: the built-in ones and `services` from their crates.
+pub fn router(core: Core, browsers: guard::BrowserPolicy, services: services::Services) -> Router {
     Router::new()
         .merge(nimbus_api::routes())
         .merge(lambda::routes())
@@ -52,6 +52,7 @@ pub fn router(core: Core, browsers: guard::BrowserPolicy) -> Router {
         .merge(apigw_rest::routes())
         .merge(apigw_keys::routes())
         .fallback(front_door::dispatch)
+        .layer(axum::Extension(services))
         .layer(axum::middleware::from_fn_with_state(
             core.clone(),
             apigwv2::dispatch,
@@ -73,8 +74,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     core: Core,
     config: EdgeConfig,
+    services: services::Services,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(core, config.browsers);
+    let app = router(core, config.browsers, services);
     listener::serve(listener, app, config.limits, shutdown).await
 }

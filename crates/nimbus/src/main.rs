@@ -2,6 +2,7 @@
 //! the library crates; the client talks to the server only through its public APIs.
 
 mod client;
+mod compose;
 mod config;
 mod server;
 

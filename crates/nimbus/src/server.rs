@@ -69,6 +69,7 @@ pub async fn run(
     let core = Core::start(settings)
         .await
         .map_err(|e| anyhow::anyhow!("starting Nimbus: {e}"))?;
+    let services = crate::compose::services(&core)?;
     tracing::info!(launcher = core.invoke.launcher_name(), "environments start");
     for (id, r) in core.functions.catalog().report() {
         if let Err(why) = r {
@@ -94,7 +95,7 @@ pub async fn run(
         tracing::info!("shutting down");
     };
     let serve_core = core.clone();
-    nimbus_edge::serve(listener, serve_core, edge, shutdown).await?;
+    nimbus_edge::serve(listener, serve_core, edge, services, shutdown).await?;
     core.shutdown().await;
     Ok(())
 }

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::service::{
+    MessageAttribute, QueueError, QueueService, Received, md5_of_attributes, md5_of_body,
+};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use nimbus_core::Core;
-use nimbus_core::queues::{MessageAttribute, QueueError, Received, md5_of_attributes, md5_of_body};
 use serde_json::{Map, Value, json};
 
 struct SqsError {
@@ -134,7 +135,7 @@ fn ok(body: Value) -> Response {
     r
 }
 
-pub async fn handle(core: Core, req: Request<Body>) -> Response {
+pub async fn handle(core: &QueueService, req: Request<Body>) -> Response {
     let op = req
         .headers()
         .get("x-amz-target")
@@ -169,19 +170,19 @@ pub async fn handle(core: Core, req: Request<Body>) -> Response {
         }
     };
     let result = match op.as_str() {
-        "CreateQueue" => create_queue(&core, &input).await,
-        "GetQueueUrl" => get_queue_url(&core, &input),
-        "ListQueues" => list_queues(&core, &input),
-        "DeleteQueue" => delete_queue(&core, &input).await,
-        "PurgeQueue" => purge_queue(&core, &input).await,
-        "GetQueueAttributes" => get_attributes(&core, &input),
-        "SetQueueAttributes" => set_attributes(&core, &input).await,
-        "SendMessage" => send_message(&core, &input).await,
-        "SendMessageBatch" => send_batch(&core, &input).await,
-        "ReceiveMessage" => receive(&core, &input).await,
-        "DeleteMessage" => delete_message(&core, &input).await,
-        "DeleteMessageBatch" => delete_batch(&core, &input).await,
-        "ChangeMessageVisibility" => change_visibility(&core, &input),
+        "CreateQueue" => create_queue(core, &input).await,
+        "GetQueueUrl" => get_queue_url(core, &input),
+        "ListQueues" => list_queues(core, &input),
+        "DeleteQueue" => delete_queue(core, &input).await,
+        "PurgeQueue" => purge_queue(core, &input).await,
+        "GetQueueAttributes" => get_attributes(core, &input),
+        "SetQueueAttributes" => set_attributes(core, &input).await,
+        "SendMessage" => send_message(core, &input).await,
+        "SendMessageBatch" => send_batch(core, &input).await,
+        "ReceiveMessage" => receive(core, &input).await,
+        "DeleteMessage" => delete_message(core, &input).await,
+        "DeleteMessageBatch" => delete_batch(core, &input).await,
+        "ChangeMessageVisibility" => change_visibility(core, &input),
         other => Err(SqsError::new(
             "InvalidAction",
             "InvalidAction",
@@ -194,15 +195,15 @@ pub async fn handle(core: Core, req: Request<Body>) -> Response {
     }
 }
 
-async fn delete_queue(core: &Core, input: &Value) -> R {
+async fn delete_queue(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
-    core.queues.delete(&q).await?;
+    core.delete(&q).await?;
     Ok(json!({}))
 }
 
-async fn purge_queue(core: &Core, input: &Value) -> R {
+async fn purge_queue(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
-    core.queues.purge(&q).await?;
+    core.purge(&q).await?;
     Ok(json!({}))
 }
 
@@ -223,9 +224,9 @@ fn int_of(v: &Value, k: &str) -> Result<Option<i64>, SqsError> {
     }
 }
 
-fn with_queue(core: &Core, input: &Value) -> Result<String, SqsError> {
+fn with_queue(core: &QueueService, input: &Value) -> Result<String, SqsError> {
     let url = str_of(input, "QueueUrl").ok_or_else(|| SqsError::missing("QueueUrl"))?;
-    Ok(core.queues.name_of(url)?)
+    Ok(core.name_of(url)?)
 }
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -238,23 +239,22 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-async fn create_queue(core: &Core, input: &Value) -> R {
+async fn create_queue(core: &QueueService, input: &Value) -> R {
     let name = str_of(input, "QueueName").ok_or_else(|| SqsError::missing("QueueName"))?;
     let url = core
-        .queues
         .create(name, string_map(input.get("Attributes")))
         .await?;
     Ok(json!({ "QueueUrl": url }))
 }
 
-fn get_queue_url(core: &Core, input: &Value) -> R {
+fn get_queue_url(core: &QueueService, input: &Value) -> R {
     let name = str_of(input, "QueueName").ok_or_else(|| SqsError::missing("QueueName"))?;
-    let name = core.queues.name_of(name)?;
-    Ok(json!({ "QueueUrl": core.queues.url(&name) }))
+    let name = core.name_of(name)?;
+    Ok(json!({ "QueueUrl": core.url(&name) }))
 }
 
-fn list_queues(core: &Core, input: &Value) -> R {
-    let urls = core.queues.list(str_of(input, "QueueNamePrefix"));
+fn list_queues(core: &QueueService, input: &Value) -> R {
+    let urls = core.list(str_of(input, "QueueNamePrefix"));
     let max = int_of(input, "MaxResults")?.unwrap_or(1000).clamp(1, 1000) as usize;
     let start: usize = str_of(input, "NextToken")
         .and_then(|t| t.parse().ok())
@@ -270,9 +270,9 @@ fn list_queues(core: &Core, input: &Value) -> R {
     Ok(Value::Object(out))
 }
 
-fn get_attributes(core: &Core, input: &Value) -> R {
+fn get_attributes(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
-    let all = core.queues.attributes(&q)?;
+    let all = core.attributes(&q)?;
     let names: Vec<String> = input
         .get("AttributeNames")
         .and_then(Value::as_array)
@@ -292,10 +292,9 @@ fn get_attributes(core: &Core, input: &Value) -> R {
     Ok(json!({ "Attributes": picked }))
 }
 
-async fn set_attributes(core: &Core, input: &Value) -> R {
+async fn set_attributes(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
-    core.queues
-        .set_attributes(&q, string_map(input.get("Attributes")))
+    core.set_attributes(&q, string_map(input.get("Attributes")))
         .await?;
     Ok(json!({}))
 }
@@ -332,7 +331,7 @@ fn message_attributes(v: Option<&Value>) -> Result<BTreeMap<String, MessageAttri
     Ok(out)
 }
 
-fn sent(m: &nimbus_core::queues::StoredMessage) -> Map<String, Value> {
+fn sent(m: &crate::service::StoredMessage) -> Map<String, Value> {
     let mut o = Map::new();
     o.insert("MessageId".into(), json!(m.id));
     o.insert("MD5OfMessageBody".into(), json!(md5_of_body(&m.body)));
@@ -342,13 +341,12 @@ fn sent(m: &nimbus_core::queues::StoredMessage) -> Map<String, Value> {
     o
 }
 
-async fn send_message(core: &Core, input: &Value) -> R {
+async fn send_message(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
     let body = str_of(input, "MessageBody").ok_or_else(|| SqsError::missing("MessageBody"))?;
     let attrs = message_attributes(input.get("MessageAttributes"))?;
     let delay = int_of(input, "DelaySeconds")?;
     let msgs = core
-        .queues
         .send(&q, vec![(body.to_string(), attrs, delay)])
         .await?;
     Ok(msgs
@@ -386,7 +384,7 @@ fn batch_entries(input: &Value) -> Result<Vec<Value>, SqsError> {
     Ok(entries)
 }
 
-async fn send_batch(core: &Core, input: &Value) -> R {
+async fn send_batch(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
     let entries = batch_entries(input)?;
     let mut ok = Vec::new();
@@ -403,7 +401,7 @@ async fn send_batch(core: &Core, input: &Value) -> R {
             (_, Err(x), _) | (_, _, Err(x)) => Err(x),
         };
         match item {
-            Ok(m) => match core.queues.send(&q, vec![m]).await {
+            Ok(m) => match core.send(&q, vec![m]).await {
                 Ok(msgs) => {
                     if let Some(m) = msgs.first() {
                         let mut o = sent(m);
@@ -502,11 +500,10 @@ fn names(input: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn receive(core: &Core, input: &Value) -> R {
+async fn receive(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
     let max = int_of(input, "MaxNumberOfMessages")?.unwrap_or(1);
     let got = core
-        .queues
         .receive(
             &q,
             usize::try_from(max).unwrap_or(0),
@@ -525,15 +522,15 @@ async fn receive(core: &Core, input: &Value) -> R {
     )
 }
 
-async fn delete_message(core: &Core, input: &Value) -> R {
+async fn delete_message(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
     let handle =
         str_of(input, "ReceiptHandle").ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
-    core.queues.delete_message(&q, handle).await?;
+    core.delete_message(&q, handle).await?;
     Ok(json!({}))
 }
 
-async fn delete_batch(core: &Core, input: &Value) -> R {
+async fn delete_batch(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
     let entries = batch_entries(input)?;
     let mut ok = Vec::new();
@@ -541,7 +538,7 @@ async fn delete_batch(core: &Core, input: &Value) -> R {
     for e in &entries {
         let id = str_of(e, "Id").unwrap_or("");
         match str_of(e, "ReceiptHandle") {
-            Some(h) => match core.queues.delete_message(&q, h).await {
+            Some(h) => match core.delete_message(&q, h).await {
                 Ok(()) => ok.push(json!({ "Id": id })),
                 Err(err) => {
                     let e = SqsError::from(err);
@@ -554,12 +551,12 @@ async fn delete_batch(core: &Core, input: &Value) -> R {
     Ok(json!({ "Successful": ok, "Failed": failed }))
 }
 
-fn change_visibility(core: &Core, input: &Value) -> R {
+fn change_visibility(core: &QueueService, input: &Value) -> R {
     let q = with_queue(core, input)?;
     let handle =
         str_of(input, "ReceiptHandle").ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
     let secs = int_of(input, "VisibilityTimeout")?
         .ok_or_else(|| SqsError::missing("VisibilityTimeout"))?;
-    core.queues.change_visibility(&q, handle, secs)?;
+    core.change_visibility(&q, handle, secs)?;
     Ok(json!({}))
 }

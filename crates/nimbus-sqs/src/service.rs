@@ -11,8 +11,8 @@ use md5::{Digest, Md5};
 use nimbus_store::{Store, WriteOp};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CoreError, Result};
-use crate::settings::Settings;
+use nimbus_core::error::{CoreError, Result};
+use nimbus_core::settings::Settings;
 
 const QUEUE_KIND: &str = "sqs-queue";
 const MESSAGE_KIND: &str = "sqs-message";

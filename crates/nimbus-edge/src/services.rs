@@ -1,0 +1,48 @@
+//! Services that plug into the front door from crates of their own: each says how the front
+//! door recognises its requests (the SigV4 signing name, the `X-Amz-Target` prefix of its JSON
+//! operations) and handles what it is given. The binary registers them as it composes the
+//! server; the front door asks them in [`crate::front_door::classify`]'s order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+
+/// A response being produced.
+pub type Handled = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// An AWS service served from its own crate.
+pub trait AwsService: Send + Sync + 'static {
+    /// The name in SigV4 credential scopes (`Credential=…/<region>/<name>/aws4_request`).
+    fn signing_name(&self) -> &'static str;
+    /// The `X-Amz-Target` prefix of its operations (`AmazonSQS.`), for JSON-protocol services.
+    fn target_prefix(&self) -> Option<&'static str>;
+    /// Serves one request the front door routed here.
+    fn handle(&self, req: Request<Body>) -> Handled;
+}
+
+/// The registered services.
+#[derive(Clone, Default)]
+pub struct Services(Arc<Vec<Arc<dyn AwsService>>>);
+
+impl Services {
+    pub fn new(list: Vec<Arc<dyn AwsService>>) -> Services {
+        Services(Arc::new(list))
+    }
+
+    /// The service whose signing name this is.
+    pub fn by_signing_name(&self, name: &str) -> Option<Arc<dyn AwsService>> {
+        self.0.iter().find(|s| s.signing_name() == name).cloned()
+    }
+
+    /// The service whose operations carry this `X-Amz-Target`.
+    pub fn by_target(&self, target: &str) -> Option<Arc<dyn AwsService>> {
+        self.0
+            .iter()
+            .find(|s| s.target_prefix().is_some_and(|p| target.starts_with(p)))
+            .cloned()
+    }
+}

@@ -1,0 +1,19 @@
+//! The composition root: the services of this server and where they plug in. Each service
+//! crate is opened on the core's store and settings, registers its sink (what it takes
+//! deliveries for) with the core, and gives the front door its requests' handler. A new
+//! service is one more entry here.
+
+use std::sync::Arc;
+
+use nimbus_core::Core;
+use nimbus_edge::services::Services;
+
+/// Opens every service crate and wires it in.
+pub fn services(core: &Core) -> anyhow::Result<Services> {
+    let sqs = Arc::new(
+        nimbus_sqs::QueueService::open(core.store.clone(), core.settings.clone())
+            .map_err(|e| anyhow::anyhow!("opening the queue service: {e}"))?,
+    );
+    core.sinks.register("sqs", sqs.clone());
+    Ok(Services::new(vec![nimbus_sqs::front(sqs)]))
+}
