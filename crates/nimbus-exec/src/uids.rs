@@ -25,8 +25,6 @@ struct State {
 /// A reserved range of uids.
 #[derive(Debug)]
 pub struct UidPool {
-    /// The configured base the range was searched from.
-    origin: u32,
     base: u32,
     count: u32,
     state: Mutex<State>,
@@ -80,7 +78,7 @@ impl UidPool {
                     "environment uids {base}.. are reserved by another Nimbus server; using {start}.."
                 );
             }
-            return Ok(UidPool::new(base, start, count, Some(file)));
+            return Ok(UidPool::new(start, count, Some(file)));
         }
         Err(format!(
             "no free range of {count} environment uids at or above {base}: {MAX_RANGES} ranges are reserved by other Nimbus servers"
@@ -89,12 +87,11 @@ impl UidPool {
 
     /// A pool over `[base, base + count)` without a host-wide reservation.
     pub fn unreserved(base: u32, count: u32) -> UidPool {
-        UidPool::new(base, base, count, None)
+        UidPool::new(base, count, None)
     }
 
-    fn new(origin: u32, base: u32, count: u32, lock: Option<std::fs::File>) -> UidPool {
+    fn new(base: u32, count: u32, lock: Option<std::fs::File>) -> UidPool {
         UidPool {
-            origin,
             base,
             count,
             state: Mutex::new(State {
@@ -104,12 +101,6 @@ impl UidPool {
             }),
             _lock: lock,
         }
-    }
-
-    /// The configured base the range was reserved from (servers that share it number their
-    /// environments' networks from it).
-    pub fn origin(&self) -> u32 {
-        self.origin
     }
 
     /// The first uid of the range.

@@ -280,8 +280,8 @@ pub fn resolve(
             .parse()
             .map_err(|e: String| anyhow::anyhow!("sandbox.network_subnet: {e}"))?;
         anyhow::ensure!(
-            c.len <= 24,
-            "sandbox.network_subnet must be a /24 or larger (two addresses per environment)"
+            c.len <= 15,
+            "sandbox.network_subnet must be a /15 or larger (two addresses for each of a server's 65536 environment uids)"
         );
         s.sandbox_network.subnet = c;
     }

@@ -358,6 +358,8 @@ result = {
     "setuid0": call(libc.setuid, 0),
     "sethostname": call(libc.sethostname, b"evil", 4),
     "io_uring_setup": call(libc.syscall, 425, 8, ctypes.create_string_buffer(120)),
+    "bind_to_device": call(libc.setsockopt, __import__("socket").socket().fileno(), 1, 25, b"eth0", 4),
+    "unicast_if": call(libc.setsockopt, __import__("socket").socket().fileno(), 0, 50, ctypes.byref(ctypes.c_int(2)), 4),
     "x32_getpid": os.strerror(ctypes.get_errno()) if libc.syscall(0x40000000 + 39) < 0 else "ok",
 }
 "#,
@@ -372,6 +374,8 @@ result = {
         "setuid0",
         "sethostname",
         "io_uring_setup",
+        "bind_to_device",
+        "unicast_if",
     ] {
         assert_eq!(v[k], "Operation not permitted", "{k}: {v}");
     }
@@ -942,4 +946,74 @@ async fn outbound_traffic_reaches_public_addresses_only() {
     );
     still_serving(&s).await;
     drop(internet);
+}
+
+#[tokio::test]
+async fn environments_cannot_reach_each_other() {
+    // Even with private ranges allowed, one environment never reaches another.
+    let s = start_with("[sandbox]\nblock_private_networks = false\n").await;
+    let (_, st, _) = s.get("/_nimbus/status").await;
+    if !st.to_string().contains("outbound through the host") {
+        return skip(
+            "sandbox::environments_cannot_reach_each_other",
+            &format!("no outbound networking on this host: {st}"),
+        );
+    }
+    exec_fn(&s, "listener", json!({}), &[]).await;
+    exec_fn(&s, "prober", json!({}), &[]).await;
+    let at = result(
+        &s,
+        "listener",
+        r#"
+import socket, threading
+global keep
+keep = socket.socket()
+keep.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+keep.bind(("0.0.0.0", 0))
+keep.listen(4)
+def serve():
+    while True:
+        c, _ = keep.accept()
+        c.sendall(b"inside\n")
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.connect(("203.0.113.1", 9))
+result = "%s:%d" % (u.getsockname()[0], keep.getsockname()[1])
+"#,
+    )
+    .await;
+    let at = at.as_str().expect("address").to_string();
+    assert!(
+        at.starts_with("100."),
+        "an address of the pairs' subnet: {at}"
+    );
+    // The listener answers on its own address from inside its namespace.
+    let own = result(&s, "listener", &probe_code(&[("self", at.clone())])).await;
+    assert_eq!(own["self"], "ok inside", "{own}");
+    let v = result(&s, "prober", &probe_code(&[("other", at.clone())])).await;
+    assert!(
+        v["other"].as_str().is_some_and(|r| !r.starts_with("ok")),
+        "one environment reached another at {at}: {v}"
+    );
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn servers_on_one_host_take_network_slots_of_their_own() {
+    let a = start_with("[sandbox]\nuid_base = 1000000\n").await;
+    let b = start_with("[sandbox]\nuid_base = 2000000\n").await;
+    let (pa, pb) = (veth_prefix(&a).await, veth_prefix(&b).await);
+    let (Some(pa), Some(pb)) = (pa, pb) else {
+        return skip(
+            "sandbox::servers_on_one_host_take_network_slots_of_their_own",
+            "no outbound networking on this host",
+        );
+    };
+    assert_ne!(pa, pb, "two servers share interface names and a table");
+    // Both serve functions with a network each.
+    exec_fn(&a, "one", json!({}), &[]).await;
+    exec_fn(&b, "two", json!({}), &[]).await;
+    assert_eq!(result(&a, "one", "result = 1").await, 1);
+    assert_eq!(result(&b, "two", "result = 2").await, 2);
 }

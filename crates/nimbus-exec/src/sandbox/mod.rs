@@ -182,12 +182,8 @@ impl SandboxLauncher {
         let peer_check = features
             .iter()
             .any(|f| f.name == "runtime-api-isolation" && f.active);
-        let network = net::Network::start(
-            &config.network,
-            config.uids.origin(),
-            config.uids.base(),
-            config.uids.count(),
-        );
+        let network = net::Network::start(&config.network, config.uids.base(), config.uids.count())
+            .map_err(|e| Unavailable(format!("network: {e}")))?;
         if let Some(f) = features.iter_mut().find(|f| f.name == "network") {
             *f = network.feature.clone();
         }
@@ -215,7 +211,10 @@ impl SandboxLauncher {
                 while let Ok(job) = rx.recv() {
                     match job {
                         Job::Prepare(reply) => {
-                            let _ = reply.send(prepare(&inner, &mut local));
+                            // A launch that gave up waiting leaves the environment unused.
+                            if let Err(Ok(p)) = reply.send(prepare(&inner, &mut local)) {
+                                p.discard(&inner);
+                            }
                         }
                         Job::Barrier(done) => {
                             let _ = done.send(());

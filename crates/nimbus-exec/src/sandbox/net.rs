@@ -3,12 +3,12 @@
 //! Inside, an environment sees its own loopback, where the server listens for it — the Runtime
 //! API at `127.0.0.1:9001` as on Lambda, and the Nimbus API (`AWS_ENDPOINT_URL`) at
 //! `127.0.0.1:<server port>`, relayed to the server — and, in `isolated` mode, an `eth0` that
-//! is one end of a veth pair whose other end (`nmb<range>-<n>`) sits in the host. Outbound
-//! traffic is routed and masqueraded through the host (an nftables table per server), as on
-//! Lambda; the host itself, its loopback, link-local addresses (cloud metadata) and, unless
-//! allowed, the private ranges are unreachable twice over: `prohibit` routes inside the
-//! namespace (the function holds no capability that could change them) and the host's
-//! nftables rules. The host's name servers (from `/etc/resolv.conf`) stay reachable on port 53.
+//! is one end of a veth pair whose other end (`nmb<slot>-<n>`) sits in the host. Outbound
+//! traffic is routed and masqueraded through the host, as on Lambda. The host's nftables table
+//! (one per server) is the enforcement: nothing reaches the host itself, another environment,
+//! link-local addresses (cloud metadata) or, unless allowed, the private ranges; `prohibit`
+//! routes inside the namespace make such connections fail at once rather than time out. The
+//! host's name servers (from `/etc/resolv.conf`) stay reachable on port 53.
 //!
 //! The namespace is created by the clone; [`Network::prepare`] runs on the spawner thread while
 //! the environment is prepared ahead of demand, so none of this is on the cold-start path. The
@@ -218,8 +218,8 @@ struct Outbound {
     table: String,
     nft: PathBuf,
     subnet: Cidr,
-    /// uid → pair index: `uid - origin`.
-    origin: u32,
+    /// The pair index of this server's first uid: its slot's first pair.
+    first_pair: u64,
     /// The first uid of this server's range (names count from it).
     range_base: u32,
     blocked: Vec<Cidr>,
@@ -227,6 +227,30 @@ struct Outbound {
     allowed: Vec<Cidr>,
     /// The host's name servers that lie in a blocked range: reachable on port 53 only.
     resolver_holes: Vec<Ipv4Addr>,
+    /// The host-wide reservation of this server's slot (its addresses, names and table).
+    _slot: std::fs::File,
+}
+
+/// Reserves the first free network slot host-wide: an exclusive `flock` on
+/// `/run/nimbus-net/slot-<k>.lock`, held for the server's lifetime, so two servers never share
+/// addresses, interface names or a table, whatever their uid ranges.
+fn reserve_slot(slots: u32) -> Result<(u32, std::fs::File), String> {
+    for k in 0..slots {
+        let path = Path::new(STATE_DIR).join(format!("slot-{k}.lock"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor we own (released when it is closed).
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok((k, f));
+        }
+    }
+    Err(format!(
+        "every network slot ({slots}) is taken by other Nimbus servers on this host"
+    ))
 }
 
 /// The spawner thread's own runtime for netlink, and its connection to the host's namespace.
@@ -379,6 +403,8 @@ fn ruleset(
     s += &format!("    {ours} drop\n  }}\n");
     s += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
     s += &format!("    {ours} meta nfproto ipv6 drop\n");
+    // Environments never reach each other, whatever the blocked ranges.
+    s += "    iifname \"nmb*\" oifname \"nmb*\" drop\n";
     for r in resolvers {
         s += &format!("    {ours} ip daddr {r} meta l4proto {{ tcp, udp }} th dport 53 accept\n");
     }
@@ -389,7 +415,7 @@ fn ruleset(
     s += &format!("    oifname \"{prefix}*\" drop\n");
     if isolate_forwarding {
         // Other servers' environments are filtered by their own tables.
-        s += "    iifname \"nmb*\" accept\n    oifname \"nmb*\" accept\n    drop\n";
+        s += "    iifname \"nmb*\" accept\n    oifname \"nmb*\" accept\n    meta nfproto ipv4 drop\n";
     }
     s += "  }\n";
     s += "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n";
@@ -398,26 +424,23 @@ fn ruleset(
 }
 
 impl Outbound {
-    /// Installs the table (and turns forwarding on where it is off).
-    fn start(
-        config: &NetworkConfig,
-        origin: u32,
-        range_base: u32,
-        count: u32,
-    ) -> Result<Outbound, String> {
+    /// Reserves a network slot host-wide, installs the table, then turns forwarding on where it
+    /// is off (in that order: forwarding is never on without the table's rules).
+    fn start(config: &NetworkConfig, range_base: u32, count: u32) -> Result<Outbound, String> {
         let nft_bin = nft_binary()
             .ok_or_else(|| "nft is not installed (Debian: apt install nftables)".to_string())?;
-        let k = range_base.saturating_sub(origin) / count.max(1);
-        // Every uid of every range up to this one has a pair of addresses.
-        let pairs_needed = (u64::from(k) + 1) * u64::from(count) * 2;
-        if pairs_needed > config.subnet.size() {
+        let per_slot = u64::from(count.max(1)) * 2;
+        let slots = config.subnet.size() / per_slot;
+        if slots == 0 {
             return Err(format!(
-                "sandbox.network_subnet {} is too small for environment uids {range_base}.. ({} addresses needed)",
-                config.subnet, pairs_needed
+                "sandbox.network_subnet {} is too small: {per_slot} addresses are needed per server",
+                config.subnet
             ));
         }
-        let prefix = format!("nmb{k}-");
-        let table = format!("nimbus-{k}");
+        std::fs::create_dir_all(STATE_DIR).map_err(|e| format!("creating {STATE_DIR}: {e}"))?;
+        let (slot, slot_lock) = reserve_slot(slots.min(256) as u32)?;
+        let prefix = format!("nmb{slot}-");
+        let table = format!("nimbus-{slot}");
         let resolvers: Vec<Ipv4Addr> = resolvers()
             .into_iter()
             .filter(|r| !r.is_loopback())
@@ -433,24 +456,32 @@ impl Outbound {
             .filter(|r| blocked.iter().any(|b| b.contains(*r)))
             .filter(|r| !allowed.iter().any(|a| a.contains(*r)))
             .collect();
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
         let _lock = host_lock().map_err(|e| format!("locking {STATE_DIR}: {e}"))?;
         let forwarding = std::fs::read_to_string(IP_FORWARD)
             .map_err(|e| format!("reading {IP_FORWARD}: {e}"))?;
-        if forwarding.trim() == "0" {
-            std::fs::write(IP_FORWARD, "1")
-                .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
-            std::fs::write(forwarding_marker(), b"")
-                .map_err(|e| format!("writing {}: {e}", forwarding_marker().display()))?;
-            tracing::info!(
-                "enabled IPv4 forwarding for function networking (only environments' traffic is forwarded)"
-            );
-        }
-        let isolate = forwarding_marker().exists();
+        let off = forwarding.trim() == "0";
+        let isolate = off || forwarding_marker().exists();
         nft(
             &nft_bin,
             &ruleset(&table, &prefix, &blocked, &allowed, &resolvers, isolate),
         )?;
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+        if off {
+            let enabled = std::fs::write(forwarding_marker(), b"")
+                .map_err(|e| format!("writing {}: {e}", forwarding_marker().display()))
+                .and_then(|()| {
+                    std::fs::write(IP_FORWARD, "1")
+                        .map_err(|e| format!("enabling IPv4 forwarding: {e}"))
+                });
+            if let Err(e) = enabled {
+                let _ = nft(&nft_bin, &format!("delete table inet {table}\n"));
+                let _ = std::fs::remove_file(forwarding_marker());
+                return Err(e);
+            }
+            tracing::info!(
+                "enabled IPv4 forwarding for function networking (only environments' traffic is forwarded)"
+            );
+        }
         tokio::spawn(conn);
         Ok(Outbound {
             handle,
@@ -458,17 +489,21 @@ impl Outbound {
             table,
             nft: nft_bin,
             subnet: config.subnet.network(),
-            origin,
+            first_pair: u64::from(slot) * u64::from(count.max(1)),
             range_base,
             blocked,
             allowed,
             resolver_holes,
+            _slot: slot_lock,
         })
     }
 
     /// The pair of addresses (host end, environment end) and the host end's name for a uid.
     fn pair(&self, uid: u32) -> Result<(Ipv4Addr, Ipv4Addr, String), String> {
-        let n = u64::from(uid.checked_sub(self.origin).ok_or("uid below the range")?);
+        let local = uid
+            .checked_sub(self.range_base)
+            .ok_or("uid below the range")?;
+        let n = self.first_pair + u64::from(local);
         if (n + 1) * 2 > self.subnet.size() {
             return Err(format!(
                 "sandbox.network_subnet {} is exhausted",
@@ -478,9 +513,6 @@ impl Outbound {
         let base = u64::from(u32::from(self.subnet.addr)) + n * 2;
         let host = Ipv4Addr::from(base as u32);
         let guest = Ipv4Addr::from(base as u32 + 1);
-        let local = uid
-            .checked_sub(self.range_base)
-            .ok_or("uid below the range")?;
         Ok((host, guest, format!("{}{local}", self.prefix)))
     }
 
@@ -549,7 +581,7 @@ impl Network {
     /// Sets the network up for `mode` (on the calling tokio runtime). Isolated networking that
     /// the host cannot give degrades to loopback only — never to the host's network — and says
     /// why in the feature.
-    pub fn start(config: &NetworkConfig, origin: u32, range_base: u32, count: u32) -> Network {
+    pub fn start(config: &NetworkConfig, range_base: u32, count: u32) -> Result<Network, String> {
         let rt = tokio::runtime::Handle::current();
         let api_port = config.api.map(|a| a.port()).unwrap_or(0);
         let guest_api_port = if api_port == RUNTIME_API_PORT || api_port == 0 {
@@ -574,27 +606,10 @@ impl Network {
         let host_ns = if config.mode == NetworkMode::Host {
             None
         } else {
-            match std::fs::File::open("/proc/thread-self/ns/net") {
-                Ok(f) => Some(OwnedFd::from(f)),
-                Err(e) => {
-                    return Network {
-                        mode: NetworkMode::Host,
-                        outbound: None,
-                        api: config.api,
-                        guest_api_port,
-                        relays,
-                        host_ns: None,
-                        rt,
-                        feature: Feature {
-                            name: "network",
-                            active: false,
-                            detail: format!(
-                                "the host's network: cannot open this process's network namespace ({e})"
-                            ),
-                        },
-                    };
-                }
-            }
+            // Never fall back to the host's network: without this the sandbox is unavailable.
+            let f = std::fs::File::open("/proc/thread-self/ns/net")
+                .map_err(|e| format!("opening this process's network namespace: {e}"))?;
+            Some(OwnedFd::from(f))
         };
         let mut endpoints = format!(
             "the Runtime API at 127.0.0.1:{RUNTIME_API_PORT} and the Nimbus API at 127.0.0.1:{guest_api_port} on its own loopback"
@@ -625,7 +640,7 @@ impl Network {
                     detail: format!("a network namespace per environment with loopback only (sandbox.network = \"loopback\"): {endpoints}; no outbound access"),
                 },
             ),
-            NetworkMode::Isolated => match Outbound::start(config, origin, range_base, count) {
+            NetworkMode::Isolated => match Outbound::start(config, range_base, count) {
                 Ok(o) => {
                     let private = if config.block_private {
                         "private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, 198.18/15)"
@@ -673,7 +688,7 @@ impl Network {
         {
             tracing::warn!(resolver = %r, "the host's name server is on its loopback: functions cannot resolve names through it");
         }
-        Network {
+        Ok(Network {
             mode,
             outbound,
             api: config.api,
@@ -682,7 +697,7 @@ impl Network {
             host_ns,
             rt,
             feature,
-        }
+        })
     }
 
     /// Whether environments get a namespace of their own.
@@ -727,11 +742,11 @@ impl Network {
             Some(o) => Some((o, o.pair(uid)?)),
             None => None,
         };
-        if let (Some((_, (host, _, name))), Some(h)) = (&pair, &host_handle) {
-            local.rt.block_on(create_veth(h, name, *host, &ns))?;
-        }
         let veth = pair.as_ref().map(|(_, (_, _, n))| n.clone());
         let result = (|| {
+            if let (Some((_, (host, _, name))), Some(h)) = (&pair, &host_handle) {
+                local.rt.block_on(create_veth(h, name, *host, &ns))?;
+            }
             // Sockets belong to the namespace they are created in.
             setns(&ns)?;
             let made = (|| {
@@ -756,7 +771,10 @@ impl Network {
             local.rt.spawn(conn);
             let guest = pair.as_ref().map(|(o, (h, g, _))| (*o, *h, *g));
             local.rt.block_on(configure_guest(&handle, guest))?;
+            // Let the namespace's netlink connection see its handle gone and end (it holds a
+            // socket, and so the namespace).
             drop(handle);
+            local.rt.block_on(tokio::task::yield_now());
             Ok(EnvNet {
                 runtime_api: listen(runtime, RUNTIME_API_PORT)?,
                 relays: relays
@@ -873,6 +891,9 @@ async fn create_veth(
         Err(e) => return Err(netlink_err("creating a veth pair")(e)),
     }
     write_sysctl(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1")?;
+    // Answer ARP only for the host end's own address: a socket that names its interface gets
+    // no on-link route to the host's other addresses.
+    write_sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/arp_ignore"), "1")?;
     let index = link_index(handle, name).await?;
     handle
         .address()
@@ -982,6 +1003,8 @@ async fn configure_guest(
         .map_err(netlink_err("adding the default route"))?;
     let mut prohibit: Vec<Cidr> = o.blocked.clone();
     prohibit.push(Cidr::new(host, 32));
+    // Other environments (the own pair's /31 is more specific).
+    prohibit.push(o.subnet);
     prohibit.extend(host_addresses().into_iter().map(|a| Cidr::new(a, 32)));
     // Holes: the allowed destinations, and the name servers (port 53 only, by the host's rules).
     let holes: Vec<Cidr> = o
@@ -1058,9 +1081,16 @@ mod tests {
         assert!(s.rfind(dns).expect("dns") < blocked, "{s}");
         assert!(s.contains("iifname \"nmb0-*\" drop\n  }\n  chain forward"));
         assert!(s.trim_end().ends_with('}'));
-        assert!(s.contains("    drop\n  }"), "forwarding isolated: {s}");
+        assert!(
+            s.contains("    meta nfproto ipv4 drop\n  }"),
+            "forwarding isolated (IPv4 only): {s}"
+        );
+        let apart = s
+            .find("iifname \"nmb*\" oifname \"nmb*\" drop")
+            .expect("apart");
+        assert!(apart < allowed, "environments are kept apart first: {s}");
         let open = ruleset("nimbus-0", "nmb0-", &[], &[], &[], false);
-        assert!(!open.contains("    drop\n  }\n  chain postrouting"));
+        assert!(!open.contains("ipv4 drop"));
         assert!(!open.contains("elements"));
     }
 }

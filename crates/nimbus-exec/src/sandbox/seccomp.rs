@@ -103,6 +103,26 @@ pub fn program() -> Result<Vec<BpfProgram>, FilterError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     rules.insert(libc::SYS_clone, clone_rules);
+    // Socket options that pick the output interface: with one set, a failed route lookup
+    // (the network namespace's `prohibit` routes) is taken as "on link", which would let
+    // packets around those routes.
+    let interface_options = [
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE),
+        (libc::SOL_SOCKET, libc::SO_BINDTOIFINDEX),
+        (libc::IPPROTO_IP, libc::IP_UNICAST_IF),
+        (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_IF),
+    ];
+    let setsockopt_rules = interface_options
+        .iter()
+        .map(|(level, name)| {
+            let eq = |arg: u8, v: i32| {
+                SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v as u64)
+            };
+            SeccompRule::new(vec![eq(1, *level)?, eq(2, *name)?])
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    rules.insert(libc::SYS_setsockopt, setsockopt_rules);
     let deny = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
