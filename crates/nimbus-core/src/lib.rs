@@ -7,6 +7,7 @@ pub mod async_invoke;
 pub mod cors;
 pub mod error;
 pub mod event_config;
+pub mod event_sources;
 pub mod functions;
 pub mod http_apis;
 pub mod invoke;
@@ -108,6 +109,8 @@ pub struct Core {
     /// binary as it composes the services.
     pub sinks: Arc<sinks::Sinks>,
     pub event_configs: Arc<event_config::EventConfigs>,
+    /// Event source mappings (the sources themselves are registered by the binary).
+    pub event_sources: Arc<event_sources::EventSourceMappings>,
     pub functions: Arc<FunctionService>,
     pub invoke: Arc<InvokeService>,
     pub logs: Arc<LogService>,
@@ -171,6 +174,12 @@ impl Core {
             event_configs.clone(),
             sinks.clone(),
         )?;
+        let event_sources = Arc::new(event_sources::EventSourceMappings::open(
+            store.clone(),
+            settings.clone(),
+            functions.clone(),
+            invoke.clone(),
+        )?);
         spawn_log_retention(logs.clone(), settings.clone());
         Ok(Core {
             rest_apis,
@@ -181,6 +190,7 @@ impl Core {
             sinks,
             settings,
             event_configs,
+            event_sources,
             functions,
             invoke,
             logs,
@@ -212,6 +222,8 @@ fn spawn_log_retention(logs: Arc<LogService>, settings: Arc<Settings>) {
 impl Core {
     /// Stops every environment and flushes the store.
     pub async fn shutdown(&self) {
+        // Pollers first: nothing new is taken from a source once environments stop.
+        self.event_sources.shutdown().await;
         self.invoke.shutdown().await;
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;

@@ -1,8 +1,10 @@
 //! Nimbus queues: the SQS service as a crate of its own. [`service`] owns queues and their
 //! durable messages, [`wire`] speaks SQS's JSON protocol, and the crate plugs into the server in
 //! two places: the front door routes SQS requests to [`front`], and the sink registry delivers
-//! destination records and dead-letter events to queues through [`QueueService`]'s [`Sink`].
+//! destination records and dead-letter events to queues through [`QueueService`]'s [`Sink`];
+//! [`esm::SqsSource`] feeds event source mappings (queue → function).
 
+pub mod esm;
 pub mod service;
 pub mod wire;
 

@@ -8,12 +8,18 @@ use std::sync::Arc;
 use nimbus_core::Core;
 use nimbus_edge::services::Services;
 
-/// Opens every service crate and wires it in.
-pub fn services(core: &Core) -> anyhow::Result<Services> {
+/// Opens every service crate and wires it in; then the event source mappings resume.
+pub async fn services(core: &Core) -> anyhow::Result<Services> {
     let sqs = Arc::new(
         nimbus_sqs::QueueService::open(core.store.clone(), core.settings.clone())
             .map_err(|e| anyhow::anyhow!("opening the queue service: {e}"))?,
     );
     core.sinks.register("sqs", sqs.clone());
+    core.event_sources
+        .register("sqs", Arc::new(nimbus_sqs::esm::SqsSource(sqs.clone())));
+    core.event_sources
+        .resume()
+        .await
+        .map_err(|e| anyhow::anyhow!("resuming event source mappings: {e}"))?;
     Ok(Services::new(vec![nimbus_sqs::front(sqs)]))
 }

@@ -69,7 +69,7 @@ pub async fn run(
     let core = Core::start(settings)
         .await
         .map_err(|e| anyhow::anyhow!("starting Nimbus: {e}"))?;
-    let services = crate::compose::services(&core)?;
+    let services = crate::compose::services(&core).await?;
     tracing::info!(launcher = core.invoke.launcher_name(), "environments start");
     for (id, r) in core.functions.catalog().report() {
         if let Err(why) = r {

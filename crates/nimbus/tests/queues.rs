@@ -158,3 +158,96 @@ async fn errors_are_sqs_shaped() {
         (400, Some("com.amazonaws.sqs#MissingParameter"))
     );
 }
+
+/// A runtime that logs each SQS record's body (`GOT <body>`) and succeeds.
+const RECORD_LOGGER: &str = r#"#!/usr/bin/python3
+import http.client, json, os
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    ev = json.loads(r.read())
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    for rec in ev["Records"]:
+        print("GOT " + rec["body"], flush=True)
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", "null")
+    conn.getresponse().read()
+"#;
+
+#[tokio::test]
+async fn event_source_mappings_survive_a_restart_and_a_crash() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut s = Server::start_in(tmp.path(), None);
+    let (_, v, _) = sqs(&s, "CreateQueue", json!({"QueueName": "feed"})).await;
+    let url = v["QueueUrl"].as_str().expect("url").to_string();
+    s.create_ok(
+        "consumer",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", RECORD_LOGGER, 0o755)]),
+        json!({}),
+    )
+    .await;
+    let created = s
+        .call_ok(
+            "POST",
+            "/2015-03-31/event-source-mappings/",
+            json!({
+                "FunctionName": "consumer",
+                "EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:feed",
+            }),
+        )
+        .await;
+    let uuid = created["UUID"].as_str().expect("uuid").to_string();
+    let (st, _, _) = sqs(
+        &s,
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "before"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let logs = s.log_messages("consumer", "GOT before").await;
+    assert!(logs.iter().any(|l| l.contains("GOT before")), "{logs:?}");
+
+    // A clean restart: the mapping is polled again.
+    s.stop();
+    let mut s = Server::start_in(tmp.path(), None);
+    let (st, _, _) = sqs(
+        &s,
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "after-restart"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let logs = s.log_messages("consumer", "GOT after-restart").await;
+    assert!(
+        logs.iter().any(|l| l.contains("GOT after-restart")),
+        "{logs:?}"
+    );
+    let (_, got, _) = s
+        .get(&format!("/2015-03-31/event-source-mappings/{uuid}"))
+        .await;
+    assert_eq!(got["State"], "Enabled", "{got}");
+
+    // A crash with messages waiting: none is lost.
+    s.crash();
+    let s = Server::start_in(tmp.path(), None);
+    for i in 0..5 {
+        let (st, _, _) = sqs(
+            &s,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": format!("late-{i}")}),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    for i in 0..5 {
+        let want = format!("GOT late-{i}");
+        let logs = s.log_messages("consumer", &want).await;
+        assert!(
+            logs.iter().any(|l| l.contains(&want)),
+            "late-{i} was not delivered: {logs:?}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod event_configs;
+mod event_sources;
 mod functions;
 mod invoke;
 mod policy;
@@ -101,6 +102,20 @@ pub fn routes() -> Router<Core> {
         .route(
             "/2019-09-25/functions/{name}/event-invoke-config/list",
             get(event_configs::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/",
+            post(event_sources::create).get(event_sources::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings",
+            post(event_sources::create).get(event_sources::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            get(event_sources::get)
+                .put(event_sources::update)
+                .delete(event_sources::delete),
         )
         .route(
             "/2017-03-31/tags/{arn}",

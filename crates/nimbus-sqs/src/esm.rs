@@ -1,0 +1,319 @@
+//! SQS as an event source: the pollers of a queue → function mapping, as Lambda runs them.
+//! Each poller long-polls the queue, gathers up to `BatchSize` messages (waiting up to
+//! `MaximumBatchingWindowInSeconds` for more once the first arrived), invokes the function
+//! synchronously with Lambda's SQS event, and then deletes what the function handled: the whole
+//! batch on success, all but the reported items with `ReportBatchItemFailures`, nothing on a
+//! function error or a malformed report (the visibility timeout and the queue's redrive policy
+//! take over, as on AWS). A throttled batch is made visible again after a short pause.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nimbus_core::error::CoreError;
+use nimbus_core::event_sources::{EventSource, Mapping, Poller};
+use nimbus_core::invoke::{InvokeInput, InvokeService};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::service::{MessageAttribute, QueueService, Received, md5_of_attributes, md5_of_body};
+
+/// Pollers per mapping without `ScalingConfig.MaximumConcurrency` (Lambda starts with five).
+const DEFAULT_POLLERS: u32 = 5;
+
+/// The longest single receive: short enough that a stop is seen within it.
+const RECEIVE_WAIT_SECS: i64 = 2;
+
+/// The largest event a batch may make (Lambda's synchronous payload limit, with room for the
+/// envelope); messages past it go back to the queue for the next batch.
+const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024 - 4096;
+
+const NO_QUEUE: &str = "Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist.";
+
+/// The queue service as an event source.
+pub struct SqsSource(pub Arc<QueueService>);
+
+impl EventSource for SqsSource {
+    fn validate(&self, source_arn: &str) -> Result<(), String> {
+        let parts: Vec<&str> = source_arn.split(':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sqs" {
+            return Err(format!(
+                "The event source ARN {source_arn} is not a queue's ARN."
+            ));
+        }
+        self.0
+            .name_of(source_arn)
+            .map(drop)
+            .map_err(|_| NO_QUEUE.to_string())
+    }
+
+    fn run(
+        &self,
+        mapping: Mapping,
+        invoke: Arc<InvokeService>,
+        stop: watch::Receiver<bool>,
+    ) -> Poller {
+        let queue = self.0.clone();
+        Box::pin(async move {
+            let pollers = mapping.maximum_concurrency.unwrap_or(DEFAULT_POLLERS);
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..pollers {
+                set.spawn(poll(
+                    queue.clone(),
+                    mapping.clone(),
+                    invoke.clone(),
+                    stop.clone(),
+                ));
+            }
+            while set.join_next().await.is_some() {}
+        })
+    }
+}
+
+fn stopped(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow()
+}
+
+async fn poll(
+    queue: Arc<QueueService>,
+    m: Mapping,
+    invoke: Arc<InvokeService>,
+    stop: watch::Receiver<bool>,
+) {
+    let region = m
+        .source_arn
+        .split(':')
+        .nth(3)
+        .unwrap_or_default()
+        .to_string();
+    while !stopped(&stop) {
+        let name = match queue.name_of(&m.source_arn) {
+            Ok(n) => n,
+            Err(_) => {
+                // The queue is gone; a queue of that name may come back.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let batch = match gather(&queue, &name, &m, &stop).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(uuid = %m.uuid, error = %e, "receiving from the mapping's queue failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let (records, batch) = event_records(&queue, &name, batch, &m.source_arn, &region);
+        let event = json!({ "Records": records }).to_string();
+        let outcome = invoke
+            .invoke(InvokeInput::sync(m.target(), event.into_bytes()))
+            .await;
+        match outcome {
+            Ok(r) if !r.function_error => {
+                let failed = if m.reports_item_failures() {
+                    let ids: HashSet<&str> = batch.iter().map(|r| r.message.id.as_str()).collect();
+                    reported_failures(&r.payload, &ids)
+                } else {
+                    Some(HashSet::new())
+                };
+                match failed {
+                    Some(failed) => {
+                        for r in batch.iter().filter(|r| !failed.contains(&r.message.id)) {
+                            if let Err(e) = queue.delete_message(&name, &r.receipt_handle).await {
+                                tracing::warn!(uuid = %m.uuid, error = %e, "deleting a handled message failed");
+                            }
+                        }
+                    }
+                    None => tracing::warn!(
+                        uuid = %m.uuid,
+                        "the function's batchItemFailures is malformed: the whole batch failed"
+                    ),
+                }
+            }
+            // A function error: the batch comes back after the visibility timeout.
+            Ok(_) => {}
+            Err(CoreError::TooManyRequests { .. }) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                for r in &batch {
+                    let _ = queue.change_visibility(&name, &r.receipt_handle, 0);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(uuid = %m.uuid, error = %e, "invoking the mapping's function failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Up to `BatchSize` messages: the first receive waits for any, then more are gathered until
+/// the batch is full or the batching window has passed.
+async fn gather(
+    queue: &QueueService,
+    name: &str,
+    m: &Mapping,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<Received>, crate::service::QueueError> {
+    let want = m.batch_size as usize;
+    let mut out: Vec<Received> = Vec::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        if stopped(stop) && out.is_empty() {
+            return Ok(out);
+        }
+        let wait = match deadline {
+            None => RECEIVE_WAIT_SECS,
+            Some(d) => {
+                let left = d.saturating_duration_since(tokio::time::Instant::now());
+                left.as_secs().min(RECEIVE_WAIT_SECS as u64) as i64
+            }
+        };
+        let got = queue
+            .receive(name, (want - out.len()).min(10), None, Some(wait))
+            .await?;
+        if !got.is_empty() && deadline.is_none() {
+            deadline = Some(
+                tokio::time::Instant::now()
+                    + Duration::from_secs(u64::from(m.batching_window_secs)),
+            );
+        }
+        out.extend(got);
+        match deadline {
+            Some(d) if out.len() >= want || tokio::time::Instant::now() >= d => return Ok(out),
+            Some(_) => {}
+            None if stopped(stop) => return Ok(out),
+            None => {}
+        }
+    }
+}
+
+fn lambda_attributes(attrs: &BTreeMap<String, MessageAttribute>) -> Value {
+    let mut o = serde_json::Map::new();
+    for (k, a) in attrs {
+        let mut v = json!({
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": a.data_type,
+        });
+        if let Some(s) = &a.string_value {
+            v["stringValue"] = json!(s);
+        }
+        if let Some(b) = &a.binary_value {
+            v["binaryValue"] = json!(b);
+        }
+        o.insert(k.clone(), v);
+    }
+    Value::Object(o)
+}
+
+/// Lambda's SQS records for a batch, and the messages they carry: messages past the event size
+/// limit are made visible again.
+fn event_records(
+    queue: &QueueService,
+    name: &str,
+    batch: Vec<Received>,
+    source_arn: &str,
+    region: &str,
+) -> (Vec<Value>, Vec<Received>) {
+    let mut records = Vec::new();
+    let mut kept = Vec::new();
+    let mut size = 0usize;
+    for r in batch {
+        let msg = &r.message;
+        let record = json!({
+            "messageId": msg.id,
+            "receiptHandle": r.receipt_handle,
+            "body": msg.body,
+            "attributes": {
+                "ApproximateReceiveCount": msg.receive_count.to_string(),
+                "SentTimestamp": msg.sent_ms.to_string(),
+                "SenderId": "000000000000",
+                "ApproximateFirstReceiveTimestamp": msg.first_receive_ms.unwrap_or(msg.sent_ms).to_string(),
+            },
+            "messageAttributes": lambda_attributes(&msg.attributes),
+            "md5OfMessageAttributes": md5_of_attributes(&msg.attributes),
+            "md5OfBody": md5_of_body(&msg.body),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": source_arn,
+            "awsRegion": region,
+        });
+        let len = record.to_string().len() + 1;
+        if !kept.is_empty() && size + len > MAX_EVENT_BYTES {
+            let _ = queue.change_visibility(name, &r.receipt_handle, 0);
+            continue;
+        }
+        size += len;
+        records.push(record);
+        kept.push(r);
+    }
+    (records, kept)
+}
+
+/// The message ids a `ReportBatchItemFailures` response names, or `None` when the response
+/// fails the whole batch (not JSON, or an item without a known `itemIdentifier`). An empty or
+/// null response, or no `batchItemFailures`, is a complete success.
+fn reported_failures(payload: &[u8], ids: &HashSet<&str>) -> Option<HashSet<String>> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Some(HashSet::new());
+    }
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let items = match v.get("batchItemFailures") {
+        None | Some(Value::Null) => return Some(HashSet::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return None,
+    };
+    let mut out = HashSet::new();
+    for item in items {
+        let id = item.get("itemIdentifier")?.as_str()?;
+        if id.is_empty() || !ids.contains(id) {
+            return None;
+        }
+        out.insert(id.to_string());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_failure_reports_follow_lambdas_rules() {
+        let ids: HashSet<&str> = ["a", "b"].into_iter().collect();
+        let names = |p: &str| {
+            reported_failures(p.as_bytes(), &ids).map(|s| {
+                let mut v: Vec<String> = s.into_iter().collect();
+                v.sort();
+                v
+            })
+        };
+        // Complete success.
+        for p in [
+            "",
+            "null",
+            "{}",
+            r#"{"batchItemFailures": []}"#,
+            r#"{"batchItemFailures": null}"#,
+        ] {
+            assert_eq!(names(p), Some(vec![]), "{p}");
+        }
+        assert_eq!(
+            names(r#"{"batchItemFailures": [{"itemIdentifier": "b"}]}"#),
+            Some(vec!["b".to_string()])
+        );
+        // Complete failure.
+        for p in [
+            "not json",
+            r#"{"batchItemFailures": [{"foo": "notvalid"}]}"#,
+            r#"{"batchItemFailures": [{"itemIdentifier": ""}]}"#,
+            r#"{"batchItemFailures": [{"itemIdentifier": null}]}"#,
+            r#"{"batchItemFailures": [{"itemIdentifier": "zzz"}]}"#,
+            r#"{"batchItemFailures": "a"}"#,
+        ] {
+            assert_eq!(names(p), None, "{p}");
+        }
+    }
+}

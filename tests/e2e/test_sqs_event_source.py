@@ -1,0 +1,224 @@
+"""SQS → Lambda event source mappings through boto3: the mapping API (shapes and errors as
+recorded against AWS in LocalStack's AWS-validated snapshots,
+tests/aws/services/lambda_/event_source_mapping/test_lambda_integration_sqs.snapshot.json),
+batches delivered as Lambda's SQS event, deletion on success, partial batch failures with
+ReportBatchItemFailures, disabling and deletion."""
+
+import hashlib
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ROLE, make_zip, unique, wait_for
+
+# Prints each event (one log line per invocation) and reports the records whose body asks to
+# fail when the mapping lets it.
+HANDLER = '''
+import json
+
+def lambda_handler(event, context):
+    print("ESM-EVENT " + json.dumps(event))
+    failed = [r["messageId"] for r in event["Records"] if "fail" in r["body"]]
+    if any("crash" in r["body"] for r in event["Records"]):
+        raise RuntimeError("asked to crash")
+    if any("malformed" in r["body"] for r in event["Records"]):
+        return {"batchItemFailures": [{"foo": "notvalid"}]}
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
+'''
+
+
+def function(lam, name):
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
+                        Handler="lambda_function.lambda_handler",
+                        Code={"ZipFile": make_zip({"lambda_function.py": HANDLER})})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+
+def queue(sqs, name, **attrs):
+    url = sqs.create_queue(QueueName=name, Attributes={k: str(v) for k, v in attrs.items()})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def events(logs, function_name):
+    """Every event the function logged, oldest first."""
+    group = "/aws/lambda/" + function_name
+    try:
+        got = logs.filter_log_events(logGroupName=group, filterPattern="ESM-EVENT")["events"]
+    except ClientError:
+        return []
+    out = []
+    for e in got:
+        line = e["message"]
+        out.append(json.loads(line[line.index("ESM-EVENT ") + len("ESM-EVENT "):]))
+    return out
+
+
+def bodies(evs):
+    return sorted(r["body"] for e in evs for r in e["Records"])
+
+
+def left_in(sqs, url):
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def wait_enabled(lam, uuid, state="Enabled"):
+    return wait_for(lambda: lam.get_event_source_mapping(UUID=uuid)["State"] == state, timeout=15)
+
+
+def test_a_mapping_delivers_batches_and_deletes_them(lam, sqs, logs):
+    fn = unique("esm-fn")
+    fn_arn = function(lam, fn)
+    url, arn = queue(sqs, unique("esm-q"))
+    created = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=10,
+                                              MaximumBatchingWindowInSeconds=1)
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 202
+    for k in ("ResponseMetadata", "LastModified"):
+        created.pop(k)
+    uuid = created["UUID"]
+    assert created == {
+        "BatchSize": 10,
+        "EventSourceArn": arn,
+        "EventSourceMappingArn": "arn:aws:lambda:us-east-1:000000000000:event-source-mapping:" + uuid,
+        "FunctionArn": fn_arn,
+        "FunctionResponseTypes": [],
+        "MaximumBatchingWindowInSeconds": 1,
+        "State": "Creating",
+        "StateTransitionReason": "USER_INITIATED",
+        "UUID": uuid,
+    }
+    assert wait_enabled(lam, uuid)
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"foo": "bar"}),
+                     MessageAttributes={"kind": {"DataType": "String", "StringValue": "k1"}})
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "m%d" % i} for i in range(4)])
+    evs = wait_for(lambda: (lambda e: e if len(bodies(e)) >= 5 else None)(events(logs, fn)), timeout=30)
+    assert evs, "no batch reached the function"
+    assert bodies(evs) == sorted(['{"foo": "bar"}', "m0", "m1", "m2", "m3"])
+    rec = next(r for e in evs for r in e["Records"] if r["body"] == '{"foo": "bar"}')
+    assert set(rec) == {"messageId", "receiptHandle", "body", "attributes", "messageAttributes",
+                        "md5OfMessageAttributes", "md5OfBody", "eventSource", "eventSourceARN", "awsRegion"}
+    assert rec["eventSource"] == "aws:sqs" and rec["eventSourceARN"] == arn and rec["awsRegion"] == "us-east-1"
+    assert rec["md5OfBody"] == hashlib.md5(rec["body"].encode()).hexdigest()
+    assert rec["attributes"]["ApproximateReceiveCount"] == "1"
+    assert set(rec["attributes"]) == {"ApproximateReceiveCount", "SentTimestamp", "SenderId",
+                                      "ApproximateFirstReceiveTimestamp"}
+    assert rec["messageAttributes"] == {"kind": {"stringValue": "k1", "stringListValues": [],
+                                                 "binaryListValues": [], "dataType": "String"}}
+    assert rec["md5OfMessageAttributes"]
+    plain = next(r for e in evs for r in e["Records"] if r["body"] == "m0")
+    assert plain["messageAttributes"] == {} and plain["md5OfMessageAttributes"] is None
+    assert wait_for(lambda: left_in(sqs, url) == 0, timeout=10), "handled messages were not deleted"
+
+    # Disabled: nothing is taken; enabled again: the backlog is delivered.
+    upd = lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+    assert upd["State"] == "Disabling" and upd["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert wait_enabled(lam, uuid, "Disabled")
+    sqs.send_message(QueueUrl=url, MessageBody="while-disabled")
+    time.sleep(3)
+    assert "while-disabled" not in bodies(events(logs, fn))
+    assert left_in(sqs, url) == 1
+    assert lam.update_event_source_mapping(UUID=uuid, Enabled=True)["State"] == "Enabling"
+    assert wait_for(lambda: "while-disabled" in bodies(events(logs, fn)), timeout=30)
+
+    listed = lam.list_event_source_mappings(FunctionName=fn)["EventSourceMappings"]
+    assert [m["UUID"] for m in listed] == [uuid]
+    assert [m["UUID"] for m in lam.list_event_source_mappings(EventSourceArn=arn)["EventSourceMappings"]] == [uuid]
+    gone = lam.delete_event_source_mapping(UUID=uuid)
+    assert gone["State"] == "Deleting" and gone["ResponseMetadata"]["HTTPStatusCode"] == 202
+
+    def deleted():
+        try:
+            lam.get_event_source_mapping(UUID=uuid)
+            return False
+        except ClientError as e:
+            return e.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert wait_for(deleted, timeout=15)
+
+
+def test_partial_batch_failures_keep_only_the_reported_items(lam, sqs, logs):
+    fn = unique("esm-partial")
+    function(lam, fn)
+    dlq_url, dlq_arn = queue(sqs, unique("esm-dlq"))
+    # The visibility timeout must outlast a batch (window, cold start, invocation), as on AWS.
+    url, arn = queue(sqs, unique("esm-src"), VisibilityTimeout=3,
+                     RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
+    m = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=10,
+                                        FunctionResponseTypes=["ReportBatchItemFailures"])
+    assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert wait_enabled(lam, m["UUID"])
+    sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "a", "MessageBody": "ok-1"}, {"Id": "b", "MessageBody": "please-fail"},
+        {"Id": "c", "MessageBody": "ok-2"}])
+    # The reported item is received twice, then redriven; the others are handled once.
+    dead = wait_for(lambda: sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10).get("Messages"),
+                    timeout=40)
+    assert dead and [d["Body"] for d in dead] == ["please-fail"]
+    seen = bodies(events(logs, fn))
+    assert seen.count("ok-1") == 1 and seen.count("ok-2") == 1, seen
+    assert seen.count("please-fail") == 2, seen
+    assert wait_for(lambda: left_in(sqs, url) == 0, timeout=10)
+    lam.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def test_a_malformed_report_or_a_function_error_fails_the_whole_batch(lam, sqs, logs):
+    fn = unique("esm-bad")
+    function(lam, fn)
+    dlq_url, dlq_arn = queue(sqs, unique("esm-bad-dlq"))
+    url, arn = queue(sqs, unique("esm-bad-src"), VisibilityTimeout=3,
+                     RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
+    m = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=1,
+                                        FunctionResponseTypes=["ReportBatchItemFailures"])
+    assert wait_enabled(lam, m["UUID"])
+    sqs.send_message(QueueUrl=url, MessageBody="malformed")
+    sqs.send_message(QueueUrl=url, MessageBody="crash")
+    dead = wait_for(lambda: (lambda ms: ms if len(ms) >= 2 else None)(
+        sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        + []), timeout=40)
+    # Both were retried (received twice) before they were redriven.
+    seen = bodies(events(logs, fn))
+    assert seen.count("malformed") == 2 and seen.count("crash") == 2, seen
+    assert dead is not None
+    lam.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def error(call):
+    with pytest.raises(ClientError) as e:
+        call()
+    r = e.value.response
+    return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"]["Message"]
+
+
+def test_mapping_errors_are_aws_shaped(lam, sqs):
+    fn = unique("esm-err")
+    function(lam, fn)
+    _url, arn = queue(sqs, unique("esm-err-q"))
+    missing_q = arn + "-missing"
+    assert error(lambda: lam.create_event_source_mapping(EventSourceArn=missing_q, FunctionName=fn)) == (
+        400, "InvalidParameterValueException",
+        "Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. "
+        "SQS Error Message: The specified queue does not exist.")
+    status, code, _ = error(lambda: lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn + "-nope"))
+    assert (status, code) == (404, "ResourceNotFoundException")
+    status, code, msg = error(lambda: lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn,
+                                                                      BatchSize=20))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert msg == "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
+    status, code, msg = error(lambda: lam.create_event_source_mapping(
+        EventSourceArn=arn, FunctionName=fn, FilterCriteria={"Filters": [{"Pattern": "{}"}]}))
+    assert (status, code) == (400, "InvalidParameterValueException") and "FilterCriteria" in msg
+    first = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn)
+    assert first["BatchSize"] == 10 and first["MaximumBatchingWindowInSeconds"] == 0
+    assert error(lambda: lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn)) == (
+        409, "ResourceConflictException",
+        'An event source mapping with SQS arn (" %s ") and function (" %s ") already exists. '
+        "Please update or delete the existing mapping with UUID %s" % (arn, fn, first["UUID"]))
+    assert error(lambda: lam.get_event_source_mapping(UUID="00000000-0000-0000-0000-000000000000")) == (
+        404, "ResourceNotFoundException", "The resource you requested does not exist.")
+    upd = lam.update_event_source_mapping(UUID=first["UUID"], BatchSize=5)
+    assert upd["State"] == "Updating" and upd["BatchSize"] == 5
+    assert wait_enabled(lam, first["UUID"])
+    lam.delete_event_source_mapping(UUID=first["UUID"])
