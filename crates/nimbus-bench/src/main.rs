@@ -79,6 +79,32 @@ async fn call(
     Ok((st, b))
 }
 
+/// A `provided` runtime that reports, per event, how long after `sent` (a Python expression
+/// over the event `body`, in ns since the epoch) it got the event, to a collector on `port`.
+fn latency_reporter(port: u16, sent: &str) -> String {
+    format!(
+        "#!/usr/bin/python3\nimport http.client, json, os, socket, time\nhost, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')\nconn = http.client.HTTPConnection(host, int(port))\nwhile True:\n    conn.request('GET', '/2018-06-01/runtime/invocation/next')\n    r = conn.getresponse()\n    body = r.read()\n    got = time.time_ns()\n    rid = r.getheader('Lambda-Runtime-Aws-Request-Id')\n    sent = {sent}\n    with socket.create_connection(('127.0.0.1', {port})) as c:\n        c.sendall(b'%d\\n' % (got - sent))\n    conn.request('POST', '/2018-06-01/runtime/invocation/%s/response' % rid, 'null')\n    conn.getresponse().read()\n"
+    )
+}
+
+/// One SQS JSON-protocol call that must succeed.
+async fn sqs_call(conn: &mut Sender, op: &str, body: String) -> anyhow::Result<serde_json::Value> {
+    let target = format!("AmazonSQS.{op}");
+    let (st, _, b) = request(
+        conn,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", target.as_str()),
+            ("Content-Type", "application/x-amz-json-1.0"),
+        ],
+        body.as_bytes(),
+    )
+    .await?;
+    anyhow::ensure!(st == 200, "{op}: {st} {}", String::from_utf8_lossy(&b));
+    Ok(serde_json::from_slice(&b)?)
+}
+
 /// `clients` keep-alive connections send `path` back to back for `dur`.
 async fn load(
     addr: SocketAddr,
@@ -544,7 +570,7 @@ async fn run(
             collector.set_nonblocking(true)?;
             let listener = tokio::net::TcpListener::from_std(collector.try_clone()?)?;
             let port = collector_port;
-            let script = format!("#!/usr/bin/python3\nimport http.client, json, os, socket, time\nhost, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')\nconn = http.client.HTTPConnection(host, int(port))\nwhile True:\n    conn.request('GET', '/2018-06-01/runtime/invocation/next')\n    r = conn.getresponse()\n    body = r.read()\n    got = time.time_ns()\n    rid = r.getheader('Lambda-Runtime-Aws-Request-Id')\n    sent = json.loads(body)['t']\n    with socket.create_connection(('127.0.0.1', {port})) as c:\n        c.sendall(b'%d\\n' % (got - sent))\n    conn.request('POST', '/2018-06-01/runtime/invocation/%s/response' % rid, 'null')\n    conn.getresponse().read()\n");
+            let script = latency_reporter(port, "json.loads(body)['t']");
             let zip = zip_of(&[("bootstrap", script.into_bytes(), 0o755)])?;
             create(addr, "async-latency", "provided.al2023", "x", &zip, serde_json::json!({})).await?;
             let mut lat = Vec::new();
@@ -566,6 +592,119 @@ async fn run(
             }
             lat.sort_unstable();
             println!("| event → handler start, warm environment, one at a time ({} events) | p50 **{} ms**, p99 {} ms |", lat.len(), ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)));
+            println!();
+        }
+
+        if want("esm") {
+            println!("## SQS and SQS → Lambda event source mappings (sandbox launcher, same run)\n");
+            let mut c = connect(addr).await?;
+            let url = sqs_call(&mut c, "CreateQueue", serde_json::json!({"QueueName": "bench-rates"}).to_string()).await?["QueueUrl"].as_str().unwrap_or_default().to_string();
+            // SendMessage rate: 16 keep-alive clients, one message per request.
+            let clients = 16usize;
+            let t = Instant::now();
+            let deadline = t + dur;
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut conn = connect(addr).await?;
+                    let mut n = 0usize;
+                    while Instant::now() < deadline {
+                        let body = serde_json::json!({"QueueUrl": url, "MessageBody": "x"}).to_string();
+                        let (st, _, _) = request(&mut conn, "POST", "/", &[("X-Amz-Target", "AmazonSQS.SendMessage"), ("Content-Type", "application/x-amz-json-1.0")], body.as_bytes()).await?;
+                        if st == 200 { n += 1; }
+                    }
+                    Ok::<usize, anyhow::Error>(n)
+                }));
+            }
+            let mut sent = 0;
+            for t in tasks { sent += t.await??; }
+            let send_rate = sent as f64 / t.elapsed().as_secs_f64();
+            // Receive (10 at a time) + DeleteMessageBatch until the queue is empty.
+            let t = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut conn = connect(addr).await?;
+                    let mut n = 0usize;
+                    loop {
+                        let body = serde_json::json!({"QueueUrl": url, "MaxNumberOfMessages": 10}).to_string();
+                        let (_, _, b) = request(&mut conn, "POST", "/", &[("X-Amz-Target", "AmazonSQS.ReceiveMessage"), ("Content-Type", "application/x-amz-json-1.0")], body.as_bytes()).await?;
+                        let v: serde_json::Value = serde_json::from_slice(&b)?;
+                        let msgs = v["Messages"].as_array().cloned().unwrap_or_default();
+                        if msgs.is_empty() { break; }
+                        let entries: Vec<serde_json::Value> = msgs.iter().enumerate().map(|(i, m)| serde_json::json!({"Id": i.to_string(), "ReceiptHandle": m["ReceiptHandle"]})).collect();
+                        let body = serde_json::json!({"QueueUrl": url, "Entries": entries}).to_string();
+                        request(&mut conn, "POST", "/", &[("X-Amz-Target", "AmazonSQS.DeleteMessageBatch"), ("Content-Type", "application/x-amz-json-1.0")], body.as_bytes()).await?;
+                        n += msgs.len();
+                    }
+                    Ok::<usize, anyhow::Error>(n)
+                }));
+            }
+            let mut drained = 0;
+            for t in tasks { drained += t.await??; }
+            let drain_rate = drained as f64 / t.elapsed().as_secs_f64();
+
+            // Through a mapping to the no-op function: 5,000 messages queued while the mapping is
+            // disabled, then the time until the queue is empty.
+            let n = 5_000usize;
+            create(addr, "esm-noop", "provided.al2023", "noop", &provided, serde_json::json!({})).await?;
+            let qurl = sqs_call(&mut c, "CreateQueue", serde_json::json!({"QueueName": "bench-esm"}).to_string()).await?["QueueUrl"].as_str().unwrap_or_default().to_string();
+            let (st, b) = call(addr, "POST", "/2015-03-31/event-source-mappings/", serde_json::json!({"FunctionName": "esm-noop", "EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:bench-esm", "BatchSize": 10, "Enabled": false}).to_string().as_bytes()).await?;
+            anyhow::ensure!(st == 202, "create mapping: {st} {}", String::from_utf8_lossy(&b));
+            let uuid = serde_json::from_slice::<serde_json::Value>(&b)?["UUID"].as_str().unwrap_or_default().to_string();
+            for chunk in 0..n / 10 {
+                let entries: Vec<serde_json::Value> = (0..10).map(|i| serde_json::json!({"Id": i.to_string(), "MessageBody": format!("m{}", chunk * 10 + i)})).collect();
+                sqs_call(&mut c, "SendMessageBatch", serde_json::json!({"QueueUrl": qurl, "Entries": entries}).to_string()).await?;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let t = Instant::now();
+            let (st, _) = call(addr, "PUT", &format!("/2015-03-31/event-source-mappings/{uuid}"), br#"{"Enabled": true}"#).await?;
+            anyhow::ensure!(st == 202, "enable mapping: {st}");
+            let left = |v: &serde_json::Value| -> u64 {
+                let a = &v["Attributes"];
+                let n = |k: &str| a[k].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                n("ApproximateNumberOfMessages") + n("ApproximateNumberOfMessagesNotVisible")
+            };
+            loop {
+                let v = sqs_call(&mut c, "GetQueueAttributes", serde_json::json!({"QueueUrl": qurl, "AttributeNames": ["All"]}).to_string()).await?;
+                if left(&v) == 0 || t.elapsed() > Duration::from_secs(120) { break; }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let esm_rate = n as f64 / t.elapsed().as_secs_f64();
+            call(addr, "DELETE", &format!("/2015-03-31/event-source-mappings/{uuid}"), b"").await?;
+
+            // Message → handler latency, one at a time through a BatchSize 1 mapping.
+            collector.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(collector.try_clone()?)?;
+            let script = latency_reporter(collector_port, "int(json.loads(body)['Records'][0]['body'])");
+            let zip = zip_of(&[("bootstrap", script.into_bytes(), 0o755)])?;
+            create(addr, "esm-latency", "provided.al2023", "x", &zip, serde_json::json!({})).await?;
+            let lurl = sqs_call(&mut c, "CreateQueue", serde_json::json!({"QueueName": "bench-esm-latency"}).to_string()).await?["QueueUrl"].as_str().unwrap_or_default().to_string();
+            let (st, _) = call(addr, "POST", "/2015-03-31/event-source-mappings/", serde_json::json!({"FunctionName": "esm-latency", "EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:bench-esm-latency", "BatchSize": 1}).to_string().as_bytes()).await?;
+            anyhow::ensure!(st == 202, "create latency mapping: {st}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut lat = Vec::new();
+            for i in 0..201 {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+                sqs_call(&mut c, "SendMessage", serde_json::json!({"QueueUrl": lurl, "MessageBody": now.to_string()}).to_string()).await?;
+                let (mut sock, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await??;
+                let mut line = String::new();
+                use tokio::io::AsyncReadExt;
+                sock.read_to_string(&mut line).await?;
+                let ns: u64 = line.trim().parse()?;
+                if i > 0 {
+                    lat.push(ns / 1000);
+                }
+            }
+            lat.sort_unstable();
+            println!("| measure | value |");
+            println!("| --- | --- |");
+            println!("| SendMessage, {clients} keep-alive clients, {secs} s | {sent} messages = **{send_rate:.0} messages/s** |");
+            println!("| ReceiveMessage (10) + DeleteMessageBatch, {clients} clients, until empty | {drained} messages = **{drain_rate:.0} messages/s** |");
+            println!("| through a mapping to the no-op `provided` function (BatchSize 10, 5 pollers): {n} queued messages drained | **{esm_rate:.0} messages/s** |");
+            println!("| message → handler start, BatchSize 1, warm, one at a time ({} messages) | p50 **{} ms**, p99 {} ms |", lat.len(), ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)));
             println!();
         }
 
@@ -858,7 +997,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run(&nimbus, &noop, secs, &only, sls))
         }
         _ => Err(anyhow!(
-            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,network,rate,gateway,serverless-offline,async,idle] [--serverless-offline NODE_PROJECT_DIR] | nimbus-bench ceiling"
+            "usage: nimbus-bench run [--nimbus PATH] [--noop PATH] [--seconds N] [--only warm,cold,network,rate,gateway,serverless-offline,async,esm,idle] [--serverless-offline NODE_PROJECT_DIR] | nimbus-bench ceiling"
         )),
     }
 }

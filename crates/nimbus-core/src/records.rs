@@ -119,6 +119,22 @@ impl<T: Clone + Serialize + DeserializeOwned> RecordMap<T> {
         Ok(value)
     }
 
+    /// Removes every record whose key starts with `prefix`.
+    pub async fn remove_prefixed(&self, prefix: &str) -> Result<()> {
+        for key in self.keys().into_iter().filter(|k| k.starts_with(prefix)) {
+            self.remove(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the records whose key `keep` refuses.
+    pub async fn retain(&self, keep: impl Fn(&str) -> bool) -> Result<()> {
+        for key in self.keys().into_iter().filter(|k| !keep(k)) {
+            self.remove(&key).await?;
+        }
+        Ok(())
+    }
+
     /// Removes a value; returns once the removal is committed.
     pub async fn remove(&self, key: &str) -> Result<()> {
         self.store

@@ -499,17 +499,15 @@ impl RestApis {
             }
             self.map.put(api.id.clone(), api).await?;
         }
-        for key in self.snapshots.keys() {
-            let live = key.split_once('/').is_some_and(|(a, d)| {
-                self.map
-                    .read(a, |api| api.deployments.contains_key(d))
-                    .unwrap_or(false)
-            });
-            if !live {
-                self.snapshots.remove(&key).await?;
-            }
-        }
-        Ok(())
+        self.snapshots
+            .retain(|key| {
+                key.split_once('/').is_some_and(|(a, d)| {
+                    self.map
+                        .read(a, |api| api.deployments.contains_key(d))
+                        .unwrap_or(false)
+                })
+            })
+            .await
     }
 
     pub fn get(&self, id: &str) -> AResult<RestApi> {
@@ -575,16 +573,7 @@ impl RestApis {
         let _edit = self.map.edit().await;
         self.get(id)?;
         self.map.remove(id).await?;
-        let prefix = format!("{id}/");
-        for key in self
-            .snapshots
-            .keys()
-            .into_iter()
-            .filter(|k| k.starts_with(&prefix))
-        {
-            self.snapshots.remove(&key).await?;
-        }
-        Ok(())
+        Ok(self.snapshots.remove_prefixed(&format!("{id}/")).await?)
     }
 
     /// CreateResource under `parent`.
