@@ -121,9 +121,19 @@ async fn poll(
                 };
                 match failed {
                     Some(failed) => {
-                        for r in batch.iter().filter(|r| !failed.contains(&r.message.id)) {
-                            if let Err(e) = queue.delete_message(&name, &r.receipt_handle).await {
-                                tracing::warn!(uuid = %m.uuid, error = %e, "deleting a handled message failed");
+                        let handled: Vec<&str> = batch
+                            .iter()
+                            .filter(|r| !failed.contains(&r.message.id))
+                            .map(|r| r.receipt_handle.as_str())
+                            .collect();
+                        match queue.delete_messages(&name, &handled).await {
+                            Ok(outcomes) => {
+                                for e in outcomes.into_iter().filter_map(Result::err) {
+                                    tracing::warn!(uuid = %m.uuid, error = %e, "deleting a handled message failed");
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(uuid = %m.uuid, error = %e, "deleting a handled batch failed")
                             }
                         }
                     }

@@ -677,6 +677,40 @@ impl QueueService {
         Ok(())
     }
 
+    /// DeleteMessageBatch: every valid handle's message deleted in one commit; each entry's own
+    /// outcome (a stale handle fails alone).
+    pub async fn delete_messages(&self, name: &str, handles: &[&str]) -> QResult<Vec<QResult<()>>> {
+        let seqs: Vec<QResult<u64>> = handles.iter().map(|h| self.seq_of(name, h)).collect();
+        if let Some(Err(QueueError::NoQueue)) =
+            seqs.iter().find(|s| matches!(s, Err(QueueError::NoQueue)))
+        {
+            return Err(QueueError::NoQueue);
+        }
+        let ops: Vec<WriteOp> = seqs
+            .iter()
+            .filter_map(|s| s.as_ref().ok())
+            .map(|seq| WriteOp::DeleteRecord {
+                kind: MESSAGE_KIND.into(),
+                key: format!("{name}:{seq:020}"),
+            })
+            .collect();
+        if !ops.is_empty() {
+            self.store.write_async(ops).await?;
+        }
+        let mut st = self.lock();
+        if let Some(q) = st.get_mut(name) {
+            for seq in seqs.iter().filter_map(|s| s.as_ref().ok()) {
+                q.messages.remove(seq);
+            }
+            let gone: std::collections::HashSet<u64> = seqs
+                .iter()
+                .filter_map(|s| s.as_ref().ok().copied())
+                .collect();
+            q.receipts.retain(|_, s| !gone.contains(s));
+        }
+        Ok(seqs.into_iter().map(|s| s.map(drop)).collect())
+    }
+
     /// ChangeMessageVisibility.
     pub fn change_visibility(&self, name: &str, handle: &str, seconds: i64) -> QResult<()> {
         if !(0..=43_200).contains(&seconds) {

@@ -535,17 +535,26 @@ async fn delete_batch(core: &QueueService, input: &Value) -> R {
     let entries = batch_entries(input)?;
     let mut ok = Vec::new();
     let mut failed = Vec::new();
+    // One commit for every entry with a handle.
+    let with_handles: Vec<(&str, &str)> = entries
+        .iter()
+        .filter_map(|e| Some((str_of(e, "Id").unwrap_or(""), str_of(e, "ReceiptHandle")?)))
+        .collect();
+    let handles: Vec<&str> = with_handles.iter().map(|(_, h)| *h).collect();
+    let mut outcomes = core.delete_messages(&q, &handles).await?.into_iter();
     for e in &entries {
         let id = str_of(e, "Id").unwrap_or("");
-        match str_of(e, "ReceiptHandle") {
-            Some(h) => match core.delete_message(&q, h).await {
-                Ok(()) => ok.push(json!({ "Id": id })),
-                Err(err) => {
-                    let e = SqsError::from(err);
-                    failed.push(json!({"Id": id, "SenderFault": true, "Code": e.query_code, "Message": e.message}));
-                }
-            },
-            None => failed.push(json!({"Id": id, "SenderFault": true, "Code": "MissingParameter", "Message": "The request must contain the parameter ReceiptHandle."})),
+        if str_of(e, "ReceiptHandle").is_none() {
+            failed.push(json!({"Id": id, "SenderFault": true, "Code": "MissingParameter", "Message": "The request must contain the parameter ReceiptHandle."}));
+            continue;
+        }
+        match outcomes.next() {
+            Some(Ok(())) => ok.push(json!({ "Id": id })),
+            Some(Err(err)) => {
+                let e = SqsError::from(err);
+                failed.push(json!({"Id": id, "SenderFault": true, "Code": e.query_code, "Message": e.message}));
+            }
+            None => failed.push(json!({"Id": id, "SenderFault": false, "Code": "InternalError", "Message": "The entry was not processed."})),
         }
     }
     Ok(json!({ "Successful": ok, "Failed": failed }))
