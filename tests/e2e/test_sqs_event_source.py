@@ -2,7 +2,7 @@
 recorded against AWS in LocalStack's AWS-validated snapshots,
 tests/aws/services/lambda_/event_source_mapping/test_lambda_integration_sqs.snapshot.json),
 batches delivered as Lambda's SQS event, deletion on success, partial batch failures with
-ReportBatchItemFailures, disabling and deletion."""
+ReportBatchItemFailures, event filtering, disabling and deletion."""
 
 import hashlib
 import json
@@ -207,9 +207,14 @@ def test_mapping_errors_are_aws_shaped(lam, sqs):
                                                                       BatchSize=20))
     assert (status, code) == (400, "InvalidParameterValueException")
     assert msg == "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
+    # AWS's invalid patterns (test_sqs_invalid_event_filter).
+    for bad in [None, "simple string", {"eventSource": "aws:sqs"}, {"eventSource": []}]:
+        assert error(lambda: lam.create_event_source_mapping(
+            EventSourceArn=arn, FunctionName=fn, FilterCriteria={"Filters": [{"Pattern": json.dumps(bad)}]})) == (
+            400, "InvalidParameterValueException", "Invalid filter pattern definition.")
     status, code, msg = error(lambda: lam.create_event_source_mapping(
-        EventSourceArn=arn, FunctionName=fn, FilterCriteria={"Filters": [{"Pattern": "{}"}]}))
-    assert (status, code) == (400, "InvalidParameterValueException") and "FilterCriteria" in msg
+        EventSourceArn=arn, FunctionName=fn, Tags={"team": "a"}))
+    assert (status, code) == (400, "InvalidParameterValueException") and "Tags" in msg
     first = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn)
     assert first["BatchSize"] == 10 and first["MaximumBatchingWindowInSeconds"] == 0
     assert error(lambda: lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn)) == (
@@ -222,3 +227,26 @@ def test_mapping_errors_are_aws_shaped(lam, sqs):
     assert upd["State"] == "Updating" and upd["BatchSize"] == 5
     assert wait_enabled(lam, first["UUID"])
     lam.delete_event_source_mapping(UUID=first["UUID"])
+
+
+def test_filter_criteria_deliver_matching_records_and_delete_the_rest(lam, sqs, logs):
+    fn = unique("esm-filter")
+    function(lam, fn)
+    url, arn = queue(sqs, unique("esm-filter-q"))
+    pattern = json.dumps({"body": {"my-number": [{"numeric": [">=", 100, "<", 200]}]}})
+    for body in [json.dumps({"my-number": 100}), json.dumps({"my-number": 200}), "plain-string"]:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    m = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, MaximumBatchingWindowInSeconds=1,
+                                        FilterCriteria={"Filters": [{"Pattern": pattern}]})
+    assert m["FilterCriteria"] == {"Filters": [{"Pattern": pattern}]}
+    assert wait_enabled(lam, m["UUID"])
+    # The records that do not match are deleted without being delivered, as Lambda does.
+    assert wait_for(lambda: left_in(sqs, url) == 0, timeout=30)
+    assert wait_for(lambda: bodies(events(logs, fn)) == ['{"my-number": 100}'], timeout=10), events(logs, fn)
+    # Clearing the filters delivers everything.
+    lam.update_event_source_mapping(UUID=m["UUID"], FilterCriteria={})
+    assert wait_enabled(lam, m["UUID"])
+    assert "FilterCriteria" not in lam.get_event_source_mapping(UUID=m["UUID"])
+    sqs.send_message(QueueUrl=url, MessageBody="now-anything")
+    assert wait_for(lambda: "now-anything" in bodies(events(logs, fn)), timeout=30)
+    lam.delete_event_source_mapping(UUID=m["UUID"])

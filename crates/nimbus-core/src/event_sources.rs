@@ -42,6 +42,9 @@ pub struct Mapping {
     pub maximum_concurrency: Option<u32>,
     /// Milliseconds since the epoch.
     pub last_modified_ms: i64,
+    /// `FilterCriteria.Filters[].Pattern`: a record is delivered when one matches (none: all).
+    #[serde(default)]
+    pub filters: Vec<String>,
 }
 
 impl Mapping {
@@ -73,6 +76,33 @@ pub struct MappingInput {
     pub enabled: Option<bool>,
     pub function_response_types: Option<Vec<String>>,
     pub maximum_concurrency: Option<i64>,
+    /// `FilterCriteria` patterns (`Some(vec![])` clears them).
+    pub filters: Option<Vec<String>>,
+}
+
+/// Filters a mapping may have, and the longest pattern.
+const MAX_FILTERS: usize = 5;
+const MAX_PATTERN_CHARS: usize = 4096;
+
+/// Checks `FilterCriteria` patterns as Lambda does (one fixed message for any fault).
+fn check_filters(filters: &[String]) -> Result<()> {
+    let invalid = || CoreError::InvalidParameter("Invalid filter pattern definition.".into());
+    if filters.len() > MAX_FILTERS {
+        return Err(CoreError::InvalidParameter(format!(
+            "The filter criteria has {} filters; at most {MAX_FILTERS} are allowed.",
+            filters.len()
+        )));
+    }
+    for f in filters {
+        if f.chars().count() > MAX_PATTERN_CHARS {
+            return Err(invalid());
+        }
+        crate::patterns::Pattern::parse(f).map_err(|e| {
+            tracing::debug!(pattern = %f, error = %e, "invalid filter pattern");
+            invalid()
+        })?;
+    }
+    Ok(())
 }
 
 /// A running poller's future.
@@ -340,6 +370,8 @@ impl EventSourceMappings {
         Self::check_batching(batch_size, window, &service)?;
         let types = Self::function_response_types(input.function_response_types)?;
         let concurrency = Self::maximum_concurrency(input.maximum_concurrency)?;
+        let filters = input.filters.unwrap_or_default();
+        check_filters(&filters)?;
         source
             .validate(&source_arn)
             .map_err(CoreError::InvalidParameter)?;
@@ -367,6 +399,7 @@ impl EventSourceMappings {
             function_response_types: types.unwrap_or_default(),
             maximum_concurrency: concurrency,
             last_modified_ms: now_ms(),
+            filters,
         };
         self.map.put(m.uuid.clone(), m.clone()).await?;
         drop(_edit);
@@ -422,6 +455,10 @@ impl EventSourceMappings {
         }
         if input.maximum_concurrency.is_some() {
             m.maximum_concurrency = Self::maximum_concurrency(input.maximum_concurrency)?;
+        }
+        if let Some(f) = input.filters {
+            check_filters(&f)?;
+            m.filters = f;
         }
         m.state = match input.enabled {
             Some(true) if !m.enabled => "Enabling",

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod model;
 pub mod names;
 pub mod openapi;
+pub mod patterns;
 pub mod policies;
 pub mod pricing;
 pub mod provisioned;

@@ -4,7 +4,9 @@
 //! synchronously with Lambda's SQS event, and then deletes what the function handled: the whole
 //! batch on success, all but the reported items with `ReportBatchItemFailures`, nothing on a
 //! function error or a malformed report (the visibility timeout and the queue's redrive policy
-//! take over, as on AWS). A throttled batch is made visible again after a short pause.
+//! take over, as on AWS). A throttled batch is made visible again after a short pause. With
+//! `FilterCriteria`, a record is delivered only when a pattern matches it (its body parsed when
+//! it is JSON); the others are deleted unseen, as Lambda does.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use nimbus_core::error::CoreError;
 use nimbus_core::event_sources::{EventSource, Mapping, Poller};
 use nimbus_core::invoke::{InvokeInput, InvokeService};
+use nimbus_core::patterns::Pattern;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -86,6 +89,13 @@ async fn poll(
         .nth(3)
         .unwrap_or_default()
         .to_string();
+    // Checked when the mapping was stored; one that no longer parses matches nothing.
+    let filters: Vec<Pattern> = m
+        .filters
+        .iter()
+        .filter_map(|f| Pattern::parse(f).ok())
+        .collect();
+    let filtered = !m.filters.is_empty();
     while !stopped(&stop) {
         let name = match queue.name_of(&m.source_arn) {
             Ok(n) => n,
@@ -107,6 +117,27 @@ async fn poll(
             continue;
         }
         let (records, batch) = event_records(&queue, &name, batch, &m.source_arn, &region);
+        let (records, batch): (Vec<Value>, Vec<Received>) = if filtered {
+            let (keep, drop): (Vec<_>, Vec<_>) = records
+                .into_iter()
+                .zip(batch)
+                .partition(|(rec, _)| filters.iter().any(|p| p.matches(&filter_view(rec))));
+            let dropped: Vec<&str> = drop
+                .iter()
+                .map(|(_, r)| r.receipt_handle.as_str())
+                .collect();
+            if !dropped.is_empty()
+                && let Err(e) = queue.delete_messages(&name, &dropped).await
+            {
+                tracing::warn!(uuid = %m.uuid, error = %e, "deleting filtered-out messages failed");
+            }
+            keep.into_iter().unzip()
+        } else {
+            (records, batch)
+        };
+        if batch.is_empty() {
+            continue;
+        }
         let event = json!({ "Records": records }).to_string();
         let outcome = invoke
             .invoke(InvokeInput::sync(m.target(), event.into_bytes()))
@@ -217,6 +248,18 @@ fn lambda_attributes(attrs: &BTreeMap<String, MessageAttribute>) -> Value {
         o.insert(k.clone(), v);
     }
     Value::Object(o)
+}
+
+/// A record as filter patterns see it: its body parsed when it is JSON.
+fn filter_view(record: &Value) -> Value {
+    let mut v = record.clone();
+    if let Some(parsed) = record["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+    {
+        v["body"] = parsed;
+    }
+    v
 }
 
 /// Lambda's SQS records for a batch, and the messages they carry: messages past the event size

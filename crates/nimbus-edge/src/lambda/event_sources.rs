@@ -1,6 +1,6 @@
 //! Event source mappings over REST-JSON: Create/Get/Update/Delete/ListEventSourceMappings under
 //! `/2015-03-31/event-source-mappings/`. Members of AWS's model that Nimbus does not act on yet
-//! (filters, stream and Kafka settings, destinations, tags) are refused by name, never ignored.
+//! (stream and Kafka settings, destinations, tags) are refused by name, never ignored.
 
 use std::collections::HashMap;
 
@@ -15,6 +15,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::LambdaError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct FilterIn {
+    pattern: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct FilterCriteriaIn {
+    filters: Option<Vec<FilterIn>>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -34,7 +46,7 @@ struct MappingIn {
     enabled: Option<bool>,
     function_response_types: Option<Vec<String>>,
     scaling_config: Option<ScalingIn>,
-    filter_criteria: Option<Value>,
+    filter_criteria: Option<FilterCriteriaIn>,
     starting_position: Option<Value>,
     starting_position_timestamp: Option<Value>,
     destination_config: Option<Value>,
@@ -60,7 +72,6 @@ struct MappingIn {
 fn input(body: &[u8]) -> Result<MappingInput, LambdaError> {
     let m: MappingIn = super::wire::parse_body(body)?;
     let refused = [
-        ("FilterCriteria", m.filter_criteria.is_some()),
         ("StartingPosition", m.starting_position.is_some()),
         (
             "StartingPositionTimestamp",
@@ -113,7 +124,7 @@ fn input(body: &[u8]) -> Result<MappingInput, LambdaError> {
     ];
     if let Some((name, _)) = refused.iter().find(|(_, given)| *given) {
         return Err(CoreError::InvalidParameter(format!(
-            "Nimbus does not support {name} on event source mappings yet; remove it (mappings read SQS queues with BatchSize, MaximumBatchingWindowInSeconds, Enabled, FunctionResponseTypes and ScalingConfig)"
+            "Nimbus does not support {name} on event source mappings yet; remove it (mappings read SQS queues with BatchSize, MaximumBatchingWindowInSeconds, Enabled, FunctionResponseTypes, ScalingConfig and FilterCriteria)"
         ))
         .into());
     }
@@ -125,6 +136,20 @@ fn input(body: &[u8]) -> Result<MappingInput, LambdaError> {
         enabled: m.enabled,
         function_response_types: m.function_response_types,
         maximum_concurrency: m.scaling_config.and_then(|s| s.maximum_concurrency),
+        filters: match m.filter_criteria {
+            None => None,
+            Some(c) => Some(
+                c.filters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|f| {
+                        f.pattern.ok_or_else(|| {
+                            CoreError::InvalidParameter("Invalid filter pattern definition.".into())
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        },
     })
 }
 
@@ -143,6 +168,10 @@ fn render(core: &Core, m: &Mapping) -> Value {
     });
     if let Some(c) = m.maximum_concurrency {
         v["ScalingConfig"] = json!({ "MaximumConcurrency": c });
+    }
+    if !m.filters.is_empty() {
+        let filters: Vec<Value> = m.filters.iter().map(|p| json!({ "Pattern": p })).collect();
+        v["FilterCriteria"] = json!({ "Filters": filters });
     }
     v
 }
