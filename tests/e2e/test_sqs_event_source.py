@@ -213,10 +213,16 @@ def test_mapping_errors_are_aws_shaped(lam, sqs):
             EventSourceArn=arn, FunctionName=fn, FilterCriteria={"Filters": [{"Pattern": json.dumps(bad)}]})) == (
             400, "InvalidParameterValueException", "Invalid filter pattern definition.")
     status, code, msg = error(lambda: lam.create_event_source_mapping(
-        EventSourceArn=arn, FunctionName=fn, Tags={"team": "a"}))
-    assert (status, code) == (400, "InvalidParameterValueException") and "Tags" in msg
-    first = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn)
+        EventSourceArn=arn, FunctionName=fn, StartingPosition="LATEST"))
+    assert (status, code) == (400, "InvalidParameterValueException") and "StartingPosition" in msg
+    first = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, Tags={"team": "a"})
     assert first["BatchSize"] == 10 and first["MaximumBatchingWindowInSeconds"] == 0
+    # Tags on the mapping's ARN.
+    esm_arn = first["EventSourceMappingArn"]
+    assert lam.list_tags(Resource=esm_arn)["Tags"] == {"team": "a"}
+    lam.tag_resource(Resource=esm_arn, Tags={"env": "dev"})
+    lam.untag_resource(Resource=esm_arn, TagKeys=["team"])
+    assert lam.list_tags(Resource=esm_arn)["Tags"] == {"env": "dev"}
     assert error(lambda: lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn)) == (
         409, "ResourceConflictException",
         'An event source mapping with SQS arn (" %s ") and function (" %s ") already exists. '

@@ -45,6 +45,8 @@ pub struct Mapping {
     /// `FilterCriteria.Filters[].Pattern`: a record is delivered when one matches (none: all).
     #[serde(default)]
     pub filters: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Mapping {
@@ -78,6 +80,8 @@ pub struct MappingInput {
     pub maximum_concurrency: Option<i64>,
     /// `FilterCriteria` patterns (`Some(vec![])` clears them).
     pub filters: Option<Vec<String>>,
+    /// Tags at creation.
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// Filters a mapping may have, and the longest pattern.
@@ -372,6 +376,13 @@ impl EventSourceMappings {
         let concurrency = Self::maximum_concurrency(input.maximum_concurrency)?;
         let filters = input.filters.unwrap_or_default();
         check_filters(&filters)?;
+        let tags = input.tags.unwrap_or_default();
+        crate::functions::check_tags(&tags)?;
+        if tags.len() > 50 {
+            return Err(CoreError::InvalidParameter(
+                "An event source mapping can have at most 50 tags".into(),
+            ));
+        }
         source
             .validate(&source_arn)
             .map_err(CoreError::InvalidParameter)?;
@@ -400,6 +411,7 @@ impl EventSourceMappings {
             maximum_concurrency: concurrency,
             last_modified_ms: now_ms(),
             filters,
+            tags,
         };
         self.map.put(m.uuid.clone(), m.clone()).await?;
         drop(_edit);
@@ -427,6 +439,48 @@ impl EventSourceMappings {
 
     pub fn get(&self, uuid: &str) -> Result<Mapping> {
         self.map.get(uuid).ok_or_else(Self::not_found)
+    }
+
+    /// The UUID of a mapping's ARN (`arn:aws:lambda:<region>:<account>:event-source-mapping:<uuid>`).
+    pub fn uuid_of(arn: &str) -> Option<&str> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        (parts.len() == 7
+            && parts[0] == "arn"
+            && parts[2] == "lambda"
+            && parts[5] == "event-source-mapping")
+            .then(|| parts[6])
+    }
+
+    /// TagResource on a mapping's ARN.
+    pub async fn tag(&self, arn: &str, tags: BTreeMap<String, String>) -> Result<()> {
+        crate::functions::check_tags(&tags)?;
+        let uuid = Self::uuid_of(arn).ok_or_else(Self::not_found)?;
+        let _edit = self.map.edit().await;
+        let mut m = self.get(uuid)?;
+        m.tags.extend(tags);
+        if m.tags.len() > 50 {
+            return Err(CoreError::InvalidParameter(
+                "An event source mapping can have at most 50 tags".into(),
+            ));
+        }
+        self.map.put(m.uuid.clone(), m).await.map(drop)
+    }
+
+    /// UntagResource on a mapping's ARN.
+    pub async fn untag(&self, arn: &str, keys: &[String]) -> Result<()> {
+        let uuid = Self::uuid_of(arn).ok_or_else(Self::not_found)?;
+        let _edit = self.map.edit().await;
+        let mut m = self.get(uuid)?;
+        for k in keys {
+            m.tags.remove(k);
+        }
+        self.map.put(m.uuid.clone(), m).await.map(drop)
+    }
+
+    /// ListTags on a mapping's ARN.
+    pub fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        let uuid = Self::uuid_of(arn).ok_or_else(Self::not_found)?;
+        Ok(self.get(uuid)?.tags)
     }
 
     /// UpdateEventSourceMapping: answered in `Updating` (or `Enabling` / `Disabling`).

@@ -587,18 +587,7 @@ impl FunctionService {
 
     /// TagResource: adds or overwrites tags.
     pub async fn tag(&self, arn: &str, tags: BTreeMap<String, String>) -> Result<()> {
-        for (k, v) in &tags {
-            if k.is_empty() || k.len() > 128 || v.len() > 256 {
-                return Err(CoreError::InvalidParameter(format!(
-                    "Tag key '{k}' must be 1-128 characters and its value at most 256"
-                )));
-            }
-            if k.starts_with("aws:") {
-                return Err(CoreError::InvalidParameter(format!(
-                    "Tag key '{k}' uses the reserved prefix 'aws:'"
-                )));
-            }
-        }
+        check_tags(&tags)?;
         let _guard = self.write_lock.lock().await;
         let current = self.tagged(arn)?;
         let mut next = (*current).clone();
@@ -830,4 +819,21 @@ impl FunctionService {
     pub fn code_bytes(&self, code_hex: &str) -> Result<Vec<u8>> {
         Ok(self.store.blobs().get(code_hex)?)
     }
+}
+
+/// Tag keys and values as Lambda allows them (for functions and event source mappings).
+pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in tags {
+        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+            return Err(CoreError::InvalidParameter(format!(
+                "Tag key '{k}' must be 1-128 characters and its value at most 256"
+            )));
+        }
+        if k.starts_with("aws:") {
+            return Err(CoreError::InvalidParameter(format!(
+                "Tag key '{k}' uses the reserved prefix 'aws:'"
+            )));
+        }
+    }
+    Ok(())
 }

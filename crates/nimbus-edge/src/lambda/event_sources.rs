@@ -2,7 +2,7 @@
 //! `/2015-03-31/event-source-mappings/`. Members of AWS's model that Nimbus does not act on yet
 //! (stream and Kafka settings, destinations, tags) are refused by name, never ignored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -66,7 +66,7 @@ struct MappingIn {
     kms_key_arn: Option<Value>,
     metrics_config: Option<Value>,
     provisioned_poller_config: Option<Value>,
-    tags: Option<Value>,
+    tags: Option<BTreeMap<String, String>>,
 }
 
 fn input(body: &[u8]) -> Result<MappingInput, LambdaError> {
@@ -120,7 +120,6 @@ fn input(body: &[u8]) -> Result<MappingInput, LambdaError> {
             "ProvisionedPollerConfig",
             m.provisioned_poller_config.is_some(),
         ),
-        ("Tags", m.tags.is_some()),
     ];
     if let Some((name, _)) = refused.iter().find(|(_, given)| *given) {
         return Err(CoreError::InvalidParameter(format!(
@@ -136,6 +135,7 @@ fn input(body: &[u8]) -> Result<MappingInput, LambdaError> {
         enabled: m.enabled,
         function_response_types: m.function_response_types,
         maximum_concurrency: m.scaling_config.and_then(|s| s.maximum_concurrency),
+        tags: m.tags,
         filters: match m.filter_criteria {
             None => None,
             Some(c) => Some(

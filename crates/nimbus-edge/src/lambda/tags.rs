@@ -7,6 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nimbus_core::Core;
+use nimbus_core::event_sources::EventSourceMappings;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -32,7 +33,11 @@ pub async fn tag(
             "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
         )
     })?;
-    core.functions.tag(&arn, tags).await?;
+    if EventSourceMappings::uuid_of(&arn).is_some() {
+        core.event_sources.tag(&arn, tags).await?;
+    } else {
+        core.functions.tag(&arn, tags).await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -60,7 +65,11 @@ pub async fn untag(
             "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null",
         ));
     }
-    core.functions.untag(&arn, &keys).await?;
+    if EventSourceMappings::uuid_of(&arn).is_some() {
+        core.event_sources.untag(&arn, &keys).await?;
+    } else {
+        core.functions.untag(&arn, &keys).await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -68,7 +77,11 @@ pub async fn list(
     State(core): State<Core>,
     Path(arn): Path<String>,
 ) -> Result<Response, LambdaError> {
-    let tags = core.functions.tags(&arn)?;
+    let tags = if EventSourceMappings::uuid_of(&arn).is_some() {
+        core.event_sources.tags(&arn)?
+    } else {
+        core.functions.tags(&arn)?
+    };
     Ok((
         StatusCode::OK,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
