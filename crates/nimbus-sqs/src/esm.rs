@@ -21,8 +21,18 @@ use tokio::sync::watch;
 
 use crate::service::{MessageAttribute, QueueService, Received, md5_of_attributes, md5_of_body};
 
-/// Pollers per mapping without `ScalingConfig.MaximumConcurrency` (Lambda starts with five).
+/// Pollers a mapping starts with (Lambda starts with five).
 const DEFAULT_POLLERS: u32 = 5;
+
+/// Pollers a mapping may scale up to without `ScalingConfig.MaximumConcurrency` (Lambda's
+/// default ceiling for SQS is 1,250 concurrent invocations; the account's concurrency limit
+/// throttles before that on a single host).
+const MAX_POLLERS: u32 = 1000;
+
+/// Pollers added per second while a backlog grows, and the empty rounds after which an added
+/// poller leaves.
+const SCALE_STEP: u32 = 5;
+const IDLE_ROUNDS: u32 = 3;
 
 /// The longest single receive: short enough that a stop is seen within it.
 const RECEIVE_WAIT_SECS: i64 = 2;
@@ -58,15 +68,43 @@ impl EventSource for SqsSource {
     ) -> Poller {
         let queue = self.0.clone();
         Box::pin(async move {
-            let pollers = mapping.maximum_concurrency.unwrap_or(DEFAULT_POLLERS);
+            // Five pollers to begin with; while messages wait beyond what the pollers take in a
+            // round, more join (five a second) up to the ceiling, and leave once idle.
+            let ceiling = mapping.maximum_concurrency.unwrap_or(MAX_POLLERS);
             let mut set = tokio::task::JoinSet::new();
-            for _ in 0..pollers {
+            for _ in 0..DEFAULT_POLLERS.min(ceiling) {
                 set.spawn(poll(
                     queue.clone(),
                     mapping.clone(),
                     invoke.clone(),
                     stop.clone(),
+                    None,
                 ));
+            }
+            let mut stop_wait = stop.clone();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop_wait.changed() => break,
+                    _ = tick.tick() => {}
+                }
+                while set.try_join_next().is_some() {}
+                let active = set.len() as u32;
+                let backlog = queue
+                    .name_of(&mapping.source_arn)
+                    .and_then(|n| queue.visible_count(&n))
+                    .unwrap_or(0);
+                if active < ceiling && backlog > (active * mapping.batch_size) as usize {
+                    for _ in 0..SCALE_STEP.min(ceiling - active) {
+                        set.spawn(poll(
+                            queue.clone(),
+                            mapping.clone(),
+                            invoke.clone(),
+                            stop.clone(),
+                            Some(IDLE_ROUNDS),
+                        ));
+                    }
+                }
             }
             while set.join_next().await.is_some() {}
         })
@@ -77,12 +115,15 @@ fn stopped(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow()
 }
 
+/// One poller; with `leave_after`, it leaves after that many rounds without messages.
 async fn poll(
     queue: Arc<QueueService>,
     m: Mapping,
     invoke: Arc<InvokeService>,
     stop: watch::Receiver<bool>,
+    leave_after: Option<u32>,
 ) {
+    let mut idle = 0u32;
     let region = m
         .source_arn
         .split(':')
@@ -114,8 +155,13 @@ async fn poll(
             }
         };
         if batch.is_empty() {
+            idle += 1;
+            if leave_after.is_some_and(|n| idle >= n) {
+                return;
+            }
             continue;
         }
+        idle = 0;
         let (records, batch) = event_records(&queue, &name, batch, &m.source_arn, &region);
         let (records, batch): (Vec<Value>, Vec<Received>) = if filtered {
             let (keep, drop): (Vec<_>, Vec<_>) = records

@@ -369,6 +369,17 @@ impl QueueService {
     }
 
     /// Queue attributes, with the computed ones (`QueueArn`, message counts, timestamps).
+    /// Messages visible now (what pollers could take).
+    pub fn visible_count(&self, name: &str) -> QResult<usize> {
+        let now = now_ms();
+        let st = self.lock();
+        let q = st.get(name).ok_or(QueueError::NoQueue)?;
+        Ok(q.messages
+            .values()
+            .filter(|m| m.visible_at_ms <= now)
+            .count())
+    }
+
     pub fn attributes(&self, name: &str) -> QResult<BTreeMap<String, String>> {
         let now = now_ms();
         let st = self.lock();

@@ -251,3 +251,63 @@ async fn event_source_mappings_survive_a_restart_and_a_crash() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_backlog_scales_the_pollers_up() {
+    let s = Server::start_with_config("");
+    let (_, v, _) = sqs(&s, "CreateQueue", json!({"QueueName": "backlog"})).await;
+    let url = v["QueueUrl"].as_str().expect("url").to_string();
+    // Each batch takes a second: five pollers keep at most five environments busy.
+    let slow = RECORD_LOGGER.replace(
+        "    for rec in ev[\"Records\"]:",
+        "    import time; time.sleep(1)\n    for rec in ev[\"Records\"]:",
+    );
+    s.create_ok(
+        "slow",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", &slow, 0o755)]),
+        json!({}),
+    )
+    .await;
+    for chunk in 0..6 {
+        let entries: Vec<Value> = (0..10)
+            .map(|i| json!({"Id": format!("{i}"), "MessageBody": format!("b-{chunk}-{i}")}))
+            .collect();
+        let (st, _, _) = sqs(
+            &s,
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": entries}),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    s.call_ok(
+        "POST",
+        "/2015-03-31/event-source-mappings/",
+        json!({
+            "FunctionName": "slow",
+            "EventSourceArn": "arn:aws:sqs:us-east-1:000000000000:backlog",
+            "BatchSize": 1,
+        }),
+    )
+    .await;
+    let mut streams = 0;
+    for _ in 0..100 {
+        let (_, v) = s
+            .logs_api(
+                "DescribeLogStreams",
+                json!({"logGroupName": "/aws/lambda/slow"}),
+            )
+            .await;
+        streams = v["logStreams"].as_array().map(Vec::len).unwrap_or(0);
+        if streams > 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        streams > 5,
+        "the backlog of 60 one-second batches ran on {streams} environments: the pollers did not scale up"
+    );
+}
