@@ -1,8 +1,6 @@
 //! The built-in queue service through its SQS JSON API: durability across kill -9 and errors.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn sqs(s: &Server, op: &str, body: Value) -> (u16, Value, Option<String>) {

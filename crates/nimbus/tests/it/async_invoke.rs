@@ -1,12 +1,10 @@
 //! Asynchronous invocation: event invoke configs, retries counted exactly, destinations with
 //! Lambda's invocation record, event-age expiry, and a kill -9 in the middle of 10,000 events.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Short retry delays so the tests see retries in well under a second.

@@ -1,9 +1,7 @@
 //! The managed runtimes (Python, Node.js) through the real server: the handler contract,
 //! context, error payloads as AWS's runtimes report them, init errors and log output.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const PY: &str = r#"

@@ -1,8 +1,6 @@
 //! The Lambda control plane through its real REST API: every operation and every error case.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -1,12 +1,10 @@
 //! Invoke through the real API: invocation types, payload limits, warm reuse, scale-out,
 //! timeouts, crashes, init errors, the log tail and the environment's contract.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,12 +1,10 @@
 //! Attack and fault paths, each against the real binary: zips that write through links,
 //! browser requests to the AWS APIs, template bombs, connection floods and half-sent requests.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// A zip with symlink entries (name, Some(target)) and files (name, None, data), in order.

@@ -1,11 +1,9 @@
 //! Server lifecycle: restart persistence, crash safety of acknowledged changes, clean shutdown,
 //! the CloudWatch Logs read API, metering and the CLI.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

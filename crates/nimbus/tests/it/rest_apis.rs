@@ -2,9 +2,7 @@
 //! and MOCK integrations, deployments and stages — and the seed scenario's shape: a form-encoded
 //! SMS webhook turned into JSON by a request template and answered as TwiML XML.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const SMS_HANDLER: &str = r#"

@@ -2,9 +2,7 @@
 //! platform keeps serving other functions afterwards. The functions run Python code sent in the
 //! event (a `provided` bootstrap on the host's /usr/bin/python3), so every probe is written here.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// A runtime that executes `event["code"]` and answers `{"result": …}` or `{"exception": …}`.

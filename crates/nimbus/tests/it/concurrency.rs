@@ -1,11 +1,9 @@
 //! Reserved and account concurrency: the Put/Get/DeleteFunctionConcurrency API and throttling of
 //! synchronous and asynchronous invocations.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn put_concurrency(s: &Server, name: &str, body: Value) -> (u16, Value, Option<String>) {

@@ -1,8 +1,6 @@
 //! Versions and aliases: publishing, immutability, qualifiers everywhere, weighted alias routing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn send(

@@ -1,8 +1,6 @@
 //! Function URLs: configuration API and HTTP requests served on the main port by host name.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Echoes the event, or answers with `event.body`'s JSON when the request asks for it.

@@ -1,9 +1,7 @@
 //! API Gateway HTTP APIs through the apigatewayv2 API: route precedence, stages and
 //! deployments, path-style URLs, payload formats 1.0 and 2.0.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Answers every request with the route it was given and its path parameters; payload format
