@@ -2,25 +2,21 @@
 //! logs and metering. The core speaks typed commands and results; it never sees HTTP or AWS's
 //! JSON wire shapes (the edge crate owns those).
 
-pub mod api_keys;
 pub mod async_invoke;
 pub mod cors;
 pub mod error;
 pub mod event_config;
 pub mod event_sources;
 pub mod functions;
-pub mod http_apis;
 pub mod invoke;
 pub mod logs;
 pub mod model;
 pub mod names;
-pub mod openapi;
 pub mod patterns;
 pub mod policies;
 pub mod pricing;
 pub mod provisioned;
 pub mod records;
-pub mod rest_apis;
 pub mod settings;
 pub mod sinks;
 pub mod urls;
@@ -101,11 +97,8 @@ fn choose_launcher(
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
-    pub rest_apis: Arc<rest_apis::RestApis>,
-    pub http_apis: Arc<http_apis::HttpApis>,
     pub urls: Arc<urls::FunctionUrls>,
     pub policies: Arc<policies::Policies>,
-    pub api_keys: Arc<api_keys::ApiKeys>,
     /// Where services take deliveries (destinations, dead-letter queues): registered by the
     /// binary as it composes the services.
     pub sinks: Arc<sinks::Sinks>,
@@ -157,11 +150,6 @@ impl Core {
         let sinks = Arc::new(sinks::Sinks::new());
         let urls = Arc::new(urls::FunctionUrls::open(store.clone(), functions.clone())?);
         let policies = Arc::new(policies::Policies::open(store.clone(), functions.clone())?);
-        let api_keys = Arc::new(api_keys::ApiKeys::open(store.clone())?);
-        let http_apis = Arc::new(http_apis::HttpApis::open(store.clone())?);
-        http_apis.migrate().await?;
-        let rest_apis = Arc::new(rest_apis::RestApis::open(store.clone())?);
-        rest_apis.migrate().await?;
         let event_configs = Arc::new(event_config::EventConfigs::open(
             store.clone(),
             functions.clone(),
@@ -183,11 +171,8 @@ impl Core {
         )?);
         spawn_log_retention(logs.clone(), settings.clone());
         Ok(Core {
-            rest_apis,
-            http_apis,
             urls,
             policies,
-            api_keys,
             sinks,
             settings,
             event_configs,

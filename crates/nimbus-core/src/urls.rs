@@ -202,3 +202,17 @@ impl FunctionUrls {
         self.map.remove_prefix(&format!("{function}:"));
     }
 }
+
+/// Whether `<name>.localhost` host names resolve on this machine (RFC 6761 says they should;
+/// glibc without nss-myhostname does not). Function URLs and API endpoints are handed out
+/// host-style where they resolve and path-style elsewhere, so they work as given.
+pub fn localhost_subdomains_resolve() -> bool {
+    use std::net::ToSocketAddrs;
+    static R: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *R.get_or_init(|| {
+        ("nimbus-probe.localhost", 80)
+            .to_socket_addrs()
+            .map(|mut a| a.any(|x| x.ip().is_loopback()))
+            .unwrap_or(false)
+    })
+}

@@ -6,15 +6,13 @@
 //! protocols use (so a `text/plain` "simple request" never reaches an operation), and the
 //! `Host` must name this server (an IP literal, `localhost`, the public URL's host or a
 //! configured name), which defeats DNS rebinding. The HTTP endpoints that serve browsers on
-//! purpose — function URLs and API Gateway stages, host-style or path-style — are not checked
-//! here; they answer as API Gateway does.
-
-use std::sync::Arc;
+//! purpose — function URLs and API Gateway stages, host-style or path-style, which their
+//! service declares ([`crate::services::AwsService::endpoint`]) — are not checked here; they
+//! answer as API Gateway does.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::JsonError;
@@ -81,29 +79,6 @@ fn host_name(host: &str) -> &str {
     })
 }
 
-/// Whether the request is for an endpoint that serves browsers: a function URL or an API
-/// Gateway stage, by host name or by path.
-pub fn is_http_endpoint(headers: &HeaderMap, path: &str) -> bool {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if let Some((_, rest)) = host.split_once('.')
-        && (rest.starts_with("lambda-url.") || rest.starts_with("execute-api."))
-    {
-        return true;
-    }
-    if path.starts_with("/_aws/lambda-url/") || path.starts_with("/_aws/execute-api/") {
-        return true;
-    }
-    // Path-style REST/HTTP API stages: /restapis/<id>/<stage>/_user_request_/...
-    let mut segs = path.split('/').skip(1);
-    segs.next() == Some("restapis")
-        && segs.next().is_some()
-        && segs.next().is_some()
-        && segs.next() == Some("_user_request_")
-}
-
 /// Whether a body of this content type is one the AWS protocols send: JSON (REST-JSON and
 /// the `x-amz-json` protocols), `application/x-amz-*`, XML, query-protocol forms, or raw bytes
 /// (Invoke payloads, imported documents).
@@ -150,13 +125,14 @@ fn refuse(status: StatusCode, error_type: &'static str, message: String) -> Resp
     .into_response()
 }
 
-/// Middleware: refuses browser-originated, mis-typed and wrongly-addressed requests to the
-/// AWS APIs; answers CORS for allowed origins.
-pub async fn check(State(policy): State<Arc<BrowserPolicy>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if is_http_endpoint(req.headers(), path) {
-        return next.run(req).await;
-    }
+/// Refuses browser-originated, mis-typed and wrongly-addressed requests to the AWS APIs, and
+/// answers CORS for allowed origins; hands the rest to `next`. (Endpoints that serve browsers on
+/// purpose never come here: the front door sends them to their service first.)
+pub async fn check<F, Fut>(policy: &BrowserPolicy, req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let headers = req.headers();
     if let Some(host) = headers.get(header::HOST) {
         let host = host.to_str().unwrap_or("");
@@ -242,7 +218,7 @@ pub async fn check(State(policy): State<Arc<BrowserPolicy>>, req: Request, next:
             );
         }
     }
-    let mut resp = next.run(req).await;
+    let mut resp = next(req).await;
     if let Some(o) = cors_origin
         && let Ok(v) = HeaderValue::from_str(&o)
     {
@@ -309,19 +285,5 @@ mod tests {
         ] {
             assert!(!content_type_allowed(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn endpoints_that_serve_browsers() {
-        let mut h = HeaderMap::new();
-        assert!(is_http_endpoint(&h, "/restapis/abc/prod/_user_request_/x"));
-        assert!(is_http_endpoint(&h, "/_aws/lambda-url/abc/"));
-        assert!(!is_http_endpoint(&h, "/restapis/abc/resources"));
-        assert!(!is_http_endpoint(&h, "/2015-03-31/functions"));
-        h.insert(
-            header::HOST,
-            HeaderValue::from_static("abc.execute-api.localhost:4566"),
-        );
-        assert!(is_http_endpoint(&h, "/prod/x"));
     }
 }

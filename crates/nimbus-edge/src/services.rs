@@ -1,6 +1,6 @@
 //! Services that plug into the front door from crates of their own: each says how the front
 //! door recognises its requests (the SigV4 signing name, the `X-Amz-Target` prefix of its JSON
-//! operations) and handles what it is given. The binary registers them as it composes the
+//! operations, the path prefixes of its REST operations) and handles what it is given. The binary registers them as it composes the
 //! server; the front door asks them in [`crate::front_door::classify`]'s order.
 
 use std::future::Future;
@@ -19,7 +19,20 @@ pub trait AwsService: Send + Sync + 'static {
     /// The name in SigV4 credential scopes (`Credential=…/<region>/<name>/aws4_request`).
     fn signing_name(&self) -> &'static str;
     /// The `X-Amz-Target` prefix of its operations (`AmazonSQS.`), for JSON-protocol services.
-    fn target_prefix(&self) -> Option<&'static str>;
+    fn target_prefix(&self) -> Option<&'static str> {
+        None
+    }
+    /// Path prefixes that are its own when a request is not signed (REST protocols whose paths
+    /// carry the API version, such as Lambda's `/2015-03-31/`).
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Whether this service serves the request as one of its public endpoints (function URLs,
+    /// API stages: by host name or path). Checked before anything else, and such requests skip
+    /// the browser guard: they serve browsers as AWS does.
+    fn endpoint(&self, _host: &str, _path: &str) -> bool {
+        false
+    }
     /// Serves one request the front door routed here.
     fn handle(&self, req: Request<Body>) -> Handled;
 }
@@ -43,6 +56,19 @@ impl Services {
         self.0
             .iter()
             .find(|s| s.target_prefix().is_some_and(|p| target.starts_with(p)))
+            .cloned()
+    }
+
+    /// The service whose public endpoint this is.
+    pub fn by_endpoint(&self, host: &str, path: &str) -> Option<Arc<dyn AwsService>> {
+        self.0.iter().find(|s| s.endpoint(host, path)).cloned()
+    }
+
+    /// The service that declared a prefix of this path.
+    pub fn by_path(&self, path: &str) -> Option<Arc<dyn AwsService>> {
+        self.0
+            .iter()
+            .find(|s| s.path_prefixes().iter().any(|p| path.starts_with(p)))
             .cloned()
     }
 }

@@ -21,5 +21,13 @@ pub async fn services(core: &Core) -> anyhow::Result<Services> {
         .resume()
         .await
         .map_err(|e| anyhow::anyhow!("resuming event source mappings: {e}"))?;
-    Ok(Services::new(vec![nimbus_sqs::front(sqs)]))
+    let gateway = nimbus_apigw::Gateway::open(core)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening API Gateway: {e}"))?;
+    Ok(Services::new(vec![
+        nimbus_apigw::front(gateway),
+        nimbus_lambda::front(core.clone()),
+        nimbus_logs::front(core.clone()),
+        nimbus_sqs::front(sqs),
+    ]))
 }

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use crate::common::*;
+use base64::Engine;
 use serde_json::json;
 
 #[tokio::test]

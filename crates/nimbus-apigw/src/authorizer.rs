@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::Gateway;
+use crate::rest_apis::Authorizer;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use nimbus_core::Core;
 use nimbus_core::invoke::InvokeInput;
-use nimbus_core::rest_apis::Authorizer;
 use serde_json::{Map, Value, json};
 
 use crate::apigwv2::{function_of, reply};
@@ -81,9 +81,9 @@ impl Outcome {
 }
 
 /// Invokes an authorizer function; `Err` carries the outcome of a failed invocation.
-async fn call(core: &Core, uri: &str, event: &Value) -> Result<Value, Outcome> {
+async fn call(gw: &Gateway, uri: &str, event: &Value) -> Result<Value, Outcome> {
     let target = function_of(uri).ok_or(Outcome::Failure)?;
-    let result = core
+    let result = gw
         .invoke
         .invoke(InvokeInput::sync(target, event.to_string()))
         .await
@@ -168,8 +168,8 @@ pub fn http_identity(
 
 /// Runs an HTTP API's Lambda authorizer.
 pub async fn authorize_http(
-    core: &Core,
-    a: &nimbus_core::http_apis::Authorizer,
+    gw: &Gateway,
+    a: &crate::http_apis::Authorizer,
     r: HttpRequest<'_>,
 ) -> Outcome {
     let Some(identity) = r.identity else {
@@ -194,7 +194,7 @@ pub async fn authorize_http(
                 event["methodArn"] = json!(r.route_arn);
                 event["identitySource"] = json!(identity.join(","));
             }
-            match call(core, &a.authorizer_uri, &event).await {
+            match call(gw, &a.authorizer_uri, &event).await {
                 Ok(v) => {
                     if cacheable {
                         remember(key, a.ttl_seconds, &v);
@@ -377,8 +377,8 @@ fn cache() -> &'static Mutex<HashMap<String, Cached>> {
 }
 
 /// Runs the authorizer for a request.
-pub async fn authorize(core: &Core, a: &Authorizer, r: &Request<'_>) -> Outcome {
-    let arn = method_arn(&core.settings.region, &core.settings.account_id, r);
+pub async fn authorize(gw: &Gateway, a: &Authorizer, r: &Request<'_>) -> Outcome {
+    let arn = method_arn(&gw.settings.region, &gw.settings.account_id, r);
     let identity = identity(a, r);
     let token = match a.authorizer_type.as_str() {
         "TOKEN" => {
@@ -420,7 +420,7 @@ pub async fn authorize(core: &Core, a: &Authorizer, r: &Request<'_>) -> Outcome 
             let Some(uri) = a.authorizer_uri.as_deref() else {
                 return Outcome::Failure;
             };
-            match call(core, uri, &event).await {
+            match call(gw, uri, &event).await {
                 Ok(v) => {
                     if cacheable {
                         remember(key, a.ttl_seconds, &v);

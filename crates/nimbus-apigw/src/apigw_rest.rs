@@ -5,19 +5,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::Gateway;
+use crate::http_apis::ApiError;
+use crate::rest_apis::{
+    Deployment, Integration, IntegrationResponse, Method, MethodResponse, MethodSetting, PatchOp,
+    Resource, RestApi, Stage, match_resource,
+};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
-use nimbus_core::http_apis::ApiError;
+use nimbus_core::CoreError;
 use nimbus_core::invoke::InvokeInput;
-use nimbus_core::rest_apis::{
-    Deployment, Integration, IntegrationResponse, Method, MethodResponse, MethodSetting, PatchOp,
-    Resource, RestApi, Stage, match_resource,
-};
-use nimbus_core::{Core, CoreError};
 use serde_json::{Map, Value, json};
 
 use crate::apigwv2::{GwError, R, event_v1, function_of, parse, reply, response_v1, s, strings};
@@ -231,7 +232,7 @@ fn render_stage(s: &Stage) -> Value {
 
 /// ImportRestApi (`POST /restapis?mode=import`) and PutRestApi (`PUT /restapis/{id}?mode=`):
 /// an OpenAPI or Swagger definition in JSON or YAML.
-async fn import_api(core: &Core, existing: Option<&str>, mode: &str, body: &Bytes) -> R {
+async fn import_api(gw: &Gateway, existing: Option<&str>, mode: &str, body: &Bytes) -> R {
     let overwrite = match mode {
         "overwrite" | "import" => true,
         "merge" => false,
@@ -241,9 +242,9 @@ async fn import_api(core: &Core, existing: Option<&str>, mode: &str, body: &Byte
             ))));
         }
     };
-    let doc = nimbus_core::openapi::parse_document(body)?;
-    let def = nimbus_core::openapi::read(&doc)?;
-    let a = core.rest_apis.import(existing, overwrite, def).await?;
+    let doc = crate::openapi::parse_document(body)?;
+    let def = crate::openapi::read(&doc)?;
+    let a = gw.rest_apis.import(existing, overwrite, def).await?;
     let status = if existing.is_some() {
         StatusCode::OK
     } else {
@@ -253,22 +254,22 @@ async fn import_api(core: &Core, existing: Option<&str>, mode: &str, body: &Byte
 }
 
 async fn put_api(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path(id): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> R {
     let mode = q.get("mode").map(String::as_str).unwrap_or("merge");
-    import_api(&core, Some(&id), mode, &body).await
+    import_api(&gw, Some(&id), mode, &body).await
 }
 
 async fn create_api(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Query(q): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> R {
     if q.get("mode").map(String::as_str) == Some("import") {
-        return import_api(&core, None, "import", &body).await;
+        return import_api(&gw, None, "import", &body).await;
     }
     let v = parse(&body)?;
     let types = v
@@ -280,7 +281,7 @@ async fn create_api(
                 .collect()
         })
         .unwrap_or_default();
-    let a = core
+    let a = gw
         .rest_apis
         .create(
             s(&v, "name"),
@@ -292,22 +293,22 @@ async fn create_api(
     Ok(reply(StatusCode::CREATED, render_api(&a)))
 }
 
-async fn get_api(State(core): State<Core>, Path(id): Path<String>) -> R {
-    Ok(reply(StatusCode::OK, render_api(&core.rest_apis.get(&id)?)))
+async fn get_api(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    Ok(reply(StatusCode::OK, render_api(&gw.rest_apis.get(&id)?)))
 }
 
-async fn get_apis(State(core): State<Core>) -> R {
-    let items: Vec<Value> = core.rest_apis.list().iter().map(render_api).collect();
+async fn get_apis(State(gw): State<Gateway>) -> R {
+    let items: Vec<Value> = gw.rest_apis.list().iter().map(render_api).collect();
     Ok(reply(StatusCode::OK, json!({ "item": items })))
 }
 
-async fn delete_api(State(core): State<Core>, Path(id): Path<String>) -> R {
-    core.rest_apis.delete(&id).await?;
+async fn delete_api(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    gw.rest_apis.delete(&id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn get_resources(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_resources(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     let mut items: Vec<&Resource> = a.resources.values().collect();
     items.sort_by(|x, y| x.path.cmp(&y.path));
     Ok(reply(
@@ -317,20 +318,20 @@ async fn get_resources(State(core): State<Core>, Path(id): Path<String>) -> R {
 }
 
 async fn create_resource(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, parent)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let r = core
+    let r = gw
         .rest_apis
         .create_resource(&id, &parent, s(&v, "pathPart"))
         .await?;
     Ok(reply(StatusCode::CREATED, render_resource(&r)))
 }
 
-async fn get_resource(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_resource(State(gw): State<Gateway>, Path((id, rid)): Path<(String, String)>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     let r = a.resources.get(&rid).ok_or_else(|| {
         GwError(ApiError::NotFound(
             "Invalid Resource identifier specified".into(),
@@ -339,24 +340,24 @@ async fn get_resource(State(core): State<Core>, Path((id, rid)): Path<(String, S
     Ok(reply(StatusCode::OK, render_resource(r)))
 }
 
-async fn delete_resource(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
-    core.rest_apis.delete_resource(&id, &rid).await?;
+async fn delete_resource(State(gw): State<Gateway>, Path((id, rid)): Path<(String, String)>) -> R {
+    gw.rest_apis.delete_resource(&id, &rid).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
 async fn put_method(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let method = core
+    let method = gw
         .rest_apis
         .put_method(
             &id,
             &rid,
             &m,
-            nimbus_core::rest_apis::MethodInput {
+            crate::rest_apis::MethodInput {
                 authorization_type: s(&v, "authorizationType"),
                 authorizer_id: s(&v, "authorizerId"),
                 request_validator_id: s(&v, "requestValidatorId"),
@@ -373,17 +374,17 @@ async fn put_method(
 }
 
 async fn get_method(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
 ) -> R {
     Ok(reply(
         StatusCode::OK,
-        render_method(&core.rest_apis.method(&id, &rid, &m)?),
+        render_method(&gw.rest_apis.method(&id, &rid, &m)?),
     ))
 }
 
 async fn put_integration(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
     body: Bytes,
 ) -> R {
@@ -401,15 +402,15 @@ async fn put_integration(
             .map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
         responses: BTreeMap::new(),
     };
-    let i = core.rest_apis.put_integration(&id, &rid, &m, i).await?;
+    let i = gw.rest_apis.put_integration(&id, &rid, &m, i).await?;
     Ok(reply(StatusCode::CREATED, render_integration(&i)))
 }
 
 async fn get_integration(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
 ) -> R {
-    let method = core.rest_apis.method(&id, &rid, &m)?;
+    let method = gw.rest_apis.method(&id, &rid, &m)?;
     let i = method.integration.ok_or_else(|| {
         GwError(ApiError::NotFound(
             "Invalid Integration identifier specified".into(),
@@ -419,12 +420,12 @@ async fn get_integration(
 }
 
 async fn put_method_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let r = core
+    let r = gw
         .rest_apis
         .put_method_response(
             &id,
@@ -441,12 +442,12 @@ async fn put_method_response(
 }
 
 async fn put_integration_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let r = core
+    let r = gw
         .rest_apis
         .put_integration_response(
             &id,
@@ -463,9 +464,9 @@ async fn put_integration_response(
     Ok(reply(StatusCode::CREATED, render_integration_response(&r)))
 }
 
-async fn create_deployment(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_deployment(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let d = core
+    let d = gw
         .rest_apis
         .create_deployment(
             &id,
@@ -477,9 +478,9 @@ async fn create_deployment(State(core): State<Core>, Path(id): Path<String>, bod
     Ok(reply(StatusCode::CREATED, render_deployment(&d)))
 }
 
-async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_stage(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let st = core
+    let st = gw
         .rest_apis
         .create_stage(
             &id,
@@ -492,16 +493,16 @@ async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: By
     Ok(reply(StatusCode::CREATED, render_stage(&st)))
 }
 
-async fn get_stages(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_stages(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     Ok(reply(
         StatusCode::OK,
         json!({ "item": a.stages.values().map(render_stage).collect::<Vec<_>>() }),
     ))
 }
 
-async fn get_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_stage(State(gw): State<Gateway>, Path((id, name)): Path<(String, String)>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     let st = a.stages.get(&name).ok_or_else(|| {
         GwError(ApiError::NotFound(
             "Invalid Stage identifier specified".into(),
@@ -510,31 +511,31 @@ async fn get_stage(State(core): State<Core>, Path((id, name)): Path<(String, Str
     Ok(reply(StatusCode::OK, render_stage(st)))
 }
 
-async fn update_api(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn update_api(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let ops = patch_ops(&body)?;
     Ok(reply(
         StatusCode::OK,
-        render_api(&core.rest_apis.update(&id, &ops).await?),
+        render_api(&gw.rest_apis.update(&id, &ops).await?),
     ))
 }
 
 async fn update_stage(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, name)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let st = core.rest_apis.update_stage(&id, &name, &ops).await?;
+    let st = gw.rest_apis.update_stage(&id, &name, &ops).await?;
     Ok(reply(StatusCode::OK, render_stage(&st)))
 }
 
-async fn delete_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
-    core.rest_apis.delete_stage(&id, &name).await?;
+async fn delete_stage(State(gw): State<Gateway>, Path((id, name)): Path<(String, String)>) -> R {
+    gw.rest_apis.delete_stage(&id, &name).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn get_deployments(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_deployments(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     let mut items: Vec<&Deployment> = a.deployments.values().collect();
     items.sort_by_key(|d| d.created);
     Ok(reply(
@@ -543,39 +544,42 @@ async fn get_deployments(State(core): State<Core>, Path(id): Path<String>) -> R 
     ))
 }
 
-async fn get_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
+async fn get_deployment(State(gw): State<Gateway>, Path((id, did)): Path<(String, String)>) -> R {
     Ok(reply(
         StatusCode::OK,
-        render_deployment(&core.rest_apis.deployment(&id, &did)?),
+        render_deployment(&gw.rest_apis.deployment(&id, &did)?),
     ))
 }
 
-async fn delete_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
-    core.rest_apis.delete_deployment(&id, &did).await?;
+async fn delete_deployment(
+    State(gw): State<Gateway>,
+    Path((id, did)): Path<(String, String)>,
+) -> R {
+    gw.rest_apis.delete_deployment(&id, &did).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
 async fn delete_method(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
 ) -> R {
-    core.rest_apis.delete_method(&id, &rid, &m).await?;
+    gw.rest_apis.delete_method(&id, &rid, &m).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_integration(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
 ) -> R {
-    core.rest_apis.delete_integration(&id, &rid, &m).await?;
+    gw.rest_apis.delete_integration(&id, &rid, &m).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_method_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
 ) -> R {
-    let method = core.rest_apis.method(&id, &rid, &m)?;
+    let method = gw.rest_apis.method(&id, &rid, &m)?;
     let r = method.responses.get(&code).ok_or_else(|| {
         GwError(ApiError::NotFound(
             "Invalid Response status code specified".into(),
@@ -585,20 +589,20 @@ async fn get_method_response(
 }
 
 async fn delete_method_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
 ) -> R {
-    core.rest_apis
+    gw.rest_apis
         .delete_method_response(&id, &rid, &m, &code)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_integration_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
 ) -> R {
-    let method = core.rest_apis.method(&id, &rid, &m)?;
+    let method = gw.rest_apis.method(&id, &rid, &m)?;
     let r = method
         .integration
         .as_ref()
@@ -612,52 +616,49 @@ async fn get_integration_response(
 }
 
 async fn delete_integration_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
 ) -> R {
-    core.rest_apis
+    gw.rest_apis
         .delete_integration_response(&id, &rid, &m, &code)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn update_method(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let method = core.rest_apis.update_method(&id, &rid, &m, &ops).await?;
+    let method = gw.rest_apis.update_method(&id, &rid, &m, &ops).await?;
     Ok(reply(StatusCode::OK, render_method(&method)))
 }
 
 async fn update_integration(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m)): Path<(String, String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let i = core
-        .rest_apis
-        .update_integration(&id, &rid, &m, &ops)
-        .await?;
+    let i = gw.rest_apis.update_integration(&id, &rid, &m, &ops).await?;
     Ok(reply(StatusCode::OK, render_integration(&i)))
 }
 
 async fn update_integration_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let r = core
+    let r = gw
         .rest_apis
         .update_integration_response(&id, &rid, &m, &code, &ops)
         .await?;
     Ok(reply(StatusCode::OK, render_integration_response(&r)))
 }
 
-fn render_authorizer(a: &nimbus_core::rest_apis::Authorizer) -> Value {
+fn render_authorizer(a: &crate::rest_apis::Authorizer) -> Value {
     let mut v = json!({
         "id": a.id,
         "name": a.name,
@@ -677,13 +678,13 @@ fn render_authorizer(a: &nimbus_core::rest_apis::Authorizer) -> Value {
     v
 }
 
-async fn create_authorizer(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_authorizer(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let a = core
+    let a = gw
         .rest_apis
         .create_authorizer(
             &id,
-            nimbus_core::rest_apis::AuthorizerInput {
+            crate::rest_apis::AuthorizerInput {
                 name: s(&v, "name"),
                 authorizer_type: s(&v, "type"),
                 authorizer_uri: s(&v, "authorizerUri"),
@@ -698,37 +699,40 @@ async fn create_authorizer(State(core): State<Core>, Path(id): Path<String>, bod
     Ok(reply(StatusCode::CREATED, render_authorizer(&a)))
 }
 
-async fn get_authorizers(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_authorizers(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     Ok(reply(
         StatusCode::OK,
         json!({ "item": a.authorizers.values().map(render_authorizer).collect::<Vec<_>>() }),
     ))
 }
 
-async fn get_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
+async fn get_authorizer(State(gw): State<Gateway>, Path((id, aid)): Path<(String, String)>) -> R {
     Ok(reply(
         StatusCode::OK,
-        render_authorizer(&core.rest_apis.authorizer(&id, &aid)?),
+        render_authorizer(&gw.rest_apis.authorizer(&id, &aid)?),
     ))
 }
 
 async fn update_authorizer(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, aid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let a = core.rest_apis.update_authorizer(&id, &aid, &ops).await?;
+    let a = gw.rest_apis.update_authorizer(&id, &aid, &ops).await?;
     Ok(reply(StatusCode::OK, render_authorizer(&a)))
 }
 
-async fn delete_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
-    core.rest_apis.delete_authorizer(&id, &aid).await?;
+async fn delete_authorizer(
+    State(gw): State<Gateway>,
+    Path((id, aid)): Path<(String, String)>,
+) -> R {
+    gw.rest_apis.delete_authorizer(&id, &aid).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-fn render_gateway_response(g: &nimbus_core::rest_apis::GatewayResponse) -> Value {
+fn render_gateway_response(g: &crate::rest_apis::GatewayResponse) -> Value {
     let mut v = json!({
         "responseType": g.response_type,
         "responseParameters": g.response_parameters,
@@ -742,16 +746,16 @@ fn render_gateway_response(g: &nimbus_core::rest_apis::GatewayResponse) -> Value
 }
 
 async fn put_gateway_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, kind)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let g = core
+    let g = gw
         .rest_apis
         .put_gateway_response(
             &id,
-            nimbus_core::rest_apis::GatewayResponse {
+            crate::rest_apis::GatewayResponse {
                 response_type: kind,
                 status_code: s(&v, "statusCode"),
                 response_parameters: strings(&v, "responseParameters"),
@@ -763,10 +767,10 @@ async fn put_gateway_response(
 }
 
 async fn get_gateway_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, kind)): Path<(String, String)>,
 ) -> R {
-    let a = core.rest_apis.get(&id)?;
+    let a = gw.rest_apis.get(&id)?;
     let g = a.gateway_responses.get(&kind).ok_or_else(|| {
         GwError(ApiError::NotFound(
             "Invalid Gateway Response Type specified".into(),
@@ -775,8 +779,8 @@ async fn get_gateway_response(
     Ok(reply(StatusCode::OK, render_gateway_response(g)))
 }
 
-async fn get_gateway_responses(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_gateway_responses(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     Ok(reply(
         StatusCode::OK,
         json!({ "item": a.gateway_responses.values().map(render_gateway_response).collect::<Vec<_>>() }),
@@ -784,14 +788,14 @@ async fn get_gateway_responses(State(core): State<Core>, Path(id): Path<String>)
 }
 
 async fn delete_gateway_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, kind)): Path<(String, String)>,
 ) -> R {
-    core.rest_apis.delete_gateway_response(&id, &kind).await?;
+    gw.rest_apis.delete_gateway_response(&id, &kind).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-fn render_model(m: &nimbus_core::rest_apis::Model) -> Value {
+fn render_model(m: &crate::rest_apis::Model) -> Value {
     let mut v =
         json!({"id": m.id, "name": m.name, "contentType": m.content_type, "schema": m.schema});
     if let Some(d) = &m.description {
@@ -800,7 +804,7 @@ fn render_model(m: &nimbus_core::rest_apis::Model) -> Value {
     v
 }
 
-fn render_validator(v: &nimbus_core::rest_apis::RequestValidator) -> Value {
+fn render_validator(v: &crate::rest_apis::RequestValidator) -> Value {
     json!({
         "id": v.id,
         "name": v.name,
@@ -809,9 +813,9 @@ fn render_validator(v: &nimbus_core::rest_apis::RequestValidator) -> Value {
     })
 }
 
-async fn create_model(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_model(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let m = core
+    let m = gw
         .rest_apis
         .create_model(
             &id,
@@ -824,16 +828,16 @@ async fn create_model(State(core): State<Core>, Path(id): Path<String>, body: By
     Ok(reply(StatusCode::CREATED, render_model(&m)))
 }
 
-async fn get_models(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_models(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     Ok(reply(
         StatusCode::OK,
         json!({ "item": a.models.values().map(render_model).collect::<Vec<_>>() }),
     ))
 }
 
-async fn get_model(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_model(State(gw): State<Gateway>, Path((id, name)): Path<(String, String)>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     let m = a
         .models
         .get(&name)
@@ -841,15 +845,15 @@ async fn get_model(State(core): State<Core>, Path((id, name)): Path<(String, Str
     Ok(reply(StatusCode::OK, render_model(m)))
 }
 
-async fn delete_model(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
-    core.rest_apis.delete_model(&id, &name).await?;
+async fn delete_model(State(gw): State<Gateway>, Path((id, name)): Path<(String, String)>) -> R {
+    gw.rest_apis.delete_model(&id, &name).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn create_validator(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_validator(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
     let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let r = core
+    let r = gw
         .rest_apis
         .create_validator(
             &id,
@@ -861,16 +865,16 @@ async fn create_validator(State(core): State<Core>, Path(id): Path<String>, body
     Ok(reply(StatusCode::CREATED, render_validator(&r)))
 }
 
-async fn get_validators(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_validators(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     Ok(reply(
         StatusCode::OK,
         json!({ "item": a.validators.values().map(render_validator).collect::<Vec<_>>() }),
     ))
 }
 
-async fn get_validator(State(core): State<Core>, Path((id, vid)): Path<(String, String)>) -> R {
-    let a = core.rest_apis.get(&id)?;
+async fn get_validator(State(gw): State<Gateway>, Path((id, vid)): Path<(String, String)>) -> R {
+    let a = gw.rest_apis.get(&id)?;
     let v = a.validators.get(&vid).ok_or_else(|| {
         GwError(ApiError::NotFound(
             "Invalid Request Validator identifier specified".into(),
@@ -880,37 +884,37 @@ async fn get_validator(State(core): State<Core>, Path((id, vid)): Path<(String, 
 }
 
 async fn update_validator(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, vid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let v = core.rest_apis.update_validator(&id, &vid, &ops).await?;
+    let v = gw.rest_apis.update_validator(&id, &vid, &ops).await?;
     Ok(reply(StatusCode::OK, render_validator(&v)))
 }
 
-async fn delete_validator(State(core): State<Core>, Path((id, vid)): Path<(String, String)>) -> R {
-    core.rest_apis.delete_validator(&id, &vid).await?;
+async fn delete_validator(State(gw): State<Gateway>, Path((id, vid)): Path<(String, String)>) -> R {
+    gw.rest_apis.delete_validator(&id, &vid).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
 async fn update_resource(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let r = core.rest_apis.update_resource(&id, &rid, &ops).await?;
+    let r = gw.rest_apis.update_resource(&id, &rid, &ops).await?;
     Ok(reply(StatusCode::OK, render_resource(&r)))
 }
 
 async fn update_method_response(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let r = core
+    let r = gw
         .rest_apis
         .update_method_response(&id, &rid, &m, &code, &ops)
         .await?;
@@ -918,16 +922,16 @@ async fn update_method_response(
 }
 
 async fn update_deployment(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, did)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let ops = patch_ops(&body)?;
-    let d = core.rest_apis.update_deployment(&id, &did, &ops).await?;
+    let d = gw.rest_apis.update_deployment(&id, &did, &ops).await?;
     Ok(reply(StatusCode::OK, render_deployment(&d)))
 }
 
-pub fn routes() -> Router<Core> {
+pub fn routes() -> Router<Gateway> {
     Router::new()
         .route("/restapis", post(create_api).get(get_apis))
         .route(
@@ -1270,17 +1274,17 @@ async fn customise(
 }
 
 pub async fn serve(
-    core: &Core,
+    gw: &Gateway,
     id: &str,
     stage: &str,
     path: &str,
     req: axum::extract::Request,
 ) -> Option<Response> {
-    let resp = serve_stage(core, id, stage, path, req).await?;
+    let resp = serve_stage(gw, id, stage, path, req).await?;
     if resp.extensions().get::<GatewayError>().is_none() {
         return Some(resp);
     }
-    let Some((api, st, _)) = core.rest_apis.served(id, stage) else {
+    let Some((api, st, _)) = gw.rest_apis.served(id, stage) else {
         return Some(resp);
     };
     if api.gateway_responses.is_empty() {
@@ -1302,15 +1306,15 @@ pub async fn serve(
 }
 
 async fn serve_stage(
-    core: &Core,
+    gw: &Gateway,
     id: &str,
     stage: &str,
     path: &str,
     req: axum::extract::Request,
 ) -> Option<Response> {
-    let Some((api, st, resources)) = core.rest_apis.served(id, stage) else {
+    let Some((api, st, resources)) = gw.rest_apis.served(id, stage) else {
         // An API that exists, on a stage that does not: API Gateway answers 403.
-        core.rest_apis.get(id).ok()?;
+        gw.rest_apis.get(id).ok()?;
         return Some(reply(
             StatusCode::FORBIDDEN,
             json!({"message": "Forbidden"}),
@@ -1374,7 +1378,7 @@ async fn serve_stage(
         "resourcePath": resource.path,
         "httpMethod": method_name,
         "path": format!("/{}{}", st.name, path),
-        "accountId": core.settings.account_id,
+        "accountId": gw.settings.account_id,
         "protocol": "HTTP/1.1",
         "identity": {"sourceIp": "127.0.0.1", "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok())},
         "requestTime": chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
@@ -1398,7 +1402,7 @@ async fn serve_stage(
         };
         let multi = query_multi(&query);
         let outcome = crate::authorizer::authorize(
-            core,
+            gw,
             authorizer,
             &crate::authorizer::Request {
                 api_id: &api.id,
@@ -1434,9 +1438,9 @@ async fn serve_stage(
     }
     // API keys: an enabled key in a usage plan for this stage, within its quota and throttle.
     if method.api_key_required {
-        use nimbus_core::api_keys::KeyCheck;
+        use crate::api_keys::KeyCheck;
         let value = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        match core.api_keys.check(&api.id, &st.name, value) {
+        match gw.api_keys.check(&api.id, &st.name, value) {
             KeyCheck::Forbidden => {
                 return Some(tagged(
                     "INVALID_API_KEY",
@@ -1484,7 +1488,7 @@ async fn serve_stage(
             .and_then(|c| c.split(';').next())
             .map(|c| c.trim().to_ascii_lowercase())
             .unwrap_or_else(|| "application/json".into());
-        match nimbus_core::rest_apis::validate_request(
+        match crate::rest_apis::validate_request(
             &api,
             method,
             &query_names,
@@ -1493,7 +1497,7 @@ async fn serve_stage(
             &body,
         ) {
             Ok(()) => {}
-            Err(nimbus_core::rest_apis::Invalid::Parameters(missing)) => {
+            Err(crate::rest_apis::Invalid::Parameters(missing)) => {
                 return Some(tagged(
                     "BAD_REQUEST_PARAMETERS",
                     reply(
@@ -1502,7 +1506,7 @@ async fn serve_stage(
                     ),
                 ));
             }
-            Err(nimbus_core::rest_apis::Invalid::Body) => {
+            Err(crate::rest_apis::Invalid::Body) => {
                 return Some(tagged(
                     "BAD_REQUEST_BODY",
                     reply(
@@ -1521,13 +1525,13 @@ async fn serve_stage(
                 raw_query: &query,
                 source_ip: "127.0.0.1".into(),
                 request_id: request_id.clone(),
-                account_id: core.settings.account_id.clone(),
+                account_id: gw.settings.account_id.clone(),
                 api_id: api.id.clone(),
                 domain_name: format!("{}.execute-api.localhost", api.id),
                 route_key: String::new(),
                 stage: st.name.clone(),
             };
-            let route = nimbus_core::http_apis::Route {
+            let route = crate::http_apis::Route {
                 id: resource.id.clone(),
                 route_key: format!("{method_name} {}", resource.path),
                 target: None,
@@ -1562,7 +1566,7 @@ async fn serve_stage(
             if !st.variables.is_empty() {
                 event["stageVariables"] = json!(st.variables);
             }
-            match invoke(core, &integration, event.to_string()).await {
+            match invoke(gw, &integration, event.to_string()).await {
                 Ok((payload, false)) => response_v1(&payload, binary_out),
                 Ok((_, true)) | Err(_) => tagged(
                     "DEFAULT_5XX",
@@ -1661,7 +1665,7 @@ async fn serve_stage(
                     }
                 }
             } else {
-                match invoke(core, &integration, payload).await {
+                match invoke(gw, &integration, payload).await {
                     Ok((p, false)) => (String::from_utf8_lossy(&p).into_owned(), None),
                     Ok((p, true)) => {
                         let msg = serde_json::from_slice::<Value>(&p)
@@ -1794,7 +1798,7 @@ use CallError::{Failed, Timeout};
 
 /// Invokes the integration's function synchronously; (payload, function error).
 async fn invoke(
-    core: &Core,
+    gw: &Gateway,
     integration: &Integration,
     payload: String,
 ) -> Result<(Vec<u8>, bool), CallError> {
@@ -1807,7 +1811,7 @@ async fn invoke(
                 "the integration URI does not name a function".into(),
             ))
         })?;
-    let call = core.invoke.invoke(InvokeInput::sync(target, payload));
+    let call = gw.invoke.invoke(InvokeInput::sync(target, payload));
     let limit =
         std::time::Duration::from_millis(u64::from(integration.timeout_ms.clamp(50, 29_000)));
     match tokio::time::timeout(limit, call).await {

@@ -10,7 +10,7 @@ use nimbus_store::LogQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::JsonError;
+use nimbus_edge::error::JsonError;
 
 fn ok(body: Value) -> Response {
     (

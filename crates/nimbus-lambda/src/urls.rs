@@ -46,7 +46,7 @@ fn input(body: &[u8]) -> Result<UrlInput, LambdaError> {
 /// else the path-style `<public url>/_aws/lambda-url/<id>/` — usable as-is either way.
 pub fn function_url(core: &Core, id: &str) -> String {
     let base = core.settings.public_url.trim_end_matches('/');
-    if !crate::function_url::localhost_subdomains_resolve() {
+    if !nimbus_core::urls::localhost_subdomains_resolve() {
         return format!("{base}/_aws/lambda-url/{id}/");
     }
     let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));

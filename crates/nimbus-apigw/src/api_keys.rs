@@ -10,9 +10,9 @@ use chrono::{Datelike, Utc};
 use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
 use crate::http_apis::{AResult, ApiError};
-use crate::records::RecordMap;
+use nimbus_core::error::Result;
+use nimbus_core::records::RecordMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::Gateway;
+use crate::http_apis::{ApiError, ApiInput, HttpApi, Integration, IntegrationInput, Route, Stage};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -13,12 +15,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use base64::Engine;
-use nimbus_core::http_apis::{
-    ApiError, ApiInput, HttpApi, Integration, IntegrationInput, Route, Stage,
-};
+use nimbus_core::CoreError;
 use nimbus_core::invoke::InvokeInput;
 use nimbus_core::names::parse_function_ref;
-use nimbus_core::{Core, CoreError};
 use serde_json::{Map, Value, json};
 
 use crate::http_events::{RequestInfo, event_v2, response_v2};
@@ -91,9 +90,9 @@ pub(crate) fn strings(v: &Value, k: &str) -> BTreeMap<String, String> {
 /// `http://<apiId>.execute-api.localhost:<port>` where `*.localhost` resolves on this machine,
 /// else the path-style `<public url>/_aws/execute-api/<apiId>` — usable as-is either way
 /// (append `/<stage>/<path>`, or just `/<path>` for the `$default` stage).
-fn endpoint(core: &Core, id: &str) -> String {
-    let base = core.settings.public_url.trim_end_matches('/');
-    if !crate::function_url::localhost_subdomains_resolve() {
+fn endpoint(gw: &Gateway, id: &str) -> String {
+    let base = gw.settings.public_url.trim_end_matches('/');
+    if !nimbus_core::urls::localhost_subdomains_resolve() {
         return format!("{base}/_aws/execute-api/{id}");
     }
     let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
@@ -104,10 +103,10 @@ fn endpoint(core: &Core, id: &str) -> String {
     format!("{scheme}://{id}.execute-api.localhost{port}")
 }
 
-fn render_api(core: &Core, a: &HttpApi) -> Value {
+fn render_api(gw: &Gateway, a: &HttpApi) -> Value {
     let mut v = json!({
         "apiId": a.id,
-        "apiEndpoint": endpoint(core, &a.id),
+        "apiEndpoint": endpoint(gw, &a.id),
         "name": a.name,
         "protocolType": a.protocol_type,
         "routeSelectionExpression": a.route_selection_expression,
@@ -163,14 +162,14 @@ fn render_route(r: &Route) -> Value {
     v
 }
 
-fn route_auth(v: &Value) -> nimbus_core::http_apis::RouteAuth {
-    nimbus_core::http_apis::RouteAuth {
+fn route_auth(v: &Value) -> crate::http_apis::RouteAuth {
+    crate::http_apis::RouteAuth {
         authorization_type: s(v, "authorizationType"),
         authorizer_id: s(v, "authorizerId"),
     }
 }
 
-fn render_authorizer(a: &nimbus_core::http_apis::Authorizer) -> Value {
+fn render_authorizer(a: &crate::http_apis::Authorizer) -> Value {
     json!({
         "authorizerId": a.id,
         "name": a.name,
@@ -183,8 +182,8 @@ fn render_authorizer(a: &nimbus_core::http_apis::Authorizer) -> Value {
     })
 }
 
-fn authorizer_input(v: &Value) -> nimbus_core::http_apis::AuthorizerInput {
-    nimbus_core::http_apis::AuthorizerInput {
+fn authorizer_input(v: &Value) -> crate::http_apis::AuthorizerInput {
+    crate::http_apis::AuthorizerInput {
         name: s(v, "name"),
         authorizer_type: s(v, "authorizerType"),
         authorizer_uri: s(v, "authorizerUri"),
@@ -201,23 +200,23 @@ fn authorizer_input(v: &Value) -> nimbus_core::http_apis::AuthorizerInput {
     }
 }
 
-async fn create_authorizer(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_authorizer(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let a = core
+    let a = gw
         .http_apis
         .create_authorizer(&id, authorizer_input(&v))
         .await?;
     Ok(reply(StatusCode::CREATED, render_authorizer(&a)))
 }
 
-async fn get_authorizers(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_authorizers(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let items: Vec<Value> = a.authorizers.values().map(render_authorizer).collect();
     Ok(reply(StatusCode::OK, json!({ "items": items })))
 }
 
-async fn get_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_authorizer(State(gw): State<Gateway>, Path((id, aid)): Path<(String, String)>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let au = a
         .authorizers
         .get(&aid)
@@ -226,20 +225,23 @@ async fn get_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String,
 }
 
 async fn update_authorizer(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, aid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let a = core
+    let a = gw
         .http_apis
         .update_authorizer(&id, &aid, authorizer_input(&v))
         .await?;
     Ok(reply(StatusCode::OK, render_authorizer(&a)))
 }
 
-async fn delete_authorizer(State(core): State<Core>, Path((id, aid)): Path<(String, String)>) -> R {
-    core.http_apis.delete_authorizer(&id, &aid).await?;
+async fn delete_authorizer(
+    State(gw): State<Gateway>,
+    Path((id, aid)): Path<(String, String)>,
+) -> R {
+    gw.http_apis.delete_authorizer(&id, &aid).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -280,14 +282,14 @@ fn route_throttling_of(v: &Value) -> RouteLimits {
 
 /// Applies a CreateStage/UpdateStage body's `routeSettings`.
 async fn apply_route_settings(
-    core: &Core,
+    gw: &Gateway,
     api: &str,
     stage: Stage,
     v: &Value,
 ) -> Result<Stage, GwError> {
     let mut st = stage;
     for (key, limits) in route_throttling_of(v) {
-        st = core
+        st = gw
             .http_apis
             .set_route_throttling(api, &st.name, &key, Some(limits))
             .await?;
@@ -297,10 +299,10 @@ async fn apply_route_settings(
 
 /// DeleteRouteSettings.
 async fn delete_route_settings(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, stage, key)): Path<(String, String, String)>,
 ) -> R {
-    core.http_apis
+    gw.http_apis
         .set_route_throttling(&id, &stage, &key, None)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -337,9 +339,9 @@ fn render_stage(s: &Stage) -> Value {
     v
 }
 
-async fn create_api(State(core): State<Core>, body: Bytes) -> R {
+async fn create_api(State(gw): State<Gateway>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let a = core
+    let a = gw
         .http_apis
         .create(ApiInput {
             name: s(&v, "name"),
@@ -351,32 +353,32 @@ async fn create_api(State(core): State<Core>, body: Bytes) -> R {
             cors: cors_of(&v)?.flatten(),
         })
         .await?;
-    Ok(reply(StatusCode::CREATED, render_api(&core, &a)))
+    Ok(reply(StatusCode::CREATED, render_api(&gw, &a)))
 }
 
-async fn get_api(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.http_apis.get(&id)?;
-    Ok(reply(StatusCode::OK, render_api(&core, &a)))
+async fn get_api(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.http_apis.get(&id)?;
+    Ok(reply(StatusCode::OK, render_api(&gw, &a)))
 }
 
-async fn get_apis(State(core): State<Core>) -> R {
-    let items: Vec<Value> = core
+async fn get_apis(State(gw): State<Gateway>) -> R {
+    let items: Vec<Value> = gw
         .http_apis
         .list()
         .iter()
-        .map(|a| render_api(&core, a))
+        .map(|a| render_api(&gw, a))
         .collect();
     Ok(reply(StatusCode::OK, json!({ "items": items })))
 }
 
-async fn delete_api(State(core): State<Core>, Path(id): Path<String>) -> R {
-    core.http_apis.delete(&id).await?;
+async fn delete_api(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    gw.http_apis.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn create_integration(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_integration(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let i = core
+    let i = gw
         .http_apis
         .create_integration(
             &id,
@@ -393,30 +395,30 @@ async fn create_integration(State(core): State<Core>, Path(id): Path<String>, bo
     Ok(reply(StatusCode::CREATED, render_integration(&i)))
 }
 
-async fn get_integrations(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_integrations(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let items: Vec<Value> = a.integrations.values().map(render_integration).collect();
     Ok(reply(StatusCode::OK, json!({ "items": items })))
 }
 
-async fn create_route(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_route(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let r = core
+    let r = gw
         .http_apis
         .create_route(&id, s(&v, "routeKey"), s(&v, "target"), route_auth(&v))
         .await?;
     Ok(reply(StatusCode::CREATED, render_route(&r)))
 }
 
-async fn get_routes(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_routes(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let items: Vec<Value> = a.routes.values().map(render_route).collect();
     Ok(reply(StatusCode::OK, json!({ "items": items })))
 }
 
-async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_stage(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let mut st = core
+    let mut st = gw
         .http_apis
         .create_stage(
             &id,
@@ -432,24 +434,24 @@ async fn create_stage(State(core): State<Core>, Path(id): Path<String>, body: By
     if let (rate, burst) = throttling_of(&v)
         && (rate.is_some() || burst.is_some())
     {
-        st = core
+        st = gw
             .http_apis
             .set_throttling(&id, &st.name, rate, burst)
             .await?;
     }
-    let st = apply_route_settings(&core, &id, st, &v).await?;
+    let st = apply_route_settings(&gw, &id, st, &v).await?;
     Ok(reply(StatusCode::CREATED, render_stage(&st)))
 }
 
-async fn get_stages(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_stages(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let items: Vec<Value> = a.stages.values().map(render_stage).collect();
     Ok(reply(StatusCode::OK, json!({ "items": items })))
 }
 
-async fn create_deployment(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn create_deployment(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let d = core
+    let d = gw
         .http_apis
         .create_deployment(&id, s(&v, "stageName"), s(&v, "description"))
         .await?;
@@ -462,47 +464,45 @@ fn not_found_in(kind: &str, id: &str) -> GwError {
     )))
 }
 
-async fn update_api(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn update_api(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let a = core
+    let a = gw
         .http_apis
         .update_api(&id, s(&v, "name"), s(&v, "description"), cors_of(&v)?)
         .await?;
-    Ok(reply(StatusCode::OK, render_api(&core, &a)))
+    Ok(reply(StatusCode::OK, render_api(&gw, &a)))
 }
 
 /// The OpenAPI definition in an ImportApi/ReimportApi body (`{"body": "<JSON or YAML>"}`).
-fn definition_of(body: &Bytes) -> Result<nimbus_core::openapi::HttpDefinition, GwError> {
+fn definition_of(body: &Bytes) -> Result<crate::openapi::HttpDefinition, GwError> {
     let v = parse(body)?;
     let text = s(&v, "body").ok_or_else(|| {
         GwError(ApiError::BadRequest(
             "Body is required: the OpenAPI definition as a string".into(),
         ))
     })?;
-    let doc = nimbus_core::openapi::parse_document(text.as_bytes())?;
-    Ok(nimbus_core::openapi::read_http(&doc)?)
+    let doc = crate::openapi::parse_document(text.as_bytes())?;
+    Ok(crate::openapi::read_http(&doc)?)
 }
 
 /// ImportApi.
-async fn import_api(State(core): State<Core>, body: Bytes) -> R {
-    let a = core.http_apis.import(None, definition_of(&body)?).await?;
-    Ok(reply(StatusCode::CREATED, render_api(&core, &a)))
+async fn import_api(State(gw): State<Gateway>, body: Bytes) -> R {
+    let a = gw.http_apis.import(None, definition_of(&body)?).await?;
+    Ok(reply(StatusCode::CREATED, render_api(&gw, &a)))
 }
 
 /// ReimportApi.
-async fn reimport_api(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
-    let a = core
+async fn reimport_api(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
+    let a = gw
         .http_apis
         .import(Some(&id), definition_of(&body)?)
         .await?;
-    Ok(reply(StatusCode::CREATED, render_api(&core, &a)))
+    Ok(reply(StatusCode::CREATED, render_api(&gw, &a)))
 }
 
 /// DeleteCorsConfiguration.
-async fn delete_cors(State(core): State<Core>, Path(id): Path<String>) -> R {
-    core.http_apis
-        .update_api(&id, None, None, Some(None))
-        .await?;
+async fn delete_cors(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    gw.http_apis.update_api(&id, None, None, Some(None)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -521,8 +521,8 @@ fn cors_of(v: &Value) -> Result<Option<Option<nimbus_core::cors::Cors>>, GwError
     }
 }
 
-async fn get_route(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_route(State(gw): State<Gateway>, Path((id, rid)): Path<(String, String)>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let r = a
         .routes
         .get(&rid)
@@ -531,12 +531,12 @@ async fn get_route(State(core): State<Core>, Path((id, rid)): Path<(String, Stri
 }
 
 async fn update_route(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, rid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let r = core
+    let r = gw
         .http_apis
         .update_route(
             &id,
@@ -549,13 +549,13 @@ async fn update_route(
     Ok(reply(StatusCode::OK, render_route(&r)))
 }
 
-async fn delete_route(State(core): State<Core>, Path((id, rid)): Path<(String, String)>) -> R {
-    core.http_apis.delete_route(&id, &rid).await?;
+async fn delete_route(State(gw): State<Gateway>, Path((id, rid)): Path<(String, String)>) -> R {
+    gw.http_apis.delete_route(&id, &rid).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn get_integration(State(core): State<Core>, Path((id, iid)): Path<(String, String)>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_integration(State(gw): State<Gateway>, Path((id, iid)): Path<(String, String)>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let i = a
         .integrations
         .get(&iid)
@@ -564,12 +564,12 @@ async fn get_integration(State(core): State<Core>, Path((id, iid)): Path<(String
 }
 
 async fn update_integration(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, iid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
     let v = parse(&body)?;
-    let i = core
+    let i = gw
         .http_apis
         .update_integration(
             &id,
@@ -588,15 +588,15 @@ async fn update_integration(
 }
 
 async fn delete_integration(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, iid)): Path<(String, String)>,
 ) -> R {
-    core.http_apis.delete_integration(&id, &iid).await?;
+    gw.http_apis.delete_integration(&id, &iid).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn get_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_stage(State(gw): State<Gateway>, Path((id, name)): Path<(String, String)>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let st = a
         .stages
         .get(&name)
@@ -605,7 +605,7 @@ async fn get_stage(State(core): State<Core>, Path((id, name)): Path<(String, Str
 }
 
 async fn update_stage(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, name)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
@@ -613,7 +613,7 @@ async fn update_stage(
     let vars = v
         .get("stageVariables")
         .map(|_| strings(&v, "stageVariables"));
-    let st = core
+    let st = gw
         .http_apis
         .update_stage(
             &id,
@@ -626,22 +626,20 @@ async fn update_stage(
         .await?;
     let (rate, burst) = throttling_of(&v);
     let st = if rate.is_some() || burst.is_some() {
-        core.http_apis
-            .set_throttling(&id, &name, rate, burst)
-            .await?
+        gw.http_apis.set_throttling(&id, &name, rate, burst).await?
     } else {
         st
     };
-    let st = apply_route_settings(&core, &id, st, &v).await?;
+    let st = apply_route_settings(&gw, &id, st, &v).await?;
     Ok(reply(StatusCode::OK, render_stage(&st)))
 }
 
-async fn delete_stage(State(core): State<Core>, Path((id, name)): Path<(String, String)>) -> R {
-    core.http_apis.delete_stage(&id, &name).await?;
+async fn delete_stage(State(gw): State<Gateway>, Path((id, name)): Path<(String, String)>) -> R {
+    gw.http_apis.delete_stage(&id, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn render_deployment(d: &nimbus_core::http_apis::Deployment) -> Value {
+fn render_deployment(d: &crate::http_apis::Deployment) -> Value {
     let mut v = json!({
         "deploymentId": d.id,
         "deploymentStatus": "DEPLOYED",
@@ -654,14 +652,14 @@ fn render_deployment(d: &nimbus_core::http_apis::Deployment) -> Value {
     v
 }
 
-async fn get_deployments(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_deployments(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let items: Vec<Value> = a.deployments.values().map(render_deployment).collect();
     Ok(reply(StatusCode::OK, json!({ "items": items })))
 }
 
-async fn get_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
-    let a = core.http_apis.get(&id)?;
+async fn get_deployment(State(gw): State<Gateway>, Path((id, did)): Path<(String, String)>) -> R {
+    let a = gw.http_apis.get(&id)?;
     let d = a
         .deployments
         .get(&did)
@@ -669,12 +667,15 @@ async fn get_deployment(State(core): State<Core>, Path((id, did)): Path<(String,
     Ok(reply(StatusCode::OK, render_deployment(d)))
 }
 
-async fn delete_deployment(State(core): State<Core>, Path((id, did)): Path<(String, String)>) -> R {
-    core.http_apis.delete_deployment(&id, &did).await?;
+async fn delete_deployment(
+    State(gw): State<Gateway>,
+    Path((id, did)): Path<(String, String)>,
+) -> R {
+    gw.http_apis.delete_deployment(&id, &did).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub fn routes() -> Router<Core> {
+pub fn routes() -> Router<Gateway> {
     Router::new()
         .route("/v2/apis", post(create_api).get(get_apis).put(import_api))
         .route(
@@ -761,45 +762,45 @@ fn not_found() -> Response {
 }
 
 async fn path_style(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, stage, path)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    serve(&core, &id, &stage, &format!("/{path}"), req).await
+    serve(&gw, &id, &stage, &format!("/{path}"), req).await
 }
 
 async fn path_style_root(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, stage)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    serve(&core, &id, &stage, "/", req).await
+    serve(&gw, &id, &stage, "/", req).await
 }
 
 /// `/_aws/execute-api/<apiId>/<stage?>/<path>`: the same as the host-style form.
 async fn endpoint_style(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path((id, path)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    by_api_path(&core, &id, &format!("/{path}"), req).await
+    by_api_path(&gw, &id, &format!("/{path}"), req).await
 }
 
 async fn endpoint_style_root(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    by_api_path(&core, &id, "/", req).await
+    by_api_path(&gw, &id, "/", req).await
 }
 
 /// Serves `path` (which may start with a stage name) on API `id`, as host-style requests are.
-async fn by_api_path(core: &Core, id: &str, path: &str, req: Request) -> Response {
-    let Ok(api) = core.http_apis.get(id) else {
+async fn by_api_path(gw: &Gateway, id: &str, path: &str, req: Request) -> Response {
+    let Ok(api) = gw.http_apis.get(id) else {
         let mut segs = path.splitn(3, '/').skip(1);
         let stage = segs.next().unwrap_or("").to_string();
         let rest = format!("/{}", segs.next().unwrap_or(""));
-        return crate::apigw_rest::serve(core, id, &stage, &rest, req)
+        return crate::apigw_rest::serve(gw, id, &stage, &rest, req)
             .await
             .unwrap_or_else(not_found);
     };
@@ -818,11 +819,11 @@ async fn by_api_path(core: &Core, id: &str, path: &str, req: Request) -> Respons
         } else {
             ("$default".to_string(), path.to_string())
         };
-    serve(core, id, &stage, &rest, req).await
+    serve(gw, id, &stage, &rest, req).await
 }
 
 /// Middleware: `<apiId>.execute-api.<anything>` hosts are served as that API.
-pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Response {
+pub async fn dispatch(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
     let host = req
         .headers()
         .get("host")
@@ -836,13 +837,13 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
     else {
         return next.run(req).await;
     };
-    let Ok(api) = core.http_apis.get(&id) else {
+    let Ok(api) = gw.http_apis.get(&id) else {
         // A REST API: the stage is always the first path segment.
         let path = req.uri().path().to_string();
         let mut segs = path.splitn(3, '/').skip(1);
         let stage = segs.next().unwrap_or("").to_string();
         let rest = format!("/{}", segs.next().unwrap_or(""));
-        return crate::apigw_rest::serve(&core, &id, &stage, &rest, req)
+        return crate::apigw_rest::serve(&gw, &id, &stage, &rest, req)
             .await
             .unwrap_or_else(not_found);
     };
@@ -863,37 +864,37 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
         } else {
             ("$default".to_string(), path)
         };
-    serve(&core, &id, &stage, &rest, req).await
+    serve(&gw, &id, &stage, &rest, req).await
 }
 
-async fn serve(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> Response {
-    let Some(cors) = core.http_apis.cors(id) else {
-        return crate::apigw_rest::serve(core, id, stage, path, req)
+async fn serve(gw: &Gateway, id: &str, stage: &str, path: &str, req: Request) -> Response {
+    let Some(cors) = gw.http_apis.cors(id) else {
+        return crate::apigw_rest::serve(gw, id, stage, path, req)
             .await
             .unwrap_or_else(not_found);
     };
     let Some(cors) = cors else {
-        return serve_http_api(core, id, stage, path, req).await;
+        return serve_http_api(gw, id, stage, path, req).await;
     };
     // With a CORS configuration the gateway answers preflights itself and owns the CORS headers.
     if let Some(r) =
-        crate::cors::preflight(&cors, req.method(), req.headers(), StatusCode::NO_CONTENT)
+        crate::cors_headers::preflight(&cors, req.method(), req.headers(), StatusCode::NO_CONTENT)
     {
         return r;
     }
     let headers = req.headers().clone();
-    let mut resp = serve_http_api(core, id, stage, path, req).await;
-    crate::cors::decorate(&cors, &headers, &mut resp);
+    let mut resp = serve_http_api(gw, id, stage, path, req).await;
+    crate::cors_headers::decorate(&cors, &headers, &mut resp);
     resp
 }
 
-async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Request) -> Response {
-    let Some((api, st, routes, integrations)) = core.http_apis.served(id, stage) else {
+async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Request) -> Response {
+    let Some((api, st, routes, integrations)) = gw.http_apis.served(id, stage) else {
         return not_found();
     };
     let (parts, body) = req.into_parts();
     let Some((route, params)) =
-        nimbus_core::http_apis::match_route(routes.iter(), parts.method.as_str(), path)
+        crate::http_apis::match_route(routes.iter(), parts.method.as_str(), path)
     else {
         return not_found();
     };
@@ -964,7 +965,7 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
         raw_query: parts.uri.query().unwrap_or(""),
         source_ip: "127.0.0.1".into(),
         request_id: request_id.clone(),
-        account_id: core.settings.account_id.clone(),
+        account_id: gw.settings.account_id.clone(),
         api_id: api.id.clone(),
         domain_name: if host.is_empty() {
             format!("{}.execute-api.localhost", api.id)
@@ -1021,15 +1022,15 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
         );
         let route_arn = format!(
             "arn:aws:execute-api:{}:{}:{}/{}/{}/{}",
-            core.settings.region,
-            core.settings.account_id,
+            gw.settings.region,
+            gw.settings.account_id,
             api.id,
             st.name,
             parts.method.as_str(),
             path.trim_start_matches('/')
         );
         let outcome = crate::authorizer::authorize_http(
-            core,
+            gw,
             authorizer,
             crate::authorizer::HttpRequest {
                 api_id: &api.id,
@@ -1060,7 +1061,7 @@ async fn serve_http_api(core: &Core, id: &str, stage: &str, path: &str, req: Req
             json!({"message": "Internal Server Error"}),
         );
     };
-    let call = core
+    let call = gw
         .invoke
         .invoke(InvokeInput::sync(target, event.to_string()));
     let limit = std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));

@@ -1,14 +1,15 @@
 //! Serving function URLs: a request whose `Host` is `<url-id>.lambda-url.<anything>` invokes
 //! that URL's function synchronously with a payload format 2.0 event, on the main port.
 
+use crate::Gateway;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use nimbus_core::CoreError;
 use nimbus_core::invoke::InvokeInput;
 use nimbus_core::names::FunctionRef;
-use nimbus_core::{Core, CoreError};
 
 use crate::http_events::{RequestInfo, event_v2, response_v2};
 
@@ -19,7 +20,7 @@ fn url_id(host: &str) -> Option<&str> {
 }
 
 /// Middleware: function URL hosts are served here; everything else goes on to the APIs.
-pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Response {
+pub async fn dispatch(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
     let host = req
         .headers()
         .get("host")
@@ -30,45 +31,31 @@ pub async fn dispatch(State(core): State<Core>, req: Request, next: Next) -> Res
         return next.run(req).await;
     };
     let path = req.uri().path().to_string();
-    serve(&core, &id, &host, &path, req).await
+    serve(&gw, &id, &host, &path, req).await
 }
 
 /// Path-style function URLs: `/_aws/lambda-url/<id>/<path>`, for machines where
 /// `<id>.lambda-url.localhost` does not resolve.
 pub async fn path_style(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     axum::extract::Path((id, rest)): axum::extract::Path<(String, String)>,
     req: Request,
 ) -> Response {
     let host = format!("{id}.lambda-url.localhost");
-    serve(&core, &id, &host, &format!("/{rest}"), req).await
+    serve(&gw, &id, &host, &format!("/{rest}"), req).await
 }
 
 pub async fn path_style_root(
-    State(core): State<Core>,
+    State(gw): State<Gateway>,
     axum::extract::Path(id): axum::extract::Path<String>,
     req: Request,
 ) -> Response {
     let host = format!("{id}.lambda-url.localhost");
-    serve(&core, &id, &host, "/", req).await
+    serve(&gw, &id, &host, "/", req).await
 }
 
-/// Whether `<name>.localhost` host names resolve on this machine (RFC 6761 says they should;
-/// glibc without nss-myhostname does not). Function URLs and API endpoints are handed out
-/// host-style where they resolve and path-style elsewhere, so they work as given.
-pub fn localhost_subdomains_resolve() -> bool {
-    use std::net::ToSocketAddrs;
-    static R: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *R.get_or_init(|| {
-        ("nimbus-probe.localhost", 80)
-            .to_socket_addrs()
-            .map(|mut a| a.any(|x| x.ip().is_loopback()))
-            .unwrap_or(false)
-    })
-}
-
-async fn serve(core: &Core, id: &str, host: &str, path: &str, req: Request) -> Response {
-    let Some(config) = core.urls.by_id(id) else {
+async fn serve(gw: &Gateway, id: &str, host: &str, path: &str, req: Request) -> Response {
+    let Some(config) = gw.urls.by_id(id) else {
         return (
             StatusCode::NOT_FOUND,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -81,19 +68,21 @@ async fn serve(core: &Core, id: &str, host: &str, path: &str, req: Request) -> R
         .as_ref()
         .and_then(|c| nimbus_core::cors::Cors::from_wire(c).ok());
     if let Some(cors) = &cors {
-        if let Some(r) = crate::cors::preflight(cors, req.method(), req.headers(), StatusCode::OK) {
+        if let Some(r) =
+            crate::cors_headers::preflight(cors, req.method(), req.headers(), StatusCode::OK)
+        {
             return r;
         }
         let headers = req.headers().clone();
-        let mut resp = invoke_url(core, &config, id, host, path, req).await;
-        crate::cors::decorate(cors, &headers, &mut resp);
+        let mut resp = invoke_url(gw, &config, id, host, path, req).await;
+        crate::cors_headers::decorate(cors, &headers, &mut resp);
         return resp;
     }
-    invoke_url(core, &config, id, host, path, req).await
+    invoke_url(gw, &config, id, host, path, req).await
 }
 
 async fn invoke_url(
-    core: &Core,
+    gw: &Gateway,
     config: &nimbus_core::urls::UrlConfig,
     id: &str,
     host: &str,
@@ -123,7 +112,7 @@ async fn invoke_url(
         stage: "$default".into(),
     };
     let event = event_v2(&info, &parts.headers, &body);
-    let result = core
+    let result = gw
         .invoke
         .invoke(InvokeInput::sync(
             FunctionRef {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CoreError, Result};
-use crate::records::RecordMap;
+use nimbus_core::error::{CoreError, Result};
+use nimbus_core::records::RecordMap;
 
 const KIND: &str = "http-api";
 const SNAPSHOT_KIND: &str = "http-deployment";
@@ -127,7 +127,7 @@ pub struct HttpApi {
     pub deployments: BTreeMap<String, Deployment>,
     /// `corsConfiguration`: preflights answered and headers added by the gateway.
     #[serde(default)]
-    pub cors: Option<crate::cors::Cors>,
+    pub cors: Option<nimbus_core::cors::Cors>,
     #[serde(default)]
     pub authorizers: BTreeMap<String, Authorizer>,
 }
@@ -162,7 +162,7 @@ pub struct ApiInput {
     pub target: Option<String>,
     pub route_key: Option<String>,
     pub tags: BTreeMap<String, String>,
-    pub cors: Option<crate::cors::Cors>,
+    pub cors: Option<nimbus_core::cors::Cors>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -457,7 +457,7 @@ impl HttpApis {
     }
 
     /// Whether an HTTP API exists, and its CORS configuration.
-    pub fn cors(&self, id: &str) -> Option<Option<crate::cors::Cors>> {
+    pub fn cors(&self, id: &str) -> Option<Option<nimbus_core::cors::Cors>> {
         self.map.read(id, |a| a.cors.clone())
     }
 
@@ -628,7 +628,7 @@ impl HttpApis {
         let cors = def
             .cors
             .as_ref()
-            .map(crate::cors::Cors::from_wire)
+            .map(nimbus_core::cors::Cors::from_wire)
             .transpose()
             .map_err(|e| {
                 ApiError::BadRequest(format!(
@@ -836,7 +836,7 @@ impl HttpApis {
         id: &str,
         name: Option<String>,
         description: Option<String>,
-        cors: Option<Option<crate::cors::Cors>>,
+        cors: Option<Option<nimbus_core::cors::Cors>>,
     ) -> AResult<HttpApi> {
         self.change(id, |a| {
             if let Some(c) = cors {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use nimbus_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
 use crate::http_apis::{AResult, ApiError};
-use crate::records::RecordMap;
+use nimbus_core::error::Result;
+use nimbus_core::records::RecordMap;
 
 const KIND: &str = "rest-api";
 
@@ -868,7 +868,7 @@ impl RestApis {
             for m in methods.values_mut() {
                 if let Some(name) = m.authorizer_id.take() {
                     m.authorizer_id = Some(ids.get(&name).cloned().ok_or_else(|| {
-                        ApiError::Core(crate::CoreError::Internal(format!(
+                        ApiError::Core(nimbus_core::CoreError::Internal(format!(
                             "authorizer {name} was not imported"
                         )))
                     })?);

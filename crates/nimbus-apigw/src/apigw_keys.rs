@@ -1,16 +1,16 @@
 //! API Gateway API keys and usage plans over REST-JSON: `/apikeys` and `/usageplans` (with their
 //! `/keys`), as the `apigateway` client sends them.
 
+use crate::Gateway;
+use crate::api_keys::{ApiKey, Quota, Throttle, UsagePlan};
+use crate::http_apis::ApiError;
+use crate::rest_apis::PatchOp;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use nimbus_core::Core;
-use nimbus_core::api_keys::{ApiKey, Quota, Throttle, UsagePlan};
-use nimbus_core::http_apis::ApiError;
-use nimbus_core::rest_apis::PatchOp;
 use serde_json::{Value, json};
 
 use crate::apigwv2::{GwError, R, parse, reply, s, strings};
@@ -73,9 +73,9 @@ fn flag(q: &std::collections::BTreeMap<String, String>, name: &str) -> bool {
 
 type Q = Query<std::collections::BTreeMap<String, String>>;
 
-async fn create_key(State(core): State<Core>, body: Bytes) -> R {
+async fn create_key(State(gw): State<Gateway>, body: Bytes) -> R {
     let v = parse(&body)?;
-    let k = core
+    let k = gw
         .api_keys
         .create_key(
             s(&v, "name"),
@@ -89,10 +89,10 @@ async fn create_key(State(core): State<Core>, body: Bytes) -> R {
     Ok(reply(StatusCode::CREATED, render_key(&k, true)))
 }
 
-async fn get_keys(State(core): State<Core>, Query(q): Q) -> R {
+async fn get_keys(State(gw): State<Gateway>, Query(q): Q) -> R {
     let include = flag(&q, "includeValues");
     let name = q.get("name").cloned();
-    let items: Vec<Value> = core
+    let items: Vec<Value> = gw
         .api_keys
         .list_keys()
         .iter()
@@ -102,15 +102,15 @@ async fn get_keys(State(core): State<Core>, Query(q): Q) -> R {
     Ok(reply(StatusCode::OK, json!({ "item": items })))
 }
 
-async fn get_key(State(core): State<Core>, Path(id): Path<String>, Query(q): Q) -> R {
-    let k = core.api_keys.key(&id)?;
+async fn get_key(State(gw): State<Gateway>, Path(id): Path<String>, Query(q): Q) -> R {
+    let k = gw.api_keys.key(&id)?;
     Ok(reply(
         StatusCode::OK,
         render_key(&k, flag(&q, "includeValue")),
     ))
 }
 
-async fn update_key(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn update_key(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
     let ops: Vec<PatchOp> = serde_json::from_value(
         v.get("patchOperations").cloned().unwrap_or(json!([])),
@@ -120,16 +120,16 @@ async fn update_key(State(core): State<Core>, Path(id): Path<String>, body: Byte
             "Invalid patchOperations: {e}"
         )))
     })?;
-    let k = core.api_keys.update_key(&id, &ops).await?;
+    let k = gw.api_keys.update_key(&id, &ops).await?;
     Ok(reply(StatusCode::OK, render_key(&k, false)))
 }
 
-async fn delete_key(State(core): State<Core>, Path(id): Path<String>) -> R {
-    core.api_keys.delete_key(&id).await?;
+async fn delete_key(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    gw.api_keys.delete_key(&id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn create_plan(State(core): State<Core>, body: Bytes) -> R {
+async fn create_plan(State(gw): State<Gateway>, body: Bytes) -> R {
     let v = parse(&body)?;
     let stages = v
         .get("apiStages")
@@ -155,7 +155,7 @@ async fn create_plan(State(core): State<Core>, body: Bytes) -> R {
         offset: q.get("offset").and_then(Value::as_u64).unwrap_or(0),
         period: s(q, "period").unwrap_or_default(),
     });
-    let p = core
+    let p = gw
         .api_keys
         .create_plan(
             s(&v, "name"),
@@ -169,9 +169,9 @@ async fn create_plan(State(core): State<Core>, body: Bytes) -> R {
     Ok(reply(StatusCode::CREATED, render_plan(&p)))
 }
 
-async fn get_plans(State(core): State<Core>, Query(q): Q) -> R {
+async fn get_plans(State(gw): State<Gateway>, Query(q): Q) -> R {
     let key = q.get("keyId").cloned();
-    let items: Vec<Value> = core
+    let items: Vec<Value> = gw
         .api_keys
         .list_plans()
         .iter()
@@ -181,15 +181,12 @@ async fn get_plans(State(core): State<Core>, Query(q): Q) -> R {
     Ok(reply(StatusCode::OK, json!({ "item": items })))
 }
 
-async fn get_plan(State(core): State<Core>, Path(id): Path<String>) -> R {
-    Ok(reply(
-        StatusCode::OK,
-        render_plan(&core.api_keys.plan(&id)?),
-    ))
+async fn get_plan(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    Ok(reply(StatusCode::OK, render_plan(&gw.api_keys.plan(&id)?)))
 }
 
-async fn delete_plan(State(core): State<Core>, Path(id): Path<String>) -> R {
-    core.api_keys.delete_plan(&id).await?;
+async fn delete_plan(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    gw.api_keys.delete_plan(&id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -197,34 +194,34 @@ fn render_plan_key(k: &ApiKey) -> Value {
     json!({"id": k.id, "type": "API_KEY", "value": k.value, "name": k.name})
 }
 
-async fn add_plan_key(State(core): State<Core>, Path(id): Path<String>, body: Bytes) -> R {
+async fn add_plan_key(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
     let v = parse(&body)?;
     let key =
         s(&v, "keyId").ok_or_else(|| GwError(ApiError::BadRequest("keyId is required".into())))?;
-    let k = core
+    let k = gw
         .api_keys
         .add_plan_key(&id, &key, &s(&v, "keyType").unwrap_or_default())
         .await?;
     Ok(reply(StatusCode::CREATED, render_plan_key(&k)))
 }
 
-async fn get_plan_keys(State(core): State<Core>, Path(id): Path<String>) -> R {
-    let p = core.api_keys.plan(&id)?;
+async fn get_plan_keys(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
+    let p = gw.api_keys.plan(&id)?;
     let items: Vec<Value> = p
         .keys
         .iter()
-        .filter_map(|k| core.api_keys.key(k).ok())
+        .filter_map(|k| gw.api_keys.key(k).ok())
         .map(|k| render_plan_key(&k))
         .collect();
     Ok(reply(StatusCode::OK, json!({ "item": items })))
 }
 
-async fn remove_plan_key(State(core): State<Core>, Path((id, key)): Path<(String, String)>) -> R {
-    core.api_keys.remove_plan_key(&id, &key).await?;
+async fn remove_plan_key(State(gw): State<Gateway>, Path((id, key)): Path<(String, String)>) -> R {
+    gw.api_keys.remove_plan_key(&id, &key).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-pub fn routes() -> Router<Core> {
+pub fn routes() -> Router<Gateway> {
     Router::new()
         .route("/apikeys", post(create_key).get(get_keys))
         .route(

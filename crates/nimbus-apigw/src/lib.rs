@@ -1,0 +1,156 @@
+//! Nimbus API Gateway: function URLs, HTTP APIs (`apigatewayv2`) and REST APIs (`apigateway`)
+//! as a crate of their own. The models ([`http_apis`], [`rest_apis`], [`api_keys`],
+//! [`openapi`]) are records in the store; the control planes speak AWS's REST-JSON
+//! ([`apigwv2`], [`apigw_rest`], [`apigw_keys`]); the endpoints — `<id>.lambda-url.<host>`,
+//! `<apiId>.execute-api.<host>` and their path-style forms — are served here too
+//! ([`function_url`], [`apigwv2`], [`apigw_rest`]), invoking functions through the platform's
+//! invoke service.
+
+pub mod api_keys;
+pub mod apigw_keys;
+pub mod apigw_rest;
+pub mod apigwv2;
+pub mod authorizer;
+pub mod cors_headers;
+pub mod function_url;
+pub mod http_apis;
+pub mod http_events;
+pub mod http_proxy;
+pub mod openapi;
+pub mod rest_apis;
+pub mod templates;
+pub mod throttle;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use nimbus_core::{Core, CoreError, InvokeService, Settings};
+use nimbus_edge::error::JsonError;
+use nimbus_edge::services::{AwsService, Handled};
+use tower::ServiceExt;
+
+/// What the gateway serves from: its own records and the platform services it calls.
+#[derive(Clone)]
+pub struct Gateway {
+    pub settings: Arc<Settings>,
+    pub invoke: Arc<InvokeService>,
+    /// Function URL configurations (the Lambda API writes them; the gateway serves them).
+    pub urls: Arc<nimbus_core::urls::FunctionUrls>,
+    pub rest_apis: Arc<rest_apis::RestApis>,
+    pub http_apis: Arc<http_apis::HttpApis>,
+    pub api_keys: Arc<api_keys::ApiKeys>,
+}
+
+impl Gateway {
+    /// Opens the gateway's records (splitting records of earlier versions).
+    pub async fn open(core: &Core) -> Result<Gateway, CoreError> {
+        let http_apis = Arc::new(http_apis::HttpApis::open(core.store.clone())?);
+        http_apis.migrate().await?;
+        let rest_apis = Arc::new(rest_apis::RestApis::open(core.store.clone())?);
+        rest_apis.migrate().await?;
+        Ok(Gateway {
+            settings: core.settings.clone(),
+            invoke: core.invoke.clone(),
+            urls: core.urls.clone(),
+            api_keys: Arc::new(api_keys::ApiKeys::open(core.store.clone())?),
+            rest_apis,
+            http_apis,
+        })
+    }
+}
+
+/// Whether a request is for an endpoint that serves browsers and the public — a function URL
+/// or an API stage, by host name or by path — rather than for a control plane.
+pub fn is_endpoint(host: &str, path: &str) -> bool {
+    if let Some((_, rest)) = host.split_once('.')
+        && (rest.starts_with("lambda-url.") || rest.starts_with("execute-api."))
+    {
+        return true;
+    }
+    if path.starts_with("/_aws/lambda-url/") || path.starts_with("/_aws/execute-api/") {
+        return true;
+    }
+    // Path-style REST/HTTP API stages: /restapis/<id>/<stage>/_user_request_/...
+    let mut segs = path.split('/').skip(1);
+    segs.next() == Some("restapis")
+        && segs.next().is_some()
+        && segs.next().is_some()
+        && segs.next() == Some("_user_request_")
+}
+
+/// API Gateway at the front door: the endpoints, then the control planes, in one router.
+struct Front(Router);
+
+impl AwsService for Front {
+    fn signing_name(&self) -> &'static str {
+        "apigateway"
+    }
+
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &["/restapis", "/v2/apis", "/apikeys", "/usageplans"]
+    }
+
+    fn endpoint(&self, host: &str, path: &str) -> bool {
+        is_endpoint(host, path)
+    }
+
+    fn handle(&self, req: axum::extract::Request) -> Handled {
+        let router = self.0.clone();
+        Box::pin(async move {
+            match router.oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        })
+    }
+}
+
+/// A request for API Gateway that no operation matched.
+async fn unknown_operation(req: axum::extract::Request) -> Response {
+    JsonError {
+        status: StatusCode::NOT_FOUND,
+        error_type: "UnknownOperationException",
+        message: format!(
+            "Nimbus does not implement {} {} of API Gateway",
+            req.method(),
+            req.uri().path()
+        ),
+    }
+    .into_response()
+}
+
+/// The front door's view of API Gateway.
+pub fn front(gw: Gateway) -> Arc<dyn AwsService> {
+    let router = Router::new()
+        .merge(apigwv2::routes())
+        .merge(apigw_rest::routes())
+        .merge(apigw_keys::routes())
+        .fallback(unknown_operation)
+        .layer(axum::middleware::from_fn_with_state(
+            gw.clone(),
+            apigwv2::dispatch,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gw.clone(),
+            function_url::dispatch,
+        ))
+        .with_state(gw);
+    Arc::new(Front(router))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_endpoint;
+
+    #[test]
+    fn endpoints_that_serve_browsers() {
+        assert!(is_endpoint("", "/restapis/abc/prod/_user_request_/x"));
+        assert!(is_endpoint("127.0.0.1", "/_aws/lambda-url/abc/"));
+        assert!(!is_endpoint("", "/restapis/abc/resources"));
+        assert!(!is_endpoint("", "/2015-03-31/functions"));
+        assert!(is_endpoint("abc.execute-api.localhost:4566", "/prod/x"));
+        assert!(is_endpoint("abc.lambda-url.localhost:4566", "/"));
+    }
+}
