@@ -1342,7 +1342,7 @@ async fn serve_stage(
         return Some(forbidden());
     };
     if let Some((rate, burst)) = st.throttling(&resource.path, &method.http_method)
-        && !crate::throttle::admit(
+        && !gw.throttle.admit(
             &format!(
                 "{}/{}/{}/{}",
                 api.id, st.name, resource.path, method.http_method
@@ -1463,7 +1463,9 @@ async fn serve_stage(
             } => {
                 if let Some(t) = throttle
                     && let Some(rate) = t.rate_limit
-                    && !crate::throttle::admit(&format!("plan/{plan}/{key}"), rate, t.burst_limit)
+                    && !gw
+                        .throttle
+                        .admit(&format!("plan/{plan}/{key}"), rate, t.burst_limit)
                 {
                     return Some(tagged("THROTTLED", crate::throttle::too_many_requests()));
                 }

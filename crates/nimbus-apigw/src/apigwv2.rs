@@ -906,7 +906,7 @@ async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Re
         .copied()
         .unwrap_or((st.throttling_rate, st.throttling_burst));
     if let Some(rate) = rate
-        && !crate::throttle::admit(
+        && !gw.throttle.admit(
             &format!("{}/{}/{}", api.id, st.name, route.route_key),
             rate,
             burst,

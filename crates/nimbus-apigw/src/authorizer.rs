@@ -6,13 +6,14 @@
 //! principal and `context` handed on to the integration.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Gateway;
 use crate::rest_apis::Authorizer;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use nimbus_core::clock::Clock;
 use nimbus_core::invoke::InvokeInput;
 use serde_json::{Map, Value, json};
 
@@ -101,29 +102,43 @@ async fn call(gw: &Gateway, uri: &str, event: &Value) -> Result<Value, Outcome> 
     Ok(v)
 }
 
-fn cached(key: &str) -> Option<Value> {
-    let c = cache().lock().unwrap_or_else(|e| e.into_inner());
-    c.get(key)
-        .filter(|(until, _)| *until > Instant::now())
-        .map(|(_, v)| v.clone())
+/// Authorizer results by (API, authorizer, identity), each kept for the authorizer's TTL on the
+/// platform's clock; the policy is evaluated for each request.
+pub struct AuthorizerCache {
+    clock: Arc<dyn Clock>,
+    entries: Mutex<HashMap<String, (Instant, Value)>>,
 }
 
-fn remember(key: String, ttl: u32, v: &Value) {
-    if ttl == 0 {
-        return;
+/// Entries held before expired ones are swept.
+const MAX_CACHED: usize = 10_000;
+
+impl AuthorizerCache {
+    pub fn new(clock: Arc<dyn Clock>) -> AuthorizerCache {
+        AuthorizerCache {
+            clock,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
-    let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
-    if c.len() > 10_000 {
-        let now = Instant::now();
-        c.retain(|_, (until, _)| *until > now);
+
+    fn get(&self, key: &str) -> Option<Value> {
+        let now = self.clock.now();
+        let c = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        c.get(key)
+            .filter(|(until, _)| *until > now)
+            .map(|(_, v)| v.clone())
     }
-    c.insert(
-        key,
-        (
-            Instant::now() + Duration::from_secs(u64::from(ttl)),
-            v.clone(),
-        ),
-    );
+
+    fn remember(&self, key: String, ttl: u32, v: &Value) {
+        if ttl == 0 {
+            return;
+        }
+        let now = self.clock.now();
+        let mut c = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() > MAX_CACHED {
+            c.retain(|_, (until, _)| *until > now);
+        }
+        c.insert(key, (now + Duration::from_secs(u64::from(ttl)), v.clone()));
+    }
 }
 
 /// An HTTP API request as its authorizer sees it: the event (1.0 or 2.0, without a body, as
@@ -178,7 +193,7 @@ pub async fn authorize_http(
     let key = format!("http/{}/{}/{}", r.api_id, a.id, identity.join("\u{0}"));
     // Only a result keyed by a real identity is cached (never one shared by every caller).
     let cacheable = a.ttl_seconds > 0 && !identity.is_empty();
-    let output = match cacheable.then(|| cached(&key)).flatten() {
+    let output = match cacheable.then(|| gw.authorizers.get(&key)).flatten() {
         Some(v) => v,
         None => {
             let mut event = r.event;
@@ -197,7 +212,7 @@ pub async fn authorize_http(
             match call(gw, &a.authorizer_uri, &event).await {
                 Ok(v) => {
                     if cacheable {
-                        remember(key, a.ttl_seconds, &v);
+                        gw.authorizers.remember(key, a.ttl_seconds, &v);
                     }
                     v
                 }
@@ -368,14 +383,6 @@ fn evaluate(policy: &Value, arn: &str) -> Result<Option<bool>, ()> {
     Ok(allowed.then_some(true))
 }
 
-type Cached = (Instant, Value);
-
-/// Results cached by (authorizer, identity); the policy is evaluated for each request.
-fn cache() -> &'static Mutex<HashMap<String, Cached>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
 /// Runs the authorizer for a request.
 pub async fn authorize(gw: &Gateway, a: &Authorizer, r: &Request<'_>) -> Outcome {
     let arn = method_arn(&gw.settings.region, &gw.settings.account_id, r);
@@ -410,7 +417,7 @@ pub async fn authorize(gw: &Gateway, a: &Authorizer, r: &Request<'_>) -> Outcome
     );
     // Only a result keyed by a real identity is cached (never one shared by every caller).
     let cacheable = a.ttl_seconds > 0 && identity.as_ref().is_some_and(|i| !i.is_empty());
-    let output = match cacheable.then(|| cached(&key)).flatten() {
+    let output = match cacheable.then(|| gw.authorizers.get(&key)).flatten() {
         Some(v) => v,
         None => {
             let event = match token {
@@ -423,7 +430,7 @@ pub async fn authorize(gw: &Gateway, a: &Authorizer, r: &Request<'_>) -> Outcome
             match call(gw, uri, &event).await {
                 Ok(v) => {
                     if cacheable {
-                        remember(key, a.ttl_seconds, &v);
+                        gw.authorizers.remember(key, a.ttl_seconds, &v);
                     }
                     v
                 }
@@ -503,6 +510,21 @@ fn request_event(r: &Request<'_>, arn: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_results_last_their_ttl_on_the_clock() {
+        let clock = Arc::new(nimbus_core::clock::ManualClock::new(0));
+        let cache = AuthorizerCache::new(clock.clone());
+        let v = json!({"principalId": "me"});
+        cache.remember("k".into(), 300, &v);
+        cache.remember("never".into(), 0, &v);
+        assert_eq!(cache.get("k"), Some(v.clone()));
+        assert_eq!(cache.get("never"), None);
+        clock.advance(Duration::from_secs(299));
+        assert_eq!(cache.get("k"), Some(v));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cache.get("k"), None, "expired at its TTL");
+    }
 
     const ARN: &str = "arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/pets/7";
 

@@ -41,6 +41,10 @@ pub struct Gateway {
     pub rest_apis: Arc<rest_apis::RestApis>,
     pub http_apis: Arc<http_apis::HttpApis>,
     pub api_keys: Arc<api_keys::ApiKeys>,
+    /// Stage, method, route and usage-plan token buckets.
+    pub throttle: Arc<throttle::Throttle>,
+    /// Lambda authorizer results within their TTL.
+    pub authorizers: Arc<authorizer::AuthorizerCache>,
 }
 
 impl Gateway {
@@ -55,6 +59,8 @@ impl Gateway {
             invoke: core.invoke.clone(),
             urls: core.urls.clone(),
             api_keys: Arc::new(api_keys::ApiKeys::open(core.store.clone())?),
+            throttle: Arc::new(throttle::Throttle::new(core.clock.clone())),
+            authorizers: Arc::new(authorizer::AuthorizerCache::new(core.clock.clone())),
             rest_apis,
             http_apis,
         })

@@ -3,6 +3,7 @@
 //! JSON wire shapes (the edge crate owns those).
 
 pub mod async_invoke;
+pub mod clock;
 pub mod cors;
 pub mod error;
 pub mod event_config;
@@ -97,6 +98,8 @@ fn choose_launcher(
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
+    /// The time every service measures by.
+    pub clock: Arc<dyn clock::Clock>,
     pub urls: Arc<urls::FunctionUrls>,
     pub policies: Arc<policies::Policies>,
     /// Where services take deliveries (destinations, dead-letter queues): registered by the
@@ -171,6 +174,7 @@ impl Core {
         )?);
         spawn_log_retention(logs.clone(), settings.clone());
         Ok(Core {
+            clock: Arc::new(clock::SystemClock),
             urls,
             policies,
             sinks,
