@@ -114,6 +114,72 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Lambda's retry rules for one asynchronous event, apart from the queue and from time (the
+/// caller says what time it is), so that they are tested on a manual clock.
+#[derive(Debug, Clone)]
+pub struct RetryRules {
+    /// Retries after function errors (`MaximumRetryAttempts`).
+    pub max_retries: u32,
+    /// `MaximumEventAgeInSeconds`, in milliseconds.
+    pub max_age_ms: i64,
+    /// The delay before each retry after a function error (the last one repeats).
+    pub retry_delays: Vec<Duration>,
+    /// The first backoff after a throttle or system error; it doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+/// What happens to an event after an attempt.
+#[derive(Debug)]
+pub enum Next {
+    /// Finished with this condition (`Success`, `RetriesExhausted`, `EventAgeExceeded`).
+    Conclude(&'static str, Option<InvokeResult>),
+    /// Tried again after this delay.
+    RetryAfter(Duration),
+    /// Nothing more now (dropped, or kept for the restart).
+    Nothing,
+}
+
+impl RetryRules {
+    /// Whether the event is past its maximum age.
+    pub fn too_old(&self, ev: &QueuedEvent, now_ms: i64) -> bool {
+        now_ms - ev.enqueued_ms > self.max_age_ms
+    }
+
+    /// After a function error (handler error, timeout, crash): retried after the configured
+    /// delay while retries are left, else `RetriesExhausted`.
+    pub fn after_function_error(&self, ev: &mut QueuedEvent, result: InvokeResult) -> Next {
+        if ev.function_errors >= self.max_retries {
+            return Next::Conclude("RetriesExhausted", Some(result));
+        }
+        let delay = self
+            .retry_delays
+            .get(ev.function_errors as usize)
+            .or(self.retry_delays.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
+        ev.function_errors += 1;
+        ev.last_error = Some(String::from_utf8_lossy(&result.payload).into_owned());
+        Next::RetryAfter(delay)
+    }
+
+    /// After a throttle or a system error: exponential backoff, not counted against the
+    /// retries, until the next attempt would come after the event's maximum age.
+    pub fn after_throttle(&self, ev: &mut QueuedEvent, now_ms: i64) -> Next {
+        let next = if ev.backoff_ms == 0 {
+            self.backoff_initial
+        } else {
+            (Duration::from_millis(ev.backoff_ms) * 2).min(self.backoff_max)
+        };
+        ev.backoff_ms = next.as_millis() as u64;
+        if now_ms + next.as_millis() as i64 - ev.enqueued_ms > self.max_age_ms {
+            Next::Conclude("EventAgeExceeded", None)
+        } else {
+            Next::RetryAfter(next)
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     events: HashMap<String, QueuedEvent>,
@@ -370,73 +436,66 @@ impl InvokeService {
         }
     }
 
-    async fn deliver(self: Arc<Self>, mut ev: QueuedEvent) {
+    /// Lambda's retry rules for this event's function (its event invoke config, else the
+    /// defaults) and the server's delays.
+    fn rules(&self, ev: &QueuedEvent) -> RetryRules {
         let config = self
             .configs
             .effective(&ev.function, ev.qualifier.as_deref());
-        let max_retries = config
-            .as_ref()
-            .map(|c| c.max_retries())
-            .unwrap_or(DEFAULT_MAX_RETRIES);
-        let max_age_ms = i64::from(
-            config
+        RetryRules {
+            max_retries: config
                 .as_ref()
-                .map(|c| c.max_age_secs())
-                .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECS),
-        ) * 1000;
+                .map(|c| c.max_retries())
+                .unwrap_or(DEFAULT_MAX_RETRIES),
+            max_age_ms: i64::from(
+                config
+                    .as_ref()
+                    .map(|c| c.max_age_secs())
+                    .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECS),
+            ) * 1000,
+            retry_delays: self.settings.async_retry_delays.clone(),
+            backoff_initial: self.settings.async_backoff_initial,
+            backoff_max: self.settings.async_backoff_max,
+        }
+    }
+
+    async fn deliver(self: Arc<Self>, mut ev: QueuedEvent) {
+        let rules = self.rules(&ev);
         let function = ev.function.clone();
         if ev.concluded.is_some() {
             self.finish(ev).await;
             self.delivered(&function);
             return;
         }
-        if now_ms() - ev.enqueued_ms > max_age_ms {
+        if rules.too_old(&ev, now_ms()) {
             self.conclude(ev, "EventAgeExceeded", None).await;
             self.delivered(&function);
             return;
         }
-        match self.attempt(&ev).await {
+        let next = match self.attempt(&ev).await {
             Attempt::Success(r) => {
                 ev.invocations += 1;
-                self.conclude(ev, "Success", Some(r)).await;
+                Next::Conclude("Success", Some(r))
             }
             Attempt::FunctionError(r) => {
                 ev.invocations += 1;
-                if ev.function_errors < max_retries {
-                    let delays = &self.settings.async_retry_delays;
-                    let delay = delays
-                        .get(ev.function_errors as usize)
-                        .or(delays.last())
-                        .copied()
-                        .unwrap_or(Duration::from_secs(60));
-                    ev.function_errors += 1;
-                    ev.last_error = Some(String::from_utf8_lossy(&r.payload).into_owned());
-                    self.retry(ev, delay);
-                } else {
-                    self.conclude(ev, "RetriesExhausted", Some(r)).await;
-                }
+                rules.after_function_error(&mut ev, r)
             }
-            Attempt::Throttled => {
-                let s = &self.settings;
-                let next = if ev.backoff_ms == 0 {
-                    s.async_backoff_initial
-                } else {
-                    (Duration::from_millis(ev.backoff_ms) * 2).min(s.async_backoff_max)
-                };
-                ev.backoff_ms = next.as_millis() as u64;
-                if now_ms() + next.as_millis() as i64 - ev.enqueued_ms > max_age_ms {
-                    self.conclude(ev, "EventAgeExceeded", None).await;
-                } else {
-                    self.retry(ev, next);
-                }
-            }
+            Attempt::Throttled => rules.after_throttle(&mut ev, now_ms()),
             Attempt::Gone => {
                 tracing::warn!(request_id = %ev.id, function = %ev.function, "asynchronous event dropped: the function no longer exists");
                 self.queue.remove(&ev.id);
+                Next::Nothing
             }
             Attempt::Interrupted => {
                 tracing::info!(request_id = %ev.id, function = %ev.function, "asynchronous delivery interrupted by the shutdown; the event is kept for the restart");
+                Next::Nothing
             }
+        };
+        match next {
+            Next::Conclude(condition, result) => self.conclude(ev, condition, result).await,
+            Next::RetryAfter(delay) => self.retry(ev, delay),
+            Next::Nothing => {}
         }
         self.delivered(&function);
     }
@@ -660,5 +719,112 @@ impl InvokeService {
             record["responsePayload"] = serde_json::from_str(&body).unwrap_or(Value::String(body));
         }
         record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    fn rules() -> RetryRules {
+        RetryRules {
+            max_retries: 2,
+            max_age_ms: 60_000,
+            retry_delays: vec![Duration::from_secs(60), Duration::from_secs(120)],
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(8),
+        }
+    }
+
+    fn event(clock: &ManualClock) -> QueuedEvent {
+        QueuedEvent {
+            enqueued_ms: clock.epoch_millis(),
+            ..QueuedEvent::new("id".into(), "f".into(), None, "{}".into(), None)
+        }
+    }
+
+    fn failed(payload: &str) -> InvokeResult {
+        InvokeResult {
+            status: 200,
+            payload: Bytes::from(payload.to_string()),
+            content_type: None,
+            function_error: true,
+            executed_version: "$LATEST".into(),
+            log_result: None,
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn function_errors_are_retried_after_the_delays_then_exhausted() {
+        let clock = ManualClock::new(1_000_000);
+        let mut ev = event(&clock);
+        let r = rules();
+        let mut delays = Vec::new();
+        loop {
+            match r.after_function_error(&mut ev, failed("boom")) {
+                Next::RetryAfter(d) => delays.push(d),
+                Next::Conclude(c, result) => {
+                    assert_eq!(c, "RetriesExhausted");
+                    assert!(result.is_some(), "the last result goes to the record");
+                    break;
+                }
+                Next::Nothing => panic!("a function error is never dropped"),
+            }
+            assert!(delays.len() <= 2, "more retries than MaximumRetryAttempts");
+        }
+        assert_eq!(
+            delays,
+            [Duration::from_secs(60), Duration::from_secs(120)],
+            "the configured delays, in order"
+        );
+        assert_eq!(ev.function_errors, 2);
+        assert_eq!(ev.last_error.as_deref(), Some("boom"));
+        // Zero retries: the first error concludes.
+        let mut ev = event(&clock);
+        let none = RetryRules {
+            max_retries: 0,
+            ..rules()
+        };
+        assert!(matches!(
+            none.after_function_error(&mut ev, failed("x")),
+            Next::Conclude("RetriesExhausted", _)
+        ));
+    }
+
+    #[test]
+    fn throttles_back_off_exponentially_until_the_event_is_too_old() {
+        let clock = ManualClock::new(5_000_000);
+        let mut ev = event(&clock);
+        let r = rules();
+        let mut waits = Vec::new();
+        loop {
+            match r.after_throttle(&mut ev, clock.epoch_millis()) {
+                Next::RetryAfter(d) => {
+                    waits.push(d.as_secs());
+                    clock.advance(d);
+                }
+                Next::Conclude(c, result) => {
+                    assert_eq!(c, "EventAgeExceeded");
+                    assert!(result.is_none());
+                    break;
+                }
+                Next::Nothing => panic!("a throttle is never dropped"),
+            }
+            assert!(waits.len() < 100, "no end to the backoff");
+        }
+        // 1, 2, 4, 8 (the cap), then 8 s while the next attempt comes within the 60 s
+        // (at 55 s, the next would be at 63 s).
+        assert_eq!(waits, [1, 2, 4, 8, 8, 8, 8, 8, 8]);
+        assert_eq!(
+            ev.function_errors, 0,
+            "throttles are not counted as retries"
+        );
+        // The age check before an attempt.
+        let fresh = event(&clock);
+        assert!(!r.too_old(&fresh, clock.epoch_millis()));
+        clock.advance(Duration::from_millis(60_001));
+        assert!(r.too_old(&fresh, clock.epoch_millis()));
     }
 }
