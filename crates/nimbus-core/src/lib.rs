@@ -20,6 +20,8 @@ pub mod provisioned;
 pub mod records;
 pub mod settings;
 pub mod sinks;
+#[cfg(test)]
+mod testing;
 pub mod urls;
 pub mod validate;
 pub mod versions;

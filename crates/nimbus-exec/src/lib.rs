@@ -16,6 +16,7 @@ mod logpipe;
 pub mod runtime_api;
 pub mod runtimes;
 pub mod sandbox;
+pub mod scripted;
 pub mod uids;
 
 pub use environment::{
@@ -28,6 +29,7 @@ pub use launcher::{
 pub use runtimes::{ResolvedRuntime, RuntimeCatalog, RuntimeError};
 pub use sandbox::net::{Cidr, NetworkConfig, NetworkMode};
 pub use sandbox::{Feature, SandboxConfig, SandboxLauncher};
+pub use scripted::ScriptedLauncher;
 
 /// Largest response a runtime may post (6 MiB + 100 bytes, as Lambda).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
