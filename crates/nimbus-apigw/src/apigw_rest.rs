@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use nimbus_core::CoreError;
-use nimbus_core::invoke::InvokeInput;
+use nimbus_core::invoke::{Caller, InvokeInput};
 use serde_json::{Map, Value, json};
 
 use crate::apigwv2::{GwError, R, event_v1, function_of, parse, reply, response_v1, s, strings};
@@ -1334,6 +1334,7 @@ async fn serve_stage(
         return Some(forbidden());
     };
     let method_name = parts.method.as_str().to_ascii_uppercase();
+    let caller = crate::caller(gw, id, stage, &method_name, path);
     let Some(method) = resource
         .methods
         .get(&method_name)
@@ -1568,7 +1569,7 @@ async fn serve_stage(
             if !st.variables.is_empty() {
                 event["stageVariables"] = json!(st.variables);
             }
-            match invoke(gw, &integration, event.to_string()).await {
+            match invoke(gw, &integration, event.to_string(), &caller).await {
                 Ok((payload, false)) => response_v1(&payload, binary_out),
                 Ok((_, true)) | Err(_) => tagged(
                     "DEFAULT_5XX",
@@ -1667,7 +1668,7 @@ async fn serve_stage(
                     }
                 }
             } else {
-                match invoke(gw, &integration, payload).await {
+                match invoke(gw, &integration, payload, &caller).await {
                     Ok((p, false)) => (String::from_utf8_lossy(&p).into_owned(), None),
                     Ok((p, true)) => {
                         let msg = serde_json::from_slice::<Value>(&p)
@@ -1803,6 +1804,7 @@ async fn invoke(
     gw: &Gateway,
     integration: &Integration,
     payload: String,
+    caller: &Caller,
 ) -> Result<(Vec<u8>, bool), CallError> {
     let target = integration
         .uri
@@ -1813,7 +1815,9 @@ async fn invoke(
                 "the integration URI does not name a function".into(),
             ))
         })?;
-    let call = gw.invoke.invoke(InvokeInput::sync(target, payload));
+    let call = gw
+        .invoke
+        .invoke(InvokeInput::sync(target, payload, caller.clone()));
     let limit =
         std::time::Duration::from_millis(u64::from(integration.timeout_ms.clamp(50, 29_000)));
     match tokio::time::timeout(limit, call).await {

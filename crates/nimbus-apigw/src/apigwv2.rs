@@ -1061,9 +1061,10 @@ async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Re
             json!({"message": "Internal Server Error"}),
         );
     };
+    let caller = crate::caller(gw, id, stage, parts.method.as_str(), path);
     let call = gw
         .invoke
-        .invoke(InvokeInput::sync(target, event.to_string()));
+        .invoke(InvokeInput::sync(target, event.to_string(), caller));
     let limit = std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
     let mut resp = match tokio::time::timeout(limit, call).await {
         Err(_) => reply(

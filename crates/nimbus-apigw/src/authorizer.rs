@@ -14,7 +14,7 @@ use crate::rest_apis::Authorizer;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use nimbus_core::clock::Clock;
-use nimbus_core::invoke::InvokeInput;
+use nimbus_core::invoke::{Caller, InvokeInput};
 use serde_json::{Map, Value, json};
 
 use crate::apigwv2::{function_of, reply};
@@ -81,12 +81,23 @@ impl Outcome {
     }
 }
 
+/// API Gateway invoking an authorizer: the service, for the authorizer's ARN.
+fn authorizer_caller(gw: &Gateway, api_id: &str, authorizer_id: &str) -> Caller {
+    Caller::service(
+        "apigateway.amazonaws.com",
+        format!(
+            "arn:aws:execute-api:{}:{}:{api_id}/authorizers/{authorizer_id}",
+            gw.settings.region, gw.settings.account_id
+        ),
+    )
+}
+
 /// Invokes an authorizer function; `Err` carries the outcome of a failed invocation.
-async fn call(gw: &Gateway, uri: &str, event: &Value) -> Result<Value, Outcome> {
+async fn call(gw: &Gateway, uri: &str, event: &Value, caller: Caller) -> Result<Value, Outcome> {
     let target = function_of(uri).ok_or(Outcome::Failure)?;
     let result = gw
         .invoke
-        .invoke(InvokeInput::sync(target, event.to_string()))
+        .invoke(InvokeInput::sync(target, event.to_string(), caller))
         .await
         .map_err(|_| Outcome::Failure)?;
     let v = serde_json::from_slice::<Value>(&result.payload).map_err(|_| Outcome::Failure)?;
@@ -209,7 +220,8 @@ pub async fn authorize_http(
                 event["methodArn"] = json!(r.route_arn);
                 event["identitySource"] = json!(identity.join(","));
             }
-            match call(gw, &a.authorizer_uri, &event).await {
+            let caller = authorizer_caller(gw, r.api_id, &a.id);
+            match call(gw, &a.authorizer_uri, &event, caller).await {
                 Ok(v) => {
                     if cacheable {
                         gw.authorizers.remember(key, a.ttl_seconds, &v);
@@ -427,7 +439,8 @@ pub async fn authorize(gw: &Gateway, a: &Authorizer, r: &Request<'_>) -> Outcome
             let Some(uri) = a.authorizer_uri.as_deref() else {
                 return Outcome::Failure;
             };
-            match call(gw, uri, &event).await {
+            let caller = authorizer_caller(gw, r.api_id, &a.id);
+            match call(gw, uri, &event, caller).await {
                 Ok(v) => {
                     if cacheable {
                         gw.authorizers.remember(key, a.ttl_seconds, &v);

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use nimbus_core::CoreError;
-use nimbus_core::invoke::InvokeInput;
+use nimbus_core::invoke::{Caller, InvokeInput};
 use nimbus_core::names::FunctionRef;
 
 use crate::http_events::{RequestInfo, event_v2, response_v2};
@@ -112,6 +112,15 @@ async fn invoke_url(
         stage: "$default".into(),
     };
     let event = event_v2(&info, &parts.headers, &body);
+    // AuthType NONE: anyone. AWS_IAM: the signer (not verified until SigV4 lands).
+    let caller = if config.auth_type == "AWS_IAM" {
+        Caller::Account {
+            account_id: gw.settings.account_id.clone(),
+            access_key_id: nimbus_edge::services::access_key_id(&parts.headers),
+        }
+    } else {
+        Caller::Anonymous
+    };
     let result = gw
         .invoke
         .invoke(InvokeInput::sync(
@@ -122,6 +131,7 @@ async fn invoke_url(
                 region: None,
             },
             event.to_string(),
+            caller,
         ))
         .await;
     let mut resp = match result {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use nimbus_core::invoke::Caller;
 use nimbus_core::{Core, CoreError, InvokeService, Settings};
 use nimbus_edge::error::JsonError;
 use nimbus_edge::services::{AwsService, Handled};
@@ -65,6 +66,21 @@ impl Gateway {
             http_apis,
         })
     }
+}
+
+/// The caller API Gateway invokes functions as: the service, for the method's `execute-api` ARN
+/// (`arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}`), which is what a
+/// function's resource policy names as `SourceArn`.
+pub fn caller(gw: &Gateway, api_id: &str, stage: &str, method: &str, path: &str) -> Caller {
+    Caller::service(
+        "apigateway.amazonaws.com",
+        format!(
+            "arn:aws:execute-api:{}:{}:{api_id}/{stage}/{method}/{}",
+            gw.settings.region,
+            gw.settings.account_id,
+            path.trim_start_matches('/')
+        ),
+    )
 }
 
 /// Whether a request is for an endpoint that serves browsers and the public — a function URL

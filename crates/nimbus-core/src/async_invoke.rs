@@ -30,7 +30,7 @@ use crate::error::{CoreError, Result};
 use crate::event_config::{
     DEFAULT_MAX_EVENT_AGE_SECS, DEFAULT_MAX_RETRIES, Destination, parse_destination,
 };
-use crate::invoke::{InvocationType, InvokeInput, InvokeResult, InvokeService};
+use crate::invoke::{Caller, InvocationType, InvokeInput, InvokeResult, InvokeService};
 use crate::names::FunctionRef;
 use crate::sinks::{Attribute, Message, SinkError};
 
@@ -60,6 +60,10 @@ pub struct QueuedEvent {
     /// The last invocation's outcome, for the failure record.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Who asked (absent from events accepted before callers were recorded: those were the
+    /// account's own).
+    #[serde(default)]
+    pub caller: Option<Caller>,
     /// Set once the event is finished: what is still to be delivered of its outcome. The event
     /// is kept (and its deliveries retried) until its destination and dead-letter queue have it.
     #[serde(default)]
@@ -74,10 +78,12 @@ impl QueuedEvent {
         qualifier: Option<String>,
         payload: String,
         client_context: Option<String>,
+        caller: Caller,
     ) -> QueuedEvent {
         let now = now_ms();
         QueuedEvent {
             id,
+            caller: Some(caller),
             function,
             qualifier,
             payload,
@@ -315,6 +321,7 @@ impl InvokeService {
                 input.target.qualifier.clone(),
                 String::from_utf8_lossy(payload).into_owned(),
                 input.client_context.clone(),
+                input.caller.clone(),
             ))
             .await
     }
@@ -413,6 +420,10 @@ impl InvokeService {
         };
         let input = InvokeInput {
             target,
+            caller: ev.caller.clone().unwrap_or_else(|| Caller::Account {
+                account_id: self.settings.account_id.clone(),
+                access_key_id: None,
+            }),
             payload: Bytes::from(ev.payload.clone()),
             invocation_type: InvocationType::Event,
             log_tail: false,
@@ -614,6 +625,7 @@ impl InvokeService {
                         qualifier,
                         record,
                         None,
+                        Caller::service("lambda.amazonaws.com", self.function_arn(ev)),
                     ))
                     .await;
                 match sent {
@@ -680,17 +692,22 @@ impl InvokeService {
     }
 
     /// Lambda's invocation record for destinations.
+    /// The qualified ARN of the function an event is for.
+    fn function_arn(&self, ev: &QueuedEvent) -> String {
+        format!(
+            "{}:{}",
+            self.functions.arn(&ev.function),
+            ev.qualifier.as_deref().unwrap_or("$LATEST")
+        )
+    }
+
     fn invocation_record(
         &self,
         ev: &QueuedEvent,
         condition: &str,
         result: Option<&InvokeResult>,
     ) -> Value {
-        let arn = format!(
-            "{}:{}",
-            self.functions.arn(&ev.function),
-            ev.qualifier.as_deref().unwrap_or("$LATEST")
-        );
+        let arn = self.function_arn(ev);
         let request_payload: Value =
             serde_json::from_str(&ev.payload).unwrap_or_else(|_| Value::String(ev.payload.clone()));
         let mut record = json!({
@@ -726,6 +743,7 @@ impl InvokeService {
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
+    use crate::invoke::Outcome;
 
     fn rules() -> RetryRules {
         RetryRules {
@@ -740,13 +758,20 @@ mod tests {
     fn event(clock: &ManualClock) -> QueuedEvent {
         QueuedEvent {
             enqueued_ms: clock.epoch_millis(),
-            ..QueuedEvent::new("id".into(), "f".into(), None, "{}".into(), None)
+            ..QueuedEvent::new(
+                "id".into(),
+                "f".into(),
+                None,
+                "{}".into(),
+                None,
+                Caller::Anonymous,
+            )
         }
     }
 
     fn failed(payload: &str) -> InvokeResult {
         InvokeResult {
-            status: 200,
+            outcome: Outcome::Completed,
             payload: Bytes::from(payload.to_string()),
             content_type: None,
             function_error: true,

@@ -39,10 +39,46 @@ pub enum InvocationType {
     DryRun,
 }
 
+/// Who an invocation is for: the principal that asked (a caller of the Lambda API) or the
+/// service that triggers it for one of its resources. Every invocation carries one, and queued
+/// events keep it, so that resource policies can be checked against it and records can say who
+/// invoked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind")]
+pub enum Caller {
+    /// A caller of the Lambda API in this account: the access key id its request was signed
+    /// with, when it was (the signature is not verified yet: SigV4 verification is issue 12).
+    Account {
+        account_id: String,
+        access_key_id: Option<String>,
+    },
+    /// An AWS service acting for one of its resources: `sqs.amazonaws.com` for a queue's event
+    /// source mapping, `apigateway.amazonaws.com` for an API's route, `lambda.amazonaws.com` for
+    /// a destination record.
+    Service {
+        principal: String,
+        source_arn: String,
+    },
+    /// Anyone on the network: a function URL with `AuthType: NONE`.
+    Anonymous,
+}
+
+impl Caller {
+    /// A service acting for one of its resources.
+    pub fn service(principal: &str, source_arn: impl Into<String>) -> Caller {
+        Caller::Service {
+            principal: principal.to_string(),
+            source_arn: source_arn.into(),
+        }
+    }
+}
+
 /// One invocation request, from any trigger.
 #[derive(Debug, Clone)]
 pub struct InvokeInput {
     pub target: FunctionRef,
+    /// Who asked.
+    pub caller: Caller,
     pub payload: Bytes,
     pub invocation_type: InvocationType,
     pub log_tail: bool,
@@ -52,11 +88,12 @@ pub struct InvokeInput {
 }
 
 impl InvokeInput {
-    /// A synchronous invocation from a trigger (an HTTP endpoint, an authorizer): no log tail,
-    /// client context or trace header.
-    pub fn sync(target: FunctionRef, payload: impl Into<Bytes>) -> InvokeInput {
+    /// A synchronous invocation from a trigger (an HTTP endpoint, an authorizer, a mapping):
+    /// no log tail, client context or trace header.
+    pub fn sync(target: FunctionRef, payload: impl Into<Bytes>, caller: Caller) -> InvokeInput {
         InvokeInput {
             target,
+            caller,
             payload: payload.into(),
             invocation_type: InvocationType::RequestResponse,
             log_tail: false,
@@ -66,11 +103,21 @@ impl InvokeInput {
     }
 }
 
+/// How an invocation ended, for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran (successfully or with a function error: see `function_error`).
+    Completed,
+    /// Queued durably for asynchronous delivery.
+    Accepted,
+    /// Checked, not run (`DryRun`).
+    DryRun,
+}
+
 /// What the caller gets back.
 #[derive(Debug, Clone)]
 pub struct InvokeResult {
-    /// 200 (sync), 202 (Event), 204 (DryRun).
-    pub status: u16,
+    pub outcome: Outcome,
     pub payload: Bytes,
     pub content_type: Option<String>,
     pub function_error: bool,
@@ -610,7 +657,7 @@ impl InvokeService {
         let request_id = uuid::Uuid::new_v4().to_string();
         match input.invocation_type {
             InvocationType::DryRun => Ok(InvokeResult {
-                status: 204,
+                outcome: Outcome::DryRun,
                 payload: Bytes::new(),
                 content_type: None,
                 function_error: false,
@@ -623,7 +670,7 @@ impl InvokeService {
                 self.accept_event(&input, &rec.name, &payload, &request_id)
                     .await?;
                 Ok(InvokeResult {
-                    status: 202,
+                    outcome: Outcome::Accepted,
                     payload: Bytes::new(),
                     content_type: None,
                     function_error: false,
@@ -720,7 +767,7 @@ impl InvokeService {
             RuntimeReply::Error { body, .. } => (body, Some("application/json".into()), true),
         };
         Ok(InvokeResult {
-            status: 200,
+            outcome: Outcome::Completed,
             payload,
             content_type,
             function_error,

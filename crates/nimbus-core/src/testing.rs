@@ -104,7 +104,11 @@ impl Platform {
         self.invoke
             .invoke(InvokeInput {
                 invocation_type: InvocationType::RequestResponse,
-                ..InvokeInput::sync(target, payload.to_string())
+                ..InvokeInput::sync(
+                    target,
+                    payload.to_string(),
+                    crate::invoke::Caller::Anonymous,
+                )
             })
             .await
     }

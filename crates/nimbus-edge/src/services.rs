@@ -72,3 +72,12 @@ impl Services {
             .cloned()
     }
 }
+
+/// The access key id a SigV4 `Authorization` header names
+/// (`Credential=<key id>/<date>/<region>/<service>/aws4_request`), unverified.
+pub fn access_key_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    let key = cred.split('/').next()?.trim();
+    (!key.is_empty() && key.len() <= 128).then(|| key.to_string())
+}

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use nimbus_core::Core;
-use nimbus_core::invoke::{InvocationType, InvokeInput};
+use nimbus_core::invoke::{Caller, InvocationType, InvokeInput, Outcome};
 use nimbus_core::names::{parse_function_ref, with_qualifier};
 
 use crate::error::LambdaError;
@@ -41,6 +41,14 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn validation(msg: String) -> LambdaError {
     LambdaError::new(StatusCode::BAD_REQUEST, "ValidationException", msg)
+}
+
+/// The caller of a Lambda API request: this account, and the access key it was signed with.
+fn caller(core: &Core, headers: &HeaderMap) -> Caller {
+    Caller::Account {
+        account_id: core.settings.account_id.clone(),
+        access_key_id: nimbus_edge::services::access_key_id(headers),
+    }
 }
 
 pub async fn invoke(
@@ -99,6 +107,7 @@ pub async fn invoke(
         .invoke
         .invoke(InvokeInput {
             target,
+            caller: caller(&core, &headers),
             payload: body,
             invocation_type,
             log_tail: log_tail && invocation_type == InvocationType::RequestResponse,
@@ -107,12 +116,16 @@ pub async fn invoke(
         })
         .await?;
     let mut resp = Response::new(Body::from(result.payload));
-    *resp.status_mut() = StatusCode::from_u16(result.status).unwrap_or(StatusCode::OK);
+    *resp.status_mut() = match result.outcome {
+        Outcome::Completed => StatusCode::OK,
+        Outcome::Accepted => StatusCode::ACCEPTED,
+        Outcome::DryRun => StatusCode::NO_CONTENT,
+    };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&result.request_id) {
         h.insert("x-amzn-requestid", v);
     }
-    if result.status == 200 {
+    if result.outcome == Outcome::Completed {
         let ct = result
             .content_type
             .as_deref()
@@ -141,6 +154,7 @@ pub async fn invoke(
 pub async fn invoke_async(
     State(core): State<Core>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, LambdaError> {
     let body = body.map_err(|e| too_large(e, "InvokeAsync", 262_144))?;
@@ -155,6 +169,7 @@ pub async fn invoke_async(
     core.invoke
         .invoke(InvokeInput {
             target,
+            caller: caller(&core, &headers),
             payload: body,
             invocation_type: InvocationType::Event,
             log_tail: false,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use nimbus_core::error::CoreError;
 use nimbus_core::event_sources::{EventSource, Mapping, Poller};
-use nimbus_core::invoke::{InvokeInput, InvokeService};
+use nimbus_core::invoke::{Caller, InvokeInput, InvokeService};
 use nimbus_core::patterns::Pattern;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -186,7 +186,11 @@ async fn poll(
         }
         let event = json!({ "Records": records }).to_string();
         let outcome = invoke
-            .invoke(InvokeInput::sync(m.target(), event.into_bytes()))
+            .invoke(InvokeInput::sync(
+                m.target(),
+                event.into_bytes(),
+                Caller::service("sqs.amazonaws.com", m.source_arn.clone()),
+            ))
             .await;
         match outcome {
             Ok(r) if !r.function_error => {
