@@ -193,6 +193,7 @@ mod tests {
 
     #[test]
     fn two_servers_never_share_a_range() {
+        // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             let why =
                 "uids::two_servers_never_share_a_range: reserving uid ranges needs root (for /run)";

@@ -28,7 +28,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(core): State<Core>,
     Path(name): Path<String>,
     body: Bytes,
@@ -52,7 +52,7 @@ pub async fn put(
     ))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(core): State<Core>,
     Path(name): Path<String>,
 ) -> Result<Response, LambdaError> {
@@ -65,7 +65,7 @@ pub async fn get(
     Ok(json_response(StatusCode::OK, body))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(core): State<Core>,
     Path(name): Path<String>,
 ) -> Result<Response, LambdaError> {

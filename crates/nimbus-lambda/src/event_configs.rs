@@ -89,7 +89,7 @@ fn target(
     )?)
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -102,7 +102,7 @@ pub async fn put(
     Ok(ok(render(&core, &c)))
 }
 
-pub async fn update(
+pub(crate) async fn update(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -115,7 +115,7 @@ pub async fn update(
     Ok(ok(render(&core, &c)))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -124,7 +124,7 @@ pub async fn get(
     Ok(ok(render(&core, &c)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -133,7 +133,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,

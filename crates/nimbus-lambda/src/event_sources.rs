@@ -185,12 +185,12 @@ fn reply(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-pub async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, LambdaError> {
+pub(crate) async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, LambdaError> {
     let m = core.event_sources.create(input(&body)?).await?;
     Ok(reply(StatusCode::ACCEPTED, render(&core, &m)))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(core): State<Core>,
     Path(uuid): Path<String>,
 ) -> Result<Response, LambdaError> {
@@ -198,7 +198,7 @@ pub async fn get(
     Ok(reply(StatusCode::OK, render(&core, &m)))
 }
 
-pub async fn update(
+pub(crate) async fn update(
     State(core): State<Core>,
     Path(uuid): Path<String>,
     body: Bytes,
@@ -214,7 +214,7 @@ pub async fn update(
     Ok(reply(StatusCode::ACCEPTED, render(&core, &m)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(core): State<Core>,
     Path(uuid): Path<String>,
 ) -> Result<Response, LambdaError> {
@@ -222,7 +222,7 @@ pub async fn delete(
     Ok(reply(StatusCode::ACCEPTED, render(&core, &m)))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(core): State<Core>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, LambdaError> {

@@ -35,7 +35,7 @@ pub(crate) fn render(core: &Core, rec: &FunctionRecord) -> serde_json::Value {
     wire::configuration(rec, &arn, &core.settings.region)
 }
 
-pub async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, LambdaError> {
+pub(crate) async fn create(State(core): State<Core>, body: Bytes) -> Result<Response, LambdaError> {
     let mut input: CreateFunctionIn = wire::parse_body(&body)?;
     let name = input.function_name.take().ok_or_else(|| {
         LambdaError::new(
@@ -90,7 +90,7 @@ pub(super) fn target(
     Ok(with_qualifier(r, q.get("Qualifier").map(String::as_str))?)
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -130,7 +130,7 @@ pub async fn get(
     Ok(ok(StatusCode::OK, body))
 }
 
-pub async fn get_configuration(
+pub(crate) async fn get_configuration(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -140,7 +140,7 @@ pub async fn get_configuration(
     Ok(ok(StatusCode::OK, render(&core, &rec)))
 }
 
-pub async fn update_configuration(
+pub(crate) async fn update_configuration(
     State(core): State<Core>,
     Path(name): Path<String>,
     body: Bytes,
@@ -155,7 +155,7 @@ pub async fn update_configuration(
     Ok(ok(StatusCode::OK, render(&core, &rec)))
 }
 
-pub async fn update_code(
+pub(crate) async fn update_code(
     State(core): State<Core>,
     Path(name): Path<String>,
     body: Bytes,
@@ -199,7 +199,7 @@ pub async fn update_code(
     Ok(ok(StatusCode::OK, render(&core, &rec)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -216,7 +216,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list(State(core): State<Core>, Query(q): Q) -> Result<Response, LambdaError> {
+pub(crate) async fn list(State(core): State<Core>, Query(q): Q) -> Result<Response, LambdaError> {
     let max_items = match q.get("MaxItems") {
         Some(m) => Some(m.parse::<i64>().map_err(|_| {
             LambdaError::new(
@@ -249,7 +249,7 @@ pub async fn list(State(core): State<Core>, Query(q): Q) -> Result<Response, Lam
     Ok(ok(StatusCode::OK, body))
 }
 
-pub async fn account_settings(State(core): State<Core>) -> Result<Response, LambdaError> {
+pub(crate) async fn account_settings(State(core): State<Core>) -> Result<Response, LambdaError> {
     let s = core
         .functions
         .account_settings(core.invoke.reserved_total());

@@ -17,7 +17,7 @@ use nimbus_core::invoke::MAX_SYNC_PAYLOAD;
 
 /// The body limit of the Invoke route: one byte over the largest payload, so the core's own
 /// check (with its AWS message) sees any payload that is too large by one byte.
-pub const INVOKE_BODY_LIMIT: usize = MAX_SYNC_PAYLOAD + 1;
+pub(crate) const INVOKE_BODY_LIMIT: usize = MAX_SYNC_PAYLOAD + 1;
 
 /// An unreadable or over-long body as Lambda reports it.
 fn too_large(e: BytesRejection, op: &str, limit: usize) -> LambdaError {
@@ -51,7 +51,7 @@ fn caller(core: &Core, headers: &HeaderMap) -> Caller {
     }
 }
 
-pub async fn invoke(
+pub(crate) async fn invoke(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -151,7 +151,7 @@ pub async fn invoke(
 }
 
 /// InvokeAsync (deprecated): the body is the event; answers 202 `{"Status":202}`.
-pub async fn invoke_async(
+pub(crate) async fn invoke_async(
     State(core): State<Core>,
     Path(name): Path<String>,
     headers: HeaderMap,

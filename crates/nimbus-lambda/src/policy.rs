@@ -34,7 +34,7 @@ struct PermissionIn {
     revision_id: Option<String>,
 }
 
-pub async fn add(
+pub(crate) async fn add(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -67,7 +67,7 @@ pub async fn add(
         .into_response())
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -77,7 +77,7 @@ pub async fn get(
     Ok(axum::Json(json!({ "Policy": p.document(), "RevisionId": p.revision_id })).into_response())
 }
 
-pub async fn remove(
+pub(crate) async fn remove(
     State(core): State<Core>,
     Path((name, sid)): Path<(String, String)>,
     Query(q): Q,

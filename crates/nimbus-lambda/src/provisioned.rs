@@ -53,7 +53,7 @@ fn target(
     )?)
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -72,7 +72,7 @@ pub async fn put(
 }
 
 /// GetProvisionedConcurrencyConfig, or ListProvisionedConcurrencyConfigs with `?List=ALL`.
-pub async fn get(
+pub(crate) async fn get(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -100,7 +100,7 @@ pub async fn get(
     Ok(reply(StatusCode::OK, render(&s)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,

@@ -20,7 +20,7 @@ struct TagIn {
     tags: Option<BTreeMap<String, String>>,
 }
 
-pub async fn tag(
+pub(crate) async fn tag(
     State(core): State<Core>,
     Path(arn): Path<String>,
     body: Bytes,
@@ -41,7 +41,7 @@ pub async fn tag(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn untag(
+pub(crate) async fn untag(
     State(core): State<Core>,
     Path(arn): Path<String>,
     RawQuery(query): RawQuery,
@@ -73,7 +73,7 @@ pub async fn untag(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(core): State<Core>,
     Path(arn): Path<String>,
 ) -> Result<Response, LambdaError> {

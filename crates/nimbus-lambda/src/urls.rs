@@ -44,7 +44,7 @@ fn input(body: &[u8]) -> Result<UrlInput, LambdaError> {
 
 /// `http://<id>.lambda-url.localhost:<port>/` where `*.localhost` resolves on this machine,
 /// else the path-style `<public url>/_aws/lambda-url/<id>/` — usable as-is either way.
-pub fn function_url(core: &Core, id: &str) -> String {
+pub(crate) fn function_url(core: &Core, id: &str) -> String {
     let base = core.settings.public_url.trim_end_matches('/');
     if !nimbus_core::urls::localhost_subdomains_resolve() {
         return format!("{base}/_aws/lambda-url/{id}/");
@@ -97,7 +97,7 @@ fn target(
     )?)
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -111,7 +111,7 @@ pub async fn create(
     Ok(reply(StatusCode::CREATED, v))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -120,7 +120,7 @@ pub async fn get(
     Ok(reply(StatusCode::OK, render(&core, &c)))
 }
 
-pub async fn update(
+pub(crate) async fn update(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -130,7 +130,7 @@ pub async fn update(
     Ok(reply(StatusCode::OK, render(&core, &c)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -139,7 +139,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(core): State<Core>,
     Path(name): Path<String>,
 ) -> Result<Response, LambdaError> {

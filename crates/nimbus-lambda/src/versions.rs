@@ -51,7 +51,7 @@ struct PublishIn {
     revision_id: Option<String>,
 }
 
-pub async fn publish(
+pub(crate) async fn publish(
     State(core): State<Core>,
     Path(name): Path<String>,
     body: Bytes,
@@ -69,7 +69,7 @@ pub async fn publish(
     Ok(reply(StatusCode::CREATED, render(&core, &rec)))
 }
 
-pub async fn list_versions(
+pub(crate) async fn list_versions(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,
@@ -131,7 +131,7 @@ fn render_alias(core: &Core, a: &AliasRecord) -> Value {
     v
 }
 
-pub async fn create_alias(
+pub(crate) async fn create_alias(
     State(core): State<Core>,
     Path(name): Path<String>,
     body: Bytes,
@@ -143,7 +143,7 @@ pub async fn create_alias(
     Ok(reply(StatusCode::CREATED, render_alias(&core, &a)))
 }
 
-pub async fn get_alias(
+pub(crate) async fn get_alias(
     State(core): State<Core>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<Response, LambdaError> {
@@ -153,7 +153,7 @@ pub async fn get_alias(
     Ok(reply(StatusCode::OK, render_alias(&core, &a)))
 }
 
-pub async fn update_alias(
+pub(crate) async fn update_alias(
     State(core): State<Core>,
     Path((name, alias)): Path<(String, String)>,
     body: Bytes,
@@ -165,7 +165,7 @@ pub async fn update_alias(
     Ok(reply(StatusCode::OK, render_alias(&core, &a)))
 }
 
-pub async fn delete_alias(
+pub(crate) async fn delete_alias(
     State(core): State<Core>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<Response, LambdaError> {
@@ -175,7 +175,7 @@ pub async fn delete_alias(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list_aliases(
+pub(crate) async fn list_aliases(
     State(core): State<Core>,
     Path(name): Path<String>,
     Query(q): Q,

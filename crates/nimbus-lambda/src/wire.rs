@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::error::LambdaError;
 
 /// Parses a JSON body into `T`, with Lambda's error for unreadable content.
-pub fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, LambdaError> {
+pub(crate) fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, LambdaError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
@@ -24,31 +24,31 @@ pub fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, LambdaErr
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct EnvironmentIn {
+pub(crate) struct EnvironmentIn {
     pub variables: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct EphemeralStorageIn {
+pub(crate) struct EphemeralStorageIn {
     pub size: i64,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct TracingIn {
+pub(crate) struct TracingIn {
     pub mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct DeadLetterIn {
+pub(crate) struct DeadLetterIn {
     pub target_arn: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct LoggingIn {
+pub(crate) struct LoggingIn {
     pub log_format: Option<String>,
     pub application_log_level: Option<String>,
     pub system_log_level: Option<String>,
@@ -59,7 +59,7 @@ pub struct LoggingIn {
 // Some members are accepted (they are part of the API) without Nimbus acting on them yet.
 #[allow(dead_code)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct CodeIn {
+pub(crate) struct CodeIn {
     pub zip_file: Option<String>,
     #[serde(rename = "S3Bucket")]
     pub s3_bucket: Option<String>,
@@ -78,7 +78,7 @@ pub struct CodeIn {
 // Some members are accepted (they are part of the API) without Nimbus acting on them yet.
 #[allow(dead_code)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct CreateFunctionIn {
+pub(crate) struct CreateFunctionIn {
     pub function_name: Option<String>,
     pub runtime: Option<String>,
     pub role: Option<String>,
@@ -115,7 +115,7 @@ pub struct CreateFunctionIn {
 // Some members are accepted (they are part of the API) without Nimbus acting on them yet.
 #[allow(dead_code)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct UpdateConfigurationIn {
+pub(crate) struct UpdateConfigurationIn {
     pub role: Option<String>,
     pub handler: Option<String>,
     pub description: Option<String>,
@@ -144,7 +144,7 @@ pub struct UpdateConfigurationIn {
 // Some members are accepted (they are part of the API) without Nimbus acting on them yet.
 #[allow(dead_code)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct UpdateCodeIn {
+pub(crate) struct UpdateCodeIn {
     pub zip_file: Option<String>,
     #[serde(rename = "S3Bucket")]
     pub s3_bucket: Option<String>,
@@ -162,7 +162,7 @@ pub struct UpdateCodeIn {
     pub publish_to: Option<String>,
 }
 
-pub fn decode_zip(b64: &str) -> Result<Vec<u8>, LambdaError> {
+pub(crate) fn decode_zip(b64: &str) -> Result<Vec<u8>, LambdaError> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| {
@@ -182,7 +182,7 @@ fn logging(l: LoggingIn) -> LoggingConfig {
 }
 
 impl CreateFunctionIn {
-    pub fn config(&mut self) -> ConfigChange {
+    pub(crate) fn config(&mut self) -> ConfigChange {
         ConfigChange {
             runtime: self.runtime.take(),
             role: self.role.take(),
@@ -204,7 +204,7 @@ impl CreateFunctionIn {
 }
 
 impl UpdateConfigurationIn {
-    pub fn config(&mut self) -> ConfigChange {
+    pub(crate) fn config(&mut self) -> ConfigChange {
         ConfigChange {
             runtime: self.runtime.take(),
             role: self.role.take(),
@@ -226,7 +226,7 @@ impl UpdateConfigurationIn {
 }
 
 /// Renders `FunctionConfiguration`.
-pub fn configuration(rec: &FunctionRecord, arn: &str, region: &str) -> Value {
+pub(crate) fn configuration(rec: &FunctionRecord, arn: &str, region: &str) -> Value {
     let mut c = json!({
         "FunctionName": rec.name,
         "FunctionArn": arn,

@@ -7,7 +7,7 @@
 use crate::VtlError;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Node {
+pub(crate) enum Node {
     Text(String),
     /// A reference; `source` is its text, printed as-is when it is null and not quiet.
     Ref {
@@ -22,20 +22,20 @@ pub enum Node {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reference {
+pub(crate) struct Reference {
     pub root: String,
     pub chain: Vec<Access>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Access {
+pub(crate) enum Access {
     Prop(String),
     Call(String, Vec<Expr>),
     Index(Expr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub(crate) enum Expr {
     Null,
     Bool(bool),
     Int(i64),
@@ -54,7 +54,7 @@ pub enum Expr {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum BinOp {
+pub(crate) enum BinOp {
     Or,
     And,
     Eq,
@@ -827,7 +827,7 @@ impl<'a> P<'a> {
 }
 
 /// Parses a template.
-pub fn parse(src: &str) -> Result<Vec<Node>, VtlError> {
+pub(crate) fn parse(src: &str) -> Result<Vec<Node>, VtlError> {
     let mut p = P {
         s: src.as_bytes(),
         src,

@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use serde_json::{Value, json};
 
-pub struct DeploySpec {
+pub(crate) struct DeploySpec {
     pub path: PathBuf,
     pub name: String,
     pub runtime: Option<String>,
@@ -265,7 +265,7 @@ async fn deploy_once(
     Ok(cfg)
 }
 
-pub async fn deploy(endpoint: &str, spec: &DeploySpec, watch: bool) -> anyhow::Result<()> {
+pub(crate) async fn deploy(endpoint: &str, spec: &DeploySpec, watch: bool) -> anyhow::Result<()> {
     let c = http()?;
     deploy_once(&c, endpoint, spec).await?;
     if !watch {
@@ -297,7 +297,7 @@ pub async fn deploy(endpoint: &str, spec: &DeploySpec, watch: bool) -> anyhow::R
     Ok(())
 }
 
-pub async fn invoke(
+pub(crate) async fn invoke(
     endpoint: &str,
     name: &str,
     payload: Option<String>,
@@ -357,7 +357,7 @@ pub async fn invoke(
     Ok(())
 }
 
-pub async fn list(endpoint: &str) -> anyhow::Result<()> {
+pub(crate) async fn list(endpoint: &str) -> anyhow::Result<()> {
     let c = http()?;
     let mut table = comfy_table::Table::new();
     table.set_header([
@@ -395,7 +395,7 @@ pub async fn list(endpoint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn remove(endpoint: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn remove(endpoint: &str, name: &str) -> anyhow::Result<()> {
     let c = http()?;
     check(
         c.delete(url(
@@ -410,7 +410,7 @@ pub async fn remove(endpoint: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn logs(endpoint: &str, name: &str, follow: bool) -> anyhow::Result<()> {
+pub(crate) async fn logs(endpoint: &str, name: &str, follow: bool) -> anyhow::Result<()> {
     let c = http()?;
     let group = format!("/aws/lambda/{name}");
     let mut token: Option<String> = None;
@@ -473,7 +473,7 @@ fn money(v: &Value) -> String {
     format!("${:.6}", v.as_f64().unwrap_or(0.0))
 }
 
-pub async fn cost(endpoint: &str) -> anyhow::Result<()> {
+pub(crate) async fn cost(endpoint: &str) -> anyhow::Result<()> {
     let c = http()?;
     let v: Value = check(c.get(url(endpoint, "/_nimbus/cost")).send().await?)
         .await?
@@ -512,7 +512,7 @@ pub async fn cost(endpoint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn doctor(endpoint: &str) -> anyhow::Result<()> {
+pub(crate) async fn doctor(endpoint: &str) -> anyhow::Result<()> {
     println!("this host can give environments:");
     for f in nimbus_exec::sandbox::host_report() {
         println!(

@@ -9,7 +9,7 @@ use nimbus_core::Core;
 use nimbus_edge::services::Services;
 
 /// Opens every service crate and wires it in; then the event source mappings resume.
-pub async fn services(core: &Core) -> anyhow::Result<Services> {
+pub(crate) async fn services(core: &Core) -> anyhow::Result<Services> {
     let sqs = Arc::new(
         nimbus_sqs::QueueService::open(core.store.clone(), core.settings.clone())
             .map_err(|e| anyhow::anyhow!("opening the queue service: {e}"))?,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     #[serde(default)]
     pub server: ServerSection,
     /// Interpreter path per runtime id, e.g. `"python3.12" = "/usr/bin/python3.12"`.
@@ -29,7 +29,7 @@ pub struct ConfigFile {
 /// Bounds on what functions log.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogsSection {
+pub(crate) struct LogsSection {
     /// Runtime output one invocation may log, in bytes (default 16 MiB); the rest is dropped
     /// with a marker line.
     pub max_invocation_bytes: Option<u64>,
@@ -49,7 +49,7 @@ pub struct LogsSection {
 /// Timing of asynchronous retries (defaults are Lambda's; tests shorten them).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AsyncSection {
+pub(crate) struct AsyncSection {
     /// Delays before the retries after function errors, in seconds (default [60, 120]).
     pub retry_delays_secs: Option<Vec<f64>>,
     /// First backoff after a throttle, in milliseconds (default 1000), doubling up to the max.
@@ -60,7 +60,7 @@ pub struct AsyncSection {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SandboxSection {
+pub(crate) struct SandboxSection {
     /// `auto` (default), `sandbox` or `process`.
     pub launcher: Option<String>,
     /// First uid/gid given to environments (each live environment holds its own).
@@ -81,7 +81,7 @@ pub struct SandboxSection {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerSection {
+pub(crate) struct ServerSection {
     pub region: Option<String>,
     pub account_id: Option<String>,
     pub account_concurrency: Option<usize>,
@@ -111,7 +111,7 @@ pub struct ServerSection {
 }
 
 /// The front door's settings from the `[server]` section.
-pub fn edge(
+pub(crate) fn edge(
     srv: &ServerSection,
     public_url: &str,
     nofile: u64,
@@ -153,7 +153,7 @@ pub fn edge(
     })
 }
 
-pub fn load(path: Option<&Path>, data_dir: &Path) -> anyhow::Result<ConfigFile> {
+pub(crate) fn load(path: Option<&Path>, data_dir: &Path) -> anyhow::Result<ConfigFile> {
     let (path, required) = match path {
         Some(p) => (p.to_path_buf(), true),
         None => (data_dir.join("nimbus.toml"), false),
@@ -166,7 +166,7 @@ pub fn load(path: Option<&Path>, data_dir: &Path) -> anyhow::Result<ConfigFile> 
     toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
 }
 
-pub fn resolve(
+pub(crate) fn resolve(
     file: ConfigFile,
     data_dir: PathBuf,
     public_url: String,

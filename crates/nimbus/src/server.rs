@@ -8,7 +8,7 @@ use nimbus_core::Core;
 
 use crate::config;
 
-pub async fn run(
+pub(crate) async fn run(
     listen: String,
     data_dir: PathBuf,
     config_path: Option<PathBuf>,

@@ -181,7 +181,7 @@ pub(crate) struct Veth(Option<String>);
 
 impl EnvNet {
     /// Deletes the pair now, from any thread (an environment that never ran).
-    pub fn discard(self) {
+    pub(crate) fn discard(self) {
         let EnvNet {
             runtime_api,
             relays,
@@ -199,7 +199,7 @@ impl EnvNet {
 
 impl EnvNet {
     /// The Runtime API's listener, the relayed ones, and the pair.
-    pub fn into_parts(
+    pub(crate) fn into_parts(
         self,
     ) -> (
         std::net::TcpListener,
@@ -260,7 +260,7 @@ pub(crate) struct Local {
 }
 
 impl Local {
-    pub fn new() -> std::io::Result<Local> {
+    pub(crate) fn new() -> std::io::Result<Local> {
         Ok(Local {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_io()
@@ -581,7 +581,11 @@ impl Network {
     /// Sets the network up for `mode` (on the calling tokio runtime). Isolated networking that
     /// the host cannot give degrades to loopback only — never to the host's network — and says
     /// why in the feature.
-    pub fn start(config: &NetworkConfig, range_base: u32, count: u32) -> Result<Network, String> {
+    pub(crate) fn start(
+        config: &NetworkConfig,
+        range_base: u32,
+        count: u32,
+    ) -> Result<Network, String> {
         let rt = tokio::runtime::Handle::current();
         let api_port = config.api.map(|a| a.port()).unwrap_or(0);
         let guest_api_port = if api_port == RUNTIME_API_PORT || api_port == 0 {
@@ -701,12 +705,12 @@ impl Network {
     }
 
     /// Whether environments get a namespace of their own.
-    pub fn own_namespace(&self) -> bool {
+    pub(crate) fn own_namespace(&self) -> bool {
         self.mode != NetworkMode::Host
     }
 
     /// `AWS_ENDPOINT_URL` inside an environment, when it differs from the host's.
-    pub fn guest_endpoint(&self) -> Option<String> {
+    pub(crate) fn guest_endpoint(&self) -> Option<String> {
         (self.own_namespace() && self.api.is_some())
             .then(|| format!("http://127.0.0.1:{}", self.guest_api_port))
     }
@@ -714,7 +718,7 @@ impl Network {
     /// On the spawner thread, for a freshly cloned init: the veth pair, the namespace's
     /// interfaces and routes, and the listeners inside it. The netlink conversations run on the
     /// spawner's own runtime (`local`), so a busy server does not slow them down.
-    pub fn prepare(
+    pub(crate) fn prepare(
         &self,
         local: &mut Local,
         pid: libc::pid_t,
@@ -794,7 +798,7 @@ impl Network {
     }
 
     /// Deletes the host end of an environment's pair (the namespace's end goes with it).
-    pub async fn release(&self, veth: &Veth) {
+    pub(crate) async fn release(&self, veth: &Veth) {
         if let (Some(v), Some(o)) = (&veth.0, &self.outbound)
             && let Err(e) = delete_link(&o.handle, v).await
         {
@@ -804,7 +808,7 @@ impl Network {
 
     /// Serves an environment's relays (the Nimbus API, opened host ports): each connection to
     /// a listener inside is relayed to its host address.
-    pub fn relay_all(
+    pub(crate) fn relay_all(
         &self,
         relays: Vec<(std::net::TcpListener, SocketAddr)>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -819,7 +823,7 @@ impl Network {
     }
 
     /// Removes the host-side rules (at shutdown).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(o) = &self.outbound {
             o.stop();
         }

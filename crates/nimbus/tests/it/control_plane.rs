@@ -162,7 +162,7 @@ async fn create_get_update_delete() {
 }
 
 mod sha2_check {
-    pub fn sha256_b64(bytes: &[u8]) -> String {
+    pub(super) fn sha256_b64(bytes: &[u8]) -> String {
         // SHA-256 via the sha256sum tool keeps this test independent of the server's code.
         use std::io::Write;
         let mut child = std::process::Command::new("sha256sum")

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-pub struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
     pub url: String,
     pub data_dir: PathBuf,
@@ -20,7 +20,7 @@ pub struct Server {
 
 /// Records a test skipped for want of a host capability: printed, and appended to the file
 /// `NIMBUS_SKIP_LOG` names (scripts/test counts and lists them), so a skip is never a silent pass.
-pub fn skip(test: &str, reason: &str) {
+pub(crate) fn skip(test: &str, reason: &str) {
     eprintln!("SKIPPED: {test}: {reason}");
     if let Some(path) = std::env::var_os("NIMBUS_SKIP_LOG") {
         use std::io::Write as _;
@@ -34,12 +34,12 @@ pub fn skip(test: &str, reason: &str) {
     }
 }
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nimbus")
 }
 
 impl Server {
-    pub fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut s = Server::start_in(&dir, None);
@@ -47,7 +47,7 @@ impl Server {
         s
     }
 
-    pub fn start_with_config(config: &str) -> Server {
+    pub(crate) fn start_with_config(config: &str) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let cfg = dir.join("nimbus.toml");
@@ -59,7 +59,7 @@ impl Server {
 
     /// A server that must use the sandbox launcher (it refuses to start without it), whatever
     /// `NIMBUS_LAUNCHER` the suite runs with.
-    pub fn start_sandboxed(config: &str) -> Server {
+    pub(crate) fn start_sandboxed(config: &str) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let cfg = dir.join("nimbus.toml");
@@ -69,7 +69,7 @@ impl Server {
         s
     }
 
-    pub fn start_in(dir: &Path, config: Option<&Path>) -> Server {
+    pub(crate) fn start_in(dir: &Path, config: Option<&Path>) -> Server {
         Server::launch(dir, config, None)
     }
 
@@ -112,13 +112,14 @@ impl Server {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     /// Stops the server with SIGTERM and waits for it.
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
@@ -136,18 +137,18 @@ impl Server {
     }
 
     /// Kills the server with SIGKILL (a crash).
-    pub fn crash(&mut self) {
+    pub(crate) fn crash(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    pub fn u(&self, path: &str) -> String {
+    pub(crate) fn u(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }
 
-    pub async fn create(&self, body: Value) -> (u16, Value) {
+    pub(crate) async fn create(&self, body: Value) -> (u16, Value) {
         let r = self
             .http
             .post(self.u("/2015-03-31/functions"))
@@ -159,7 +160,7 @@ impl Server {
         (st, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn create_ok(
+    pub(crate) async fn create_ok(
         &self,
         name: &str,
         runtime: &str,
@@ -185,7 +186,7 @@ impl Server {
     }
 
     /// A JSON request that must succeed (a 2xx status); returns the body.
-    pub async fn call_ok(&self, method: &str, path: &str, body: Value) -> Value {
+    pub(crate) async fn call_ok(&self, method: &str, path: &str, body: Value) -> Value {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let r = self
             .http
@@ -200,14 +201,14 @@ impl Server {
         v
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value, reqwest::header::HeaderMap) {
         let r = self.http.get(self.u(path)).send().await.expect("get");
         let st = r.status().as_u16();
         let h = r.headers().clone();
         (st, r.json().await.unwrap_or(Value::Null), h)
     }
 
-    pub async fn invoke_raw(
+    pub(crate) async fn invoke_raw(
         &self,
         name: &str,
         payload: &[u8],
@@ -231,12 +232,12 @@ impl Server {
         }
     }
 
-    pub async fn invoke(&self, name: &str, payload: Value) -> Invoked {
+    pub(crate) async fn invoke(&self, name: &str, payload: Value) -> Invoked {
         self.invoke_raw(name, payload.to_string().as_bytes(), &[])
             .await
     }
 
-    pub async fn logs_api(&self, op: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn logs_api(&self, op: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
             .post(self.u("/"))
@@ -251,7 +252,7 @@ impl Server {
     }
 
     /// All log messages of a function so far, waiting until `until` appears (or 10 s).
-    pub async fn log_messages(&self, name: &str, until: &str) -> Vec<String> {
+    pub(crate) async fn log_messages(&self, name: &str, until: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (st, v) = self
@@ -284,34 +285,34 @@ impl Drop for Server {
     }
 }
 
-pub struct Invoked {
+pub(crate) struct Invoked {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Invoked {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     }
-    pub fn error_type(&self) -> Option<String> {
+    pub(crate) fn error_type(&self) -> Option<String> {
         self.header("x-amzn-errortype")
     }
 }
 
-pub fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A zip of (name, contents, mode) entries.
-pub fn zip_of(entries: &[(&str, &str, u32)]) -> Vec<u8> {
+pub(crate) fn zip_of(entries: &[(&str, &str, u32)]) -> Vec<u8> {
     use zip::write::SimpleFileOptions;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data, mode) in entries {
@@ -326,7 +327,7 @@ pub fn zip_of(entries: &[(&str, &str, u32)]) -> Vec<u8> {
 /// `{"sleep": s}`, `{"exit": code}`, `{"fail": true}`, `{"print": "text"}`, `{"big": n}`.
 /// It answers with its pid, an invocation counter, the event and the runtime headers.
 /// `INIT_MODE` (env) = `error` | `exit` | `hang` makes init fail.
-pub const PY_BOOTSTRAP: &str = r#"#!/usr/bin/python3
+pub(crate) const PY_BOOTSTRAP: &str = r#"#!/usr/bin/python3
 import http.client, json, os, sys, time
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 host, port = api.split(":")
@@ -382,11 +383,11 @@ while True:
     conn.getresponse().read()
 "#;
 
-pub fn provided_zip() -> Vec<u8> {
+pub(crate) fn provided_zip() -> Vec<u8> {
     zip_of(&[("bootstrap", PY_BOOTSTRAP, 0o755)])
 }
 
-pub async fn provided_fn(s: &Server, name: &str, extra: Value) -> Value {
+pub(crate) async fn provided_fn(s: &Server, name: &str, extra: Value) -> Value {
     s.create_ok(
         name,
         "provided.al2023",
@@ -398,7 +399,7 @@ pub async fn provided_fn(s: &Server, name: &str, extra: Value) -> Value {
 }
 
 /// Whether the host has a working interpreter for a managed runtime (per the server).
-pub async fn runtime_available(s: &Server, runtime: &str) -> bool {
+pub(crate) async fn runtime_available(s: &Server, runtime: &str) -> bool {
     let (_, v, _) = s.get("/_nimbus/status").await;
     v["runtimes"]
         .as_array()
@@ -410,7 +411,7 @@ pub async fn runtime_available(s: &Server, runtime: &str) -> bool {
 /// Whether any live process belongs to the environment with this id (its log stream name, as
 /// the test runtime reports it in `env_id`). Found through the host's /proc, so it works for
 /// sandboxed environments (whose pids are their own namespace's) and plain processes alike.
-pub fn env_alive(env_id: &str) -> bool {
+pub(crate) fn env_alive(env_id: &str) -> bool {
     let needle = format!("AWS_LAMBDA_LOG_STREAM_NAME={env_id}");
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return false;
@@ -427,7 +428,7 @@ pub fn env_alive(env_id: &str) -> bool {
     })
 }
 
-pub fn pid_alive(pid: i64) -> bool {
+pub(crate) fn pid_alive(pid: i64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
