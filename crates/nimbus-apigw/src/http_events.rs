@@ -7,7 +7,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde_json::{Value, json};
+use nimbus_events::http::{HttpDescriptionV2, HttpRequestContextV2, HttpRequestV2};
+use serde_json::Value;
 
 /// What the event needs to know about the request beyond headers and body.
 pub struct RequestInfo<'a> {
@@ -73,52 +74,61 @@ pub fn event_v2(info: &RequestInfo<'_>, headers: &HeaderMap, body: &Bytes) -> Va
             .or_insert_with(|| decode(v));
     }
     let now = chrono::Utc::now();
-    let mut ev = json!({
-        "version": "2.0",
-        "routeKey": info.route_key,
-        "rawPath": info.path,
-        "rawQueryString": info.raw_query,
-        "headers": hs,
-        "requestContext": {
-            "accountId": info.account_id,
-            "apiId": info.api_id,
-            "domainName": info.domain_name,
-            "domainPrefix": info.domain_name.split('.').next().unwrap_or(""),
-            "http": {
-                "method": info.method.as_str(),
-                "path": info.path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": info.source_ip,
-                "userAgent": headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or(""),
-            },
-            "requestId": info.request_id,
-            "routeKey": info.route_key,
-            "stage": info.stage,
-            "time": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
-            "timeEpoch": now.timestamp_millis(),
-        },
-        "isBase64Encoded": false,
-    });
-    if !cookies.is_empty() {
-        ev["cookies"] = json!(cookies);
-    }
-    if !query.is_empty() {
-        ev["queryStringParameters"] = json!(query);
-    }
-    if !body.is_empty() {
+    let (body, is_base64_encoded) = if body.is_empty() {
+        (None, false)
+    } else {
         let ct = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         match std::str::from_utf8(body) {
-            Ok(text) if ct.is_empty() || is_text(ct) => ev["body"] = json!(text),
-            _ => {
-                ev["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
-                ev["isBase64Encoded"] = json!(true);
-            }
+            Ok(text) if ct.is_empty() || is_text(ct) => (Some(text.to_string()), false),
+            _ => (
+                Some(base64::engine::general_purpose::STANDARD.encode(body)),
+                true,
+            ),
         }
-    }
-    ev
+    };
+    let event = HttpRequestV2 {
+        version: "2.0".into(),
+        route_key: info.route_key.clone(),
+        raw_path: info.path.to_string(),
+        raw_query_string: info.raw_query.to_string(),
+        cookies: (!cookies.is_empty()).then_some(cookies),
+        headers: hs,
+        query_string_parameters: (!query.is_empty()).then_some(query),
+        request_context: HttpRequestContextV2 {
+            account_id: info.account_id.clone(),
+            api_id: info.api_id.clone(),
+            authentication: None,
+            authorizer: None,
+            domain_name: info.domain_name.clone(),
+            domain_prefix: info.domain_name.split('.').next().unwrap_or("").to_string(),
+            http: HttpDescriptionV2 {
+                method: info.method.as_str().to_string(),
+                path: info.path.to_string(),
+                protocol: "HTTP/1.1".into(),
+                source_ip: info.source_ip.clone(),
+                user_agent: headers
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string(),
+            },
+            request_id: info.request_id.clone(),
+            route_key: info.route_key.clone(),
+            stage: info.stage.clone(),
+            time: now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            time_epoch: now.timestamp_millis(),
+        },
+        body,
+        path_parameters: None,
+        is_base64_encoded,
+        stage_variables: None,
+    };
+    // The HTTP API adds route parameters, stage variables and the authorizer's answer to
+    // this value; a struct of strings and maps always converts.
+    serde_json::to_value(&event).unwrap_or(Value::Null)
 }
 
 fn bad_gateway() -> Response {
@@ -204,6 +214,7 @@ pub fn response_v2(payload: &[u8], function_error: bool) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn plain_json_results_are_inferred_as_the_body() {

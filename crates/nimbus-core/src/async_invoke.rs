@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use nimbus_store::{Store, WriteOp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{CoreError, Result};
 use crate::event_config::{
@@ -33,6 +33,7 @@ use crate::event_config::{
 use crate::invoke::{Caller, InvocationType, InvokeInput, InvokeResult, InvokeService};
 use crate::names::FunctionRef;
 use crate::sinks::{Attribute, Message, SinkError};
+use nimbus_events::destination::{InvocationRecord, RecordRequestContext, RecordResponseContext};
 
 const KIND: &str = "async-event";
 
@@ -538,7 +539,9 @@ impl InvokeService {
         }
         let destination = destination.map(|arn| {
             let record = self.invocation_record(&ev, condition, result.as_ref());
-            (arn, record.to_string())
+            // A record of strings, numbers and JSON values always serializes.
+            let text = serde_json::to_string(&record).expect("an invocation record serializes");
+            (arn, text)
         });
         // A failed event also goes to the function's dead-letter queue (the event alone, with
         // the request id and error as message attributes, as Lambda sends it).
@@ -706,36 +709,43 @@ impl InvokeService {
         ev: &QueuedEvent,
         condition: &str,
         result: Option<&InvokeResult>,
-    ) -> Value {
+    ) -> InvocationRecord {
         let arn = self.function_arn(ev);
         let request_payload: Value =
             serde_json::from_str(&ev.payload).unwrap_or_else(|_| Value::String(ev.payload.clone()));
-        let mut record = json!({
-            "version": "1.0",
-            "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            "requestContext": {
-                "requestId": ev.id,
-                "functionArn": arn,
-                "condition": condition,
-                "approximateInvokeCount": ev.invocations,
-            },
-            "requestPayload": request_payload,
-        });
         let body = result
             .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
             .or_else(|| ev.last_error.clone());
-        if let Some(body) = body {
-            let mut context = json!({
-                "statusCode": 200,
-                "executedVersion": result.map(|r| r.executed_version.clone()).unwrap_or_else(|| "$LATEST".into()),
-            });
-            if result.is_none_or(|r| r.function_error) {
-                context["functionError"] = json!("Unhandled");
-            }
-            record["responseContext"] = context;
-            record["responsePayload"] = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        let (response_context, response_payload) = match body {
+            Some(body) => (
+                Some(RecordResponseContext {
+                    status_code: 200,
+                    executed_version: result
+                        .map(|r| r.executed_version.clone())
+                        .unwrap_or_else(|| "$LATEST".into()),
+                    function_error: result
+                        .is_none_or(|r| r.function_error)
+                        .then(|| "Unhandled".to_string()),
+                }),
+                Some(serde_json::from_str(&body).unwrap_or(Value::String(body))),
+            ),
+            None => (None, None),
+        };
+        InvocationRecord {
+            version: "1.0".into(),
+            timestamp: chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string(),
+            request_context: RecordRequestContext {
+                request_id: ev.id.clone(),
+                function_arn: arn,
+                condition: condition.to_string(),
+                approximate_invoke_count: ev.invocations,
+            },
+            request_payload,
+            response_context,
+            response_payload,
         }
-        record
     }
 }
 

@@ -12,8 +12,10 @@ const SERVICES: &[&str] = &["nimbus-apigw", "nimbus-lambda", "nimbus-logs", "nim
 fn allowed(krate: &str) -> Option<BTreeSet<&'static str>> {
     let set = |v: &[&'static str]| Some(v.iter().copied().collect());
     match krate {
-        "nimbus-store" | "nimbus-vtl" | "nimbus-exec" | "nimbus-bench" => set(&[]),
-        "nimbus-core" => set(&["nimbus-store", "nimbus-exec"]),
+        "nimbus-store" | "nimbus-vtl" | "nimbus-exec" | "nimbus-events" | "nimbus-bench" => {
+            set(&[])
+        }
+        "nimbus-core" => set(&["nimbus-store", "nimbus-exec", "nimbus-events"]),
         "nimbus-edge" => set(&["nimbus-core", "nimbus-store"]),
         k if SERVICES.contains(&k) => {
             set(&["nimbus-core", "nimbus-edge", "nimbus-store", "nimbus-vtl"])
