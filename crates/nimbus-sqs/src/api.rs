@@ -72,9 +72,7 @@ impl From<QueueError> for SqsError {
             QueueError::NameExists(_) => ("QueueNameExists", "QueueAlreadyExists"),
             QueueError::InvalidParameter(_) => ("InvalidParameterValue", "InvalidParameterValue"),
             QueueError::MissingParameter(_) => ("MissingParameter", "MissingParameter"),
-            QueueError::InvalidAttributeName(_) => {
-                ("InvalidAttributeName", "InvalidAttributeName")
-            }
+            QueueError::InvalidAttributeName(_) => ("InvalidAttributeName", "InvalidAttributeName"),
             QueueError::InvalidAttribute(_) => ("InvalidAttributeValue", "InvalidAttributeValue"),
             QueueError::ReceiptHandleInvalid(_) => {
                 ("ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid")
@@ -555,7 +553,10 @@ pub struct MessageOut {
         skip_serializing_if = "Option::is_none"
     )]
     pub md5_of_message_attributes: Option<String>,
-    #[serde(rename = "MessageAttributes", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "MessageAttributes",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub message_attributes: BTreeMap<String, AttributeOut>,
 }
 
@@ -723,7 +724,8 @@ pub async fn execute(core: &QueueService, req: Request) -> Result<Value, SqsErro
             if let Some(a) = r.receive_request_attempt_id.as_deref() {
                 let ok = !a.is_empty()
                     && a.len() <= 128
-                    && a.bytes().all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+                    && a.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
                 if !ok {
                     return Err(SqsError::invalid(format!(
                         "Value {a} for parameter ReceiveRequestAttemptId is invalid. Reason: ReceiveRequestAttemptId can only include alphanumeric and punctuation characters. 1 to 128 in length."
@@ -768,9 +770,10 @@ pub async fn execute(core: &QueueService, req: Request) -> Result<Value, SqsErro
             };
             for e in &r.entries {
                 if e.receipt_handle.is_none() {
-                    result
-                        .failed
-                        .push(batch_error(e.id.clone(), &SqsError::missing("ReceiptHandle")));
+                    result.failed.push(batch_error(
+                        e.id.clone(),
+                        &SqsError::missing("ReceiptHandle"),
+                    ));
                     continue;
                 }
                 match outcomes.next() {
@@ -909,7 +912,8 @@ fn paginate(
     let size = max.unwrap_or(1000) as usize;
     let total = items.len();
     let page: Vec<String> = items.into_iter().skip(start).take(size).collect();
-    let next = (max.is_some() && start + page.len() < total).then(|| (start + page.len()).to_string());
+    let next =
+        (max.is_some() && start + page.len() < total).then(|| (start + page.len()).to_string());
     Ok((page, next))
 }
 
@@ -1074,7 +1078,10 @@ fn send_result(s: &Sent) -> SendResult {
 }
 
 /// The system attributes SQS returns for these names (`All` or each by name).
-pub fn system_attributes(m: &crate::service::StoredMessage, names: &[String]) -> BTreeMap<String, String> {
+pub fn system_attributes(
+    m: &crate::service::StoredMessage,
+    names: &[String],
+) -> BTreeMap<String, String> {
     let want = |k: &str| names.iter().any(|s| s == "All" || s == k);
     let mut sys = BTreeMap::new();
     let mut put = |k: &str, v: Option<String>| {
@@ -1140,17 +1147,35 @@ mod tests {
 
     #[test]
     fn typed_requests_refuse_unknown_members_and_name_missing_ones() {
-        let e = Request::decode("SendMessage", json!({"QueueUrl": "q", "MessageBody": "b", "Bogus": 1}))
-            .expect_err("unknown member");
+        let e = Request::decode(
+            "SendMessage",
+            json!({"QueueUrl": "q", "MessageBody": "b", "Bogus": 1}),
+        )
+        .expect_err("unknown member");
         assert_eq!(e.shape, "InvalidParameterValue");
         assert!(e.message.contains("Bogus"), "{}", e.message);
         let e = Request::decode("SendMessage", json!({"QueueUrl": "q"})).expect_err("missing");
-        assert_eq!((e.shape, e.message.as_str()), ("MissingParameter", "The request must contain the parameter MessageBody."));
-        let e = Request::decode("ReceiveMessage", json!({"QueueUrl": "q", "MaxNumberOfMessages": "x"}))
-            .expect_err("type");
+        assert_eq!(
+            (e.shape, e.message.as_str()),
+            (
+                "MissingParameter",
+                "The request must contain the parameter MessageBody."
+            )
+        );
+        let e = Request::decode(
+            "ReceiveMessage",
+            json!({"QueueUrl": "q", "MaxNumberOfMessages": "x"}),
+        )
+        .expect_err("type");
         assert_eq!(e.shape, "InvalidParameterValue");
         let e = Request::decode("StartMessageMoveTask", json!({})).expect_err("not built");
-        assert_eq!((e.shape, e.query_code), ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation"));
+        assert_eq!(
+            (e.shape, e.query_code),
+            (
+                "UnsupportedOperation",
+                "AWS.SimpleQueueService.UnsupportedOperation"
+            )
+        );
         assert!(e.message.contains("StartMessageMoveTask"));
         assert!(matches!(
             Request::decode("CreateQueue", json!({"QueueName": "q", "tags": {"a": "b"}})),
@@ -1160,14 +1185,25 @@ mod tests {
 
     #[test]
     fn batch_rules() {
-        assert_eq!(check_batch([].into_iter()).expect_err("empty").shape, "EmptyBatchRequest");
+        assert_eq!(
+            check_batch([].into_iter()).expect_err("empty").shape,
+            "EmptyBatchRequest"
+        );
         let many: Vec<String> = (0..11).map(|i| i.to_string()).collect();
         assert_eq!(
-            check_batch(many.iter().map(String::as_str)).expect_err("11").shape,
+            check_batch(many.iter().map(String::as_str))
+                .expect_err("11")
+                .shape,
             "TooManyEntriesInBatchRequest"
         );
-        assert_eq!(check_batch(["a", "a"].into_iter()).expect_err("dup").shape, "BatchEntryIdsNotDistinct");
-        assert_eq!(check_batch(["a b"].into_iter()).expect_err("id").shape, "InvalidBatchEntryId");
+        assert_eq!(
+            check_batch(["a", "a"].into_iter()).expect_err("dup").shape,
+            "BatchEntryIdsNotDistinct"
+        );
+        assert_eq!(
+            check_batch(["a b"].into_iter()).expect_err("id").shape,
+            "InvalidBatchEntryId"
+        );
         assert!(check_batch(["a", "b-1", "c_2"].into_iter()).is_ok());
     }
 

@@ -440,11 +440,21 @@ mod tests {
             },
             receipt_handle: id.into(),
         };
-        let batch = [r("a1", "a"), r("b1", "b"), r("a2", "a"), r("b2", "b"), r("a3", "a")];
+        let batch = [
+            r("a1", "a"),
+            r("b1", "b"),
+            r("a2", "a"),
+            r("b2", "b"),
+            r("a3", "a"),
+        ];
         let failed: HashSet<String> = ["a2".to_string()].into_iter().collect();
         let mut kept: Vec<String> = fifo_kept(&batch, &failed).into_iter().collect();
         kept.sort();
-        assert_eq!(kept, vec!["a2", "a3"], "a1 and group b are handled; a2 and a3 stay");
+        assert_eq!(
+            kept,
+            vec!["a2", "a3"],
+            "a1 and group b are handled; a2 and a3 stay"
+        );
         assert!(fifo_kept(&batch, &HashSet::new()).is_empty());
     }
 

@@ -75,7 +75,11 @@ fn map_member(flat: &str, op: &str) -> Option<(&'static str, &'static str)> {
 fn is_integer(member: &str) -> bool {
     matches!(
         member,
-        "DelaySeconds" | "MaxNumberOfMessages" | "VisibilityTimeout" | "WaitTimeSeconds" | "MaxResults"
+        "DelaySeconds"
+            | "MaxNumberOfMessages"
+            | "VisibilityTimeout"
+            | "WaitTimeSeconds"
+            | "MaxResults"
     )
 }
 
@@ -93,7 +97,9 @@ fn bad(msg: impl Into<String>) -> SqsError {
 fn insert(root: &mut BTreeMap<String, Node>, key: &str, value: String) -> Result<(), SqsError> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.len() > MAX_DEPTH || parts.iter().any(|p| p.is_empty()) {
-        return Err(bad(format!("The parameter {key} is not valid for this action.")));
+        return Err(bad(format!(
+            "The parameter {key} is not valid for this action."
+        )));
     }
     let mut at = root;
     for (i, p) in parts.iter().enumerate() {
@@ -109,7 +115,9 @@ fn insert(root: &mut BTreeMap<String, Node>, key: &str, value: String) -> Result
         at = match next {
             Node::Branch(m) => m,
             Node::Leaf(_) => {
-                return Err(bad(format!("The parameter {key} is not valid for this action.")));
+                return Err(bad(format!(
+                    "The parameter {key} is not valid for this action."
+                )));
             }
         };
     }
@@ -119,15 +127,17 @@ fn insert(root: &mut BTreeMap<String, Node>, key: &str, value: String) -> Result
 /// The items of a flattened list or map (`.1`, `.2`, …), in index order.
 fn indexed<'a>(name: &str, node: &'a Node) -> Result<Vec<&'a Node>, SqsError> {
     let Node::Branch(m) = node else {
-        return Err(bad(format!("The parameter {name} must be indexed ({name}.1, {name}.2, …).")));
+        return Err(bad(format!(
+            "The parameter {name} must be indexed ({name}.1, {name}.2, …)."
+        )));
     };
     let mut items = Vec::new();
     for (k, v) in m {
-        let i: usize = k
-            .parse()
-            .ok()
-            .filter(|i| *i >= 1)
-            .ok_or_else(|| bad(format!("The parameter {name}.{k} is not valid: indexes start at 1.")))?;
+        let i: usize = k.parse().ok().filter(|i| *i >= 1).ok_or_else(|| {
+            bad(format!(
+                "The parameter {name}.{k} is not valid: indexes start at 1."
+            ))
+        })?;
         items.push((i, v));
     }
     items.sort_by_key(|(i, _)| *i);
@@ -160,7 +170,9 @@ fn convert(node: &Node, op: &str, name: &str) -> Result<Value, SqsError> {
             let mut map = Map::new();
             for item in indexed(k, child)? {
                 let Node::Branch(fields) = item else {
-                    return Err(bad(format!("The parameter {k} needs {key_field} and Value.")));
+                    return Err(bad(format!(
+                        "The parameter {k} needs {key_field} and Value."
+                    )));
                 };
                 let key = match fields.get(key_field) {
                     Some(Node::Leaf(s)) => s.clone(),
@@ -171,7 +183,9 @@ fn convert(node: &Node, op: &str, name: &str) -> Result<Value, SqsError> {
                     None => Value::String(String::new()),
                 };
                 if fields.keys().any(|f| f != key_field && f != "Value") {
-                    return Err(bad(format!("The parameter {k} has members other than {key_field} and Value.")));
+                    return Err(bad(format!(
+                        "The parameter {k} has members other than {key_field} and Value."
+                    )));
                 }
                 map.insert(key, value);
             }
@@ -185,10 +199,7 @@ fn convert(node: &Node, op: &str, name: &str) -> Result<Value, SqsError> {
 
 /// The operation and its members (in the JSON protocol's shape) from the form's fields.
 /// `path` supplies `QueueUrl` for queue-URL-style requests (`POST /<account>/<queue>`).
-pub fn decode_form(
-    pairs: &[(String, String)],
-    path: &str,
-) -> Result<(String, Value), SqsError> {
+pub fn decode_form(pairs: &[(String, String)], path: &str) -> Result<(String, Value), SqsError> {
     if pairs.len() > MAX_FIELDS {
         return Err(bad(format!(
             "The request has {} parameters; at most {MAX_FIELDS} are accepted.",
@@ -404,7 +415,10 @@ mod tests {
         let mut rest = xml;
         while let Some(open) = rest.find('<') {
             text.push_str(&rest[..open]);
-            let close = rest[open..].find('>').map(|c| open + c).unwrap_or(rest.len() - 1);
+            let close = rest[open..]
+                .find('>')
+                .map(|c| open + c)
+                .unwrap_or(rest.len() - 1);
             let tag = &rest[open + 1..close];
             rest = &rest[close + 1..];
             if tag.starts_with('?') || tag.starts_with('!') {
@@ -456,7 +470,10 @@ mod tests {
             "/",
         )
         .expect("decode");
-        assert_eq!(v, json!({"QueueName": "q", "Attributes": {"VisibilityTimeout": "5"}, "tags": {"team": "a"}}));
+        assert_eq!(
+            v,
+            json!({"QueueName": "q", "Attributes": {"VisibilityTimeout": "5"}, "tags": {"team": "a"}})
+        );
         let (_, v) = decode_form(
             &form("Action=ReceiveMessage&AttributeName.1=All&MessageAttributeName.1=k&MaxNumberOfMessages=10"),
             "/000000000000/q",
@@ -466,14 +483,29 @@ mod tests {
             v,
             json!({"QueueUrl": "/000000000000/q", "AttributeNames": ["All"], "MessageAttributeNames": ["k"], "MaxNumberOfMessages": 10})
         );
-        let (_, v) = decode_form(&form("Action=UntagQueue&QueueUrl=q&TagKey.1=a&TagKey.2=b"), "/").expect("decode");
+        let (_, v) = decode_form(
+            &form("Action=UntagQueue&QueueUrl=q&TagKey.1=a&TagKey.2=b"),
+            "/",
+        )
+        .expect("decode");
         assert_eq!(v, json!({"QueueUrl": "q", "TagKeys": ["a", "b"]}));
         // Typed decoding refuses what the operation does not have.
-        let (op, v) = decode_form(&form("Action=DeleteQueue&QueueUrl=q&Bogus=1"), "/").expect("decode");
-        assert_eq!(api::Request::decode(&op, v).expect_err("unknown").shape, "InvalidParameterValue");
+        let (op, v) =
+            decode_form(&form("Action=DeleteQueue&QueueUrl=q&Bogus=1"), "/").expect("decode");
+        assert_eq!(
+            api::Request::decode(&op, v).expect_err("unknown").shape,
+            "InvalidParameterValue"
+        );
         assert!(decode_form(&form("Action=ListQueues&Attribute.0.Name=x"), "/").is_err());
-        assert_eq!(decode_form(&form("QueueUrl=q"), "/").expect_err("no action").shape, "MissingParameter");
-        let flood: Vec<(String, String)> = (0..MAX_FIELDS + 1).map(|i| (format!("F{i}"), String::new())).collect();
+        assert_eq!(
+            decode_form(&form("QueueUrl=q"), "/")
+                .expect_err("no action")
+                .shape,
+            "MissingParameter"
+        );
+        let flood: Vec<(String, String)> = (0..MAX_FIELDS + 1)
+            .map(|i| (format!("F{i}"), String::new()))
+            .collect();
         assert!(decode_form(&flood, "/").is_err());
     }
 
@@ -520,12 +552,24 @@ mod tests {
                        "Failed": [{"Id": "test_msg_002", "SenderFault": true, "Code": "InvalidParameterValue", "Message": "Bad value"}]}),
                 SEND_MESSAGE_BATCH,
             ),
-            ("ListQueueTags", json!({"Tags": {"QueueType": "Production", "Owner": "Developer123"}}), LIST_QUEUE_TAGS),
-            ("ListQueues", json!({"QueueUrls": ["https://sqs.us-east-2.amazonaws.com/123456789012/MyQueue"]}), LIST_QUEUES),
+            (
+                "ListQueueTags",
+                json!({"Tags": {"QueueType": "Production", "Owner": "Developer123"}}),
+                LIST_QUEUE_TAGS,
+            ),
+            (
+                "ListQueues",
+                json!({"QueueUrls": ["https://sqs.us-east-2.amazonaws.com/123456789012/MyQueue"]}),
+                LIST_QUEUES,
+            ),
             ("DeleteMessage", json!({}), DELETE_MESSAGE),
         ];
         for (op, result, fixture) in cases {
-            assert_eq!(canonical(&render(op, &result, RID)), canonical(fixture), "{op}");
+            assert_eq!(
+                canonical(&render(op, &result, RID)),
+                canonical(fixture),
+                "{op}"
+            );
         }
         let e = SqsError::from(crate::service::QueueError::NoQueue);
         assert_eq!(canonical(&render_error(&e, RID)), canonical(ERROR));
@@ -534,6 +578,9 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         let xml = render("SendMessage", &json!({"MessageId": "<a&b>\"'"}), RID);
-        assert!(xml.contains("<MessageId>&lt;a&amp;b&gt;&quot;&apos;</MessageId>"), "{xml}");
+        assert!(
+            xml.contains("<MessageId>&lt;a&amp;b&gt;&quot;&apos;</MessageId>"),
+            "{xml}"
+        );
     }
 }

@@ -100,7 +100,9 @@ pub struct QueueRecord {
 
 impl QueueRecord {
     pub fn is_fifo(&self) -> bool {
-        self.attributes.get("FifoQueue").is_some_and(|v| v == "true")
+        self.attributes
+            .get("FifoQueue")
+            .is_some_and(|v| v == "true")
     }
 }
 
@@ -188,6 +190,9 @@ struct QueueState {
     last_sequence: u128,
     /// When expired deduplication entries were last swept.
     dedup_swept_ms: i64,
+    /// FIFO: messages given a place in the queue (seq → group) whose commit is under way: a
+    /// later message of their group waits for them, so concurrent senders cannot overtake.
+    pending: BTreeMap<u64, String>,
 }
 
 pub struct QueueService {
@@ -371,7 +376,10 @@ fn check_attributes(attrs: &BTreeMap<String, String>, fifo: bool, creating: bool
                     continue;
                 }
                 let p: serde_json::Value = serde_json::from_str(v).map_err(|_| {
-                    invalid_value_because("RedrivePolicy", "Redrive policy is not a valid JSON map.")
+                    invalid_value_because(
+                        "RedrivePolicy",
+                        "Redrive policy is not a valid JSON map.",
+                    )
                 })?;
                 let count = p["maxReceiveCount"]
                     .as_u64()
@@ -446,7 +454,8 @@ fn check_fifo_combination(attrs: &BTreeMap<String, String>) -> QResult<()> {
 fn check_fifo_id(param: &str, v: &str) -> QResult<()> {
     let ok = !v.is_empty()
         && v.len() <= 128
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
     if ok {
         Ok(())
     } else {
@@ -514,13 +523,23 @@ fn dedup_key(scope_group: bool, group: &str, id: &str) -> String {
 /// message is handed out while an earlier one of its group is in flight, and never past one.
 fn fifo_available<'a>(
     messages: impl Iterator<Item = &'a StoredMessage>,
+    pending: &'a BTreeMap<u64, String>,
     now: i64,
 ) -> Vec<u64> {
     let mut blocked: HashSet<&str> = HashSet::new();
+    // The first message of each group still being committed.
+    let mut first_pending: HashMap<&str, u64> = HashMap::new();
+    for (seq, g) in pending {
+        first_pending.entry(g.as_str()).or_insert(*seq);
+    }
     let mut out = Vec::new();
     for m in messages {
         let g = m.group.as_deref().unwrap_or("");
         if blocked.contains(g) {
+            continue;
+        }
+        if first_pending.get(g).is_some_and(|p| *p < m.seq) {
+            blocked.insert(g);
             continue;
         }
         if m.visible_at_ms > now {
@@ -551,7 +570,8 @@ impl QueueService {
                     max_seq = max_seq.max(m.seq);
                     m.visible_at_ms = 0;
                     if let Some(q) = queues.get_mut(&m.queue) {
-                        if let Some(s) = m.sequence.as_deref().and_then(|s| s.parse::<u128>().ok()) {
+                        if let Some(s) = m.sequence.as_deref().and_then(|s| s.parse::<u128>().ok())
+                        {
                             q.last_sequence = q.last_sequence.max(s);
                         }
                         q.messages.insert(m.seq, m);
@@ -1075,8 +1095,10 @@ impl QueueService {
                 num("MaximumMessageSize", 262_144) as usize,
                 num("DelaySeconds", 0),
                 rec.is_fifo(),
-                a.get("ContentBasedDeduplication").is_some_and(|v| v == "true"),
-                a.get("DeduplicationScope").is_some_and(|v| v == "messageGroup"),
+                a.get("ContentBasedDeduplication")
+                    .is_some_and(|v| v == "true"),
+                a.get("DeduplicationScope")
+                    .is_some_and(|v| v == "messageGroup"),
             )
         };
         let now = now_ms();
@@ -1260,27 +1282,35 @@ impl QueueService {
                     q.dedup.insert(k.clone(), entry);
                     pending_keys.push(k);
                 }
+                if fifo {
+                    q.pending.insert(seq, msg.group.clone().unwrap_or_default());
+                }
                 out.push(Sent {
                     message: msg,
                     duplicate: false,
                 });
             }
         }
-        if !ops.is_empty()
-            && let Err(e) = self.store.write_async(ops).await
-        {
-            // Not committed: the deduplication entries taken for these messages go too.
-            let mut st = self.lock();
-            if let Some(q) = st.get_mut(name) {
-                for k in &pending_keys {
-                    q.dedup.remove(k);
-                }
-            }
-            return Err(e.into());
-        }
+        let committed = if ops.is_empty() {
+            Ok(())
+        } else {
+            self.store.write_async(ops).await
+        };
         {
             let mut st = self.lock();
             let q = st.get_mut(name).ok_or(QueueError::NoQueue)?;
+            for s in out.iter().filter(|s| !s.duplicate) {
+                q.pending.remove(&s.message.seq);
+            }
+            if let Err(e) = committed {
+                // Not committed: the deduplication entries taken for these messages go too.
+                for k in &pending_keys {
+                    q.dedup.remove(k);
+                }
+                drop(st);
+                self.arrived.notify_waiters();
+                return Err(e.into());
+            }
             for s in out.iter().filter(|s| !s.duplicate) {
                 q.messages.insert(s.message.seq, s.message.clone());
             }
@@ -1381,7 +1411,7 @@ impl QueueService {
                 q.messages.remove(seq);
             }
             let candidates: Vec<u64> = if fifo {
-                fifo_available(q.messages.values(), now)
+                fifo_available(q.messages.values(), &q.pending, now)
             } else {
                 q.messages
                     .values()
@@ -1664,13 +1694,17 @@ mod tests {
         assert!(check_attributes(&one("ContentBasedDeduplication", "true"), false, true).is_err());
         assert!(check_attributes(&one("ContentBasedDeduplication", "true"), true, true).is_ok());
         assert!(check_attributes(&one("DeduplicationScope", "group"), true, true).is_err());
-        assert!(check_attributes(&one("FifoThroughputLimit", "perMessageGroupId"), true, true).is_ok());
+        assert!(
+            check_attributes(&one("FifoThroughputLimit", "perMessageGroupId"), true, true).is_ok()
+        );
         assert!(check_attributes(&one("FifoQueue", "true"), true, false).is_err());
-        assert!(check_fifo_combination(&fifo_attrs(&[
-            ("FifoThroughputLimit", "perMessageGroupId"),
-            ("DeduplicationScope", "queue")
-        ]))
-        .is_err());
+        assert!(
+            check_fifo_combination(&fifo_attrs(&[
+                ("FifoThroughputLimit", "perMessageGroupId"),
+                ("DeduplicationScope", "queue")
+            ]))
+            .is_err()
+        );
         assert!(check_attributes(&one("Policy", "{\"Statement\": []}"), false, true).is_ok());
         assert!(check_attributes(&one("Policy", "not json"), false, true).is_err());
         assert!(check_attributes(&one("Policy", "[1]"), false, true).is_err());
@@ -1684,7 +1718,10 @@ mod tests {
         let c = next_sequence(b, now - 10_000); // a clock step back
         assert_eq!(format!("{a:020}").len(), 20);
         assert!(a < b && b < c);
-        assert_eq!(format!("{:020}", next_sequence(0, 1)), "00000000000010000000");
+        assert_eq!(
+            format!("{:020}", next_sequence(0, 1)),
+            "00000000000010000000"
+        );
     }
 
     #[test]
@@ -1713,9 +1750,16 @@ mod tests {
             msg(5, "c", 150, 0), // delayed: c waits behind it
             msg(6, "c", 0, 0),
         ];
-        assert_eq!(fifo_available(ms.iter(), now), vec![3, 4]);
+        let none = BTreeMap::new();
+        assert_eq!(fifo_available(ms.iter(), &none, now), vec![3, 4]);
         // Visibility expired: a is served again from its head.
-        assert_eq!(fifo_available(ms.iter(), 300), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            fifo_available(ms.iter(), &none, 300),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        // An earlier message of b still being committed holds b's later ones back.
+        let pending = BTreeMap::from([(2, "b".to_string())]);
+        assert_eq!(fifo_available(ms.iter(), &pending, 300), vec![1, 2, 5, 6]);
     }
 
     #[tokio::test]
@@ -1765,16 +1809,30 @@ mod tests {
         assert_eq!(sorted, seqs, "sequence numbers strictly increase");
 
         // One message at a time: a1, then b1 (a is locked while a1 is in flight).
-        let got = svc.receive("jobs.fifo", 1, Some(30), Some(0)).await.expect("r");
+        let got = svc
+            .receive("jobs.fifo", 1, Some(30), Some(0))
+            .await
+            .expect("r");
         assert_eq!(got[0].message.body, "a1");
-        let got2 = svc.receive("jobs.fifo", 10, Some(30), Some(0)).await.expect("r");
+        let got2 = svc
+            .receive("jobs.fifo", 10, Some(30), Some(0))
+            .await
+            .expect("r");
         let bodies: Vec<&str> = got2.iter().map(|r| r.message.body.as_str()).collect();
         assert_eq!(bodies, vec!["b1"]);
-        assert!(svc.receive("jobs.fifo", 10, Some(30), Some(0)).await.expect("r").is_empty());
+        assert!(
+            svc.receive("jobs.fifo", 10, Some(30), Some(0))
+                .await
+                .expect("r")
+                .is_empty()
+        );
         svc.delete_message("jobs.fifo", &got[0].receipt_handle)
             .await
             .expect("delete");
-        let rest = svc.receive("jobs.fifo", 10, Some(30), Some(0)).await.expect("r");
+        let rest = svc
+            .receive("jobs.fifo", 10, Some(30), Some(0))
+            .await
+            .expect("r");
         let bodies: Vec<&str> = rest.iter().map(|r| r.message.body.as_str()).collect();
         assert_eq!(bodies, vec!["a2", "a3"], "group a in send order");
         // Visibility back to 0 releases a's head again, in order.
@@ -1782,7 +1840,10 @@ mod tests {
             svc.change_visibility("jobs.fifo", &r.receipt_handle, 0)
                 .expect("visibility");
         }
-        let again = svc.receive("jobs.fifo", 1, Some(30), Some(0)).await.expect("r");
+        let again = svc
+            .receive("jobs.fifo", 1, Some(30), Some(0))
+            .await
+            .expect("r");
         assert_eq!(again[0].message.body, "a2");
     }
 
@@ -1817,7 +1878,12 @@ mod tests {
             .expect("send");
         assert!(dup[0].duplicate);
         assert_eq!(dup[0].message.id, id);
-        assert!(svc.receive("d.fifo", 10, None, Some(0)).await.expect("r").is_empty());
+        assert!(
+            svc.receive("d.fifo", 10, None, Some(0))
+                .await
+                .expect("r")
+                .is_empty()
+        );
         let other = svc
             .send("d.fifo", vec![grouped("other body", "g", None)])
             .await
@@ -1840,9 +1906,18 @@ mod tests {
         )
         .await
         .expect("create");
-        let a = svc.send("s.fifo", vec![grouped("x", "a", Some("d"))]).await.expect("a");
-        let b = svc.send("s.fifo", vec![grouped("x", "b", Some("d"))]).await.expect("b");
-        let a2 = svc.send("s.fifo", vec![grouped("x", "a", Some("d"))]).await.expect("a2");
+        let a = svc
+            .send("s.fifo", vec![grouped("x", "a", Some("d"))])
+            .await
+            .expect("a");
+        let b = svc
+            .send("s.fifo", vec![grouped("x", "b", Some("d"))])
+            .await
+            .expect("b");
+        let a2 = svc
+            .send("s.fifo", vec![grouped("x", "a", Some("d"))])
+            .await
+            .expect("a2");
         assert!(!a[0].duplicate && !b[0].duplicate && a2[0].duplicate);
     }
 
@@ -1850,11 +1925,19 @@ mod tests {
     async fn standard_queues_refuse_fifo_members_and_fifo_dlqs_must_be_fifo() {
         let dir = tempfile::tempdir().expect("tmp");
         let svc = service(dir.path());
-        svc.create("std", BTreeMap::new(), BTreeMap::new()).await.expect("std");
-        svc.create("f.fifo", fifo_attrs(&[]), BTreeMap::new()).await.expect("fifo");
+        svc.create("std", BTreeMap::new(), BTreeMap::new())
+            .await
+            .expect("std");
+        svc.create("f.fifo", fifo_attrs(&[]), BTreeMap::new())
+            .await
+            .expect("fifo");
         // Fair queues: a group id is fine on a standard queue; a dedup id is not.
         assert!(svc.send("std", vec![grouped("x", "t", None)]).await.is_ok());
-        assert!(svc.send("std", vec![grouped("x", "t", Some("d"))]).await.is_err());
+        assert!(
+            svc.send("std", vec![grouped("x", "t", Some("d"))])
+                .await
+                .is_err()
+        );
         let policy = BTreeMap::from([(
             "RedrivePolicy".to_string(),
             format!(
@@ -1867,8 +1950,16 @@ mod tests {
             Err(QueueError::InvalidParameter(_))
         ));
         // Names and the FifoQueue attribute must agree.
-        assert!(svc.create("x.fifo", BTreeMap::new(), BTreeMap::new()).await.is_err());
-        assert!(svc.create("x", fifo_attrs(&[]), BTreeMap::new()).await.is_err());
+        assert!(
+            svc.create("x.fifo", BTreeMap::new(), BTreeMap::new())
+                .await
+                .is_err()
+        );
+        assert!(
+            svc.create("x", fifo_attrs(&[]), BTreeMap::new())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -1876,10 +1967,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let svc = service(dir.path());
         let tags = BTreeMap::from([("team".to_string(), "a".to_string())]);
-        svc.create("t", BTreeMap::new(), tags).await.expect("create");
-        svc.tag("t", BTreeMap::from([("env".to_string(), "dev".to_string())]))
+        svc.create("t", BTreeMap::new(), tags)
             .await
-            .expect("tag");
+            .expect("create");
+        svc.tag(
+            "t",
+            BTreeMap::from([("env".to_string(), "dev".to_string())]),
+        )
+        .await
+        .expect("tag");
         svc.untag("t", &["team".to_string()]).await.expect("untag");
         assert_eq!(
             svc.tags("t").expect("tags"),
@@ -1888,17 +1984,19 @@ mod tests {
         let many: BTreeMap<String, String> =
             (0..50).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(svc.tag("t", many).await.is_err(), "51 tags");
-        assert!(svc
-            .tag("t", BTreeMap::from([("aws:x".to_string(), String::new())]))
-            .await
-            .is_err());
+        assert!(
+            svc.tag("t", BTreeMap::from([("aws:x".to_string(), String::new())]))
+                .await
+                .is_err()
+        );
         svc.add_permission("t", "l1", &["111122223333".into()], &["SendMessage".into()])
             .await
             .expect("add");
-        assert!(svc
-            .add_permission("t", "l1", &["111122223333".into()], &["SendMessage".into()])
-            .await
-            .is_err());
+        assert!(
+            svc.add_permission("t", "l1", &["111122223333".into()], &["SendMessage".into()])
+                .await
+                .is_err()
+        );
         let policy = svc.attributes("t").expect("attrs")["Policy"].clone();
         assert!(policy.contains("\"SQS:SendMessage\"") && policy.contains("\"Sid\":\"l1\""));
         svc.remove_permission("t", "l1").await.expect("remove");

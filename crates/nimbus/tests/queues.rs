@@ -329,9 +329,15 @@ async fn drain_fifo(s: &Server, url: &str) -> Vec<(String, String, String)> {
         }
         for m in &msgs {
             out.push((
-                m["Attributes"]["MessageGroupId"].as_str().unwrap_or("").to_string(),
+                m["Attributes"]["MessageGroupId"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 m["Body"].as_str().unwrap_or("").to_string(),
-                m["Attributes"]["SequenceNumber"].as_str().unwrap_or("").to_string(),
+                m["Attributes"]["SequenceNumber"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
             ));
             let (st, _, _) = sqs(
                 s,
@@ -389,7 +395,10 @@ async fn fifo_order_and_deduplication_survive_kill_9() {
     )
     .await;
     assert_eq!(st, 200);
-    assert_eq!(dup["MessageId"].as_str(), first_ids.get(&4).map(String::as_str));
+    assert_eq!(
+        dup["MessageId"].as_str(),
+        first_ids.get(&4).map(String::as_str)
+    );
     let (_, fresh, _) = sqs(
         &s,
         "SendMessage",
@@ -497,7 +506,10 @@ async fn the_query_protocol_serves_the_same_operations() {
     )
     .await;
     assert_eq!(st, 200, "{xml}");
-    assert!(xml.contains("<SequenceNumber>") && xml.contains("<MD5OfMessageAttributes>"), "{xml}");
+    assert!(
+        xml.contains("<SequenceNumber>") && xml.contains("<MD5OfMessageAttributes>"),
+        "{xml}"
+    );
     let (st, xml) = query(
         &s,
         "/000000000000/q-xml.fifo",
@@ -510,8 +522,14 @@ async fn the_query_protocol_serves_the_same_operations() {
     .await;
     assert_eq!(st, 200, "{xml}");
     assert!(xml.contains("<Body>a &amp; b</Body>"), "{xml}");
-    assert!(xml.contains("<Attribute><Name>MessageGroupId</Name><Value>g</Value></Attribute>"), "{xml}");
-    assert!(xml.contains("<MessageAttribute><Name>k</Name><Value>"), "{xml}");
+    assert!(
+        xml.contains("<Attribute><Name>MessageGroupId</Name><Value>g</Value></Attribute>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<MessageAttribute><Name>k</Name><Value>"),
+        "{xml}"
+    );
     let (st, xml) = query(
         &s,
         "/000000000000/q-xml.fifo",
@@ -519,7 +537,10 @@ async fn the_query_protocol_serves_the_same_operations() {
     )
     .await;
     assert_eq!(st, 200);
-    assert!(xml.contains("<Tag><Key>team</Key><Value>a</Value></Tag>"), "{xml}");
+    assert!(
+        xml.contains("<Tag><Key>team</Key><Value>a</Value></Tag>"),
+        "{xml}"
+    );
     // Errors are SQS's XML error document.
     let (st, xml) = query(
         &s,
@@ -532,7 +553,15 @@ async fn the_query_protocol_serves_the_same_operations() {
         xml.contains("<Error><Type>Sender</Type><Code>AWS.SimpleQueueService.NonExistentQueue</Code><Message>The specified queue does not exist.</Message><Detail/></Error><RequestId>"),
         "{xml}"
     );
-    let (st, xml) = query(&s, "/", &[("Action", "StartMessageMoveTask"), ("SourceArn", "x")]).await;
+    let (st, xml) = query(
+        &s,
+        "/",
+        &[("Action", "StartMessageMoveTask"), ("SourceArn", "x")],
+    )
+    .await;
     assert_eq!(st, 400);
-    assert!(xml.contains("<Code>AWS.SimpleQueueService.UnsupportedOperation</Code>"), "{xml}");
+    assert!(
+        xml.contains("<Code>AWS.SimpleQueueService.UnsupportedOperation</Code>"),
+        "{xml}"
+    );
 }
