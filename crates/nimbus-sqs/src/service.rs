@@ -791,7 +791,7 @@ impl QueueService {
     pub fn dead_letter_sources(&self, name: &str) -> QResult<Vec<String>> {
         let arn = self.arn(name);
         let st = self.lock();
-        if !st.get(name).is_some_and(|q| q.record.is_some()) {
+        if st.get(name).is_none_or(|q| q.record.is_none()) {
             return Err(QueueError::NoQueue);
         }
         Ok(st
