@@ -734,11 +734,12 @@ pub async fn execute(core: &QueueService, req: Request) -> Result<Value, SqsErro
             }
             let max = r.max_number_of_messages.unwrap_or(1);
             let got = core
-                .receive(
+                .receive_attempt(
                     &name,
                     usize::try_from(max).unwrap_or(0),
                     r.visibility_timeout,
                     r.wait_time_seconds,
+                    r.receive_request_attempt_id.as_deref(),
                 )
                 .await?;
             let mut system = r.attribute_names;

@@ -193,7 +193,22 @@ struct QueueState {
     /// FIFO: messages given a place in the queue (seq → group) whose commit is under way: a
     /// later message of their group waits for them, so concurrent senders cannot overtake.
     pending: BTreeMap<u64, String>,
+    /// FIFO: `ReceiveRequestAttemptId` → what that receive handed out, for its retries.
+    attempts: HashMap<String, Attempt>,
 }
+
+/// A FIFO receive that may be retried: its messages and handles, each message's visibility
+/// deadline as that receive (or its last retry) set it, and when the attempt id lapses.
+#[derive(Debug, Clone)]
+struct Attempt {
+    handed: Vec<(u64, String, i64)>,
+    expires_ms: i64,
+}
+
+/// How long a `ReceiveRequestAttemptId` can be retried (SQS: five minutes).
+const ATTEMPT_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// Attempt ids a queue remembers at most (the oldest are forgotten first).
+const MAX_ATTEMPTS: usize = 10_000;
 
 pub struct QueueService {
     store: Store,
@@ -1329,6 +1344,22 @@ impl QueueService {
         visibility: Option<i64>,
         wait: Option<i64>,
     ) -> QResult<Vec<Received>> {
+        self.receive_attempt(name, max, visibility, wait, None)
+            .await
+    }
+
+    /// ReceiveMessage with a `ReceiveRequestAttemptId` (FIFO queues): a retry with the same id
+    /// within five minutes, while none of the messages it handed out was deleted or had its
+    /// visibility changed, gets the same messages and receipt handles again (their visibility
+    /// timeout starts over), as SQS does. Standard queues ignore the id.
+    pub async fn receive_attempt(
+        &self,
+        name: &str,
+        max: usize,
+        visibility: Option<i64>,
+        wait: Option<i64>,
+        attempt: Option<&str>,
+    ) -> QResult<Vec<Received>> {
         if !(1..=10).contains(&max) {
             return Err(QueueError::InvalidParameter(format!(
                 "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
@@ -1350,11 +1381,22 @@ impl QueueService {
                 "Value {visibility} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200."
             )));
         }
+        let attempt = attempt.filter(|_| self.is_fifo(name));
+        if let Some(id) = attempt
+            && let Some(again) = self.retry_attempt(name, id, visibility)
+        {
+            return Ok(again);
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
         loop {
             let arrived = self.arrived.notified();
             let got = self.take(name, max, visibility).await?;
             if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+                if let Some(id) = attempt
+                    && !got.is_empty()
+                {
+                    self.remember_attempt(name, id, &got);
+                }
                 return Ok(got);
             }
             tokio::select! {
@@ -1362,6 +1404,70 @@ impl QueueService {
                 _ = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(200))) => {}
             }
         }
+    }
+
+    /// The messages of an earlier receive with this attempt id, if it can be retried.
+    fn retry_attempt(&self, name: &str, id: &str, visibility: i64) -> Option<Vec<Received>> {
+        let now = now_ms();
+        let mut st = self.lock();
+        let q = st.get_mut(name)?;
+        let a = q.attempts.get(id)?.clone();
+        let unchanged = a.expires_ms > now
+            && a.handed.iter().all(|(seq, handle, visible_at)| {
+                q.receipts.get(handle) == Some(seq)
+                    && q.messages.get(seq).is_some_and(|m| m.visible_at_ms == *visible_at)
+            });
+        if !unchanged {
+            q.attempts.remove(id);
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut handed = Vec::new();
+        for (seq, handle, _) in &a.handed {
+            let m = q.messages.get_mut(seq)?;
+            m.visible_at_ms = now + visibility * 1000;
+            handed.push((*seq, handle.clone(), m.visible_at_ms));
+            out.push(Received {
+                message: m.clone(),
+                receipt_handle: handle.clone(),
+            });
+        }
+        if let Some(entry) = q.attempts.get_mut(id) {
+            entry.handed = handed;
+        }
+        Some(out)
+    }
+
+    fn remember_attempt(&self, name: &str, id: &str, got: &[Received]) {
+        let now = now_ms();
+        let mut st = self.lock();
+        let Some(q) = st.get_mut(name) else { return };
+        q.attempts.retain(|_, a| a.expires_ms > now);
+        if q.attempts.len() >= MAX_ATTEMPTS
+            && let Some(oldest) = q
+                .attempts
+                .iter()
+                .min_by_key(|(_, a)| a.expires_ms)
+                .map(|(k, _)| k.clone())
+        {
+            q.attempts.remove(&oldest);
+        }
+        q.attempts.insert(
+            id.to_string(),
+            Attempt {
+                handed: got
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.message.seq,
+                            r.receipt_handle.clone(),
+                            r.message.visible_at_ms,
+                        )
+                    })
+                    .collect(),
+                expires_ms: now + ATTEMPT_WINDOW_MS,
+            },
+        );
     }
 
     fn attr(&self, name: &str, key: &str) -> Option<i64> {
@@ -1890,6 +1996,42 @@ mod tests {
             .expect("send");
         assert!(!other[0].duplicate);
         assert!(other[0].message.sequence > seq);
+    }
+
+    #[tokio::test]
+    async fn a_receive_attempt_id_returns_the_same_messages_until_they_change() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let svc = service(dir.path());
+        svc.create("r.fifo", fifo_attrs(&[]), BTreeMap::new())
+            .await
+            .expect("create");
+        for (b, d) in [("one", "1"), ("two", "2")] {
+            svc.send("r.fifo", vec![grouped(b, "g", Some(d))])
+                .await
+                .expect("send");
+        }
+        let first = svc
+            .receive_attempt("r.fifo", 1, Some(30), Some(0), Some("try-1"))
+            .await
+            .expect("receive");
+        let retry = svc
+            .receive_attempt("r.fifo", 1, Some(30), Some(0), Some("try-1"))
+            .await
+            .expect("retry");
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (&retry[0].message.body, &retry[0].receipt_handle),
+            (&first[0].message.body, &first[0].receipt_handle)
+        );
+        // Once the message changed, the id no longer brings it back.
+        svc.change_visibility("r.fifo", &first[0].receipt_handle, 0)
+            .expect("visibility");
+        let fresh = svc
+            .receive_attempt("r.fifo", 1, Some(30), Some(0), Some("try-1"))
+            .await
+            .expect("fresh");
+        assert_eq!(fresh[0].message.body, "one");
+        assert_ne!(fresh[0].receipt_handle, first[0].receipt_handle);
     }
 
     #[tokio::test]
