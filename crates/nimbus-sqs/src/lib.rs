@@ -53,11 +53,9 @@ impl Sink for QueueService {
                 .await
                 .map(drop)
                 .map_err(|e| match e {
-                    service::QueueError::Core(_) => {
-                        SinkError::Unavailable(format!("{target}: {e}"))
-                    }
-                    // The queue is gone or will never take this message: dropped, as AWS does.
-                    other => SinkError::NotFound(format!("{target}: {other}")),
+                    service::QueueError::NoQueue => SinkError::NotFound(format!("{target}: {e}")),
+                    // Kept for a retry: the queue may take it later (a larger maximum size).
+                    other => SinkError::Unavailable(format!("{target}: {other}")),
                 })
         })
     }

@@ -740,7 +740,8 @@ impl QueueService {
         }
         if let Some(existing) = self.lock().get(name).and_then(|q| q.record.clone()) {
             for (k, v) in &full {
-                if DEFAULTS.iter().any(|(d, _)| d == k) && !attrs.contains_key(k) {
+                let defaulted = DEFAULTS.iter().chain(FIFO_DEFAULTS).any(|(d, _)| d == k);
+                if defaulted && !attrs.contains_key(k) {
                     continue;
                 }
                 if existing.attributes.get(k) != Some(v) {
