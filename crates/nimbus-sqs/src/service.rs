@@ -1018,11 +1018,16 @@ impl QueueService {
             .iter()
             .map(|a| format!("arn:aws:iam::{a}:root"))
             .collect();
+        // One value stands alone, several make a list, as SQS writes them.
+        let one_or_list = |mut v: Vec<String>| match v.len() {
+            1 => serde_json::Value::String(v.remove(0)),
+            _ => serde_json::json!(v),
+        };
         let statement = serde_json::json!({
             "Sid": label,
             "Effect": "Allow",
-            "Principal": {"AWS": if principals.len() == 1 { serde_json::json!(principals[0]) } else { serde_json::json!(principals) }},
-            "Action": if actions.len() == 1 { serde_json::json!(format!("SQS:{}", actions[0])) } else { serde_json::json!(actions.iter().map(|a| format!("SQS:{a}")).collect::<Vec<_>>()) },
+            "Principal": {"AWS": one_or_list(principals)},
+            "Action": one_or_list(actions.iter().map(|a| format!("SQS:{a}")).collect()),
             "Resource": arn,
         });
         self.edit_record(name, |rec| {
@@ -1416,7 +1421,9 @@ impl QueueService {
         let unchanged = a.expires_ms > now
             && a.handed.iter().all(|(seq, handle, visible_at)| {
                 q.receipts.get(handle) == Some(seq)
-                    && q.messages.get(seq).is_some_and(|m| m.visible_at_ms == *visible_at)
+                    && q.messages
+                        .get(seq)
+                        .is_some_and(|m| m.visible_at_ms == *visible_at)
             });
         if !unchanged {
             q.attempts.remove(id);
