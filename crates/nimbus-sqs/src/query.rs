@@ -66,8 +66,9 @@ fn map_member(flat: &str, op: &str) -> Option<(&'static str, &'static str)> {
         "Attribute" => ("Attributes", "Name"),
         "MessageAttribute" => ("MessageAttributes", "Name"),
         "MessageSystemAttribute" => ("MessageSystemAttributes", "Name"),
-        "Tag" if op == "CreateQueue" => ("tags", "Key"),
-        "Tag" => ("Tags", "Key"),
+        // `Tags.N` as well: the AWS SDK for Java 1.x sends TagQueue's tags so, and SQS takes it.
+        "Tag" | "Tags" if op == "CreateQueue" => ("tags", "Key"),
+        "Tag" | "Tags" => ("Tags", "Key"),
         _ => return None,
     })
 }
@@ -489,6 +490,12 @@ mod tests {
         )
         .expect("decode");
         assert_eq!(v, json!({"QueueUrl": "q", "TagKeys": ["a", "b"]}));
+        let (_, v) = decode_form(
+            &form("Action=TagQueue&QueueUrl=q&Tags.1.Key=a&Tags.1.Value=b"),
+            "/",
+        )
+        .expect("decode");
+        assert_eq!(v, json!({"QueueUrl": "q", "Tags": {"a": "b"}}));
         // Typed decoding refuses what the operation does not have.
         let (op, v) =
             decode_form(&form("Action=DeleteQueue&QueueUrl=q&Bogus=1"), "/").expect("decode");
