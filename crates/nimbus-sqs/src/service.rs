@@ -533,37 +533,45 @@ fn dedup_key(scope_group: bool, group: &str, id: &str) -> String {
     }
 }
 
-/// The FIFO hand-out rule: in send order, the messages a receive may take now. A group is
-/// skipped from its first message that is not available (in flight or delayed) on, so no
-/// message is handed out while an earlier one of its group is in flight, and never past one.
-fn fifo_available<'a>(
-    messages: impl Iterator<Item = &'a StoredMessage>,
-    pending: &'a BTreeMap<u64, String>,
-    now: i64,
-) -> Vec<u64> {
-    let mut blocked: HashSet<&str> = HashSet::new();
-    // The first message of each group still being committed.
-    let mut first_pending: HashMap<&str, u64> = HashMap::new();
-    for (seq, g) in pending {
-        first_pending.entry(g.as_str()).or_insert(*seq);
+/// The FIFO hand-out rule, asked of each message in send order: a group is closed from its first
+/// message that is not available (in flight, delayed, or an earlier one still being committed)
+/// on, so no message is handed out while an earlier one of its group is in flight, and never
+/// past one.
+struct FifoGate {
+    closed: HashSet<String>,
+    /// The first message of each group still being committed.
+    first_pending: HashMap<String, u64>,
+}
+
+impl FifoGate {
+    fn new(pending: &BTreeMap<u64, String>) -> FifoGate {
+        let mut first_pending = HashMap::new();
+        for (seq, g) in pending {
+            first_pending.entry(g.clone()).or_insert(*seq);
+        }
+        FifoGate {
+            closed: HashSet::new(),
+            first_pending,
+        }
     }
-    let mut out = Vec::new();
-    for m in messages {
+
+    /// Whether `m` may be handed out now; if not, its group is closed for this round.
+    fn admits(&mut self, m: &StoredMessage, now: i64) -> bool {
         let g = m.group.as_deref().unwrap_or("");
-        if blocked.contains(g) {
-            continue;
+        if self.closed.contains(g) {
+            return false;
         }
-        if first_pending.get(g).is_some_and(|p| *p < m.seq) {
-            blocked.insert(g);
-            continue;
+        let waiting = self.first_pending.get(g).is_some_and(|p| *p < m.seq);
+        if waiting || m.visible_at_ms > now {
+            self.close(g);
+            return false;
         }
-        if m.visible_at_ms > now {
-            blocked.insert(g);
-            continue;
-        }
-        out.push(m.seq);
+        true
     }
-    out
+
+    fn close(&mut self, group: &str) {
+        self.closed.insert(group.to_string());
+    }
 }
 
 impl QueueService {
@@ -1515,45 +1523,32 @@ impl QueueService {
             let mut st = self.lock();
             let q = st.get_mut(name).ok_or(QueueError::NoQueue)?;
             let fifo = q.record.as_ref().is_some_and(QueueRecord::is_fifo);
-            // Past the queue's retention period a message is deleted, never delivered.
-            for m in q.messages.values() {
-                if now.saturating_sub(m.sent_ms) > retention_ms {
-                    expired.push(m.seq);
-                }
-            }
-            for seq in &expired {
-                q.messages.remove(seq);
-            }
-            let candidates: Vec<u64> = if fifo {
-                fifo_available(q.messages.values(), &q.pending, now)
-            } else {
-                q.messages
-                    .values()
-                    .filter(|m| m.visible_at_ms <= now)
-                    .map(|m| m.seq)
-                    .collect()
-            };
-            // FIFO: a group whose head goes to the dead-letter queue is not served past it in
-            // this round, so its order holds.
-            let mut stopped: HashSet<String> = HashSet::new();
-            for seq in candidates {
+            let mut gate = FifoGate::new(&q.pending);
+            // In send order, stopping once `max` are taken (a long backlog is not walked).
+            for m in q.messages.values_mut() {
                 if out.len() >= max {
                     break;
                 }
-                let Some(m) = q.messages.get_mut(&seq) else {
+                // Past the queue's retention period a message is deleted, never delivered.
+                if now.saturating_sub(m.sent_ms) > retention_ms {
+                    expired.push(m.seq);
                     continue;
+                }
+                let available = if fifo {
+                    gate.admits(m, now)
+                } else {
+                    m.visible_at_ms <= now
                 };
-                let group = m.group.clone().unwrap_or_default();
-                if fifo && stopped.contains(&group) {
+                if !available {
                     continue;
                 }
                 if let Some((_, limit)) = &redrive
                     && m.receive_count >= *limit
                 {
                     moved.push(m.seq);
-                    if fifo {
-                        stopped.insert(group);
-                    }
+                    // A group whose head goes to the dead-letter queue is not served past it
+                    // in this round, so its order holds.
+                    gate.close(m.group.as_deref().unwrap_or(""));
                     continue;
                 }
                 m.receive_count += 1;
@@ -1564,6 +1559,9 @@ impl QueueService {
                     message: m.clone(),
                     receipt_handle: handle,
                 });
+            }
+            for seq in &expired {
+                q.messages.remove(seq);
             }
             q.receipts
                 .retain(|_, seq| !moved.contains(seq) && !expired.contains(seq));
@@ -1836,6 +1834,19 @@ mod tests {
             format!("{:020}", next_sequence(0, 1)),
             "00000000000010000000"
         );
+    }
+
+    /// What the gate admits of `messages`, in order.
+    fn fifo_available<'a>(
+        messages: impl Iterator<Item = &'a StoredMessage>,
+        pending: &BTreeMap<u64, String>,
+        now: i64,
+    ) -> Vec<u64> {
+        let mut gate = FifoGate::new(pending);
+        messages
+            .filter(|m| gate.admits(m, now))
+            .map(|m| m.seq)
+            .collect()
     }
 
     #[test]
