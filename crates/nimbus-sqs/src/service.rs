@@ -378,6 +378,13 @@ fn check_attributes(attrs: &BTreeMap<String, String>, fifo: bool, creating: bool
         }
     };
     for (k, v) in attrs {
+        // No attribute SQS has takes more than a policy document (checked below).
+        if k != "Policy" && v.len() > MAX_POLICY {
+            return Err(invalid_value_because(
+                k,
+                &format!("Attribute values are at most {MAX_POLICY} bytes."),
+            ));
+        }
         match k.as_str() {
             "DelaySeconds" => range(k, v, 0, 900)?,
             "MaximumMessageSize" => range(k, v, 1024, 1_048_576)?,
@@ -1820,6 +1827,19 @@ mod tests {
         assert!(check_attributes(&one("Policy", "{\"Statement\": []}"), false, true).is_ok());
         assert!(check_attributes(&one("Policy", "not json"), false, true).is_err());
         assert!(check_attributes(&one("Policy", "[1]"), false, true).is_err());
+        let big = format!(
+            "{{\"Statement\": [], \"pad\": \"{}\"}}",
+            "x".repeat(MAX_POLICY)
+        );
+        assert!(check_attributes(&one("Policy", &big), false, true).is_err());
+        assert!(
+            check_attributes(
+                &one("KmsMasterKeyId", &"k".repeat(MAX_POLICY + 1)),
+                false,
+                true
+            )
+            .is_err()
+        );
     }
 
     #[test]
