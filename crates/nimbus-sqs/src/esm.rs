@@ -7,6 +7,13 @@
 //! take over, as on AWS). A throttled batch is made visible again after a short pause. With
 //! `FilterCriteria`, a record is delivered only when a pattern matches it (its body parsed when
 //! it is JSON); the others are deleted unseen, as Lambda does.
+//!
+//! On a FIFO queue the queue itself keeps one batch in flight per message group (a group is not
+//! handed out while any of its messages is in flight), so each group is delivered in order and a
+//! failing batch blocks its group until it is retried. With `ReportBatchItemFailures`, the first
+//! reported item of a group and every later item of that group in the batch are kept (Lambda's
+//! rule for FIFO sources: a function should stop at the first failure and report the rest), so
+//! nothing of a group is deleted past a failure.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -184,6 +191,7 @@ async fn poll(
         if batch.is_empty() {
             continue;
         }
+        let fifo = queue.is_fifo(&name);
         let event = json!({ "Records": records }).to_string();
         let outcome = invoke
             .invoke(InvokeInput::sync(
@@ -199,6 +207,11 @@ async fn poll(
                     reported_failures(&r.payload, &ids)
                 } else {
                     Some(HashSet::new())
+                };
+                let failed = if fifo {
+                    failed.map(|f| fifo_kept(&batch, &f))
+                } else {
+                    failed
                 };
                 match failed {
                     Some(failed) => {
@@ -326,16 +339,29 @@ fn event_records(
     let mut size = 0usize;
     for r in batch {
         let msg = &r.message;
+        let mut attributes = json!({
+            "ApproximateReceiveCount": msg.receive_count.to_string(),
+            "SentTimestamp": msg.sent_ms.to_string(),
+            "SenderId": "000000000000",
+            "ApproximateFirstReceiveTimestamp": msg.first_receive_ms.unwrap_or(msg.sent_ms).to_string(),
+        });
+        // FIFO messages carry their sequence number, group and deduplication id, as in
+        // Lambda's event for FIFO queues; a trace header when the sender gave one.
+        for (k, v) in [
+            ("SequenceNumber", &msg.sequence),
+            ("MessageGroupId", &msg.group),
+            ("MessageDeduplicationId", &msg.dedup_id),
+            ("AWSTraceHeader", &msg.trace_header),
+        ] {
+            if let Some(v) = v {
+                attributes[k] = json!(v);
+            }
+        }
         let record = json!({
             "messageId": msg.id,
             "receiptHandle": r.receipt_handle,
             "body": msg.body,
-            "attributes": {
-                "ApproximateReceiveCount": msg.receive_count.to_string(),
-                "SentTimestamp": msg.sent_ms.to_string(),
-                "SenderId": "000000000000",
-                "ApproximateFirstReceiveTimestamp": msg.first_receive_ms.unwrap_or(msg.sent_ms).to_string(),
-            },
+            "attributes": attributes,
             "messageAttributes": lambda_attributes(&msg.attributes),
             "md5OfMessageAttributes": md5_of_attributes(&msg.attributes),
             "md5OfBody": md5_of_body(&msg.body),
@@ -353,6 +379,21 @@ fn event_records(
         kept.push(r);
     }
     (records, kept)
+}
+
+/// FIFO: the messages to keep (not delete) for reported failures — in each message group, the
+/// first reported item and every item after it in the batch.
+fn fifo_kept(batch: &[Received], failed: &HashSet<String>) -> HashSet<String> {
+    let mut blocked: HashSet<&str> = HashSet::new();
+    let mut kept = HashSet::new();
+    for r in batch {
+        let group = r.message.group.as_deref().unwrap_or("");
+        if blocked.contains(group) || failed.contains(&r.message.id) {
+            blocked.insert(group);
+            kept.insert(r.message.id.clone());
+        }
+    }
+    kept
 }
 
 /// The message ids a `ReportBatchItemFailures` response names, or `None` when the response
@@ -382,6 +423,44 @@ fn reported_failures(payload: &[u8], ids: &HashSet<&str>) -> Option<HashSet<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fifo_failures_keep_the_rest_of_their_group() {
+        let r = |id: &str, g: &str| Received {
+            message: crate::service::StoredMessage {
+                queue: "q.fifo".into(),
+                seq: 0,
+                id: id.into(),
+                body: String::new(),
+                attributes: BTreeMap::new(),
+                sent_ms: 0,
+                receive_count: 1,
+                first_receive_ms: None,
+                visible_at_ms: 0,
+                group: Some(g.into()),
+                dedup_id: None,
+                sequence: None,
+                trace_header: None,
+            },
+            receipt_handle: id.into(),
+        };
+        let batch = [
+            r("a1", "a"),
+            r("b1", "b"),
+            r("a2", "a"),
+            r("b2", "b"),
+            r("a3", "a"),
+        ];
+        let failed: HashSet<String> = ["a2".to_string()].into_iter().collect();
+        let mut kept: Vec<String> = fifo_kept(&batch, &failed).into_iter().collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            vec!["a2", "a3"],
+            "a1 and group b are handled; a2 and a3 stay"
+        );
+        assert!(fifo_kept(&batch, &HashSet::new()).is_empty());
+    }
 
     #[test]
     fn item_failure_reports_follow_lambdas_rules() {

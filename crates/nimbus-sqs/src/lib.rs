@@ -1,10 +1,14 @@
 //! Nimbus queues: the SQS service as a crate of its own. [`service`] owns queues and their
-//! durable messages, [`wire`] speaks SQS's JSON protocol, and the crate plugs into the server in
+//! durable messages (standard and FIFO), [`api`] is SQS's operations as typed requests and
+//! results, [`wire`] speaks SQS's JSON protocol and [`query`] its query (form/XML) protocol over
+//! the same operations, and the crate plugs into the server in
 //! two places: the front door routes SQS requests to [`front`], and the sink registry delivers
 //! destination records and dead-letter events to queues through [`QueueService`]'s [`Sink`];
 //! [`esm::SqsSource`] feeds event source mappings (queue → function).
 
+pub mod api;
 pub mod esm;
+pub mod query;
 pub mod service;
 pub mod wire;
 
@@ -34,11 +38,23 @@ impl Sink for QueueService {
                     )
                 })
                 .collect();
-            self.send(&name, vec![(message.body, attributes, Some(0))])
+            // A FIFO queue takes the record in one message group, deduplicated by content.
+            let fifo = self.is_fifo(&name);
+            let body = message.body;
+            let outgoing = service::Outgoing {
+                group: fifo.then(|| "nimbus".to_string()),
+                dedup_id: fifo.then(|| service::sha256_hex(body.as_bytes())),
+                // Delivered at once on a standard queue (the queue's delay does not apply).
+                delay: (!fifo).then_some(0),
+                attributes,
+                ..service::Outgoing::body(body)
+            };
+            self.send(&name, vec![outgoing])
                 .await
                 .map(drop)
                 .map_err(|e| match e {
                     service::QueueError::NoQueue => SinkError::NotFound(format!("{target}: {e}")),
+                    // Kept for a retry: the queue may take it later (a larger maximum size).
                     other => SinkError::Unavailable(format!("{target}: {other}")),
                 })
         })

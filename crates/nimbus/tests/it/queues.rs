@@ -309,3 +309,257 @@ async fn a_backlog_scales_the_pollers_up() {
         "the backlog of 60 one-second batches ran on {streams} environments: the pollers did not scale up"
     );
 }
+
+/// Receives everything visible (deleting it), in the order it came out, as (group, body, seq).
+async fn drain_fifo(s: &Server, url: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for _ in 0..50 {
+        let (st, got, _) = sqs(
+            s,
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "MessageSystemAttributeNames": ["All"]}),
+        )
+        .await;
+        assert_eq!(st, 200, "{got}");
+        let msgs = got["Messages"].as_array().cloned().unwrap_or_default();
+        if msgs.is_empty() {
+            break;
+        }
+        for m in &msgs {
+            out.push((
+                m["Attributes"]["MessageGroupId"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                m["Body"].as_str().unwrap_or("").to_string(),
+                m["Attributes"]["SequenceNumber"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            ));
+            let (st, _, _) = sqs(
+                s,
+                "DeleteMessage",
+                json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]}),
+            )
+            .await;
+            assert_eq!(st, 200);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn fifo_order_and_deduplication_survive_kill_9() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut s = Server::start_in(tmp.path(), None);
+    let (st, v, _) = sqs(
+        &s,
+        "CreateQueue",
+        json!({"QueueName": "orders.fifo", "Attributes": {"FifoQueue": "true"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let url = v["QueueUrl"].as_str().expect("url").to_string();
+    let mut first_ids = std::collections::BTreeMap::new();
+    let mut last_seq = String::new();
+    for i in 0..30 {
+        let group = format!("g{}", i % 3);
+        let (st, sent, _) = sqs(
+            &s,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": format!("{group}-{i}"), "MessageGroupId": group,
+                   "MessageDeduplicationId": format!("d{i}")}),
+        )
+        .await;
+        assert_eq!(st, 200, "{sent}");
+        let seq = sent["SequenceNumber"].as_str().expect("seq").to_string();
+        assert_eq!(seq.len(), 20, "{seq}");
+        assert!(seq > last_seq, "sequence numbers increase");
+        last_seq = seq;
+        first_ids.insert(i, sent["MessageId"].as_str().expect("id").to_string());
+    }
+    // g0's head in flight at the crash.
+    let (_, got, _) = sqs(&s, "ReceiveMessage", json!({"QueueUrl": url})).await;
+    assert_eq!(got["Messages"][0]["Body"], "g0-0");
+    s.crash();
+
+    let s = Server::start_in(tmp.path(), None);
+    // A duplicate inside the window is answered with the original id and not enqueued.
+    let (st, dup, _) = sqs(
+        &s,
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "dup", "MessageGroupId": "g1", "MessageDeduplicationId": "d4"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        dup["MessageId"].as_str(),
+        first_ids.get(&4).map(String::as_str)
+    );
+    let (_, fresh, _) = sqs(
+        &s,
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "g1-late", "MessageGroupId": "g1", "MessageDeduplicationId": "late"}),
+    )
+    .await;
+    assert!(
+        fresh["SequenceNumber"].as_str().unwrap_or("") > last_seq.as_str(),
+        "sequence numbers keep increasing after a crash: {fresh}"
+    );
+    let got = drain_fifo(&s, &url).await;
+    assert_eq!(got.len(), 31, "{got:?}");
+    for g in ["g0", "g1", "g2"] {
+        let bodies: Vec<&str> = got
+            .iter()
+            .filter(|(grp, _, _)| grp == g)
+            .map(|(_, b, _)| b.as_str())
+            .collect();
+        let mut want: Vec<String> = (0..30)
+            .filter(|i| format!("g{}", i % 3) == g)
+            .map(|i| format!("{g}-{i}"))
+            .collect();
+        if g == "g1" {
+            want.push("g1-late".into());
+        }
+        assert_eq!(bodies, want, "group {g} in send order");
+        let seqs: Vec<&str> = got
+            .iter()
+            .filter(|(grp, _, _)| grp == g)
+            .map(|(_, _, s)| s.as_str())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    }
+}
+
+/// Sends a query-protocol request (form in, XML out), with a SigV4-shaped `Authorization`
+/// naming `sqs` (the front door routes by the credential scope; signatures are not checked).
+async fn query(s: &Server, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let body: String = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let r = s
+        .http
+        .post(s.u(path))
+        .header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=x",
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("query");
+    let st = r.status().as_u16();
+    (st, r.text().await.unwrap_or_default())
+}
+
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_query_protocol_serves_the_same_operations() {
+    let s = Server::start();
+    let (st, xml) = query(
+        &s,
+        "/",
+        &[
+            ("Action", "CreateQueue"),
+            ("Version", "2012-11-05"),
+            ("QueueName", "q-xml.fifo"),
+            ("Attribute.1.Name", "FifoQueue"),
+            ("Attribute.1.Value", "true"),
+            ("Attribute.2.Name", "ContentBasedDeduplication"),
+            ("Attribute.2.Value", "true"),
+            ("Tag.1.Key", "team"),
+            ("Tag.1.Value", "a"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{xml}");
+    assert!(xml.contains("<CreateQueueResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><CreateQueueResult><QueueUrl>"), "{xml}");
+    // Queue-URL style: the queue from the path.
+    let (st, xml) = query(
+        &s,
+        "/000000000000/q-xml.fifo",
+        &[
+            ("Action", "SendMessage"),
+            ("MessageBody", "a & b"),
+            ("MessageGroupId", "g"),
+            ("MessageAttribute.1.Name", "k"),
+            ("MessageAttribute.1.Value.DataType", "String"),
+            ("MessageAttribute.1.Value.StringValue", "v"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{xml}");
+    assert!(
+        xml.contains("<SequenceNumber>") && xml.contains("<MD5OfMessageAttributes>"),
+        "{xml}"
+    );
+    let (st, xml) = query(
+        &s,
+        "/000000000000/q-xml.fifo",
+        &[
+            ("Action", "ReceiveMessage"),
+            ("AttributeName.1", "All"),
+            ("MessageAttributeName.1", "All"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{xml}");
+    assert!(xml.contains("<Body>a &amp; b</Body>"), "{xml}");
+    assert!(
+        xml.contains("<Attribute><Name>MessageGroupId</Name><Value>g</Value></Attribute>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<MessageAttribute><Name>k</Name><Value>"),
+        "{xml}"
+    );
+    let (st, xml) = query(
+        &s,
+        "/000000000000/q-xml.fifo",
+        &[("Action", "ListQueueTags")],
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(
+        xml.contains("<Tag><Key>team</Key><Value>a</Value></Tag>"),
+        "{xml}"
+    );
+    // Errors are SQS's XML error document.
+    let (st, xml) = query(
+        &s,
+        "/",
+        &[("Action", "GetQueueUrl"), ("QueueName", "missing")],
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        xml.contains("<Error><Type>Sender</Type><Code>AWS.SimpleQueueService.NonExistentQueue</Code><Message>The specified queue does not exist.</Message><Detail/></Error><RequestId>"),
+        "{xml}"
+    );
+    let (st, xml) = query(
+        &s,
+        "/",
+        &[("Action", "StartMessageMoveTask"), ("SourceArn", "x")],
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        xml.contains("<Code>AWS.SimpleQueueService.UnsupportedOperation</Code>"),
+        "{xml}"
+    );
+}
