@@ -23,7 +23,8 @@ use nimbus_core::error::CoreError;
 use nimbus_core::event_sources::{EventSource, Mapping, Poller};
 use nimbus_core::invoke::{Caller, InvokeInput, InvokeService};
 use nimbus_core::patterns::Pattern;
-use serde_json::{Value, json};
+use nimbus_events::sqs::{SqsEvent, SqsMessageAttribute, SqsRecord};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::service::{MessageAttribute, QueueService, Received, md5_of_attributes, md5_of_body};
@@ -170,7 +171,7 @@ async fn poll(
         }
         idle = 0;
         let (records, batch) = event_records(&queue, &name, batch, &m.source_arn, &region);
-        let (records, batch): (Vec<Value>, Vec<Received>) = if filtered {
+        let (records, batch): (Vec<SqsRecord>, Vec<Received>) = if filtered {
             let (keep, drop): (Vec<_>, Vec<_>) = records
                 .into_iter()
                 .zip(batch)
@@ -192,11 +193,12 @@ async fn poll(
             continue;
         }
         let fifo = queue.is_fifo(&name);
-        let event = json!({ "Records": records }).to_string();
+        // Records of strings and string maps always serialize.
+        let event = serde_json::to_vec(&SqsEvent { records }).expect("an SQS event serializes");
         let outcome = invoke
             .invoke(InvokeInput::sync(
                 m.target(),
-                event.into_bytes(),
+                event,
                 Caller::service("sqs.amazonaws.com", m.source_arn.clone()),
             ))
             .await;
@@ -294,32 +296,30 @@ async fn gather(
     }
 }
 
-fn lambda_attributes(attrs: &BTreeMap<String, MessageAttribute>) -> Value {
-    let mut o = serde_json::Map::new();
-    for (k, a) in attrs {
-        let mut v = json!({
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": a.data_type,
-        });
-        if let Some(s) = &a.string_value {
-            v["stringValue"] = json!(s);
-        }
-        if let Some(b) = &a.binary_value {
-            v["binaryValue"] = json!(b);
-        }
-        o.insert(k.clone(), v);
-    }
-    Value::Object(o)
+fn lambda_attributes(
+    attrs: &BTreeMap<String, MessageAttribute>,
+) -> BTreeMap<String, SqsMessageAttribute> {
+    attrs
+        .iter()
+        .map(|(k, a)| {
+            (
+                k.clone(),
+                SqsMessageAttribute {
+                    string_value: a.string_value.clone(),
+                    binary_value: a.binary_value.clone(),
+                    string_list_values: Vec::new(),
+                    binary_list_values: Vec::new(),
+                    data_type: a.data_type.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// A record as filter patterns see it: its body parsed when it is JSON.
-fn filter_view(record: &Value) -> Value {
-    let mut v = record.clone();
-    if let Some(parsed) = record["body"]
-        .as_str()
-        .and_then(|b| serde_json::from_str::<Value>(b).ok())
-    {
+fn filter_view(record: &SqsRecord) -> Value {
+    let mut v = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Ok(parsed) = serde_json::from_str::<Value>(&record.body) {
         v["body"] = parsed;
     }
     v
@@ -333,18 +333,24 @@ fn event_records(
     batch: Vec<Received>,
     source_arn: &str,
     region: &str,
-) -> (Vec<Value>, Vec<Received>) {
+) -> (Vec<SqsRecord>, Vec<Received>) {
     let mut records = Vec::new();
     let mut kept = Vec::new();
     let mut size = 0usize;
     for r in batch {
         let msg = &r.message;
-        let mut attributes = json!({
-            "ApproximateReceiveCount": msg.receive_count.to_string(),
-            "SentTimestamp": msg.sent_ms.to_string(),
-            "SenderId": "000000000000",
-            "ApproximateFirstReceiveTimestamp": msg.first_receive_ms.unwrap_or(msg.sent_ms).to_string(),
-        });
+        let mut attributes = BTreeMap::from([
+            (
+                "ApproximateReceiveCount".to_string(),
+                msg.receive_count.to_string(),
+            ),
+            ("SentTimestamp".to_string(), msg.sent_ms.to_string()),
+            ("SenderId".to_string(), "000000000000".to_string()),
+            (
+                "ApproximateFirstReceiveTimestamp".to_string(),
+                msg.first_receive_ms.unwrap_or(msg.sent_ms).to_string(),
+            ),
+        ]);
         // FIFO messages carry their sequence number, group and deduplication id, as in
         // Lambda's event for FIFO queues; a trace header when the sender gave one.
         for (k, v) in [
@@ -354,22 +360,22 @@ fn event_records(
             ("AWSTraceHeader", &msg.trace_header),
         ] {
             if let Some(v) = v {
-                attributes[k] = json!(v);
+                attributes.insert(k.to_string(), v.clone());
             }
         }
-        let record = json!({
-            "messageId": msg.id,
-            "receiptHandle": r.receipt_handle,
-            "body": msg.body,
-            "attributes": attributes,
-            "messageAttributes": lambda_attributes(&msg.attributes),
-            "md5OfMessageAttributes": md5_of_attributes(&msg.attributes),
-            "md5OfBody": md5_of_body(&msg.body),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": source_arn,
-            "awsRegion": region,
-        });
-        let len = record.to_string().len() + 1;
+        let record = SqsRecord {
+            message_id: msg.id.clone(),
+            receipt_handle: r.receipt_handle.clone(),
+            body: msg.body.clone(),
+            attributes,
+            message_attributes: lambda_attributes(&msg.attributes),
+            md5_of_message_attributes: md5_of_attributes(&msg.attributes),
+            md5_of_body: md5_of_body(&msg.body),
+            event_source: "aws:sqs".into(),
+            event_source_arn: source_arn.to_string(),
+            aws_region: region.to_string(),
+        };
+        let len = serde_json::to_vec(&record).map_or(0, |v| v.len()) + 1;
         if !kept.is_empty() && size + len > MAX_EVENT_BYTES {
             let _ = queue.change_visibility(name, &r.receipt_handle, 0);
             continue;
