@@ -1,7 +1,7 @@
 //! AWS-shaped errors of the front door itself (JSON 1.1: an unknown service or operation, a
 //! refused browser request), and the JSON 1.1 error that services of that protocol share.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nimbus_core::CoreError;
 
@@ -33,21 +33,22 @@ impl From<CoreError> for JsonError {
     }
 }
 
+impl crate::protocol::AwsError for JsonError {
+    fn code(&self) -> &str {
+        self.error_type
+    }
+
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "__type": self.error_type, "message": self.message });
-        let mut resp = (
-            self.status,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "application/x-amz-json-1.1",
-            )],
-            body.to_string(),
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-            resp.headers_mut().insert("x-amzn-requestid", v);
-        }
-        resp
+        crate::protocol::json_error(&self, crate::protocol::Json::V1_1, None, false)
     }
 }

@@ -11,6 +11,7 @@ pub mod front_door;
 pub mod guard;
 pub mod listener;
 pub mod nimbus_api;
+pub mod protocol;
 pub mod services;
 
 use axum::Router;

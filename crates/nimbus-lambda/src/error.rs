@@ -101,6 +101,23 @@ impl From<CoreError> for LambdaError {
     }
 }
 
+impl nimbus_edge::protocol::AwsError for LambdaError {
+    fn code(&self) -> &str {
+        self.error_type
+    }
+
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Lambda's REST-JSON error: `x-amzn-errortype` names the shape; the body carries `Type`
+/// (`User` or `Service`), the message under the member name the shape's model gives it, and
+/// `Reason` for throttles.
 impl IntoResponse for LambdaError {
     fn into_response(self) -> Response {
         let mut body = serde_json::Map::new();
@@ -123,7 +140,7 @@ impl IntoResponse for LambdaError {
             "x-amzn-errortype",
             HeaderValue::from_static(self.error_type),
         );
-        if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        if let Ok(v) = HeaderValue::from_str(&nimbus_edge::protocol::request_id()) {
             h.insert("x-amzn-requestid", v);
         }
         if self.reason.is_some() {

@@ -3,7 +3,6 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nimbus_core::Core;
 use nimbus_store::LogQuery;
@@ -13,15 +12,7 @@ use serde_json::{Value, json};
 use nimbus_edge::error::JsonError;
 
 fn ok(body: Value) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/x-amz-json-1.1",
-        )],
-        body.to_string(),
-    )
-        .into_response()
+    nimbus_edge::protocol::json_ok(nimbus_edge::protocol::Json::V1_1, body.to_string())
 }
 
 fn invalid(msg: impl Into<String>) -> JsonError {

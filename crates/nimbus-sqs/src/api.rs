@@ -50,14 +50,23 @@ impl SqsError {
     pub fn missing(param: &str) -> Self {
         QueueError::MissingParameter(param.to_string()).into()
     }
+}
 
-    /// `Sender`, or `Receiver` for the server's own faults.
-    pub fn fault(&self) -> &'static str {
-        if self.status.is_server_error() {
-            "Receiver"
-        } else {
-            "Sender"
-        }
+impl nimbus_edge::protocol::AwsError for SqsError {
+    fn code(&self) -> &str {
+        self.shape
+    }
+
+    fn query_code(&self) -> &str {
+        self.query_code
+    }
+
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn message(&self) -> &str {
+        &self.message
     }
 }
 

@@ -2,224 +2,118 @@
 //! `POST /<account>/<queue>` with `Action=<Op>&Version=2012-11-05&…` and the protocol's
 //! flattened member names (`Attribute.1.Name`, `MessageAttribute.1.Value.StringValue`,
 //! `SendMessageBatchRequestEntry.1.Id`, `Tag.1.Key`, …). The form is turned into the JSON
-//! protocol's shape and decoded into the same typed [`crate::api::Request`]; results and errors
-//! are rendered as SQS's XML (`<OpResponse xmlns=…><OpResult>…</OpResult><ResponseMetadata>…`,
+//! protocol's shape by the front door's query codec (`nimbus_edge::protocol::query`, told
+//! SQS's lists, maps and numbers by [`QueryShape`]) and decoded into the same typed
+//! [`crate::api::Request`]; results and errors are rendered as SQS's XML (`<OpResponse xmlns=…><OpResult>…</OpResult><ResponseMetadata>…`,
 //! `<ErrorResponse><Error><Type/><Code/><Message/><Detail/></Error><RequestId/>`).
-
-use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
+use axum::http::StatusCode;
+use axum::response::Response;
+use nimbus_edge::protocol::query::{self, FormError, QueryShape, xml_response};
+use nimbus_edge::protocol::request_id;
+use serde_json::Value;
 
 use crate::api::{self, SqsError};
 use crate::service::QueueService;
-use crate::wire::{MAX_REQUEST_BYTES, request_id};
+use crate::wire::MAX_REQUEST_BYTES;
 
 const XMLNS: &str = "http://queue.amazonaws.com/doc/2012-11-05/";
 
 /// Form fields a request may carry (ten batch entries of ten attributes fit many times over).
 pub const MAX_FIELDS: usize = 2000;
-/// Dots in a field name (`SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringValue`
-/// has five).
-const MAX_DEPTH: usize = 8;
 
-/// Fields of the protocol and of query-string signing, not members of an operation.
-fn is_envelope(k: &str) -> bool {
-    matches!(
-        k,
-        "Action"
-            | "Version"
-            | "AWSAccessKeyId"
-            | "Signature"
-            | "SignatureMethod"
-            | "SignatureVersion"
-            | "Timestamp"
-            | "Expires"
-            | "SecurityToken"
-    ) || k.starts_with("X-Amz-")
-}
+/// SQS's members, as its model gives them, for the query protocol's lists, maps and numbers.
+struct Sqs;
 
-/// Flattened list names → the member they fill.
-fn list_member(flat: &str) -> Option<&'static str> {
-    Some(match flat {
-        "AttributeName" => "AttributeNames",
-        "MessageAttributeName" => "MessageAttributeNames",
-        "MessageSystemAttributeName" => "MessageSystemAttributeNames",
-        "TagKey" => "TagKeys",
-        "AWSAccountId" => "AWSAccountIds",
-        "ActionName" => "Actions",
-        "SendMessageBatchRequestEntry"
-        | "DeleteMessageBatchRequestEntry"
-        | "ChangeMessageVisibilityBatchRequestEntry" => "Entries",
-        "StringListValue" => "StringListValues",
-        "BinaryListValue" => "BinaryListValues",
-        _ => return None,
-    })
-}
-
-/// Flattened map names → (member, key field).
-fn map_member(flat: &str, op: &str) -> Option<(&'static str, &'static str)> {
-    Some(match flat {
-        "Attribute" => ("Attributes", "Name"),
-        "MessageAttribute" => ("MessageAttributes", "Name"),
-        "MessageSystemAttribute" => ("MessageSystemAttributes", "Name"),
-        // `Tags.N` as well: the AWS SDK for Java 1.x sends TagQueue's tags so, and SQS takes it.
-        "Tag" | "Tags" if op == "CreateQueue" => ("tags", "Key"),
-        "Tag" | "Tags" => ("Tags", "Key"),
-        _ => return None,
-    })
-}
-
-fn is_integer(member: &str) -> bool {
-    matches!(
-        member,
-        "DelaySeconds"
-            | "MaxNumberOfMessages"
-            | "VisibilityTimeout"
-            | "WaitTimeSeconds"
-            | "MaxResults"
-    )
-}
-
-/// A form as a tree of its dotted names.
-#[derive(Debug)]
-enum Node {
-    Leaf(String),
-    Branch(BTreeMap<String, Node>),
-}
-
-fn bad(msg: impl Into<String>) -> SqsError {
-    SqsError::invalid(msg)
-}
-
-fn insert(root: &mut BTreeMap<String, Node>, key: &str, value: String) -> Result<(), SqsError> {
-    let parts: Vec<&str> = key.split('.').collect();
-    if parts.len() > MAX_DEPTH || parts.iter().any(|p| p.is_empty()) {
-        return Err(bad(format!(
-            "The parameter {key} is not valid for this action."
-        )));
+impl QueryShape for Sqs {
+    fn list_member(&self, flat: &str) -> Option<&'static str> {
+        Some(match flat {
+            "AttributeName" => "AttributeNames",
+            "MessageAttributeName" => "MessageAttributeNames",
+            "MessageSystemAttributeName" => "MessageSystemAttributeNames",
+            "TagKey" => "TagKeys",
+            "AWSAccountId" => "AWSAccountIds",
+            "ActionName" => "Actions",
+            "SendMessageBatchRequestEntry"
+            | "DeleteMessageBatchRequestEntry"
+            | "ChangeMessageVisibilityBatchRequestEntry" => "Entries",
+            "StringListValue" => "StringListValues",
+            "BinaryListValue" => "BinaryListValues",
+            _ => return None,
+        })
     }
-    let mut at = root;
-    for (i, p) in parts.iter().enumerate() {
-        if i + 1 == parts.len() {
-            if at.insert(p.to_string(), Node::Leaf(value)).is_some() {
-                return Err(bad(format!("The parameter {key} is given more than once.")));
-            }
-            return Ok(());
-        }
-        let next = at
-            .entry(p.to_string())
-            .or_insert_with(|| Node::Branch(BTreeMap::new()));
-        at = match next {
-            Node::Branch(m) => m,
-            Node::Leaf(_) => {
-                return Err(bad(format!(
-                    "The parameter {key} is not valid for this action."
-                )));
-            }
-        };
-    }
-    Ok(())
-}
 
-/// The items of a flattened list or map (`.1`, `.2`, …), in index order.
-fn indexed<'a>(name: &str, node: &'a Node) -> Result<Vec<&'a Node>, SqsError> {
-    let Node::Branch(m) = node else {
-        return Err(bad(format!(
-            "The parameter {name} must be indexed ({name}.1, {name}.2, …)."
-        )));
-    };
-    let mut items = Vec::new();
-    for (k, v) in m {
-        let i: usize = k.parse().ok().filter(|i| *i >= 1).ok_or_else(|| {
-            bad(format!(
-                "The parameter {name}.{k} is not valid: indexes start at 1."
-            ))
-        })?;
-        items.push((i, v));
+    fn map_member(&self, flat: &str, op: &str) -> Option<(&'static str, &'static str)> {
+        Some(match flat {
+            "Attribute" => ("Attributes", "Name"),
+            "MessageAttribute" => ("MessageAttributes", "Name"),
+            "MessageSystemAttribute" => ("MessageSystemAttributes", "Name"),
+            // `Tags.N` as well: the AWS SDK for Java 1.x sends TagQueue's tags so, and SQS
+            // takes it.
+            "Tag" | "Tags" if op == "CreateQueue" => ("tags", "Key"),
+            "Tag" | "Tags" => ("Tags", "Key"),
+            _ => return None,
+        })
     }
-    items.sort_by_key(|(i, _)| *i);
-    Ok(items.into_iter().map(|(_, v)| v).collect())
-}
 
-fn leaf_value(member: &str, s: &str) -> Value {
-    if is_integer(member)
-        && let Ok(n) = s.parse::<i64>()
-    {
-        return Value::from(n);
+    fn is_integer(&self, member: &str) -> bool {
+        matches!(
+            member,
+            "DelaySeconds"
+                | "MaxNumberOfMessages"
+                | "VisibilityTimeout"
+                | "WaitTimeSeconds"
+                | "MaxResults"
+        )
     }
-    Value::String(s.to_string())
-}
 
-fn convert(node: &Node, op: &str, name: &str) -> Result<Value, SqsError> {
-    let m = match node {
-        Node::Leaf(s) => return Ok(leaf_value(name, s)),
-        Node::Branch(m) => m,
-    };
-    let mut out = Map::new();
-    for (k, child) in m {
-        if let Some(member) = list_member(k) {
-            let items = indexed(k, child)?
-                .into_iter()
-                .map(|item| convert(item, op, k))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.insert(member.to_string(), Value::Array(items));
-        } else if let Some((member, key_field)) = map_member(k, op) {
-            let mut map = Map::new();
-            for item in indexed(k, child)? {
-                let Node::Branch(fields) = item else {
-                    return Err(bad(format!(
-                        "The parameter {k} needs {key_field} and Value."
-                    )));
-                };
-                let key = match fields.get(key_field) {
-                    Some(Node::Leaf(s)) => s.clone(),
-                    _ => return Err(SqsError::missing(&format!("{k}.N.{key_field}"))),
-                };
-                let value = match fields.get("Value") {
-                    Some(v) => convert(v, op, "Value")?,
-                    None => Value::String(String::new()),
-                };
-                if fields.keys().any(|f| f != key_field && f != "Value") {
-                    return Err(bad(format!(
-                        "The parameter {k} has members other than {key_field} and Value."
-                    )));
-                }
-                map.insert(key, value);
-            }
-            out.insert(member.to_string(), Value::Object(map));
-        } else {
-            out.insert(k.clone(), convert(child, op, k)?);
+    fn list_element(&self, member: &str, op: &str) -> String {
+        match member {
+            "QueueUrls" | "queueUrls" => "QueueUrl".into(),
+            "Messages" => "Message".into(),
+            "Failed" => "BatchResultErrorEntry".into(),
+            "Successful" => format!("{op}ResultEntry"),
+            "StringListValues" => "StringListValue".into(),
+            "BinaryListValues" => "BinaryListValue".into(),
+            other => other.trim_end_matches('s').into(),
         }
     }
-    Ok(Value::Object(out))
+
+    fn map_element(&self, member: &str) -> Option<(&'static str, &'static str)> {
+        Some(match member {
+            "Attributes" => ("Attribute", "Name"),
+            "MessageAttributes" => ("MessageAttribute", "Name"),
+            "Tags" => ("Tag", "Key"),
+            _ => return None,
+        })
+    }
+
+    fn has_result(&self, op: &str) -> bool {
+        api::has_result(op)
+    }
+}
+
+impl From<FormError> for SqsError {
+    fn from(e: FormError) -> Self {
+        match e {
+            FormError::Missing(what) => SqsError::missing(&what),
+            FormError::Invalid(msg) => SqsError::invalid(msg),
+        }
+    }
 }
 
 /// The operation and its members (in the JSON protocol's shape) from the form's fields.
 /// `path` supplies `QueueUrl` for queue-URL-style requests (`POST /<account>/<queue>`).
 pub fn decode_form(pairs: &[(String, String)], path: &str) -> Result<(String, Value), SqsError> {
     if pairs.len() > MAX_FIELDS {
-        return Err(bad(format!(
+        return Err(SqsError::invalid(format!(
             "The request has {} parameters; at most {MAX_FIELDS} are accepted.",
             pairs.len()
         )));
     }
-    let mut action = None;
-    let mut root = BTreeMap::new();
-    for (k, v) in pairs {
-        if k == "Action" {
-            action = Some(v.clone());
-        }
-        if is_envelope(k) {
-            continue;
-        }
-        insert(&mut root, k, v.clone())?;
-    }
-    let op = action.ok_or_else(|| SqsError::missing("Action"))?;
-    let mut input = convert(&Node::Branch(root), &op, "")?;
+    let (op, mut input) = query::decode_form(&Sqs, pairs)?;
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let takes_queue_url = !matches!(op.as_str(), "CreateQueue" | "GetQueueUrl" | "ListQueues");
     if takes_queue_url
@@ -232,169 +126,33 @@ pub fn decode_form(pairs: &[(String, String)], path: &str) -> Result<(String, Va
     Ok((op, input))
 }
 
-fn escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// The element each item of a flattened result list is written as.
-fn list_element(member: &str, op: &str) -> String {
-    match member {
-        "QueueUrls" | "queueUrls" => "QueueUrl".into(),
-        "Messages" => "Message".into(),
-        "Failed" => "BatchResultErrorEntry".into(),
-        "Successful" => format!("{op}ResultEntry"),
-        "StringListValues" => "StringListValue".into(),
-        "BinaryListValues" => "BinaryListValue".into(),
-        other => other.trim_end_matches('s').into(),
-    }
-}
-
-/// (entry element, key element) of a flattened result map.
-fn map_element(member: &str) -> Option<(&'static str, &'static str)> {
-    Some(match member {
-        "Attributes" => ("Attribute", "Name"),
-        "MessageAttributes" => ("MessageAttribute", "Name"),
-        "Tags" => ("Tag", "Key"),
-        _ => return None,
-    })
-}
-
-fn scalar(v: &Value, out: &mut String) {
-    match v {
-        Value::String(s) => escape(s, out),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        _ => {}
-    }
-}
-
-fn element(name: &str, v: &Value, op: &str, out: &mut String) {
-    out.push('<');
-    out.push_str(name);
-    out.push('>');
-    match v {
-        Value::Object(m) => members(m, op, out),
-        other => scalar(other, out),
-    }
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
-}
-
-fn members(m: &Map<String, Value>, op: &str, out: &mut String) {
-    for (k, v) in m {
-        match v {
-            Value::Null => {}
-            Value::Array(items) => {
-                let name = list_element(k, op);
-                for item in items {
-                    element(&name, item, op, out);
-                }
-            }
-            Value::Object(map) => match map_element(k) {
-                Some((entry, key)) => {
-                    for (name, value) in map {
-                        out.push('<');
-                        out.push_str(entry);
-                        out.push('>');
-                        element(key, &Value::String(name.clone()), op, out);
-                        element("Value", value, op, out);
-                        out.push_str("</");
-                        out.push_str(entry);
-                        out.push('>');
-                    }
-                }
-                None => element(k, v, op, out),
-            },
-            other => element(k, other, op, out),
-        }
-    }
-}
-
 /// SQS's XML response for a result (in the JSON protocol's shape).
 pub fn render(op: &str, result: &Value, request_id: &str) -> String {
-    let mut out = String::from("<?xml version=\"1.0\"?>");
-    out.push_str(&format!("<{op}Response xmlns=\"{XMLNS}\">"));
-    if api::has_result(op) {
-        out.push_str(&format!("<{op}Result>"));
-        if let Value::Object(m) = result {
-            members(m, op, &mut out);
-        }
-        out.push_str(&format!("</{op}Result>"));
-    }
-    out.push_str("<ResponseMetadata><RequestId>");
-    escape(request_id, &mut out);
-    out.push_str(&format!("</RequestId></ResponseMetadata></{op}Response>"));
-    out
+    query::render_result(&Sqs, XMLNS, op, result, request_id)
 }
 
 /// SQS's XML error document.
 pub fn render_error(e: &SqsError, request_id: &str) -> String {
-    let mut out = format!("<?xml version=\"1.0\"?><ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>");
-    out.push_str(e.fault());
-    out.push_str("</Type><Code>");
-    escape(e.query_code, &mut out);
-    out.push_str("</Code><Message>");
-    escape(&e.message, &mut out);
-    out.push_str("</Message><Detail/></Error><RequestId>");
-    escape(request_id, &mut out);
-    out.push_str("</RequestId></ErrorResponse>");
-    out
-}
-
-fn xml(status: axum::http::StatusCode, body: String, id: &str) -> Response {
-    let mut r = (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response();
-    if let Ok(v) = HeaderValue::from_str(id) {
-        r.headers_mut().insert("x-amzn-requestid", v);
-    }
-    r
+    query::render_error(e, XMLNS, request_id)
 }
 
 /// Serves one query-protocol request.
 pub async fn handle(core: &QueueService, req: Request<Body>) -> Response {
     let id = request_id();
     let path = req.uri().path().to_string();
-    let mut pairs: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let body = match axum::body::to_bytes(req.into_body(), MAX_REQUEST_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let e = SqsError::invalid(format!(
-                "The request body could not be read (at most {MAX_REQUEST_BYTES} bytes)."
-            ));
-            return xml(e.status, render_error(&e, &id), &id);
-        }
-    };
-    // Counted as they are parsed, so a flood of fields is refused without being collected.
-    for (i, kv) in form_urlencoded::parse(&body).into_owned().enumerate() {
-        if i > MAX_FIELDS {
-            break;
-        }
-        pairs.push(kv);
-    }
-    let result = match decode_form(&pairs, &path) {
-        Ok((op, input)) => match api::Request::decode(&op, input) {
-            Ok(r) => api::execute(core, r).await.map(|v| (op, v)),
+    let result = match query::read_form(req, MAX_REQUEST_BYTES, MAX_FIELDS).await {
+        Ok(pairs) => match decode_form(&pairs, &path) {
+            Ok((op, input)) => match api::Request::decode(&op, input) {
+                Ok(r) => api::execute(core, r).await.map(|v| (op, v)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match result {
-        Ok((op, v)) => xml(axum::http::StatusCode::OK, render(&op, &v, &id), &id),
-        Err(e) => xml(e.status, render_error(&e, &id), &id),
+        Ok((op, v)) => xml_response(StatusCode::OK, render(&op, &v, &id), &id),
+        Err(e) => xml_response(e.status, render_error(&e, &id), &id),
     }
 }
 

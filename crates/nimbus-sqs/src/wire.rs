@@ -7,8 +7,8 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use nimbus_edge::protocol::{self, Json};
 use serde_json::{Value, json};
 
 use crate::api::{self, SqsError};
@@ -17,69 +17,17 @@ use crate::service::QueueService;
 /// The largest request body SQS reads (a 1 MiB message, base64 attributes, envelope).
 pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 
-pub fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 fn json_error(e: &SqsError) -> Response {
-    let body = json!({
-        "__type": format!("com.amazonaws.sqs#{}", e.shape),
-        "message": e.message,
-    });
-    let mut r = (
-        e.status,
-        [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
-        body.to_string(),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("{};{}", e.query_code, e.fault())) {
-        r.headers_mut().insert("x-amzn-query-error", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
-        r.headers_mut().insert("x-amzn-requestid", v);
-    }
-    r
+    protocol::json_error(e, Json::V1_0, Some("com.amazonaws.sqs"), true)
 }
 
 fn json_ok(body: &Value) -> Response {
-    let mut r = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
-        body.to_string(),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
-        r.headers_mut().insert("x-amzn-requestid", v);
-    }
-    r
-}
-
-/// Whether a request speaks the query protocol: a form body, or no `X-Amz-Target` and an
-/// `Action` in the query string.
-fn is_query(req: &Request<Body>) -> bool {
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-        .unwrap_or(false);
-    let target = req.headers().contains_key("x-amz-target");
-    form || (!target
-        && req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("Action="))))
+    protocol::json_ok(Json::V1_0, body.to_string())
 }
 
 /// Serves one SQS request, in whichever protocol it speaks.
 pub async fn handle(core: &QueueService, req: Request<Body>) -> Response {
-    if is_query(&req) {
+    if protocol::query::is_query(&req) {
         return crate::query::handle(core, req).await;
     }
     let op = req
