@@ -8,12 +8,16 @@ use nimbus_core::CoreError;
 /// A JSON 1.1 protocol error (`{"__type": …, "message": …}`), as CloudWatch Logs sends them.
 #[derive(Debug)]
 pub struct JsonError {
+    /// The HTTP status; 400 unless the error says otherwise.
     pub status: StatusCode,
+    /// The exception name sent as `__type`, e.g. `ResourceNotFoundException`.
     pub error_type: &'static str,
+    /// The human-readable `message`.
     pub message: String,
 }
 
 impl JsonError {
+    /// A client error (400 Bad Request) of this type.
     pub fn new(error_type: &'static str, message: impl Into<String>) -> Self {
         JsonError {
             status: StatusCode::BAD_REQUEST,

@@ -89,7 +89,9 @@ pub fn classify(
 
 /// What the front door routes with.
 pub struct FrontDoor {
+    /// Which browsers and host names may reach the AWS APIs.
     pub browsers: BrowserPolicy,
+    /// The AWS services registered by the binary, asked in [`classify`]'s order.
     pub services: Services,
     /// Nimbus's own endpoints (`/_nimbus/…`).
     pub own: Router,

@@ -6,6 +6,8 @@
 //! commands and renders results and errors back. The edge holds no service of its own: it owns
 //! the listener, the browser guard, the dispatch order and Nimbus's `/_nimbus/` endpoints.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod front_door;
 pub mod guard;
@@ -25,7 +27,9 @@ pub const MAX_CONTROL_BODY: usize = 10 * 1024 * 1024;
 /// How the front door meets the network: who may reach the AWS APIs, and connection limits.
 #[derive(Debug, Clone, Default)]
 pub struct EdgeConfig {
+    /// Which browser origins and host names may reach the AWS APIs (the guard in [`guard`]).
     pub browsers: guard::BrowserPolicy,
+    /// Connection counts and timeouts of the listener.
     pub limits: listener::ConnectionLimits,
 }
 

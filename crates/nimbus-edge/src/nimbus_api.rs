@@ -10,6 +10,7 @@ use nimbus_core::Core;
 use nimbus_core::pricing::PriceSheet;
 use serde_json::json;
 
+/// The `/_nimbus/` routes: `health`, `code/{name}/{sha256}.zip`, `cost` and `status`.
 pub fn routes() -> Router<Core> {
     Router::new()
         .route("/_nimbus/health", get(health))

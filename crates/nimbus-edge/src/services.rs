@@ -42,6 +42,7 @@ pub trait AwsService: Send + Sync + 'static {
 pub struct Services(Arc<Vec<Arc<dyn AwsService>>>);
 
 impl Services {
+    /// Registers services; where two could claim a request, the earlier in `list` wins.
     pub fn new(list: Vec<Arc<dyn AwsService>>) -> Services {
         Services(Arc::new(list))
     }

@@ -23,23 +23,41 @@ pub const MAX_ENTRIES: usize = 100_000;
 /// The longest symbolic link target accepted (Linux's `PATH_MAX`).
 const MAX_LINK_TARGET: u64 = 4095;
 
+/// Why function code was refused or could not be unpacked. The messages are Lambda's where Lambda
+/// has one.
 #[derive(Debug, thiserror::Error)]
 pub enum CodeError {
+    /// The bytes are not a zip archive Nimbus can read.
     #[error("Could not unzip uploaded file. Please check your file, then try to upload again.")]
     NotAZip,
+    /// The entries' sizes (declared, or written while unpacking) add up to more than the limit.
     #[error("Unzipped size must be smaller than {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The archive holds more entries than [`MAX_ENTRIES`].
     #[error("The zip file holds more than {limit} entries")]
-    TooManyEntries { limit: usize },
+    TooManyEntries {
+        /// The limit, in entries.
+        limit: usize,
+    },
+    /// An entry's name or link target leaves the task root (zip-slip), or a link target is too
+    /// long.
     #[error("The zip file entry '{0}' points outside the function's directory")]
     UnsafeEntry(String),
+    /// An entry's path passes through a symbolic link of the same archive.
     #[error("The zip file entry '{0}' lies beneath a symbolic link")]
     BeneathLink(String),
+    /// A path appears twice, or is a file or link in one entry and a directory in another.
     #[error("The zip file entry '{0}' appears more than once or conflicts with another entry")]
     Conflict(String),
+    /// Reading the zip or writing the tree failed.
     #[error("I/O error on {path}: {source}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -55,7 +73,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CodeError + '_ {
 /// What an inspected zip holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipSummary {
+    /// How many entries will be unpacked (not counting the root `./`).
     pub entries: usize,
+    /// The uncompressed sizes the entries declare, summed, in bytes; unpacking counts what is
+    /// actually written against the limit again.
     pub declared_unzipped_bytes: u64,
 }
 
@@ -177,7 +198,10 @@ pub enum Unpacker {
     /// A helper process of this binary (`/proc/self/exe __unpack`) running as `uid`, which owns
     /// nothing but the temporary directory it fills; the finished tree is then given to root
     /// (without following links) before it is renamed into place.
-    Helper { uid: u32 },
+    Helper {
+        /// The unprivileged uid the helper runs as.
+        uid: u32,
+    },
 }
 
 /// Unpacks the zip at `zip_path` into `dest` unless `dest` already exists. Returns `dest`.

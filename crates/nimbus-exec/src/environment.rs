@@ -26,6 +26,8 @@ use crate::runtimes::ResolvedRuntime;
 /// falls behind (or rate-limits) slows the runtime down through its full pipe instead of
 /// letting output pile up in memory.
 pub trait LogSink: Send + Sync + 'static {
+    /// Stores `lines` in log group `group`, stream `stream`, in order; resolves once they are
+    /// stored.
     fn write(
         &self,
         group: &str,
@@ -38,7 +40,9 @@ pub trait LogSink: Send + Sync + 'static {
 /// marker line says how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLimits {
+    /// Bytes of runtime output one invocation (or the init phase) may log; 16 MiB by default.
     pub max_invocation_bytes: u64,
+    /// Lines of runtime output one invocation (or the init phase) may log; 200,000 by default.
     pub max_invocation_lines: u64,
 }
 
@@ -98,27 +102,44 @@ impl Budget {
     }
 }
 
+/// One log event as the environment hands it to the [`LogSink`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
+    /// When the line was read from the runtime (or written by the platform), in milliseconds since
+    /// the Unix epoch.
     pub ts_ms: i64,
+    /// The line without its line break. A carriage return inside a runtime's line becomes a line
+    /// feed, so one event may span several lines.
     pub message: String,
 }
 
 /// Everything an environment needs to know about the function version it runs.
 #[derive(Debug, Clone)]
 pub struct EnvConfig {
+    /// The function's name (the core puts it in `AWS_LAMBDA_FUNCTION_NAME` in [`Self::env`]).
     pub function_name: String,
+    /// The version this environment runs: `$LATEST` or a published number; it appears in the log
+    /// stream name and the START line.
     pub version: String,
+    /// `MemorySize` in MiB: the memory limit where the launcher enforces one, and the REPORT line's
+    /// Memory Size.
     pub memory_mb: u32,
+    /// The function's `Timeout`: how long one invocation may run before the environment is killed.
     pub timeout: Duration,
+    /// How long init may take (until the runtime's first `/next`); Lambda's is 10 s.
     pub init_timeout: Duration,
+    /// The runtime that starts the process.
     pub runtime: ResolvedRuntime,
+    /// The unpacked code on the host; the runtime sees it at the launcher's guest path, if any.
     pub task_root: PathBuf,
     /// User variables and platform variables; the per-environment ones
     /// (`AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_LOG_STREAM_NAME`) are added here.
     pub env: Vec<(String, String)>,
+    /// The log group the environment writes to, normally `/aws/lambda/<function name>`.
     pub log_group: String,
+    /// The server's region, as it appears in the runtime version ARN of the `INIT_START` line.
     pub region: String,
+    /// The runtime process's `RLIMIT_NOFILE`.
     pub max_open_files: u64,
     /// Runtime files on the host (the bundled bootstrap's directory for managed runtimes).
     pub runtime_dir: Option<PathBuf>,
@@ -133,11 +154,18 @@ pub struct EnvConfig {
 /// One invocation handed to an environment.
 #[derive(Debug, Clone)]
 pub struct InvokeRequest {
+    /// The invocation's request id (the Runtime API's `Lambda-Runtime-Aws-Request-Id`).
     pub request_id: String,
+    /// The event, passed to the runtime unchanged as the body of `/next`.
     pub payload: Bytes,
+    /// The ARN the caller invoked, with its qualifier if it gave one
+    /// (`Lambda-Runtime-Invoked-Function-Arn`).
     pub invoked_arn: String,
+    /// The client context JSON, already base64-decoded (`Lambda-Runtime-Client-Context`).
     pub client_context: Option<String>,
+    /// The Cognito identity JSON (`Lambda-Runtime-Cognito-Identity`); Nimbus never sets it today.
     pub cognito_identity: Option<String>,
+    /// The X-Ray trace header (`Lambda-Runtime-Trace-Id`).
     pub trace_id: String,
     /// Collect this invocation's log lines for `X-Amz-Log-Result`.
     pub tail: bool,
@@ -146,12 +174,19 @@ pub struct InvokeRequest {
 /// What the runtime (or the platform on its behalf) answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuntimeReply {
+    /// The runtime posted `/invocation/{id}/response`.
     Response {
+        /// The response body, as posted.
         body: Bytes,
+        /// The `Content-Type` the runtime posted it with, if any.
         content_type: Option<String>,
     },
+    /// The runtime posted an `/invocation/{id}/error`, or the platform reports one for it.
     Error {
+        /// The error document, normally `{"errorType": …, "errorMessage": …}`.
         body: Bytes,
+        /// The `Lambda-Runtime-Function-Error-Type` header (e.g. `Runtime.ExitError`), if the
+        /// runtime sent one.
         error_type: Option<String>,
     },
 }
@@ -168,8 +203,10 @@ impl RuntimeReply {
     }
 }
 
+/// How an invocation ended, and whether its environment may be reused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InvokeStatus {
+    /// The runtime posted a response.
     Success,
     /// The function or runtime reported an error; the environment stays usable.
     Error(String),
@@ -177,12 +214,19 @@ pub enum InvokeStatus {
     Fatal(String),
 }
 
+/// The result of [`Environment::invoke`].
 #[derive(Debug)]
 pub struct InvokeOutcome {
+    /// What goes back to the caller.
     pub reply: RuntimeReply,
+    /// Whether it succeeded and whether the environment may be reused.
     pub status: InvokeStatus,
+    /// From handing the event over to the reply (the REPORT line's Duration), init excluded.
     pub duration: Duration,
+    /// The init phase's duration, on the first invocation of an environment only (a cold start).
     pub init_duration: Option<Duration>,
+    /// Duration plus any init duration, rounded up to the next millisecond (at least 1); the core
+    /// applies its own billing granularity.
     pub billed_ms: u64,
     /// This invocation's log text, if `tail` was asked for (resolves after REPORT is logged).
     pub tail: Option<oneshot::Receiver<String>>,
@@ -193,11 +237,16 @@ pub struct InvokeOutcome {
 pub enum InitFailure {
     /// The runtime posted `/runtime/init/error`.
     Reported {
+        /// The `Lambda-Runtime-Function-Error-Type` header, if sent.
         error_type: Option<String>,
+        /// The error document the runtime posted.
         body: Bytes,
     },
+    /// The process exited before its first `/next`; how, as [`describe_exit`] renders it.
     Exited(String),
+    /// Init ran past [`EnvConfig::init_timeout`] (which is carried).
     TimedOut(Duration),
+    /// The process could not be started (no `bootstrap`, or the launcher failed); why.
     Launch(String),
 }
 
@@ -617,14 +666,18 @@ impl Environment {
         self
     }
 
+    /// The environment's id: 32 hex digits, also the last part of its log stream name.
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// The log stream this environment writes to: `YYYY/MM/DD/[<version>]<id>`, as Lambda names
+    /// them.
     pub fn log_stream(&self) -> &str {
         &self.log_stream
     }
 
+    /// The function configuration the environment was started with.
     pub fn config(&self) -> &Arc<EnvConfig> {
         &self.config
     }
@@ -650,6 +703,7 @@ impl Environment {
             .clone()
     }
 
+    /// The runtime process's id, as the server sees it; `None` if it never started.
     pub fn pid(&self) -> Option<u32> {
         self.process
             .lock()

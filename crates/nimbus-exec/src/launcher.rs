@@ -25,14 +25,20 @@ use tokio::sync::oneshot;
 /// Everything a launcher needs to start one runtime process.
 #[derive(Debug)]
 pub struct LaunchSpec {
+    /// The executable, as the process sees it (a guest path under a sandbox).
     pub program: PathBuf,
+    /// Its arguments, without `argv[0]`.
     pub args: Vec<String>,
     /// The complete environment (nothing is inherited from the server).
     pub env: Vec<(String, String)>,
+    /// The working directory, as the process sees it (the task root).
     pub cwd: PathBuf,
+    /// `MemorySize` in MiB; the sandbox enforces it through cgroups, the plain-process launcher
+    /// does not.
     pub memory_mb: u32,
     /// Where the process's stdout and stderr go (the write end of the environment's log pipe).
     pub output: OwnedFd,
+    /// `RLIMIT_NOFILE` for the process.
     pub max_open_files: u64,
     /// The environment's id (names its cgroups).
     pub name: String,
@@ -49,20 +55,28 @@ pub struct LaunchSpec {
 /// Where a launcher's processes see the code and the runtime files, when not at their host paths.
 #[derive(Debug, Clone)]
 pub struct GuestPaths {
+    /// Where the code appears (`/var/task`).
     pub task_root: PathBuf,
+    /// Where the runtime files appear (`/var/runtime`).
     pub runtime_dir: PathBuf,
 }
 
+/// Why a runtime process could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// `fork` or `exec` failed.
     #[error("fork/exec {program}: {source}")]
     Spawn {
+        /// The program that was to run.
         program: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// Building the sandbox failed (namespaces, mounts, cgroups, network); which step and why.
     #[error("sandbox setup failed: {0}")]
     Setup(String),
+    /// The launcher's worker thread has stopped (the server is shutting down).
     #[error("the launcher has shut down")]
     Gone,
 }
@@ -89,6 +103,7 @@ pub type LaunchFuture<'a> = Pin<Box<dyn std::future::Future<Output = SpawnReply>
 
 /// Control over a launched process (and everything it started).
 pub trait ProcessControl: Send + Sync {
+    /// The process id, in the server's PID namespace.
     fn pid(&self) -> u32;
     /// Kills the process and its descendants (SIGKILL).
     fn kill(&self);

@@ -26,27 +26,41 @@ pub const KNOWN_RUNTIMES: &[&str] = &[
     "provided.al2",
 ];
 
+/// The kind of runtime, which decides how its process is started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeFamily {
+    /// `provided.*`: the code's own executable `bootstrap`.
     Provided,
+    /// `python3.*`: the bundled Python bootstrap on a host Python interpreter.
     Python,
+    /// `nodejs*.x`: the bundled Node.js bootstrap on a host `node`.
     Node,
 }
 
+/// Why a function's `Runtime` cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RuntimeError {
+    /// Not one of [`KNOWN_RUNTIMES`].
     #[error("unknown runtime {0}")]
     Unknown(String),
     #[error(
         "The runtime {runtime} is not available on this host: {reason}. Install it or set its interpreter path under [runtimes] in the Nimbus config."
     )]
-    Unavailable { runtime: String, reason: String },
+    /// Known, but this host has no interpreter of the right version.
+    Unavailable {
+        /// The `Runtime` identifier.
+        runtime: String,
+        /// Why no interpreter was found (or why the configured one was refused).
+        reason: String,
+    },
 }
 
 /// A runtime this host can start.
 #[derive(Debug, Clone)]
 pub struct ResolvedRuntime {
+    /// The `Runtime` identifier, e.g. `python3.12`.
     pub id: String,
+    /// How the runtime is started.
     pub family: RuntimeFamily,
     /// The interpreter for managed runtimes.
     pub interpreter: Option<PathBuf>,
@@ -181,6 +195,7 @@ impl RuntimeCatalog {
         Ok(RuntimeCatalog { available })
     }
 
+    /// The runtime for a `Runtime` identifier, or why it cannot be used on this host.
     pub fn resolve(&self, id: &str) -> Result<&ResolvedRuntime, RuntimeError> {
         match self.available.get(id) {
             None => Err(RuntimeError::Unknown(id.to_string())),

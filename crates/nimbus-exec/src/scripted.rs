@@ -28,7 +28,12 @@ pub enum Step {
     /// Posts this response.
     Respond(Vec<u8>),
     /// Posts an error of this type and message (a function error).
-    Error { error_type: String, message: String },
+    Error {
+        /// The `errorType`, also sent as `Lambda-Runtime-Function-Error-Type`.
+        error_type: String,
+        /// The `errorMessage`.
+        message: String,
+    },
     /// Waits (on tokio's timer), then does the inner step.
     After(Duration, Box<Step>),
     /// Exits with this code without answering (a crash).

@@ -108,6 +108,7 @@ impl UidPool {
         self.base
     }
 
+    /// How many uids the pool holds, from [`Self::base`] on.
     pub fn count(&self) -> u32 {
         self.count
     }

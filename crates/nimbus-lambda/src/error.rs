@@ -8,16 +8,24 @@ use nimbus_core::CoreError;
 /// A Lambda (REST-JSON) error.
 #[derive(Debug)]
 pub struct LambdaError {
+    /// The HTTP status AWS gives this error type (404 for `ResourceNotFoundException`, …).
     pub status: StatusCode,
+    /// The exception name, sent in the `X-Amzn-ErrorType` header (e.g.
+    /// `ResourceNotFoundException`).
     pub error_type: &'static str,
+    /// The human-readable message, sent as `message` or `Message` (see [`Self::capital`]).
     pub message: String,
     /// Whether the shape's member is `Message` (capital) rather than `message`.
     pub capital: bool,
+    /// The body's `Type` member: `User` for the caller's errors, `Service` for Nimbus's own.
     pub kind: &'static str,
+    /// A throttle's `Reason` (e.g. `ReservedFunctionConcurrentInvocationLimitExceeded`); when set,
+    /// the response also carries `Retry-After: 1`.
     pub reason: Option<&'static str>,
 }
 
 impl LambdaError {
+    /// A caller's error (`Type: User`) with a lower-case `message` and no reason.
     pub fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
         LambdaError {
             status,
@@ -29,6 +37,7 @@ impl LambdaError {
         }
     }
 
+    /// `ResourceNotFoundException` (404), whose shape spells its member `Message`.
     pub fn not_found(message: impl Into<String>) -> Self {
         LambdaError {
             capital: true,
@@ -36,6 +45,7 @@ impl LambdaError {
         }
     }
 
+    /// `InvalidParameterValueException` (400): a parameter is out of range or malformed.
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         LambdaError::new(
             StatusCode::BAD_REQUEST,
@@ -44,6 +54,8 @@ impl LambdaError {
         )
     }
 
+    /// `InvalidRequestContentException` (400): the request body could not be read, or is not
+    /// the JSON the operation takes.
     pub fn invalid_content(message: impl Into<String>) -> Self {
         LambdaError::new(
             StatusCode::BAD_REQUEST,

@@ -1,5 +1,6 @@
 //! The CloudWatch Logs read API (JSON 1.1, `X-Amz-Target: Logs_20140328.<Operation>`):
-//! DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents, DeleteLogGroup.
+//! DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents, DeleteLogGroup,
+//! PutRetentionPolicy and DeleteRetentionPolicy.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -25,6 +26,9 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, JsonError> {
         .map_err(|e| JsonError::new("SerializationException", e.to_string()))
 }
 
+/// Serves one CloudWatch Logs request: the operation comes from `X-Amz-Target`, the body
+/// (at most 8 MiB) is its JSON input. Queries run on the blocking pool; an unknown operation is
+/// an `UnknownOperationException`.
 pub async fn handle(core: Core, req: Request<Body>) -> Response {
     let op = req
         .headers()

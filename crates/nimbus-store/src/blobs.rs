@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Result, StoreError};
 
+/// The directory of content-addressed blobs (mode `0700`; each blob `0600`).
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
@@ -60,6 +61,7 @@ impl BlobStore {
         Ok(digest)
     }
 
+    /// Reads a whole blob; `BlobNotFound` if no blob has this digest.
     pub fn get(&self, sha256_hex: &str) -> Result<Vec<u8>> {
         let path = self.path(sha256_hex);
         std::fs::read(&path).map_err(|e| {
@@ -71,6 +73,7 @@ impl BlobStore {
         })
     }
 
+    /// Deletes a blob; deleting one that does not exist is not an error.
     pub fn remove(&self, sha256_hex: &str) -> Result<()> {
         let path = self.path(sha256_hex);
         match std::fs::remove_file(&path) {

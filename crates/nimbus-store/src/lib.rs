@@ -9,6 +9,8 @@
 //!
 //! The store knows nothing of Lambda: records are opaque JSON documents owned by the core.
 
+#![warn(missing_docs)]
+
 mod blobs;
 mod schema;
 mod writer;
@@ -24,18 +26,25 @@ pub use writer::{LogEventRow, UsageRow, WriteOp};
 /// Errors from the store. Every I/O error carries the path it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A file or directory operation failed.
     #[error("I/O error on {path}: {source}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// SQLite refused a statement or could not open the database.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The writer thread could not commit a batch; the message is SQLite's error as text.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// The writer thread has exited, so nothing more can be written.
     #[error("the store's writer thread has stopped")]
     WriterGone,
+    /// No blob is stored under this hex SHA-256.
     #[error("blob {0} not found")]
     BlobNotFound(String),
 }
@@ -49,38 +58,57 @@ impl StoreError {
     }
 }
 
+/// The store's result type.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A stored log stream's summary, as DescribeLogStreams reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogStreamRow {
+    /// The log group the stream belongs to.
     pub group: String,
+    /// The stream's name, unique within its group.
     pub name: String,
+    /// When the stream's first event was stored, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// The oldest event timestamp in the stream, in milliseconds since the Unix epoch.
     pub first_event_ms: Option<i64>,
+    /// The newest event timestamp in the stream, in milliseconds since the Unix epoch.
     pub last_event_ms: Option<i64>,
+    /// When an event was last stored in the stream, in milliseconds since the Unix epoch.
     pub last_ingest_ms: Option<i64>,
+    /// The summed length of the stream's messages in bytes (`storedBytes`).
     pub stored_bytes: i64,
 }
 
 /// A stored log event, with its store-assigned sequence id (used for paging tokens).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredLogEvent {
+    /// The store-assigned sequence id: increases with every stored event, across all groups.
     pub id: i64,
+    /// The log group the event belongs to.
     pub group: String,
+    /// The log stream the event belongs to.
     pub stream: String,
+    /// The event's own timestamp, in milliseconds since the Unix epoch.
     pub ts_ms: i64,
+    /// When the store committed the event, in milliseconds since the Unix epoch (`ingestionTime`).
     pub ingest_ms: i64,
+    /// The event's text (one event may hold several lines).
     pub message: String,
 }
 
 /// A query over log events; `None` fields do not filter.
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery<'a> {
+    /// The log group to read; the only filter that is always applied.
     pub group: &'a str,
+    /// Only events in these streams (an empty slice matches nothing).
     pub streams: Option<&'a [String]>,
+    /// Only events in streams whose name starts with this.
     pub stream_prefix: Option<&'a str>,
+    /// Only events with a timestamp at or after this, in milliseconds since the Unix epoch.
     pub start_ms: Option<i64>,
+    /// Only events with a timestamp at or before this, in milliseconds since the Unix epoch.
     pub end_ms: Option<i64>,
     /// Only events with an id strictly greater than this (forward paging).
     pub after_id: Option<i64>,
@@ -90,14 +118,18 @@ pub struct LogQuery<'a> {
     pub newest_first: bool,
     /// Case-sensitive substring terms, all of which must occur.
     pub contains_all: &'a [String],
+    /// The most events to return.
     pub limit: usize,
 }
 
 /// Usage summed per function, for pricing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageSummary {
+    /// The function's name.
     pub function: String,
+    /// How many invocations were metered.
     pub requests: u64,
+    /// The summed billed duration in milliseconds.
     pub billed_ms: u64,
     /// Σ memory(GB) × billed seconds.
     pub gb_seconds: f64,
@@ -106,9 +138,13 @@ pub struct UsageSummary {
 /// One log group as DescribeLogGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogGroupRow {
+    /// The group's name, e.g. `/aws/lambda/my-function`.
     pub name: String,
+    /// When the group's first event was stored, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// The summed length of the messages in all its streams, in bytes (`storedBytes`).
     pub stored_bytes: i64,
+    /// The group's own retention in days; `None` when the server default applies.
     pub retention_days: Option<u32>,
 }
 
@@ -161,10 +197,12 @@ impl Store {
         })
     }
 
+    /// The path of the SQLite database file (`nimbus.db` in the data directory).
     pub fn db_path(&self) -> &Path {
         &self.inner.db_path
     }
 
+    /// The blob files for function code.
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
     }
@@ -230,8 +268,7 @@ impl Store {
         })
     }
 
-    /// Log groups whose name starts with `prefix`: (name, created ms, stored bytes, retention
-    /// days).
+    /// Log groups whose name starts with `prefix` (every group for `None`), ordered by name.
     pub fn log_groups(&self, prefix: Option<&str>) -> Result<Vec<LogGroupRow>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
@@ -250,6 +287,7 @@ impl Store {
         })
     }
 
+    /// A group's log streams, ordered by name (empty if the group does not exist).
     pub fn log_streams(&self, group: &str) -> Result<Vec<LogStreamRow>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
@@ -311,6 +349,7 @@ impl Store {
         Ok(chunks)
     }
 
+    /// Whether a log group has been created (by its first event).
     pub fn log_group_exists(&self, group: &str) -> Result<bool> {
         self.read(|c| {
             c.query_row(
@@ -321,6 +360,7 @@ impl Store {
         })
     }
 
+    /// The log events that match `q`, at most `q.limit`, ordered by id (oldest or newest first).
     pub fn log_events(&self, q: &LogQuery<'_>) -> Result<Vec<StoredLogEvent>> {
         let mut sql = String::from(
             "SELECT id, group_name, stream, ts_ms, ingest_ms, message FROM log_events WHERE group_name = ?",

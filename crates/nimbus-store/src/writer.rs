@@ -21,34 +21,50 @@ use crate::{Result, StoreError};
 /// One write. Records are opaque JSON bodies under a (kind, key).
 #[derive(Debug, Clone)]
 pub enum WriteOp {
+    /// Inserts or replaces the record under (`kind`, `key`).
     PutRecord {
+        /// The record type, e.g. `function`; chosen by the core.
         kind: String,
+        /// The record's key, unique within its kind.
         key: String,
+        /// The record as a JSON document.
         body: String,
     },
+    /// Deletes the record under (`kind`, `key`), if there is one.
     DeleteRecord {
+        /// The record type.
         kind: String,
+        /// The record's key.
         key: String,
     },
     /// Deletes every record of `kind` whose key starts with `prefix`.
     DeleteRecordPrefix {
+        /// The record type.
         kind: String,
+        /// The key prefix; an empty prefix deletes every record of the kind.
         prefix: String,
     },
+    /// Appends one log event, creating its group and stream if needed.
     Log(LogEventRow),
+    /// Appends one metering row.
     Usage(UsageRow),
     /// Deletes a log group and its streams and events.
     DeleteLogGroup(String),
     /// Sets (or with `None` removes) a log group's retention in days.
     SetLogRetention {
+        /// The log group's name.
         group: String,
+        /// The retention in days; `None` returns the group to the server default.
         days: Option<u32>,
     },
     /// Deletes up to `limit` of a group's events older than `before_ms` (one chunk of a
     /// retention sweep or a group deletion, so no single commit holds the writer for long).
     ExpireLogEvents {
+        /// The log group's name.
         group: String,
+        /// The cut-off, in milliseconds since the Unix epoch; events at or after it stay.
         before_ms: i64,
+        /// The most events this one write deletes.
         limit: u32,
     },
     /// Recomputes a group's streams' stored bytes from their events (after expiry).
@@ -58,22 +74,36 @@ pub enum WriteOp {
 /// A log line to append; the group and stream are created on first use.
 #[derive(Debug, Clone)]
 pub struct LogEventRow {
+    /// The log group, e.g. `/aws/lambda/my-function`.
     pub group: String,
+    /// The log stream within the group.
     pub stream: String,
+    /// The event's timestamp, in milliseconds since the Unix epoch (its ingestion time is the
+    /// commit's).
     pub ts_ms: i64,
+    /// The event's text, as the runtime wrote it (one event may hold several lines).
     pub message: String,
 }
 
 /// One metered invocation.
 #[derive(Debug, Clone)]
 pub struct UsageRow {
+    /// When the invocation ended, in milliseconds since the Unix epoch.
     pub ts_ms: i64,
+    /// The function's name.
     pub function: String,
+    /// The invocation's request id.
     pub request_id: String,
+    /// How long the invocation ran, in milliseconds.
     pub duration_ms: f64,
+    /// The billed duration in milliseconds: run time plus any init time, rounded up to the
+    /// billing granularity.
     pub billed_ms: i64,
+    /// The function's configured memory (`MemorySize`) in MiB.
     pub memory_mb: i64,
+    /// The cold start's init duration in milliseconds; `None` for a warm invocation.
     pub init_ms: Option<f64>,
+    /// How it ended: `success`, or `error:` followed by the error type.
     pub status: String,
 }
 

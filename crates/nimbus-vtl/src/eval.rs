@@ -30,12 +30,19 @@ const MAX_ITEMS: usize = 100_000;
 /// What a mapping template sees of the request.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
+    /// The raw request body: `$input.body`, and parsed as JSON for `$input.json()` and
+    /// `$input.path()`.
     pub body: String,
+    /// Path parameters, in order (`$input.params().path`).
     pub path_params: Vec<(String, String)>,
+    /// Query string parameters, in order (`$input.params().querystring`).
     pub query_params: Vec<(String, String)>,
+    /// Request headers, in order (`$input.params().header`); `$input.params(name)` matches their
+    /// names case-insensitively.
     pub headers: Vec<(String, String)>,
     /// `$context` (requestId, stage, httpMethod, identity, …).
     pub context: serde_json::Value,
+    /// The stage's variables (`$stageVariables`).
     pub stage_variables: Vec<(String, String)>,
 }
 

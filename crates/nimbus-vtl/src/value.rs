@@ -5,16 +5,25 @@ use std::fmt::Write;
 /// A value in a template. Maps keep insertion order, as Java's `LinkedHashMap` does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// Java's `null`; also what an undefined reference evaluates to.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer (Java's `Integer` and `Long` both map here).
     Int(i64),
+    /// A floating-point number; whole numbers render with `.0`, as Java's `Double` does.
     Float(f64),
+    /// A string.
     Str(String),
+    /// A list (Java's `ArrayList`).
     List(Vec<Value>),
+    /// A map, in insertion order; keys are kept unique (`put` replaces in place).
     Map(Vec<(String, Value)>),
 }
 
 impl Value {
+    /// Converts JSON: integers that fit an `i64` become [`Value::Int`], other numbers
+    /// [`Value::Float`], objects keep their key order.
     pub fn from_json(v: &serde_json::Value) -> Value {
         match v {
             serde_json::Value::Null => Value::Null,
@@ -33,6 +42,7 @@ impl Value {
         }
     }
 
+    /// Converts back to JSON (a non-finite float becomes `null`).
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Null => serde_json::Value::Null,
@@ -52,6 +62,7 @@ impl Value {
         !matches!(self, Value::Null | Value::Bool(false))
     }
 
+    /// A map's value under `key`; `None` for a missing key or a value that is not a map.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
             Value::Map(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
@@ -106,6 +117,7 @@ impl Value {
         }
     }
 
+    /// The number as a float; `None` for anything that is not a number.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Int(i) => Some(*i as f64),
@@ -114,6 +126,8 @@ impl Value {
         }
     }
 
+    /// The value as an integer: floats truncated toward zero, strings parsed after trimming; `None`
+    /// otherwise.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),

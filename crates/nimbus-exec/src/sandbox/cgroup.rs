@@ -18,14 +18,19 @@ use std::time::Duration;
 /// The controllers the sandbox uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Controller {
+    /// Memory limit (no swap), peak use and OOM kills.
     Memory,
+    /// The task limit.
     Pids,
+    /// CPU weight in proportion to memory.
     Cpu,
 }
 
 impl Controller {
+    /// Every controller the sandbox needs.
     pub const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
 
+    /// The controller's name in cgroupfs and `/proc/self/cgroup`.
     pub fn name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
@@ -35,9 +40,12 @@ impl Controller {
     }
 }
 
+/// The cgroup API a hierarchy speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// cgroup v1: one hierarchy per controller (or a few, co-mounted).
     V1,
+    /// cgroup v2: the unified hierarchy.
     V2,
 }
 
@@ -59,18 +67,26 @@ pub struct CgroupLayout {
 /// Limits for one environment.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// The memory limit in bytes (`memory.max` or `memory.limit_in_bytes`); swap is capped at none.
     pub memory_bytes: u64,
+    /// The most processes and threads at once (`pids.max`).
     pub max_tasks: u64,
+    /// `MemorySize` in MiB, from which the CPU weight is derived (1,769 MB is one vCPU).
     pub memory_mb: u32,
 }
 
+/// Why the cgroups could not be found or set up.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
+    /// No mounted hierarchy offers this controller.
     #[error("no cgroup hierarchy offers the {0} controller")]
     Missing(&'static str),
+    /// A cgroupfs file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -403,7 +419,11 @@ fn remove_tree(dir: &Path) {
 /// What an environment's memory group recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MemoryStats {
+    /// The highest memory use recorded, in bytes (`memory.peak` or `memory.max_usage_in_bytes`);
+    /// `None` where the kernel does not keep it.
     pub peak_bytes: Option<u64>,
+    /// How many processes the kernel killed for exceeding the limit (`oom_kill` in `memory.events`
+    /// or `memory.oom_control`).
     pub oom_kills: u64,
 }
 

@@ -41,6 +41,7 @@ pub struct PrepareSpec {
     pub root: PathBuf,
     /// `cgroup.procs` files to join.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The environment's host name (in its own UTS namespace).
     pub hostname: String,
 }
 
@@ -55,14 +56,24 @@ pub struct InitSpec {
     pub ro_paths: Vec<PathBuf>,
     /// Size of `/tmp` in MiB.
     pub tmp_mb: u32,
+    /// The uid the runtime runs as (the environment's own, from the pool).
     pub uid: u32,
+    /// The gid the runtime runs as (equal to the uid); it has no supplementary groups.
     pub gid: u32,
+    /// The executable, as a path inside the new root.
     pub program: String,
+    /// Its arguments, without `argv[0]`.
     pub args: Vec<String>,
+    /// The runtime's complete environment.
     pub env: Vec<(String, String)>,
+    /// The working directory inside the new root.
     pub cwd: String,
+    /// `RLIMIT_NOFILE` for the runtime.
     pub max_open_files: u64,
+    /// `RLIMIT_NPROC` for the runtime's uid.
     pub max_processes: u64,
+    /// Whether to apply the Landlock rules (read and execute anywhere, write only under `/tmp` and
+    /// `/dev`) before `exec`.
     pub landlock: bool,
 }
 

@@ -69,8 +69,11 @@ pub struct SandboxConfig {
 /// One isolation feature and whether it is in force (for `nimbus doctor`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Feature {
+    /// A short name, e.g. `cgroups` or `seccomp`.
     pub name: &'static str,
+    /// Whether it is in force on this host.
     pub active: bool,
+    /// What it does here, or why it is off.
     pub detail: String,
 }
 

@@ -62,11 +62,14 @@ impl std::str::FromStr for NetworkMode {
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
+    /// The address; host bits may be set.
     pub addr: Ipv4Addr,
+    /// The prefix length, 0 to 32.
     pub len: u8,
 }
 
 impl Cidr {
+    /// A prefix of `len` bits at `addr`; `len` is not checked here, and must not exceed 32.
     pub const fn new(addr: Ipv4Addr, len: u8) -> Cidr {
         Cidr { addr, len }
     }
@@ -84,6 +87,7 @@ impl Cidr {
         Cidr::new(Ipv4Addr::from(u32::from(self.addr) & self.mask()), self.len)
     }
 
+    /// Whether `ip` lies within the prefix.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & self.mask() == u32::from(self.addr) & self.mask()
     }
@@ -138,6 +142,7 @@ const PRIVATE: &[Cidr] = &[
 /// Network settings of the sandbox.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
+    /// Whether environments get a network namespace of their own, and what it reaches.
     pub mode: NetworkMode,
     /// Addresses of the veth pairs (two per environment).
     pub subnet: Cidr,

@@ -75,6 +75,8 @@ const NAMESPACE_FLAGS: &[libc::c_int] = &[
     libc::CLONE_NEWCGROUP,
 ];
 
+/// The seccomp filters could not be built (an unsupported architecture, or a rule the backend
+/// refused).
 #[derive(Debug, thiserror::Error)]
 #[error("seccomp filter: {0}")]
 pub struct FilterError(String);
