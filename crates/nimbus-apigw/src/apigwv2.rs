@@ -11,9 +11,8 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use base64::Engine;
 use nimbus_core::CoreError;
 use nimbus_core::invoke::InvokeInput;
@@ -728,150 +727,20 @@ pub fn routes() -> Router<Gateway> {
             "/v2/apis/{id}/deployments/{did}",
             get(get_deployment).delete(delete_deployment),
         )
-        .route(
-            "/restapis/{id}/{stage}/_user_request_/{*path}",
-            any(path_style),
-        )
-        .route(
-            "/restapis/{id}/{stage}/_user_request_/",
-            any(path_style_root),
-        )
-        .route(
-            "/restapis/{id}/{stage}/_user_request_",
-            any(path_style_root),
-        )
-        .route("/_aws/execute-api/{id}", any(endpoint_style_root))
-        .route("/_aws/execute-api/{id}/", any(endpoint_style_root))
-        .route("/_aws/execute-api/{id}/{*path}", any(endpoint_style))
-        .route(
-            "/_aws/lambda-url/{id}",
-            any(crate::function_url::path_style_root),
-        )
-        .route(
-            "/_aws/lambda-url/{id}/",
-            any(crate::function_url::path_style_root),
-        )
-        .route(
-            "/_aws/lambda-url/{id}/{*rest}",
-            any(crate::function_url::path_style),
-        )
 }
 
-fn not_found() -> Response {
-    reply(StatusCode::NOT_FOUND, json!({ "message": "Not Found" }))
-}
+use crate::endpoint::not_found;
 
-async fn path_style(
-    State(gw): State<Gateway>,
-    Path((id, stage, path)): Path<(String, String, String)>,
+/// Serves a request on an HTTP API's stage: CORS first when the API has a configuration.
+pub(crate) async fn serve(
+    gw: &Gateway,
+    id: &str,
+    stage: &str,
+    path: &str,
     req: Request,
 ) -> Response {
-    serve(&gw, &id, &stage, &format!("/{path}"), req).await
-}
-
-async fn path_style_root(
-    State(gw): State<Gateway>,
-    Path((id, stage)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    serve(&gw, &id, &stage, "/", req).await
-}
-
-/// `/_aws/execute-api/<apiId>/<stage?>/<path>`: the same as the host-style form.
-async fn endpoint_style(
-    State(gw): State<Gateway>,
-    Path((id, path)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    by_api_path(&gw, &id, &format!("/{path}"), req).await
-}
-
-async fn endpoint_style_root(
-    State(gw): State<Gateway>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    by_api_path(&gw, &id, "/", req).await
-}
-
-/// Serves `path` (which may start with a stage name) on API `id`, as host-style requests are.
-async fn by_api_path(gw: &Gateway, id: &str, path: &str, req: Request) -> Response {
-    let Ok(api) = gw.http_apis.get(id) else {
-        let mut segs = path.splitn(3, '/').skip(1);
-        let stage = segs.next().unwrap_or("").to_string();
-        let rest = format!("/{}", segs.next().unwrap_or(""));
-        return crate::apigw_rest::serve(gw, id, &stage, &rest, req)
-            .await
-            .unwrap_or_else(not_found);
-    };
-    let first = path.split('/').nth(1).unwrap_or("");
-    let (stage, rest) =
-        if !first.is_empty() && api.stages.contains_key(first) && first != "$default" {
-            let rest = path[1 + first.len()..].to_string();
-            (
-                first.to_string(),
-                if rest.is_empty() {
-                    "/".to_string()
-                } else {
-                    rest
-                },
-            )
-        } else {
-            ("$default".to_string(), path.to_string())
-        };
-    serve(gw, id, &stage, &rest, req).await
-}
-
-/// Middleware: `<apiId>.execute-api.<anything>` hosts are served as that API.
-pub async fn dispatch(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let Some(id) = host
-        .split_once('.')
-        .filter(|(_, rest)| rest.starts_with("execute-api."))
-        .map(|(id, _)| id.to_string())
-    else {
-        return next.run(req).await;
-    };
-    let Ok(api) = gw.http_apis.get(&id) else {
-        // A REST API: the stage is always the first path segment.
-        let path = req.uri().path().to_string();
-        let mut segs = path.splitn(3, '/').skip(1);
-        let stage = segs.next().unwrap_or("").to_string();
-        let rest = format!("/{}", segs.next().unwrap_or(""));
-        return crate::apigw_rest::serve(&gw, &id, &stage, &rest, req)
-            .await
-            .unwrap_or_else(not_found);
-    };
-    // A named stage is the first path segment; otherwise `$default` serves the whole path.
-    let path = req.uri().path().to_string();
-    let first = path.split('/').nth(1).unwrap_or("");
-    let (stage, rest) =
-        if !first.is_empty() && api.stages.contains_key(first) && first != "$default" {
-            let rest = path[1 + first.len()..].to_string();
-            (
-                first.to_string(),
-                if rest.is_empty() {
-                    "/".to_string()
-                } else {
-                    rest
-                },
-            )
-        } else {
-            ("$default".to_string(), path)
-        };
-    serve(&gw, &id, &stage, &rest, req).await
-}
-
-async fn serve(gw: &Gateway, id: &str, stage: &str, path: &str, req: Request) -> Response {
     let Some(cors) = gw.http_apis.cors(id) else {
-        return crate::apigw_rest::serve(gw, id, stage, path, req)
-            .await
-            .unwrap_or_else(not_found);
+        return not_found();
     };
     let Some(cors) = cors else {
         return serve_http_api(gw, id, stage, path, req).await;

@@ -3,9 +3,8 @@
 
 use crate::Gateway;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use nimbus_core::CoreError;
 use nimbus_core::invoke::{Caller, InvokeInput};
@@ -13,48 +12,14 @@ use nimbus_core::names::FunctionRef;
 
 use crate::http_events::{RequestInfo, event_v2, response_v2};
 
-/// The URL id a `Host` header names, if it is a function URL host.
-fn url_id(host: &str) -> Option<&str> {
-    let (id, rest) = host.split_once('.')?;
-    rest.starts_with("lambda-url.").then_some(id)
-}
-
-/// Middleware: function URL hosts are served here; everything else goes on to the APIs.
-pub async fn dispatch(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let Some(id) = url_id(&host).map(str::to_string) else {
-        return next.run(req).await;
-    };
-    let path = req.uri().path().to_string();
-    serve(&gw, &id, &host, &path, req).await
-}
-
-/// Path-style function URLs: `/_aws/lambda-url/<id>/<path>`, for machines where
-/// `<id>.lambda-url.localhost` does not resolve.
-pub async fn path_style(
-    State(gw): State<Gateway>,
-    axum::extract::Path((id, rest)): axum::extract::Path<(String, String)>,
+/// Serves a request to a function URL (by its id; `host` is what the request addressed).
+pub(crate) async fn serve(
+    gw: &Gateway,
+    id: &str,
+    host: &str,
+    path: &str,
     req: Request,
 ) -> Response {
-    let host = format!("{id}.lambda-url.localhost");
-    serve(&gw, &id, &host, &format!("/{rest}"), req).await
-}
-
-pub async fn path_style_root(
-    State(gw): State<Gateway>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    req: Request,
-) -> Response {
-    let host = format!("{id}.lambda-url.localhost");
-    serve(&gw, &id, &host, "/", req).await
-}
-
-async fn serve(gw: &Gateway, id: &str, host: &str, path: &str, req: Request) -> Response {
     let Some(config) = gw.urls.by_id(id) else {
         return (
             StatusCode::NOT_FOUND,
@@ -156,17 +121,4 @@ async fn invoke_url(
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn function_url_hosts_are_recognised() {
-        assert_eq!(url_id("abc123.lambda-url.localhost:4566"), Some("abc123"));
-        assert_eq!(url_id("abc123.lambda-url.us-east-1.on.aws"), Some("abc123"));
-        assert_eq!(url_id("127.0.0.1:4566"), None);
-        assert_eq!(url_id("localhost"), None);
-    }
 }

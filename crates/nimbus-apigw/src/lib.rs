@@ -12,6 +12,7 @@ pub mod apigw_rest;
 pub mod apigwv2;
 pub mod authorizer;
 pub mod cors_headers;
+pub mod endpoint;
 pub mod function_url;
 pub mod http_apis;
 pub mod http_events;
@@ -86,24 +87,15 @@ pub fn caller(gw: &Gateway, api_id: &str, stage: &str, method: &str, path: &str)
 /// Whether a request is for an endpoint that serves browsers and the public — a function URL
 /// or an API stage, by host name or by path — rather than for a control plane.
 pub fn is_endpoint(host: &str, path: &str) -> bool {
-    if let Some((_, rest)) = host.split_once('.')
-        && (rest.starts_with("lambda-url.") || rest.starts_with("execute-api."))
-    {
-        return true;
-    }
-    if path.starts_with("/_aws/lambda-url/") || path.starts_with("/_aws/execute-api/") {
-        return true;
-    }
-    // Path-style REST/HTTP API stages: /restapis/<id>/<stage>/_user_request_/...
-    let mut segs = path.split('/').skip(1);
-    segs.next() == Some("restapis")
-        && segs.next().is_some()
-        && segs.next().is_some()
-        && segs.next() == Some("_user_request_")
+    endpoint::claims(host, path)
 }
 
-/// API Gateway at the front door: the endpoints, then the control planes, in one router.
-struct Front(Router);
+/// API Gateway at the front door: its endpoints (resolved once, [`endpoint`]), and the control
+/// planes' router.
+struct Front {
+    gw: Gateway,
+    control: Router,
+}
 
 impl AwsService for Front {
     fn signing_name(&self) -> &'static str {
@@ -119,7 +111,16 @@ impl AwsService for Front {
     }
 
     fn handle(&self, req: axum::extract::Request) -> Handled {
-        let router = self.0.clone();
+        let host = req
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(ep) = endpoint::resolve(&self.gw, host, req.uri().path()) {
+            let gw = self.gw.clone();
+            return Box::pin(async move { endpoint::serve(&gw, ep, req).await });
+        }
+        let router = self.control.clone();
         Box::pin(async move {
             match router.oneshot(req).await {
                 Ok(resp) => resp,
@@ -145,34 +146,11 @@ async fn unknown_operation(req: axum::extract::Request) -> Response {
 
 /// The front door's view of API Gateway.
 pub fn front(gw: Gateway) -> Arc<dyn AwsService> {
-    let router = Router::new()
+    let control = Router::new()
         .merge(apigwv2::routes())
         .merge(apigw_rest::routes())
         .merge(apigw_keys::routes())
         .fallback(unknown_operation)
-        .layer(axum::middleware::from_fn_with_state(
-            gw.clone(),
-            apigwv2::dispatch,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            gw.clone(),
-            function_url::dispatch,
-        ))
-        .with_state(gw);
-    Arc::new(Front(router))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_endpoint;
-
-    #[test]
-    fn endpoints_that_serve_browsers() {
-        assert!(is_endpoint("", "/restapis/abc/prod/_user_request_/x"));
-        assert!(is_endpoint("127.0.0.1", "/_aws/lambda-url/abc/"));
-        assert!(!is_endpoint("", "/restapis/abc/resources"));
-        assert!(!is_endpoint("", "/2015-03-31/functions"));
-        assert!(is_endpoint("abc.execute-api.localhost:4566", "/prod/x"));
-        assert!(is_endpoint("abc.lambda-url.localhost:4566", "/"));
-    }
+        .with_state(gw.clone());
+    Arc::new(Front { gw, control })
 }

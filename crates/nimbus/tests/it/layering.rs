@@ -17,9 +17,13 @@ fn allowed(krate: &str) -> Option<BTreeSet<&'static str>> {
         }
         "nimbus-core" => set(&["nimbus-store", "nimbus-exec", "nimbus-events"]),
         "nimbus-edge" => set(&["nimbus-core", "nimbus-store"]),
-        k if SERVICES.contains(&k) => {
-            set(&["nimbus-core", "nimbus-edge", "nimbus-store", "nimbus-vtl"])
-        }
+        k if SERVICES.contains(&k) => set(&[
+            "nimbus-core",
+            "nimbus-edge",
+            "nimbus-store",
+            "nimbus-vtl",
+            "nimbus-events",
+        ]),
         _ => None,
     }
 }
