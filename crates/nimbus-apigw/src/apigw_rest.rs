@@ -1031,16 +1031,6 @@ pub fn routes() -> Router<Gateway> {
         )
 }
 
-fn internal_error() -> Response {
-    tagged(
-        "DEFAULT_5XX",
-        reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"message": "Internal server error"}),
-        ),
-    )
-}
-
 /// A static `responseParameters` value (`'text'`) for a method response header.
 fn apply_response_parameters(resp: &mut Response, params: &BTreeMap<String, String>) {
     for (k, v) in params {
@@ -1198,29 +1188,142 @@ fn vtl_request(
     }
 }
 
-/// Serves a request on a REST API stage; `None` when no such API exists.
-/// Marks a response the gateway itself produced, with its gateway response type, so that the
-/// API's customised gateway responses can replace it.
-#[derive(Debug, Clone, Copy)]
-struct GatewayError(&'static str);
-
-fn tagged(kind: &'static str, mut r: Response) -> Response {
-    r.extensions_mut().insert(GatewayError(kind));
-    r
+/// What the gateway itself answers instead of the integration, typed by API Gateway's gateway
+/// response types, so that an API's customised gateway responses can replace it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayError {
+    /// No resource or method matches (403 `Missing Authentication Token`).
+    MissingAuthenticationToken,
+    /// A stage, method or usage-plan bucket is empty (429).
+    Throttled,
+    /// The method has no integration (500).
+    ApiConfigurationError,
+    /// The body is over 10 MB (413).
+    RequestTooLarge,
+    /// The authorizer found no identity or said `Unauthorized` (401).
+    Unauthorized,
+    /// The authorizer's policy denies the method (403), explicitly or by no `Allow`.
+    AccessDenied {
+        /// An explicit `Deny` matched.
+        explicit: bool,
+    },
+    /// The authorizer function failed or answered nonsense (500).
+    AuthorizerFailure,
+    /// The method names an authorizer the API does not have (500).
+    AuthorizerConfigurationError,
+    /// No enabled key of a usage plan for this stage (403).
+    InvalidApiKey,
+    /// The key's usage plan quota is spent (429).
+    QuotaExceeded,
+    /// Required request parameters are missing (400), by name.
+    BadRequestParameters(Vec<String>),
+    /// The body does not match the method's model (400).
+    BadRequestBody,
+    /// No request template for the content type, and passthrough refused (415).
+    UnsupportedMediaType,
+    /// The integration did not answer within its timeout (504).
+    IntegrationTimeout,
+    /// A proxy integration's function failed (502).
+    IntegrationFailure,
+    /// A mapping template or integration call failed inside the gateway (500).
+    Internal,
 }
 
-/// Applies the API's gateway response for a gateway-produced error: the type's own, else
-/// `DEFAULT_4XX`/`DEFAULT_5XX`; status, static `gatewayresponse.header.*` values and the
-/// `application/json` template (with `$context.error.*`).
-async fn customise(
-    api: &RestApi,
-    st: &Stage,
-    mut resp: Response,
-    message: Option<String>,
-) -> Response {
-    let Some(GatewayError(kind)) = resp.extensions().get::<GatewayError>().copied() else {
-        return resp;
-    };
+impl GatewayError {
+    /// The gateway response type (`MISSING_AUTHENTICATION_TOKEN`, …) customisations key on.
+    pub fn response_type(&self) -> &'static str {
+        match self {
+            GatewayError::MissingAuthenticationToken => "MISSING_AUTHENTICATION_TOKEN",
+            GatewayError::Throttled => "THROTTLED",
+            GatewayError::ApiConfigurationError => "API_CONFIGURATION_ERROR",
+            GatewayError::RequestTooLarge => "REQUEST_TOO_LARGE",
+            GatewayError::Unauthorized => "UNAUTHORIZED",
+            GatewayError::AccessDenied { .. } => "ACCESS_DENIED",
+            GatewayError::AuthorizerFailure => "AUTHORIZER_FAILURE",
+            GatewayError::AuthorizerConfigurationError => "AUTHORIZER_CONFIGURATION_ERROR",
+            GatewayError::InvalidApiKey => "INVALID_API_KEY",
+            GatewayError::QuotaExceeded => "QUOTA_EXCEEDED",
+            GatewayError::BadRequestParameters(_) => "BAD_REQUEST_PARAMETERS",
+            GatewayError::BadRequestBody => "BAD_REQUEST_BODY",
+            GatewayError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            GatewayError::IntegrationTimeout => "INTEGRATION_TIMEOUT",
+            GatewayError::IntegrationFailure | GatewayError::Internal => "DEFAULT_5XX",
+        }
+    }
+
+    /// The message of the default response (`$context.error.message` in templates).
+    pub fn message(&self) -> Option<String> {
+        Some(match self {
+            GatewayError::MissingAuthenticationToken => "Missing Authentication Token".into(),
+            GatewayError::Throttled => "Too Many Requests".into(),
+            GatewayError::ApiConfigurationError
+            | GatewayError::IntegrationFailure
+            | GatewayError::Internal => "Internal server error".into(),
+            GatewayError::RequestTooLarge => "Request Entity Too Large".into(),
+            GatewayError::Unauthorized => "Unauthorized".into(),
+            GatewayError::AccessDenied { explicit: true } => {
+                "User is not authorized to access this resource with an explicit deny".into()
+            }
+            GatewayError::AccessDenied { explicit: false } => {
+                "User is not authorized to access this resource".into()
+            }
+            GatewayError::AuthorizerFailure | GatewayError::AuthorizerConfigurationError => {
+                return None;
+            }
+            GatewayError::InvalidApiKey => "Forbidden".into(),
+            GatewayError::QuotaExceeded => "Limit Exceeded".into(),
+            GatewayError::BadRequestParameters(missing) => format!(
+                "Missing required request parameters: [{}]",
+                missing.join(", ")
+            ),
+            GatewayError::BadRequestBody => "Invalid request body".into(),
+            GatewayError::UnsupportedMediaType => "Unsupported Media Type".into(),
+            GatewayError::IntegrationTimeout => "Endpoint request timed out".into(),
+        })
+    }
+
+    /// API Gateway's default response for it.
+    pub fn default_response(&self) -> Response {
+        let refusal = match self {
+            GatewayError::Unauthorized => crate::authorizer::Outcome::Unauthorized.refusal(),
+            GatewayError::AccessDenied { explicit } => crate::authorizer::Outcome::Denied {
+                explicit: *explicit,
+            }
+            .refusal(),
+            GatewayError::AuthorizerFailure | GatewayError::AuthorizerConfigurationError => {
+                crate::authorizer::Outcome::Failure.refusal()
+            }
+            _ => None,
+        };
+        if let Some(r) = refusal {
+            return r;
+        }
+        let status = match self {
+            GatewayError::MissingAuthenticationToken | GatewayError::InvalidApiKey => {
+                StatusCode::FORBIDDEN
+            }
+            GatewayError::Throttled | GatewayError::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BadRequestParameters(_) | GatewayError::BadRequestBody => {
+                StatusCode::BAD_REQUEST
+            }
+            GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::IntegrationTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::IntegrationFailure => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        reply(status, json!({ "message": self.message() }))
+    }
+}
+
+/// The response for a gateway error: the API's gateway response for its type, else for
+/// `DEFAULT_4XX`/`DEFAULT_5XX`, over the default response (status, static
+/// `gatewayresponse.header.*` values and the `application/json` template with
+/// `$context.error.*`).
+async fn customise(api: &RestApi, st: &Stage, error: GatewayError) -> Response {
+    let mut resp = error.default_response();
+    let kind = error.response_type();
+    let message = error.message();
     let default = if resp.status().is_server_error() {
         "DEFAULT_5XX"
     } else {
@@ -1273,39 +1376,8 @@ async fn customise(
     resp
 }
 
+/// Serves a request on a REST API stage; `None` when no such API exists.
 pub async fn serve(
-    gw: &Gateway,
-    id: &str,
-    stage: &str,
-    path: &str,
-    req: axum::extract::Request,
-) -> Option<Response> {
-    let resp = serve_stage(gw, id, stage, path, req).await?;
-    if resp.extensions().get::<GatewayError>().is_none() {
-        return Some(resp);
-    }
-    let Some((api, st, _)) = gw.rest_apis.served(id, stage) else {
-        return Some(resp);
-    };
-    if api.gateway_responses.is_empty() {
-        return Some(resp);
-    }
-    // The default error bodies are {"message": "..."}; the template sees that message.
-    let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let message = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
-        v.get("message")
-            .or_else(|| v.get("Message"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
-    let resp = Response::from_parts(parts, Body::from(bytes));
-    Some(customise(&api, &st, resp, message).await)
-}
-
-async fn serve_stage(
     gw: &Gateway,
     id: &str,
     stage: &str,
@@ -1320,57 +1392,71 @@ async fn serve_stage(
             json!({"message": "Forbidden"}),
         ));
     };
+    Some(
+        match serve_stage(gw, &api, &st, &resources, path, req).await {
+            Ok(resp) => resp,
+            Err(e) => customise(&api, &st, e).await,
+        },
+    )
+}
+
+/// One request on a REST API stage, as the pipeline's steps see it.
+struct Call<'a> {
+    gw: &'a Gateway,
+    api: &'a RestApi,
+    st: &'a Stage,
+    resource: &'a Resource,
+    method: &'a Method,
+    /// The request path under the stage.
+    path: &'a str,
+    /// Path parameters the resource's template bound.
+    params: BTreeMap<String, String>,
+    /// The HTTP method, upper case.
+    method_name: String,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+    query: String,
+    request_id: String,
+    /// `$context` for templates; the authorizer's and API key's findings are added to it.
+    context: Value,
+    /// The authorizer's principal and context, for proxy events.
+    authorized: Option<Value>,
+    caller: Caller,
+}
+
+/// The stage's pipeline, in API Gateway's order: match the resource and method, throttle,
+/// read the body, authorize, check the API key, validate, integrate. Each step either passes
+/// the request on or answers with the gateway error that stops it.
+async fn serve_stage(
+    gw: &Gateway,
+    api: &RestApi,
+    st: &Stage,
+    resources: &[Resource],
+    path: &str,
+    req: axum::extract::Request,
+) -> Result<Response, GatewayError> {
     let (parts, body) = req.into_parts();
-    let forbidden = || {
-        tagged(
-            "MISSING_AUTHENTICATION_TOKEN",
-            reply(
-                StatusCode::FORBIDDEN,
-                json!({"message": "Missing Authentication Token"}),
-            ),
-        )
-    };
-    let Some((resource, params)) = match_resource(&resources, path) else {
-        return Some(forbidden());
-    };
+    let (resource, params) =
+        match_resource(resources, path).ok_or(GatewayError::MissingAuthenticationToken)?;
     let method_name = parts.method.as_str().to_ascii_uppercase();
-    let caller = crate::caller(gw, id, stage, &method_name, path);
-    let Some(method) = resource
+    let method = resource
         .methods
         .get(&method_name)
         .or_else(|| resource.methods.get("ANY"))
-    else {
-        return Some(forbidden());
-    };
-    if let Some((rate, burst)) = st.throttling(&resource.path, &method.http_method)
-        && !gw.throttle.admit(
-            &format!(
-                "{}/{}/{}/{}",
-                api.id, st.name, resource.path, method.http_method
-            ),
-            rate,
-            burst,
-        )
-    {
-        return Some(tagged("THROTTLED", crate::throttle::too_many_requests()));
-    }
-    let Some(mut integration) = method.integration.clone() else {
-        return Some(tagged("API_CONFIGURATION_ERROR", internal_error()));
-    };
+        .ok_or(GatewayError::MissingAuthenticationToken)?;
+    throttle(gw, api, st, resource, method)?;
+    let mut integration = method
+        .integration
+        .clone()
+        .ok_or(GatewayError::ApiConfigurationError)?;
     integration.uri = integration
         .uri
         .map(|u| crate::apigwv2::with_stage_variables(&u, &st.variables));
-    let Ok(body) = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024).await else {
-        return Some(tagged(
-            "REQUEST_TOO_LARGE",
-            reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"message": "Request Entity Too Large"}),
-            ),
-        ));
-    };
+    let body = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024)
+        .await
+        .map_err(|_| GatewayError::RequestTooLarge)?;
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut context = json!({
+    let context = json!({
         "requestId": request_id,
         "extendedRequestId": request_id,
         "apiId": api.id,
@@ -1385,78 +1471,147 @@ async fn serve_stage(
         "requestTime": chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
         "requestTimeEpoch": chrono::Utc::now().timestamp_millis(),
     });
-    let query = parts.uri.query().unwrap_or("").to_string();
-    // A Lambda authorizer decides before the integration runs; its principal and context
-    // reach the integration as `$context.authorizer.*` / `requestContext.authorizer`.
-    let mut authorized: Option<Value> = None;
-    if method.authorization_type == "CUSTOM" {
-        let Some(authorizer) = method
+    let mut call = Call {
+        gw,
+        api,
+        st,
+        resource,
+        method,
+        path,
+        params,
+        caller: crate::caller(gw, &api.id, &st.name, &method_name, path),
+        method_name,
+        query: parts.uri.query().unwrap_or("").to_string(),
+        parts,
+        body,
+        request_id,
+        context,
+        authorized: None,
+    };
+    call.authorize().await?;
+    call.check_api_key()?;
+    call.validate()?;
+    let mut resp = match integration.integration_type.as_str() {
+        "AWS_PROXY" => call.proxy(&integration).await?,
+        "AWS" | "MOCK" | "HTTP" => call.mapped(&integration).await?,
+        "HTTP_PROXY" => call.http_proxy(&integration).await,
+        other => {
+            tracing::warn!(api = %api.id, integration = other, "integration type not supported yet");
+            return Err(GatewayError::Internal);
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&call.request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    Ok(resp)
+}
+
+/// The stage's (or the method's) token bucket.
+fn throttle(
+    gw: &Gateway,
+    api: &RestApi,
+    st: &Stage,
+    resource: &Resource,
+    method: &Method,
+) -> Result<(), GatewayError> {
+    if let Some((rate, burst)) = st.throttling(&resource.path, &method.http_method)
+        && !gw.throttle.admit(
+            &format!(
+                "{}/{}/{}/{}",
+                api.id, st.name, resource.path, method.http_method
+            ),
+            rate,
+            burst,
+        )
+    {
+        return Err(GatewayError::Throttled);
+    }
+    Ok(())
+}
+
+impl Call<'_> {
+    fn header(&self, name: &str) -> &str {
+        self.parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The request's content type without parameters, lower case (`application/json` when
+    /// absent).
+    fn content_type(&self) -> String {
+        self.parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(|c| c.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| "application/json".into())
+    }
+
+    /// A Lambda authorizer decides before the integration runs; its principal and context
+    /// reach the integration as `$context.authorizer.*` / `requestContext.authorizer`.
+    async fn authorize(&mut self) -> Result<(), GatewayError> {
+        if self.method.authorization_type != "CUSTOM" {
+            return Ok(());
+        }
+        let authorizer = self
+            .method
             .authorizer_id
             .as_ref()
-            .and_then(|id| api.authorizers.get(id))
-        else {
-            return Some(
-                crate::authorizer::Outcome::Failure
-                    .refusal()
-                    .unwrap_or_else(internal_error),
-            );
-        };
-        let multi = query_multi(&query);
+            .and_then(|id| self.api.authorizers.get(id))
+            .ok_or(GatewayError::AuthorizerConfigurationError)?;
+        let multi = query_multi(&self.query);
         let outcome = crate::authorizer::authorize(
-            gw,
+            self.gw,
             authorizer,
             &crate::authorizer::Request {
-                api_id: &api.id,
-                stage: &st.name,
-                stage_variables: &st.variables,
-                method: &method_name,
-                path,
-                resource_path: &resource.path,
-                headers: &parts.headers,
+                api_id: &self.api.id,
+                stage: &self.st.name,
+                stage_variables: &self.st.variables,
+                method: &self.method_name,
+                path: self.path,
+                resource_path: &self.resource.path,
+                headers: &self.parts.headers,
                 query: &multi,
-                path_params: &params,
-                request_context: &context,
+                path_params: &self.params,
+                request_context: &self.context,
             },
         )
         .await;
-        if let Some(refusal) = outcome.refusal() {
-            let kind = match outcome {
-                crate::authorizer::Outcome::Unauthorized => "UNAUTHORIZED",
-                crate::authorizer::Outcome::Denied { .. } => "ACCESS_DENIED",
-                _ => "AUTHORIZER_FAILURE",
-            };
-            return Some(tagged(kind, refusal));
-        }
-        if let crate::authorizer::Outcome::Allow {
-            principal_id,
-            context: mut extra,
-        } = outcome
-        {
-            extra.insert("principalId".into(), Value::String(principal_id));
-            context["authorizer"] = Value::Object(extra.clone());
-            authorized = Some(Value::Object(extra));
+        match outcome {
+            crate::authorizer::Outcome::Allow {
+                principal_id,
+                context: mut extra,
+            } => {
+                extra.insert("principalId".into(), Value::String(principal_id));
+                self.context["authorizer"] = Value::Object(extra.clone());
+                self.authorized = Some(Value::Object(extra));
+                Ok(())
+            }
+            crate::authorizer::Outcome::Unauthorized => Err(GatewayError::Unauthorized),
+            crate::authorizer::Outcome::Denied { explicit } => {
+                Err(GatewayError::AccessDenied { explicit })
+            }
+            crate::authorizer::Outcome::Failure => Err(GatewayError::AuthorizerFailure),
         }
     }
-    // API keys: an enabled key in a usage plan for this stage, within its quota and throttle.
-    if method.api_key_required {
+
+    /// API keys: an enabled key in a usage plan for this stage, within its quota and throttle.
+    fn check_api_key(&mut self) -> Result<(), GatewayError> {
         use crate::api_keys::KeyCheck;
-        let value = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        match gw.api_keys.check(&api.id, &st.name, value) {
-            KeyCheck::Forbidden => {
-                return Some(tagged(
-                    "INVALID_API_KEY",
-                    reply(StatusCode::FORBIDDEN, json!({"message": "Forbidden"})),
-                ));
-            }
-            KeyCheck::QuotaExceeded => {
-                return Some(tagged(
-                    "QUOTA_EXCEEDED",
-                    reply(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        json!({"message": "Limit Exceeded"}),
-                    ),
-                ));
-            }
+        if !self.method.api_key_required {
+            return Ok(());
+        }
+        let value = self
+            .parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok());
+        match self.gw.api_keys.check(&self.api.id, &self.st.name, value) {
+            KeyCheck::Forbidden => Err(GatewayError::InvalidApiKey),
+            KeyCheck::QuotaExceeded => Err(GatewayError::QuotaExceeded),
             KeyCheck::Allowed {
                 plan,
                 key,
@@ -1464,332 +1619,289 @@ async fn serve_stage(
             } => {
                 if let Some(t) = throttle
                     && let Some(rate) = t.rate_limit
-                    && !gw
+                    && !self
+                        .gw
                         .throttle
                         .admit(&format!("plan/{plan}/{key}"), rate, t.burst_limit)
                 {
-                    return Some(tagged("THROTTLED", crate::throttle::too_many_requests()));
+                    return Err(GatewayError::Throttled);
                 }
-                context["identity"]["apiKey"] =
-                    json!(parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-                context["identity"]["apiKeyId"] = json!(key);
+                self.context["identity"]["apiKey"] = json!(value);
+                self.context["identity"]["apiKeyId"] = json!(key);
+                Ok(())
             }
         }
     }
-    // The method's request validator: required parameters, then the body against its model.
-    if method.request_validator_id.is_some() {
-        let query_names = query_multi(&query).into_keys().collect();
-        let header_names = parts
+
+    /// The method's request validator: required parameters, then the body against its model.
+    fn validate(&self) -> Result<(), GatewayError> {
+        if self.method.request_validator_id.is_none() {
+            return Ok(());
+        }
+        let query_names = query_multi(&self.query).into_keys().collect();
+        let header_names = self
+            .parts
             .headers
             .keys()
             .map(|k| k.as_str().to_string())
             .collect();
-        let ct = parts
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|c| c.split(';').next())
-            .map(|c| c.trim().to_ascii_lowercase())
-            .unwrap_or_else(|| "application/json".into());
         match crate::rest_apis::validate_request(
-            &api,
-            method,
+            self.api,
+            self.method,
             &query_names,
             &header_names,
-            &ct,
-            &body,
+            &self.content_type(),
+            &self.body,
         ) {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(crate::rest_apis::Invalid::Parameters(missing)) => {
-                return Some(tagged(
-                    "BAD_REQUEST_PARAMETERS",
-                    reply(
-                        StatusCode::BAD_REQUEST,
-                        json!({"message": format!("Missing required request parameters: [{}]", missing.join(", "))}),
-                    ),
-                ));
+                Err(GatewayError::BadRequestParameters(missing))
             }
-            Err(crate::rest_apis::Invalid::Body) => {
-                return Some(tagged(
-                    "BAD_REQUEST_BODY",
-                    reply(
-                        StatusCode::BAD_REQUEST,
-                        json!({"message": "Invalid request body"}),
-                    ),
-                ));
-            }
+            Err(crate::rest_apis::Invalid::Body) => Err(GatewayError::BadRequestBody),
         }
     }
-    let mut resp = match integration.integration_type.as_str() {
-        "AWS_PROXY" => {
-            let info = RequestInfo {
-                method: &parts.method,
-                path,
-                raw_query: &query,
-                source_ip: "127.0.0.1".into(),
-                request_id: request_id.clone(),
-                account_id: gw.settings.account_id.clone(),
-                api_id: api.id.clone(),
-                domain_name: format!("{}.execute-api.localhost", api.id),
-                route_key: String::new(),
-                stage: st.name.clone(),
-            };
-            let route = crate::http_apis::Route {
-                id: resource.id.clone(),
-                route_key: format!("{method_name} {}", resource.path),
-                target: None,
-                authorizer_id: None,
-            };
-            let header = |n: &str| {
-                parts
-                    .headers
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-            };
-            let binary_in = is_binary(&api.binary_media_types, header("content-type"));
-            let binary_out = header("accept")
-                .split(',')
-                .any(|t| is_binary(&api.binary_media_types, t));
-            let mut event = event_v1(
-                &info,
-                &route,
-                &parts.headers,
-                &parts.method,
-                &body,
-                Some(binary_in),
-            );
-            event["requestContext"]["resourceId"] = json!(resource.id);
-            if let Some(a) = &authorized {
-                event["requestContext"]["authorizer"] = a.clone();
-            }
-            if !params.is_empty() {
-                event["pathParameters"] = json!(params);
-            }
-            if !st.variables.is_empty() {
-                event["stageVariables"] = json!(st.variables);
-            }
-            match invoke(gw, &integration, event.to_string(), &caller).await {
-                Ok((payload, false)) => response_v1(&payload, binary_out),
-                Ok((_, true)) | Err(_) => tagged(
-                    "DEFAULT_5XX",
-                    reply(
-                        StatusCode::BAD_GATEWAY,
-                        json!({"message": "Internal server error"}),
-                    ),
-                ),
-            }
+
+    /// `AWS_PROXY`: the proxy event (payload 1.0) in, the function's response description out.
+    async fn proxy(&self, integration: &Integration) -> Result<Response, GatewayError> {
+        let (api, st, resource) = (self.api, self.st, self.resource);
+        let info = RequestInfo {
+            method: &self.parts.method,
+            path: self.path,
+            raw_query: &self.query,
+            source_ip: "127.0.0.1".into(),
+            request_id: self.request_id.clone(),
+            account_id: self.gw.settings.account_id.clone(),
+            api_id: api.id.clone(),
+            domain_name: format!("{}.execute-api.localhost", api.id),
+            route_key: String::new(),
+            stage: st.name.clone(),
+        };
+        let route = crate::http_apis::Route {
+            id: resource.id.clone(),
+            route_key: format!("{} {}", self.method_name, resource.path),
+            target: None,
+            authorizer_id: None,
+        };
+        let binary_in = is_binary(&api.binary_media_types, self.header("content-type"));
+        let binary_out = self
+            .header("accept")
+            .split(',')
+            .any(|t| is_binary(&api.binary_media_types, t));
+        let mut event = event_v1(
+            &info,
+            &route,
+            &self.parts.headers,
+            &self.parts.method,
+            &self.body,
+            Some(binary_in),
+        );
+        event["requestContext"]["resourceId"] = json!(resource.id);
+        if let Some(a) = &self.authorized {
+            event["requestContext"]["authorizer"] = a.clone();
         }
-        "AWS" | "MOCK" | "HTTP" => {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let ct = parts
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(|c| {
-                    c.split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase()
-                })
-                .unwrap_or_else(|| "application/json".into());
-            let vreq = vtl_request(&text, &params, &query, &parts.headers, context.clone(), &st);
-            let template = integration.request_templates.get(&ct).cloned();
-            let payload = match (&template, integration.passthrough_behavior.as_str()) {
-                (Some(t), _) => match crate::templates::render(t, vreq).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(api = %api.id, error = %e, "request mapping template failed");
-                        return Some(internal_error());
-                    }
-                },
-                (None, "NEVER") => {
-                    return Some(tagged(
-                        "UNSUPPORTED_MEDIA_TYPE",
-                        reply(
-                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                            json!({"message": "Unsupported Media Type"}),
-                        ),
-                    ));
-                }
-                (None, "WHEN_NO_TEMPLATES") if !integration.request_templates.is_empty() => {
-                    return Some(tagged(
-                        "UNSUPPORTED_MEDIA_TYPE",
-                        reply(
-                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                            json!({"message": "Unsupported Media Type"}),
-                        ),
-                    ));
-                }
-                (None, _) => text.clone(),
-            };
-            let (result_body, error_message) = if integration.integration_type == "MOCK" {
+        if !self.params.is_empty() {
+            event["pathParameters"] = json!(self.params);
+        }
+        if !st.variables.is_empty() {
+            event["stageVariables"] = json!(st.variables);
+        }
+        match invoke(self.gw, integration, event.to_string(), &self.caller).await {
+            Ok((payload, false)) => Ok(response_v1(&payload, binary_out)),
+            Ok((_, true)) | Err(_) => Err(GatewayError::IntegrationFailure),
+        }
+    }
+
+    /// `AWS`, `MOCK` and `HTTP`: the request template, the call, then the integration response
+    /// the result selects and its template.
+    async fn mapped(&self, integration: &Integration) -> Result<Response, GatewayError> {
+        let api = self.api;
+        let text = String::from_utf8_lossy(&self.body).into_owned();
+        let vreq = self.template_request(&text);
+        let payload = match (
+            integration.request_templates.get(&self.content_type()),
+            integration.passthrough_behavior.as_str(),
+        ) {
+            (Some(t), _) => crate::templates::render(t, vreq).await.map_err(|e| {
+                tracing::warn!(api = %api.id, error = %e, "request mapping template failed");
+                GatewayError::Internal
+            })?,
+            (None, "NEVER") => return Err(GatewayError::UnsupportedMediaType),
+            (None, "WHEN_NO_TEMPLATES") if !integration.request_templates.is_empty() => {
+                return Err(GatewayError::UnsupportedMediaType);
+            }
+            (None, _) => text,
+        };
+        let (result_body, selector) = match integration.integration_type.as_str() {
+            "MOCK" => {
                 let status = serde_json::from_str::<Value>(&payload)
                     .ok()
                     .and_then(|v| v.get("statusCode").and_then(Value::as_u64))
                     .map(|s| s.to_string());
-                (String::new(), status.map(|s| format!("\u{0}{s}")))
-            } else if integration.integration_type == "HTTP" {
-                // HTTP integrations select their response by the upstream status code.
-                let timeout = std::time::Duration::from_millis(u64::from(
-                    integration.timeout_ms.clamp(50, 29_000),
-                ));
-                let method = integration
-                    .http_method
-                    .clone()
-                    .unwrap_or_else(|| method_name.clone());
-                let mapped = map_request_parameters(
-                    &integration.request_parameters,
-                    &params,
-                    &query_multi(&query),
-                    &parts.headers,
-                    &st.variables,
-                    &context,
-                );
-                let mut path_params = params.clone();
-                path_params.extend(mapped.path);
-                match crate::http_proxy::call(
-                    integration.uri.as_deref().unwrap_or(""),
-                    &method,
-                    &path_params,
-                    &mapped.query,
-                    &mapped.headers,
-                    payload,
-                    timeout,
-                )
+                (String::new(), status.map(Selector::Status))
+            }
+            "HTTP" => {
+                let (status, text) = self.call_http(integration, payload).await?;
+                (text, Some(Selector::Pattern(status.to_string())))
+            }
+            _ => match invoke(self.gw, integration, payload, &self.caller).await {
+                Ok((p, false)) => (String::from_utf8_lossy(&p).into_owned(), None),
+                Ok((p, true)) => {
+                    let msg = serde_json::from_slice::<Value>(&p)
+                        .ok()
+                        .and_then(|v| {
+                            v.get("errorMessage")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_default();
+                    (
+                        String::from_utf8_lossy(&p).into_owned(),
+                        Some(Selector::Pattern(msg)),
+                    )
+                }
+                Err(Timeout) => return Err(GatewayError::IntegrationTimeout),
+                Err(Failed(e)) => {
+                    tracing::warn!(api = %api.id, error = %e, "integration call failed");
+                    return Err(GatewayError::Internal);
+                }
+            },
+        };
+        let ir = select_response(integration, selector.as_ref()).ok_or(GatewayError::Internal)?;
+        let status = ir
+            .status_code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::OK);
+        let template = ir
+            .response_templates
+            .get("application/json")
+            .or_else(|| ir.response_templates.values().next())
+            .filter(|t| !t.is_empty());
+        let out = match template {
+            Some(t) => crate::templates::render(t, self.template_request(&result_body))
                 .await
-                {
-                    Ok((status, text)) => (text, Some(status.to_string())),
-                    Err(crate::http_proxy::CallError::Timeout) => return Some(timed_out()),
-                    Err(crate::http_proxy::CallError::Failed(e)) => {
-                        tracing::warn!(api = %api.id, error = %e, "HTTP integration call failed");
-                        return Some(internal_error());
-                    }
-                }
-            } else {
-                match invoke(gw, &integration, payload, &caller).await {
-                    Ok((p, false)) => (String::from_utf8_lossy(&p).into_owned(), None),
-                    Ok((p, true)) => {
-                        let msg = serde_json::from_slice::<Value>(&p)
-                            .ok()
-                            .and_then(|v| {
-                                v.get("errorMessage")
-                                    .and_then(Value::as_str)
-                                    .map(str::to_string)
-                            })
-                            .unwrap_or_default();
-                        (String::from_utf8_lossy(&p).into_owned(), Some(msg))
-                    }
-                    Err(Timeout) => return Some(timed_out()),
-                    Err(Failed(e)) => {
-                        tracing::warn!(api = %api.id, error = %e, "integration call failed");
-                        return Some(internal_error());
-                    }
-                }
-            };
-            // The integration response: by status (MOCK), by selectionPattern on the error
-            // message (a function error), else the default one (no pattern).
-            let chosen = match &error_message {
-                Some(m) if m.starts_with('\u{0}') => {
-                    let code = &m[1..];
-                    integration.responses.get(code).or_else(|| {
-                        integration
-                            .responses
-                            .values()
-                            .find(|r| r.selection_pattern.as_deref().unwrap_or("").is_empty())
-                    })
-                }
-                Some(msg) => integration
-                    .responses
-                    .values()
-                    .find(|r| {
-                        r.selection_pattern
-                            .as_deref()
-                            .is_some_and(|p| !p.is_empty() && selection_matches(p, msg))
-                    })
-                    .or_else(|| {
-                        integration
-                            .responses
-                            .values()
-                            .find(|r| r.selection_pattern.as_deref().unwrap_or("").is_empty())
-                    }),
-                None => integration
-                    .responses
-                    .values()
-                    .find(|r| r.selection_pattern.as_deref().unwrap_or("").is_empty()),
-            };
-            let Some(ir) = chosen else {
-                return Some(internal_error());
-            };
-            let status = ir
-                .status_code
-                .parse::<u16>()
-                .ok()
-                .and_then(|c| StatusCode::from_u16(c).ok())
-                .unwrap_or(StatusCode::OK);
-            let template = ir
-                .response_templates
-                .get("application/json")
-                .or_else(|| ir.response_templates.values().next())
-                .filter(|t| !t.is_empty());
-            let out = match template {
-                Some(t) => {
-                    let vreq =
-                        vtl_request(&result_body, &params, &query, &parts.headers, context, &st);
-                    match crate::templates::render(t, vreq).await {
-                        Ok(o) => o,
-                        Err(e) => {
-                            tracing::warn!(api = %api.id, error = %e, "response mapping template failed");
-                            return Some(internal_error());
-                        }
-                    }
-                }
-                None => result_body,
-            };
-            let mut r = Response::new(Body::from(out));
-            *r.status_mut() = status;
-            r.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            apply_response_parameters(&mut r, &ir.response_parameters);
-            r
-        }
-        "HTTP_PROXY" => {
-            let timeout = std::time::Duration::from_millis(u64::from(
-                integration.timeout_ms.clamp(50, 29_000),
-            ));
-            crate::http_proxy::forward(
-                integration.uri.as_deref().unwrap_or(""),
-                &parts.method,
-                &params,
-                &query,
-                &parts.headers,
-                body,
-                timeout,
-            )
-            .await
-        }
-        other => {
-            tracing::warn!(api = %api.id, integration = other, "integration type not supported yet");
-            internal_error()
-        }
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
+                .map_err(|e| {
+                    tracing::warn!(api = %api.id, error = %e, "response mapping template failed");
+                    GatewayError::Internal
+                })?,
+            None => result_body,
+        };
+        let mut r = Response::new(Body::from(out));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        apply_response_parameters(&mut r, &ir.response_parameters);
+        Ok(r)
     }
-    Some(resp)
+
+    /// What a mapping template sees of this request, with `body` as `$input`.
+    fn template_request(&self, body: &str) -> nimbus_vtl::Request {
+        vtl_request(
+            body,
+            &self.params,
+            &self.query,
+            &self.parts.headers,
+            self.context.clone(),
+            self.st,
+        )
+    }
+
+    /// An `HTTP` integration's upstream call (its `requestParameters` mapped): the status and
+    /// the body, which select the integration response.
+    async fn call_http(
+        &self,
+        integration: &Integration,
+        payload: String,
+    ) -> Result<(u16, String), GatewayError> {
+        let timeout =
+            std::time::Duration::from_millis(u64::from(integration.timeout_ms.clamp(50, 29_000)));
+        let method = integration
+            .http_method
+            .clone()
+            .unwrap_or_else(|| self.method_name.clone());
+        let mapped = map_request_parameters(
+            &integration.request_parameters,
+            &self.params,
+            &query_multi(&self.query),
+            &self.parts.headers,
+            &self.st.variables,
+            &self.context,
+        );
+        let mut path_params = self.params.clone();
+        path_params.extend(mapped.path);
+        crate::http_proxy::call(
+            integration.uri.as_deref().unwrap_or(""),
+            &method,
+            &path_params,
+            &mapped.query,
+            &mapped.headers,
+            payload,
+            timeout,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::http_proxy::CallError::Timeout => GatewayError::IntegrationTimeout,
+            crate::http_proxy::CallError::Failed(e) => {
+                tracing::warn!(api = %self.api.id, error = %e, "HTTP integration call failed");
+                GatewayError::Internal
+            }
+        })
+    }
+
+    /// `HTTP_PROXY`: the request forwarded as it came, the upstream's answer returned.
+    async fn http_proxy(&self, integration: &Integration) -> Response {
+        let timeout =
+            std::time::Duration::from_millis(u64::from(integration.timeout_ms.clamp(50, 29_000)));
+        crate::http_proxy::forward(
+            integration.uri.as_deref().unwrap_or(""),
+            &self.parts.method,
+            &self.params,
+            &self.query,
+            &self.parts.headers,
+            self.body.clone(),
+            timeout,
+        )
+        .await
+    }
 }
 
-fn timed_out() -> Response {
-    tagged(
-        "INTEGRATION_TIMEOUT",
-        reply(
-            StatusCode::GATEWAY_TIMEOUT,
-            json!({"message": "Endpoint request timed out"}),
-        ),
-    )
+/// What selects an integration response.
+enum Selector {
+    /// A `MOCK` integration's status code: the response keyed by it.
+    Status(String),
+    /// Text matched against `selectionPattern`s: an `HTTP` upstream's status code, or a
+    /// function error's message.
+    Pattern(String),
+}
+
+/// The integration response: by status (MOCK), by `selectionPattern` on the upstream status
+/// (HTTP) or the error message (a function error), else the default one (no pattern).
+fn select_response<'i>(
+    integration: &'i Integration,
+    selector: Option<&Selector>,
+) -> Option<&'i IntegrationResponse> {
+    let default = || {
+        integration
+            .responses
+            .values()
+            .find(|r| r.selection_pattern.as_deref().unwrap_or("").is_empty())
+    };
+    match selector {
+        Some(Selector::Status(code)) => integration.responses.get(code).or_else(default),
+        Some(Selector::Pattern(msg)) => integration
+            .responses
+            .values()
+            .find(|r| {
+                r.selection_pattern
+                    .as_deref()
+                    .is_some_and(|p| !p.is_empty() && selection_matches(p, msg))
+            })
+            .or_else(default),
+        None => default(),
+    }
 }
 
 /// Why an integration call produced no result.
