@@ -237,6 +237,19 @@ def test_mapping_errors_are_aws_shaped(lam, sqs):
     assert upd["State"] == "Updating" and upd["BatchSize"] == 5
     assert wait_enabled(lam, first["UUID"])
     lam.delete_event_source_mapping(UUID=first["UUID"])
+    # FIFO queues: at most 10 a batch and no batching window (Lambda's SQS parameters), at
+    # creation and at update.
+    _furl, farn = fifo_queue(sqs, unique("esm-err-fifo"))
+    for kwargs, want in [
+        ({"BatchSize": 20, "MaximumBatchingWindowInSeconds": 5}, "Batching window is not supported for FIFO queues"),
+        ({"MaximumBatchingWindowInSeconds": 1}, "Batching window is not supported for FIFO queues"),
+    ]:
+        assert error(lambda: lam.create_event_source_mapping(EventSourceArn=farn, FunctionName=fn, **kwargs)) == (
+            400, "InvalidParameterValueException", want)
+    fifo = lam.create_event_source_mapping(EventSourceArn=farn, FunctionName=fn, BatchSize=10)
+    status, code, msg = error(lambda: lam.update_event_source_mapping(UUID=fifo["UUID"], BatchSize=11))
+    assert (status, code) == (400, "InvalidParameterValueException") and msg
+    lam.delete_event_source_mapping(UUID=fifo["UUID"])
 
 
 def test_filter_criteria_deliver_matching_records_and_delete_the_rest(lam, sqs, logs):

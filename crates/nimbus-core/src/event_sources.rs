@@ -117,6 +117,15 @@ pub trait EventSource: Send + Sync {
     /// Checks the source before a mapping to it is created: the error is AWS's message for
     /// the `InvalidParameterValueException` (a queue that does not exist, say).
     fn validate(&self, source_arn: &str) -> std::result::Result<(), String>;
+    /// Checks a mapping's batching against the source's limits, at creation and at every
+    /// update: the error is AWS's message for the `InvalidParameterValueException`.
+    fn check_batching(
+        &self,
+        _source_arn: &str,
+        _batching: Batching,
+    ) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// Polls for `mapping` until `stop` turns true: batches go to the function through
     /// `invoke`, and what the function handled is removed from the source.
     fn run(
@@ -130,6 +139,15 @@ pub trait EventSource: Send + Sync {
 struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A mapping's batching, as its source checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// `BatchSize`.
+    pub batch_size: u32,
+    /// `MaximumBatchingWindowInSeconds`.
+    pub window_secs: u32,
 }
 
 /// The mappings of this server and their pollers.
@@ -286,15 +304,6 @@ impl EventSourceMappings {
         }
     }
 
-    fn check_batching(batch: u32, window: u32, service: &str) -> Result<()> {
-        if service == "sqs" && batch > 10 && window == 0 {
-            return Err(CoreError::InvalidParameter(
-                "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10".into(),
-            ));
-        }
-        Ok(())
-    }
-
     fn function_response_types(v: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
         if let Some(types) = &v {
             if types.len() > 1 {
@@ -362,7 +371,6 @@ impl EventSourceMappings {
                 "Unrecognized event source, must be kinesis, dynamodb stream or sqs.".into(),
             )
         })?;
-        let service = service_of(&source_arn).to_string();
         let source = self.source(&source_arn).ok_or_else(|| {
             CoreError::InvalidParameter(format!(
                 "Nimbus has no event source for {source_arn}: mappings read from SQS queues of this server (streams and tables arrive with those services)"
@@ -371,7 +379,15 @@ impl EventSourceMappings {
         let target = self.resolve_function(&function)?;
         let batch_size = Self::batch_size(input.batch_size, 10)?;
         let window = Self::window(input.batching_window_secs, 0)?;
-        Self::check_batching(batch_size, window, &service)?;
+        source
+            .check_batching(
+                &source_arn,
+                Batching {
+                    batch_size,
+                    window_secs: window,
+                },
+            )
+            .map_err(CoreError::InvalidParameter)?;
         let types = Self::function_response_types(input.function_response_types)?;
         let concurrency = Self::maximum_concurrency(input.maximum_concurrency)?;
         let filters = input.filters.unwrap_or_default();
@@ -499,11 +515,17 @@ impl EventSourceMappings {
         }
         m.batch_size = Self::batch_size(input.batch_size, m.batch_size)?;
         m.batching_window_secs = Self::window(input.batching_window_secs, m.batching_window_secs)?;
-        Self::check_batching(
-            m.batch_size,
-            m.batching_window_secs,
-            service_of(&m.source_arn),
-        )?;
+        if let Some(source) = self.source(&m.source_arn) {
+            source
+                .check_batching(
+                    &m.source_arn,
+                    Batching {
+                        batch_size: m.batch_size,
+                        window_secs: m.batching_window_secs,
+                    },
+                )
+                .map_err(CoreError::InvalidParameter)?;
+        }
         if let Some(t) = Self::function_response_types(input.function_response_types)? {
             m.function_response_types = t;
         }

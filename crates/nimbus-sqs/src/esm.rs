@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nimbus_core::error::CoreError;
-use nimbus_core::event_sources::{EventSource, Mapping, Poller};
+use nimbus_core::event_sources::{Batching, EventSource, Mapping, Poller};
 use nimbus_core::invoke::{Caller, InvokeInput, InvokeService};
 use nimbus_core::patterns::Pattern;
 use nimbus_events::sqs::{SqsEvent, SqsMessageAttribute, SqsRecord};
@@ -66,6 +66,25 @@ impl EventSource for SqsSource {
             .name_of(source_arn)
             .map(drop)
             .map_err(|_| NO_QUEUE.to_string())
+    }
+
+    /// Lambda's limits for queues: more than 10 messages a batch only with a batching window;
+    /// FIFO queues take at most 10 and no window.
+    fn check_batching(&self, source_arn: &str, b: Batching) -> Result<(), String> {
+        let fifo = source_arn.ends_with(".fifo");
+        if fifo && b.window_secs > 0 {
+            return Err("Batching window is not supported for FIFO queues".into());
+        }
+        if fifo && b.batch_size > 10 {
+            return Err(format!(
+                "BatchSize {} is greater than the maximum of 10 for FIFO queues",
+                b.batch_size
+            ));
+        }
+        if b.batch_size > 10 && b.window_secs == 0 {
+            return Err("Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10".into());
+        }
+        Ok(())
     }
 
     fn run(

@@ -70,19 +70,19 @@ async fn invoke_event(s: &Server, name: &str, payload: Value) -> String {
 
 /// The records a sink function printed, once at least `n` arrived (or 20 s passed).
 async fn records(s: &Server, sink: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let msgs = s.log_messages(sink, "RECORD ").await;
-        let recs: Vec<Value> = msgs
-            .iter()
-            .filter_map(|m| m.strip_prefix("RECORD "))
-            .filter_map(|j| serde_json::from_str(j).ok())
-            .collect();
-        if recs.len() >= n || Instant::now() > deadline {
-            return recs;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    settle(
+        Duration::from_secs(20),
+        || async {
+            s.all_log_messages(sink)
+                .await
+                .iter()
+                .filter_map(|m| m.strip_prefix("RECORD "))
+                .filter_map(|j| serde_json::from_str(j).ok())
+                .collect::<Vec<Value>>()
+        },
+        |recs| recs.len() >= n,
+    )
+    .await
 }
 
 async fn sink_fn(s: &Server, name: &str) {
@@ -634,20 +634,17 @@ async fn a_shutdown_during_a_delivery_keeps_the_event() {
     let (st, v, _) = config_call(&s, "PUT", "slow", Some(json!({"MaximumRetryAttempts": 0}))).await;
     assert_eq!(st, 200, "{v}");
     let id = invoke_event(&s, "slow", json!({"sleep": 30})).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while starts(&s, "slow", &id).await == 0 {
-        assert!(Instant::now() < deadline, "the delivery never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(20), "the delivery to start", || async {
+        (starts(&s, "slow", &id).await > 0).then_some(())
+    })
+    .await;
     let status = s.stop().expect("status");
     assert!(status.success(), "clean exit: {status:?}");
     let s = Server::start_in(tmp.path(), Some(&cfg));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while starts(&s, "slow", &id).await < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the interrupted event was not delivered again after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        "the interrupted event to be delivered again after the restart",
+        || async { (starts(&s, "slow", &id).await >= 2).then_some(()) },
+    )
+    .await;
 }

@@ -226,14 +226,15 @@ async fn web_pages_cannot_reach_the_aws_apis() {
 }
 
 async fn wait_active(s: &Server, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, v, _) = s.get(&format!("/2015-03-31/functions/{name}")).await;
-        if v["Configuration"]["State"] == "Active" || Instant::now() > deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        "the function to be Active",
+        || async {
+            let (_, v, _) = s.get(&format!("/2015-03-31/functions/{name}")).await;
+            (v["Configuration"]["State"] == "Active").then_some(())
+        },
+    )
+    .await;
 }
 
 async fn call(s: &Server, method: &str, path: &str, body: Value) -> Value {

@@ -1,5 +1,7 @@
 //! The built-in queue service through its SQS JSON API: durability across kill -9 and errors.
 
+use std::time::Duration;
+
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -562,4 +564,188 @@ async fn the_query_protocol_serves_the_same_operations() {
         xml.contains("<Code>AWS.SimpleQueueService.UnsupportedOperation</Code>"),
         "{xml}"
     );
+}
+
+/// Logs every record's body, slowly (half a second a batch), so that batches are in flight.
+const SLOW_RECORD_LOGGER: &str = r#"#!/usr/bin/python3
+import http.client, json, os, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    ev = json.loads(r.read())
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    time.sleep(0.5)
+    for rec in ev["Records"]:
+        print("GOT " + rec["body"], flush=True)
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", "null")
+    conn.getresponse().read()
+"#;
+
+/// How many times each body was logged as `GOT <body>`.
+async fn deliveries(s: &Server, function: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for m in s.all_log_messages(function).await {
+        if let Some(body) = m.trim_end().strip_prefix("GOT ") {
+            *seen.entry(body.to_string()).or_default() += 1;
+        }
+    }
+    seen
+}
+
+async fn in_queue(s: &Server, url: &str) -> u64 {
+    let (_, v, _) = sqs(
+        s,
+        "GetQueueAttributes",
+        json!({"QueueUrl": url, "AttributeNames": ["All"]}),
+    )
+    .await;
+    let n = |k: &str| {
+        v["Attributes"][k]
+            .as_str()
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    n("ApproximateNumberOfMessages") + n("ApproximateNumberOfMessagesNotVisible")
+}
+
+async fn map(s: &Server, function: &str, queue: &str, batch: u32) -> String {
+    let created = s
+        .call_ok(
+            "POST",
+            "/2015-03-31/event-source-mappings/",
+            json!({
+                "FunctionName": function,
+                "EventSourceArn": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"),
+                "BatchSize": batch,
+            }),
+        )
+        .await;
+    created["UUID"].as_str().expect("uuid").to_string()
+}
+
+#[tokio::test]
+async fn a_crash_with_batches_in_flight_loses_no_message() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut s = Server::start_in(tmp.path(), None);
+    let (_, v, _) = sqs(
+        &s,
+        "CreateQueue",
+        json!({"QueueName": "inflight", "Attributes": {"VisibilityTimeout": "2"}}),
+    )
+    .await;
+    let url = v["QueueUrl"].as_str().expect("url").to_string();
+    s.create_ok(
+        "slow-consumer",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", SLOW_RECORD_LOGGER, 0o755)]),
+        json!({}),
+    )
+    .await;
+    map(&s, "slow-consumer", "inflight", 5).await;
+    let sent: Vec<String> = (0..40).map(|i| format!("m-{i}")).collect();
+    for chunk in sent.chunks(10) {
+        let entries: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, b)| json!({"Id": i.to_string(), "MessageBody": b}))
+            .collect();
+        let (st, v, _) = sqs(
+            &s,
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": entries}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    // Some batches delivered, others in flight: then kill -9.
+    eventually(
+        Duration::from_secs(20),
+        "a first batch to be handled",
+        || async { (!deliveries(&s, "slow-consumer").await.is_empty()).then_some(()) },
+    )
+    .await;
+    s.crash();
+    let s = Server::start_in(tmp.path(), None);
+    // Every message arrives (in-flight ones after their visibility timeout), and the queue ends
+    // empty: acknowledged messages are never lost, and a batch is at least once.
+    let seen = settle(
+        Duration::from_secs(60),
+        || deliveries(&s, "slow-consumer"),
+        |seen| sent.iter().all(|b| seen.contains_key(b)),
+    )
+    .await;
+    let missing: Vec<&String> = sent.iter().filter(|b| !seen.contains_key(*b)).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!("a crash with batches in flight: 40 messages, {duplicates} delivered twice");
+    assert!(duplicates <= 40, "{seen:?}");
+    let left = settle(Duration::from_secs(20), || in_queue(&s, &url), |n| *n == 0).await;
+    assert_eq!(left, 0, "handled messages are deleted");
+}
+
+#[tokio::test]
+async fn throttled_batches_go_back_to_the_queue() {
+    let s = Server::start_with_config("");
+    let (_, v, _) = sqs(
+        &s,
+        "CreateQueue",
+        json!({"QueueName": "throttled", "Attributes": {"VisibilityTimeout": "1"}}),
+    )
+    .await;
+    let url = v["QueueUrl"].as_str().expect("url").to_string();
+    s.create_ok(
+        "held-back",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", RECORD_LOGGER, 0o755)]),
+        json!({}),
+    )
+    .await;
+    // No concurrency at all: every invocation of the mapping is throttled.
+    let r = s
+        .http
+        .put(s.u("/2017-10-31/functions/held-back/concurrency"))
+        .json(&json!({"ReservedConcurrentExecutions": 0}))
+        .send()
+        .await
+        .expect("put concurrency");
+    assert_eq!(r.status().as_u16(), 200);
+    map(&s, "held-back", "throttled", 10).await;
+    for i in 0..5 {
+        let (st, _, _) = sqs(
+            &s,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": format!("t-{i}")}),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    // Throttled: received and returned, never handled, never deleted.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(deliveries(&s, "held-back").await.is_empty());
+    assert_eq!(
+        in_queue(&s, &url).await,
+        5,
+        "throttled batches stay in the queue"
+    );
+    // Concurrency back: every message is handled and deleted.
+    let r = s
+        .http
+        .delete(s.u("/2017-10-31/functions/held-back/concurrency"))
+        .send()
+        .await
+        .expect("delete concurrency");
+    assert_eq!(r.status().as_u16(), 204);
+    let seen = settle(
+        Duration::from_secs(30),
+        || deliveries(&s, "held-back"),
+        |seen| seen.len() == 5,
+    )
+    .await;
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let left = settle(Duration::from_secs(20), || in_queue(&s, &url), |n| *n == 0).await;
+    assert_eq!(left, 0);
 }

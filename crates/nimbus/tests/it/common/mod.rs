@@ -34,6 +34,47 @@ pub(crate) fn skip(test: &str, reason: &str) {
     }
 }
 
+/// Polls `probe` (every 50 ms) until it gives `Some`, and returns that; panics naming `what`
+/// after `within`. The one way the tests wait for something that happens in the background.
+pub(crate) async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `probe` (every 50 ms) until the value it gives is `done`, or `within` passes; returns
+/// the last value either way, for the test to assert on (so a failure shows what was seen).
+pub(crate) async fn settle<T, F, Fut>(
+    within: Duration,
+    mut probe: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let v = probe().await;
+        if done(&v) || Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nimbus")
 }
@@ -251,31 +292,33 @@ impl Server {
         (st, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// All log messages of a function so far.
+    pub(crate) async fn all_log_messages(&self, name: &str) -> Vec<String> {
+        let (st, v) = self
+            .logs_api(
+                "FilterLogEvents",
+                json!({ "logGroupName": format!("/aws/lambda/{name}") }),
+            )
+            .await;
+        if st != 200 {
+            return Vec::new();
+        }
+        v["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["message"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// All log messages of a function so far, waiting until `until` appears (or 10 s).
     pub(crate) async fn log_messages(&self, name: &str, until: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (st, v) = self
-                .logs_api(
-                    "FilterLogEvents",
-                    json!({ "logGroupName": format!("/aws/lambda/{name}") }),
-                )
-                .await;
-            let msgs: Vec<String> = if st == 200 {
-                v["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| e["message"].as_str().map(str::to_string))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            if msgs.iter().any(|m| m.contains(until)) || Instant::now() > deadline {
-                return msgs;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        settle(
+            Duration::from_secs(10),
+            || self.all_log_messages(name),
+            |msgs: &Vec<String>| msgs.iter().any(|m| m.contains(until)),
+        )
+        .await
     }
 }
 
