@@ -14,6 +14,7 @@ use crate::rest_apis::Authorizer;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use nimbus_core::clock::Clock;
+use nimbus_core::iam::{Decision, PolicyDocument};
 use nimbus_core::invoke::{Caller, InvokeInput};
 use serde_json::{Map, Value, json};
 
@@ -322,79 +323,6 @@ pub(crate) fn context_value(context: &Value, name: &str) -> Option<String> {
         })
 }
 
-/// Whether an IAM pattern (`*` any run, `?` one character) matches.
-fn glob(pattern: &str, text: &str) -> bool {
-    let mut re = String::from("^");
-    for c in pattern.chars() {
-        match c {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex_lite::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex_lite::Regex::new(&re).is_ok_and(|r| r.is_match(text))
-}
-
-fn one_or_many(v: Option<&Value>) -> Vec<&str> {
-    match v {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Whether a statement's `Action`/`NotAction` (or `Resource`/`NotResource`) pair covers
-/// `value`: the positive list must match it, the negative one must not. A statement with
-/// neither, or with both, is malformed.
-fn covers(s: &Value, positive: &str, negative: &str, value: &str, fold: bool) -> Result<bool, ()> {
-    let test = |p: &&str| {
-        if fold {
-            glob(&p.to_ascii_lowercase(), value)
-        } else {
-            glob(p, value)
-        }
-    };
-    match (s.get(positive), s.get(negative)) {
-        (Some(v), None) => Ok(one_or_many(Some(v)).iter().any(test)),
-        (None, Some(v)) => Ok(!one_or_many(Some(v)).iter().any(test)),
-        _ => Err(()),
-    }
-}
-
-/// Evaluates a policy document for `execute-api:Invoke` on `arn`: `Some(true)` allowed,
-/// `Some(false)` denied explicitly, `None` no statement applies. `Err` for a malformed policy or
-/// one this evaluator cannot judge (a `Condition`, which needs request context it does not
-/// model): the request is then refused, never let through.
-fn evaluate(policy: &Value, arn: &str) -> Result<Option<bool>, ()> {
-    let statements = match policy.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
-        Some(s @ Value::Object(_)) => vec![s],
-        _ => return Err(()),
-    };
-    let mut allowed = false;
-    for s in statements {
-        let effect = s.get("Effect").and_then(Value::as_str).ok_or(())?;
-        if s.get("Condition").is_some() {
-            tracing::warn!(
-                "an authorizer policy statement has a Condition, which Nimbus does not evaluate; the request is refused"
-            );
-            return Err(());
-        }
-        let applies = covers(s, "Action", "NotAction", "execute-api:invoke", true)?
-            && covers(s, "Resource", "NotResource", arn, false)?;
-        if !applies {
-            continue;
-        }
-        match effect {
-            "Deny" => return Ok(Some(false)),
-            "Allow" => allowed = true,
-            _ => return Err(()),
-        }
-    }
-    Ok(allowed.then_some(true))
-}
-
 /// Runs the authorizer for a request.
 pub async fn authorize(gw: &Gateway, a: &Authorizer, r: &Request<'_>) -> Outcome {
     let arn = method_arn(&gw.settings.region, &gw.settings.account_id, r);
@@ -480,14 +408,19 @@ pub fn decide(output: &Value, arn: &str) -> Outcome {
             context.insert(k.clone(), Value::String(s));
         }
     }
-    match evaluate(policy, arn) {
-        Err(()) => Outcome::Failure,
-        Ok(Some(true)) => Outcome::Allow {
+    let decision = PolicyDocument::from_value(policy.clone())
+        .and_then(|doc| doc.evaluate("execute-api:Invoke", arn));
+    match decision {
+        Err(e) => {
+            tracing::warn!(error = %e, "an authorizer's policy cannot be evaluated; the request is refused");
+            Outcome::Failure
+        }
+        Ok(Decision::Allow) => Outcome::Allow {
             principal_id,
             context,
         },
-        Ok(Some(false)) => Outcome::Denied { explicit: true },
-        Ok(None) => Outcome::Denied { explicit: false },
+        Ok(Decision::ExplicitDeny) => Outcome::Denied { explicit: true },
+        Ok(Decision::ImplicitDeny) => Outcome::Denied { explicit: false },
     }
 }
 
@@ -540,6 +473,19 @@ mod tests {
     }
 
     const ARN: &str = "arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/pets/7";
+
+    /// The platform's evaluator as an authorizer applies it: allowed, explicitly denied, not
+    /// covered (`None`), or not evaluable.
+    fn evaluate(policy: &Value, arn: &str) -> Result<Option<bool>, ()> {
+        PolicyDocument::from_value(policy.clone())
+            .and_then(|d| d.evaluate("execute-api:Invoke", arn))
+            .map(|d| match d {
+                Decision::Allow => Some(true),
+                Decision::ExplicitDeny => Some(false),
+                Decision::ImplicitDeny => None,
+            })
+            .map_err(drop)
+    }
 
     fn policy(effect: &str, resource: Value) -> Value {
         json!({"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]})
@@ -627,10 +573,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob("a*c", "abbbc"));
-        assert!(glob("a?c", "abc"));
-        assert!(!glob("a?c", "abbc"));
-        assert!(glob("*", ""));
-        assert!(!glob("a.c", "abc"));
+        assert!(nimbus_core::iam::wildcard("a*c", "abbbc"));
+        assert!(nimbus_core::iam::wildcard("a?c", "abc"));
+        assert!(!nimbus_core::iam::wildcard("a?c", "abbc"));
+        assert!(nimbus_core::iam::wildcard("*", ""));
+        assert!(!nimbus_core::iam::wildcard("a.c", "abc"));
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod event_config;
 pub mod event_sources;
 pub mod functions;
+pub mod iam;
 pub mod invoke;
 pub mod logs;
 pub mod model;
