@@ -48,7 +48,7 @@ pub struct QueuedEvent {
     pub qualifier: Option<String>,
     /// The event (JSON text).
     pub payload: String,
-    /// `ClientContext` as the caller sent it (base64 JSON), handed to the function.
+    /// The client context JSON (already base64-decoded), handed to the function.
     #[serde(default)]
     pub client_context: Option<String>,
     /// When the event was accepted, milliseconds since the Unix epoch; its age counts from here.
