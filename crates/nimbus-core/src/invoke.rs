@@ -99,8 +99,8 @@ pub struct InvokeInput {
     pub log_tail: bool,
     /// Client context JSON (already base64-decoded).
     pub client_context: Option<String>,
-    /// `X-Amz-Trace-Id` to hand to the function (`_X_AMZN_TRACE_ID`); a new one is made when
-    /// absent.
+    /// `X-Amz-Trace-Id` to hand to the function (as `Lambda-Runtime-Trace-Id`); a new one is
+    /// made when absent.
     pub trace_header: Option<String>,
 }
 
