@@ -40,13 +40,18 @@ const KIND: &str = "async-event";
 /// One accepted asynchronous event, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueuedEvent {
+    /// The invocation's request id (a UUID), answered with the 202 and used as the record key.
     pub id: String,
+    /// The unqualified function name.
     pub function: String,
+    /// The version or alias invoked (`None`: `$LATEST`).
     pub qualifier: Option<String>,
     /// The event (JSON text).
     pub payload: String,
+    /// The client context JSON (already base64-decoded), handed to the function.
     #[serde(default)]
     pub client_context: Option<String>,
+    /// When the event was accepted, milliseconds since the Unix epoch; its age counts from here.
     pub enqueued_ms: i64,
     /// Invocations made so far (`approximateInvokeCount`).
     #[serde(default)]
@@ -54,8 +59,11 @@ pub struct QueuedEvent {
     /// Retries spent on function errors.
     #[serde(default)]
     pub function_errors: u32,
+    /// When the next attempt is due, milliseconds since the Unix epoch.
     #[serde(default)]
     pub due_ms: i64,
+    /// The last backoff after a throttle, system error or failed delivery, in milliseconds (0: none
+    /// yet); the next one doubles it.
     #[serde(default)]
     pub backoff_ms: u64,
     /// The last invocation's outcome, for the failure record.
@@ -103,6 +111,7 @@ impl QueuedEvent {
 /// A finished event's outcome, waiting for its deliveries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Concluded {
+    /// Lambda's `requestContext.condition`: `Success`, `RetriesExhausted` or `EventAgeExceeded`.
     pub condition: String,
     /// The destination's ARN and the invocation record for it, until delivered.
     pub destination: Option<(String, String)>,
@@ -133,6 +142,7 @@ pub struct RetryRules {
     pub retry_delays: Vec<Duration>,
     /// The first backoff after a throttle or system error; it doubles up to `backoff_max`.
     pub backoff_initial: Duration,
+    /// The longest backoff (default 5 minutes).
     pub backoff_max: Duration,
 }
 

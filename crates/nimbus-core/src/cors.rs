@@ -6,13 +6,22 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// A CORS configuration (Lambda's `Cors`, API Gateway's `corsConfiguration`); empty lists allow
+/// nothing.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Cors {
+    /// `AllowOrigins`: origins allowed, matched case-insensitively (`*` for any, then answered as
+    /// `*`).
     pub allow_origins: Vec<String>,
+    /// `AllowMethods`: methods allowed in preflight answers (`*` for any).
     pub allow_methods: Vec<String>,
+    /// `AllowHeaders`: request headers allowed in preflight answers (`*` for any).
     pub allow_headers: Vec<String>,
+    /// `ExposeHeaders`: response headers the browser may read.
     pub expose_headers: Vec<String>,
+    /// `MaxAge`: how long a browser may cache a preflight answer, in seconds, 0–86400.
     pub max_age: Option<i64>,
+    /// `AllowCredentials`: whether cookies and authorization may be sent.
     pub allow_credentials: bool,
 }
 

@@ -3,6 +3,7 @@
 
 use nimbus_store::StoreError;
 
+/// An error of the core, one variant per AWS error kind.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// A constraint of the API model was violated (`ValidationException`, 400).
@@ -32,9 +33,13 @@ pub enum CoreError {
     /// Throttled (`TooManyRequestsException`, 429).
     #[error("{message}")]
     TooManyRequests {
+        /// The message for the caller.
         message: String,
+        /// Lambda's `Reason` (e.g. `ReservedFunctionConcurrentInvocationLimitExceeded`,
+        /// `ConcurrentInvocationLimitExceeded`).
         reason: &'static str,
     },
+    /// The durable store failed (`ServiceException`, 500).
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     /// Anything else on our side (`ServiceException`, 500).
@@ -42,4 +47,5 @@ pub enum CoreError {
     Internal(String),
 }
 
+/// A result whose error is a [`CoreError`].
 pub type Result<T> = std::result::Result<T, CoreError>;

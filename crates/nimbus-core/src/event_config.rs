@@ -14,27 +14,38 @@ use crate::records::RecordMap;
 
 const KIND: &str = "event-invoke-config";
 
-/// Lambda's defaults when nothing is configured.
+/// Lambda's default `MaximumRetryAttempts` when nothing is configured.
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// Lambda's default `MaximumEventAgeInSeconds`: six hours.
 pub const DEFAULT_MAX_EVENT_AGE_SECS: u32 = 21_600;
 
+/// A function's (or qualifier's) asynchronous invocation settings, as stored
+/// (`FunctionEventInvokeConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventInvokeConfig {
+    /// The unqualified function name.
     pub function: String,
+    /// `$LATEST`, a version number or an alias name.
     pub qualifier: String,
+    /// `MaximumRetryAttempts` after function errors, 0–2 (`None`: the default, 2).
     pub maximum_retry_attempts: Option<u32>,
+    /// `MaximumEventAgeInSeconds`, 60–21600 (`None`: the default, 6 hours).
     pub maximum_event_age_seconds: Option<u32>,
+    /// `DestinationConfig.OnSuccess.Destination`: the ARN of a function or queue.
     pub on_success: Option<String>,
+    /// `DestinationConfig.OnFailure.Destination`: the ARN of a function or queue.
     pub on_failure: Option<String>,
     /// Epoch seconds.
     pub last_modified: f64,
 }
 
 impl EventInvokeConfig {
+    /// `MaximumRetryAttempts` in force (the default when unset).
     pub fn max_retries(&self) -> u32 {
         self.maximum_retry_attempts.unwrap_or(DEFAULT_MAX_RETRIES)
     }
 
+    /// `MaximumEventAgeInSeconds` in force (the default when unset).
     pub fn max_age_secs(&self) -> u32 {
         self.maximum_event_age_seconds
             .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECS)
@@ -44,9 +55,13 @@ impl EventInvokeConfig {
 /// The settings a request carries; `None` means "not given".
 #[derive(Debug, Clone, Default)]
 pub struct EventConfigInput {
+    /// `MaximumRetryAttempts`, checked to be 0–2.
     pub maximum_retry_attempts: Option<i64>,
+    /// `MaximumEventAgeInSeconds`, checked to be 60–21600.
     pub maximum_event_age_seconds: Option<i64>,
+    /// `DestinationConfig.OnSuccess.Destination` ARN.
     pub on_success: Option<String>,
+    /// `DestinationConfig.OnFailure.Destination` ARN.
     pub on_failure: Option<String>,
 }
 
@@ -55,15 +70,20 @@ pub struct EventConfigInput {
 pub enum Destination {
     /// A Lambda function (name, optional qualifier).
     Function {
+        /// The unqualified function name.
         name: String,
+        /// The version or alias (`None`: `$LATEST`).
         qualifier: Option<String>,
     },
     /// A target delivered through the sink registry (a queue), by ARN.
-    Sink { arn: String },
+    Sink {
+        /// The target's ARN (today an SQS queue's).
+        arn: String,
+    },
 }
 
-/// Parses a destination ARN. Queues, topics and event buses are refused until those services
-/// exist in Nimbus.
+/// Parses a destination ARN: a function (optionally qualified) or an SQS queue. Topics, event
+/// buses and buckets are refused until those services exist in Nimbus.
 pub fn parse_destination(arn: &str) -> Result<Destination> {
     let parts: Vec<&str> = arn.split(':').collect();
     if parts.len() < 6 || parts[0] != "arn" {
@@ -106,6 +126,7 @@ fn check_range(v: i64, field: &str, min: i64, max: i64) -> Result<u32> {
     Ok(v as u32)
 }
 
+/// The asynchronous invocation settings of all functions, keyed `{function}:{qualifier}`.
 pub struct EventConfigs {
     functions: Arc<FunctionService>,
     map: RecordMap<EventInvokeConfig>,
@@ -116,6 +137,7 @@ fn key(function: &str, qualifier: &str) -> String {
 }
 
 impl EventConfigs {
+    /// Loads the stored settings; `functions` resolves the functions and qualifiers requests name.
     pub fn open(store: Store, functions: Arc<FunctionService>) -> Result<EventConfigs> {
         Ok(EventConfigs {
             functions,
@@ -213,12 +235,15 @@ impl EventConfigs {
         self.save(c).await
     }
 
+    /// GetFunctionEventInvokeConfig: `NotFound` when nothing is configured for the function and
+    /// qualifier.
     pub fn get(&self, r: &FunctionRef) -> Result<EventInvokeConfig> {
         let (function, qualifier) = self.target(r)?;
         self.effective(&function, Some(&qualifier))
             .ok_or_else(|| self.not_configured(&function, &qualifier))
     }
 
+    /// DeleteFunctionEventInvokeConfig: `NotFound` when nothing is configured.
     pub async fn delete(&self, r: &FunctionRef) -> Result<()> {
         let (function, qualifier) = self.target(r)?;
         if self.effective(&function, Some(&qualifier)).is_none() {

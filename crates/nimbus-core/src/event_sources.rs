@@ -27,16 +27,26 @@ const KIND: &str = "event-source-mapping";
 /// A mapping as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mapping {
+    /// `UUID`: the mapping's id, also the end of its ARN.
     pub uuid: String,
+    /// The unqualified name of the function invoked.
     pub function: String,
+    /// The version or alias invoked (`None`: `$LATEST`).
     pub qualifier: Option<String>,
+    /// `EventSourceArn`: the queue (or, later, stream) read from.
     pub source_arn: String,
+    /// `BatchSize`: the most records per invocation, 1–10000 (default 10; above 10 needs a batching
+    /// window for SQS).
     pub batch_size: u32,
+    /// `MaximumBatchingWindowInSeconds`: how long to gather records before invoking, 0–300.
     pub batching_window_secs: u32,
+    /// Whether the mapping should be polling (`Enabled` as asked; `state` says where it is).
     pub enabled: bool,
     /// `Creating`, `Enabling`, `Enabled`, `Disabling`, `Disabled`, `Updating`, `Deleting`.
     pub state: String,
+    /// `StateTransitionReason` (`USER_INITIATED`).
     pub state_reason: String,
+    /// `FunctionResponseTypes`: empty or `["ReportBatchItemFailures"]`.
     pub function_response_types: Vec<String>,
     /// `ScalingConfig.MaximumConcurrency`.
     pub maximum_concurrency: Option<u32>,
@@ -45,6 +55,7 @@ pub struct Mapping {
     /// `FilterCriteria.Filters[].Pattern`: a record is delivered when one matches (none: all).
     #[serde(default)]
     pub filters: Vec<String>,
+    /// Tags of the mapping (at most 50).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -71,12 +82,19 @@ impl Mapping {
 /// What Create/UpdateEventSourceMapping carry (absent fields keep their value on update).
 #[derive(Debug, Clone, Default)]
 pub struct MappingInput {
+    /// `FunctionName` (name, ARN or partial ARN, optionally qualified); required on create.
     pub function_name: Option<String>,
+    /// `EventSourceArn`; required on create, fixed afterwards.
     pub event_source_arn: Option<String>,
+    /// `BatchSize`, checked to be 1–10000.
     pub batch_size: Option<i64>,
+    /// `MaximumBatchingWindowInSeconds`, checked to be 0–300.
     pub batching_window_secs: Option<i64>,
+    /// `Enabled` (default true).
     pub enabled: Option<bool>,
+    /// `FunctionResponseTypes`: at most one, `ReportBatchItemFailures`.
     pub function_response_types: Option<Vec<String>>,
+    /// `ScalingConfig.MaximumConcurrency`, checked to be 2–1000.
     pub maximum_concurrency: Option<i64>,
     /// `FilterCriteria` patterns (`Some(vec![])` clears them).
     pub filters: Option<Vec<String>>,
@@ -181,6 +199,8 @@ fn too_small(v: i64, field: &str, min: i64) -> CoreError {
 }
 
 impl EventSourceMappings {
+    /// Loads the stored mappings; no poller runs until the sources are registered and
+    /// [`EventSourceMappings::resume`] is called.
     pub fn open(
         store: Store,
         settings: Arc<Settings>,
@@ -453,6 +473,7 @@ impl EventSourceMappings {
         CoreError::NotFound("The resource you requested does not exist.".into())
     }
 
+    /// GetEventSourceMapping, by UUID (`NotFound` when there is none).
     pub fn get(&self, uuid: &str) -> Result<Mapping> {
         self.map.get(uuid).ok_or_else(Self::not_found)
     }

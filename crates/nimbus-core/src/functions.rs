@@ -30,6 +30,9 @@ pub const MAX_ZIPPED_BYTES: usize = 52_428_800;
 /// How long a call waits for a short Pending / InProgress phase to end before answering 409.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
+/// The function control plane: every function's `$LATEST`, its published versions and aliases in
+/// memory, each change committed to the store first; code blobs are content-addressed and unpacked
+/// once per code hash.
 pub struct FunctionService {
     settings: Arc<Settings>,
     store: Store,
@@ -65,6 +68,8 @@ fn code_error(e: CodeError) -> CoreError {
 }
 
 impl FunctionService {
+    /// Loads the functions, versions and aliases from the store (unreadable records are logged and
+    /// skipped). Call [`FunctionService::resume`] next.
     pub fn open(
         settings: Arc<Settings>,
         store: Store,
@@ -117,6 +122,7 @@ impl FunctionService {
         &self.store
     }
 
+    /// The runtimes this server can run.
     pub fn catalog(&self) -> &RuntimeCatalog {
         &self.catalog
     }
@@ -125,11 +131,11 @@ impl FunctionService {
         self.records.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The unqualified function ARN: `arn:aws:lambda:{region}:{account}:function:{name}`.
     pub fn arn(&self, name: &str) -> String {
         self.settings.function_arn(name)
     }
 
-    /// The task root a code version is unpacked into.
     /// Sets who unpacks code (once, at start-up, before any activation).
     pub fn set_unpacker(&self, u: code::Unpacker) {
         let _ = self.unpacker.set(u);
@@ -139,10 +145,12 @@ impl FunctionService {
         self.unpacker.get().unwrap_or(&code::Unpacker::InProcess)
     }
 
+    /// The task root a code version is unpacked into: `{data_dir}/tasks/{code_hex}`.
     pub fn task_root(&self, code_hex: &str) -> PathBuf {
         self.settings.data_dir.join("tasks").join(code_hex)
     }
 
+    /// The stored zip of a code version (its blob file).
     pub fn code_path(&self, code_hex: &str) -> PathBuf {
         self.store.blobs().path(code_hex)
     }
@@ -175,6 +183,7 @@ impl FunctionService {
         }
     }
 
+    /// The `$LATEST` record of a function, by unqualified name.
     pub fn get(&self, name: &str) -> Option<Arc<FunctionRecord>> {
         self.read().get(name).cloned()
     }
@@ -238,6 +247,8 @@ impl FunctionService {
         Ok(rec)
     }
 
+    /// CreateFunction: stores the zip and the record in `Pending`, answers, and activates in the
+    /// background (code unpacked, then `Active` or `Failed`).
     pub async fn create(self: &Arc<Self>, cmd: CreateFunction) -> Result<Arc<FunctionRecord>> {
         let name_ref = crate::names::parse_function_ref(&cmd.name)?;
         if name_ref.qualifier.is_some() {
@@ -448,6 +459,8 @@ impl FunctionService {
         }
     }
 
+    /// UpdateFunctionCode: stores the new zip and sets `LastUpdateStatus` `InProgress` until it is
+    /// unpacked; waits (up to 10 s) for an earlier change to settle, else 409.
     pub async fn update_code(
         self: &Arc<Self>,
         r: &FunctionRef,
@@ -504,6 +517,8 @@ impl FunctionService {
         Ok(rec)
     }
 
+    /// UpdateFunctionConfiguration: applies the fields given in `change` to `$LATEST`, if
+    /// `revision_id` (when given) is still current.
     pub async fn update_config(
         self: &Arc<Self>,
         r: &FunctionRef,
@@ -667,6 +682,8 @@ impl FunctionService {
         self.persist(next).await
     }
 
+    /// DeleteFunction: unqualified, the function with its versions and aliases (and code no other
+    /// function uses); qualified, one published version.
     pub async fn delete(&self, r: &FunctionRef) -> Result<()> {
         match r.qualifier.as_deref() {
             None => {}
@@ -786,10 +803,13 @@ impl FunctionService {
         Ok(Page { items, next_marker })
     }
 
+    /// Every function's `$LATEST`, sorted by name.
     pub fn all(&self) -> Vec<Arc<FunctionRecord>> {
         self.read().values().cloned().collect()
     }
 
+    /// GetAccountSettings' limits and usage; `reserved_total` is the reserved concurrency of all
+    /// functions.
     pub fn account_settings(&self, reserved_total: u64) -> AccountSettings {
         let map = self.read();
         let limit = self.settings.account_concurrency as u64;

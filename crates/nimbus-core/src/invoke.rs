@@ -32,10 +32,14 @@ pub const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
 /// `X-Amz-Log-Result` carries at most the last 4 KB of the invocation's log.
 const TAIL_BYTES: usize = 4096;
 
+/// Lambda's `InvocationType`: how the caller wants the function run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvocationType {
+    /// Synchronous: run now and answer the function's response (the default).
     RequestResponse,
+    /// Asynchronous: queue the event durably and answer 202; delivery and retries follow.
     Event,
+    /// Check that the function can be invoked, run nothing (204).
     DryRun,
 }
 
@@ -49,14 +53,19 @@ pub enum Caller {
     /// A caller of the Lambda API in this account: the access key id its request was signed
     /// with, when it was (the signature is not verified yet: SigV4 verification is issue 12).
     Account {
+        /// The caller's account (Nimbus's own account id).
         account_id: String,
+        /// The access key id from the request's signature, when it was signed.
         access_key_id: Option<String>,
     },
     /// An AWS service acting for one of its resources: `sqs.amazonaws.com` for a queue's event
     /// source mapping, `apigateway.amazonaws.com` for an API's route, `lambda.amazonaws.com` for
     /// a destination record.
     Service {
+        /// The service principal (`sqs.amazonaws.com`, `apigateway.amazonaws.com`,
+        /// `lambda.amazonaws.com`).
         principal: String,
+        /// The ARN of the resource the service acts for (a queue, an API route, a function).
         source_arn: String,
     },
     /// Anyone on the network: a function URL with `AuthType: NONE`.
@@ -76,14 +85,22 @@ impl Caller {
 /// One invocation request, from any trigger.
 #[derive(Debug, Clone)]
 pub struct InvokeInput {
+    /// The function and the version or alias to invoke.
     pub target: FunctionRef,
     /// Who asked.
     pub caller: Caller,
+    /// The event as bytes (JSON), at most [`MAX_SYNC_PAYLOAD`] (synchronous) or
+    /// [`MAX_ASYNC_PAYLOAD`] (asynchronous).
     pub payload: Bytes,
+    /// Synchronous, asynchronous or dry run.
     pub invocation_type: InvocationType,
+    /// `LogType=Tail`: answer the last 4 KB of the invocation's log in `log_result` (synchronous
+    /// only).
     pub log_tail: bool,
     /// Client context JSON (already base64-decoded).
     pub client_context: Option<String>,
+    /// `X-Amz-Trace-Id` to hand to the function (as `Lambda-Runtime-Trace-Id`); a new one is
+    /// made when absent.
     pub trace_header: Option<String>,
 }
 
@@ -117,13 +134,23 @@ pub enum Outcome {
 /// What the caller gets back.
 #[derive(Debug, Clone)]
 pub struct InvokeResult {
+    /// Whether it ran, was queued or was only checked.
     pub outcome: Outcome,
+    /// The function's response, or its error document when `function_error` (empty unless
+    /// `Completed`).
     pub payload: Bytes,
+    /// The response's content type as the runtime gave it (`application/json` for an error
+    /// document).
     pub content_type: Option<String>,
+    /// `X-Amz-Function-Error`: the function returned or raised an error; `payload` is its error
+    /// document.
     pub function_error: bool,
+    /// `X-Amz-Executed-Version`: the version that ran (`$LATEST` when nothing ran).
     pub executed_version: String,
     /// base64 of the last 4 KB of the log, when a tail was asked for.
     pub log_result: Option<String>,
+    /// The invocation's request id (a UUID): `x-amzn-RequestId`, and the id in its log lines and
+    /// records.
     pub request_id: String,
 }
 
@@ -151,6 +178,9 @@ pub(crate) struct Pools {
     pub(crate) shutting_down: bool,
 }
 
+/// The invoke service, which every trigger goes through: it resolves the target, applies reserved
+/// and account concurrency, keeps each function version's execution environments (warm and
+/// provisioned) and queues asynchronous events.
 pub struct InvokeService {
     pub(crate) settings: Arc<Settings>,
     pub(crate) functions: Arc<FunctionService>,
@@ -212,6 +242,9 @@ fn trace_id() -> String {
 }
 
 impl InvokeService {
+    /// Starts the service: resumes interrupted function activations, reopens the asynchronous event
+    /// queue and the provisioned-concurrency settings, and spawns the event dispatcher and the
+    /// environment reaper (every 500 ms). Must be called inside a tokio runtime.
     pub fn new(
         settings: Arc<Settings>,
         functions: Arc<FunctionService>,
@@ -260,6 +293,7 @@ impl InvokeService {
         self.queue.pending()
     }
 
+    /// The launcher's short name (`sandbox`, `process`, …), for logs and `nimbus doctor`.
     pub fn launcher_name(&self) -> &'static str {
         self.launcher.name()
     }

@@ -2,6 +2,8 @@
 //! logs and metering. The core speaks typed commands and results; it never sees HTTP or AWS's
 //! JSON wire shapes (the edge crate owns those).
 
+#![warn(missing_docs)]
+
 pub mod async_invoke;
 pub mod clock;
 pub mod cors;
@@ -100,20 +102,29 @@ fn choose_launcher(
 /// Everything the edge needs, wired together.
 #[derive(Clone)]
 pub struct Core {
+    /// The server's settings (data directory, account, region, limits), fixed at start.
     pub settings: Arc<Settings>,
     /// The time every service measures by.
     pub clock: Arc<dyn clock::Clock>,
+    /// Function URLs: their configurations and the lookup from URL id to function.
     pub urls: Arc<urls::FunctionUrls>,
+    /// Resource-based policies of functions (AddPermission, GetPolicy, RemovePermission).
     pub policies: Arc<policies::Policies>,
     /// Where services take deliveries (destinations, dead-letter queues): registered by the
     /// binary as it composes the services.
     pub sinks: Arc<sinks::Sinks>,
+    /// Asynchronous invocation configurations (retries, event age, destinations) per function and
+    /// qualifier.
     pub event_configs: Arc<event_config::EventConfigs>,
     /// Event source mappings (the sources themselves are registered by the binary).
     pub event_sources: Arc<event_sources::EventSourceMappings>,
+    /// The function control plane: functions, versions, aliases and their code.
     pub functions: Arc<FunctionService>,
+    /// The invoke service every trigger goes through (synchronous, asynchronous, streamed).
     pub invoke: Arc<InvokeService>,
+    /// Function logs: log groups, streams and events (CloudWatch Logs' model).
     pub logs: Arc<LogService>,
+    /// The durable store every service keeps its records and code blobs in.
     pub store: nimbus_store::Store,
 }
 

@@ -26,6 +26,8 @@ pub const RETENTION_DAYS: [u32; 22] = [
 /// Events one retention or deletion commit removes at most.
 const EXPIRE_CHUNK: u32 = 5000;
 
+/// Function logs: the [`LogSink`] environments write to (rate-limited per log group), and the
+/// reads, retention and deletion CloudWatch Logs' API needs.
 pub struct LogService {
     store: Store,
     rate: f64,
@@ -40,6 +42,8 @@ struct Bucket {
 }
 
 impl LogService {
+    /// A log service on `store`: each log group may store `rate_bytes_per_sec` on average and
+    /// `burst_bytes` above it (both at least 1).
     pub fn new(store: Store, rate_bytes_per_sec: u64, burst_bytes: u64) -> LogService {
         LogService {
             store,
@@ -72,6 +76,8 @@ impl LogService {
         }
     }
 
+    /// DescribeLogGroups: the groups whose name starts with `prefix` (all for `None`), ordered by
+    /// name.
     pub fn groups(&self, prefix: Option<&str>) -> Result<Vec<LogGroupRow>> {
         Ok(self.store.log_groups(prefix)?)
     }
@@ -121,14 +127,17 @@ impl LogService {
         Ok(chunks)
     }
 
+    /// Whether a log group exists (it is created by its first event, or by CreateLogGroup).
     pub fn group_exists(&self, group: &str) -> Result<bool> {
         Ok(self.store.log_group_exists(group)?)
     }
 
+    /// DescribeLogStreams: a group's streams, ordered by name (empty if the group does not exist).
     pub fn streams(&self, group: &str) -> Result<Vec<LogStreamRow>> {
         Ok(self.store.log_streams(group)?)
     }
 
+    /// GetLogEvents and FilterLogEvents: the events matching `q`, at most `q.limit`.
     pub fn events(&self, q: &LogQuery<'_>) -> Result<Vec<StoredLogEvent>> {
         Ok(self.store.log_events(q)?)
     }

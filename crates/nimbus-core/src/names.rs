@@ -9,9 +9,13 @@ const NAME_PATTERN: &str = "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z
 /// A parsed function reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionRef {
+    /// The function name (1–64 of `[A-Za-z0-9_-]`).
     pub name: String,
+    /// The version or alias (`$LATEST`, a number or an alias name), from a `:qualifier` suffix.
     pub qualifier: Option<String>,
+    /// The 12-digit account id, when an ARN or partial ARN gave one.
     pub account: Option<String>,
+    /// The region, when a full ARN gave one.
     pub region: Option<String>,
 }
 

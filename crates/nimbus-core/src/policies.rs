@@ -20,11 +20,17 @@ use crate::records::RecordMap;
 
 const KIND: &str = "function-policy";
 
+/// A function's (or qualifier's) resource-based policy, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
+    /// The unqualified function name.
     pub function: String,
+    /// `$LATEST`, a version number or an alias name.
     pub qualifier: String,
+    /// The policy's `Statement` elements, in the order they were added, each with its `Sid`.
     pub statements: Vec<Value>,
+    /// `RevisionId`: a UUID, new on every change; AddPermission and RemovePermission may require
+    /// it.
     pub revision_id: String,
 }
 
@@ -38,14 +44,23 @@ impl Policy {
 /// What an AddPermission request carries.
 #[derive(Debug, Clone, Default)]
 pub struct PermissionInput {
+    /// `StatementId` (`Sid`): 1–100 of `[A-Za-z0-9._-]`, unique in the policy; required.
     pub statement_id: Option<String>,
+    /// `Action`: `lambda:InvokeFunction`, `lambda:*`, `*`…; required.
     pub action: Option<String>,
+    /// `Principal`: a service (`*.amazonaws.com`), an account id, an ARN or `*`; required.
     pub principal: Option<String>,
+    /// `SourceArn`: the `AWS:SourceArn` condition (`ArnLike`).
     pub source_arn: Option<String>,
+    /// `SourceAccount`: the `AWS:SourceAccount` condition.
     pub source_account: Option<String>,
+    /// `EventSourceToken`: the `lambda:EventSourceToken` condition (Alexa skills).
     pub event_source_token: Option<String>,
+    /// `PrincipalOrgID`: the `aws:PrincipalOrgID` condition.
     pub principal_org_id: Option<String>,
+    /// `FunctionUrlAuthType`: `NONE` or `AWS_IAM`, the `lambda:FunctionUrlAuthType` condition.
     pub function_url_auth_type: Option<String>,
+    /// `RevisionId`: when given, the permission is added only if it is the policy's current one.
     pub revision_id: Option<String>,
 }
 
@@ -85,12 +100,15 @@ fn principal_of(p: &str) -> Value {
     }
 }
 
+/// The resource-based policies of all functions, keyed `{function}:{qualifier}`: recorded and
+/// served, not evaluated.
 pub struct Policies {
     functions: Arc<FunctionService>,
     map: RecordMap<Policy>,
 }
 
 impl Policies {
+    /// Loads the stored policies; `functions` resolves the functions and qualifiers requests name.
     pub fn open(store: Store, functions: Arc<FunctionService>) -> Result<Policies> {
         Ok(Policies {
             functions,

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
+    /// The cumulative GB-seconds (of the month) this tier ends at; `None` for the last, open-ended
+    /// tier.
     pub up_to_gb_seconds: Option<f64>,
+    /// The price of one GB-second in this tier, in US dollars.
     pub price_per_gb_second: f64,
 }
 
@@ -15,9 +18,13 @@ pub struct Tier {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PriceSheet {
+    /// US dollars per million requests (0.20).
     pub request_price_per_million: f64,
+    /// Duration price tiers, in ascending order of `up_to_gb_seconds`.
     pub duration_tiers: Vec<Tier>,
+    /// Requests a month that the free tier covers (one million).
     pub free_requests: u64,
+    /// GB-seconds a month that the free tier covers (400,000).
     pub free_gb_seconds: f64,
     /// Billing granularity in ms (1 since Dec 2020; 100 before).
     pub billing_granularity_ms: u64,
@@ -51,10 +58,15 @@ impl Default for PriceSheet {
 /// A priced amount of usage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cost {
+    /// The requests counted (all of them, also those the free tier covers).
     pub requests: u64,
+    /// The GB-seconds counted (all of them, also those the free tier covers).
     pub gb_seconds: f64,
+    /// The price of the billable requests, in US dollars.
     pub request_cost: f64,
+    /// The price of the billable GB-seconds over the tiers, in US dollars.
     pub duration_cost: f64,
+    /// `request_cost + duration_cost`, in US dollars.
     pub total: f64,
 }
 

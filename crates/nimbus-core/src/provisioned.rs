@@ -15,23 +15,32 @@ use crate::names::FunctionRef;
 
 const KIND: &str = "provisioned-concurrency";
 
+/// A provisioned-concurrency setting, as stored (`ProvisionedConcurrencyConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProvisionedConfig {
+    /// The unqualified function name.
     pub function: String,
     /// A version number or an alias.
     pub qualifier: String,
+    /// `RequestedProvisionedConcurrentExecutions`: environments to keep initialised, at least 1, at
+    /// most the function's reserved concurrency and the account's unreserved concurrency.
     pub requested: u32,
+    /// `LastModified`: ISO 8601 with milliseconds (`2024-01-31T12:00:00.000+0000`).
     pub last_modified: String,
 }
 
 /// A configuration with what is allocated right now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProvisionedStatus {
+    /// The setting.
     pub config: ProvisionedConfig,
+    /// `AllocatedProvisionedConcurrentExecutions` (and `Available…`): environments initialised or
+    /// starting now, at most `requested`.
     pub allocated: u32,
 }
 
 impl ProvisionedStatus {
+    /// `Status`: `READY` once all requested environments are allocated, else `IN_PROGRESS`.
     pub fn status(&self) -> &'static str {
         if self.allocated >= self.config.requested {
             "READY"
@@ -41,6 +50,8 @@ impl ProvisionedStatus {
     }
 }
 
+/// The provisioned-concurrency settings of all functions, keyed `{function}:{qualifier}`, held by
+/// the invoke service.
 pub struct ProvisionedConfigs {
     store: Store,
     map: RwLock<BTreeMap<String, ProvisionedConfig>>,
@@ -51,6 +62,7 @@ fn key(function: &str, qualifier: &str) -> String {
 }
 
 impl ProvisionedConfigs {
+    /// Loads the stored settings (unreadable records are logged and skipped).
     pub fn open(store: Store) -> Result<ProvisionedConfigs> {
         let mut map = BTreeMap::new();
         for (k, body) in store.records(KIND)? {
@@ -196,6 +208,8 @@ impl InvokeService {
         )
     }
 
+    /// GetProvisionedConcurrencyConfig: the setting of a version or alias, with what is allocated
+    /// now.
     pub fn get_provisioned(&self, r: &FunctionRef) -> Result<ProvisionedStatus> {
         let (function, qualifier) = self.pc_target(r)?;
         let c = self
@@ -209,6 +223,7 @@ impl InvokeService {
         Ok(self.pc_status(&c))
     }
 
+    /// DeleteProvisionedConcurrencyConfig: the environments it kept idle are stopped.
     pub async fn delete_provisioned(&self, r: &FunctionRef) -> Result<()> {
         let (function, qualifier) = self.pc_target(r)?;
         let k = key(&function, &qualifier);
@@ -237,6 +252,7 @@ impl InvokeService {
         Ok(())
     }
 
+    /// ListProvisionedConcurrencyConfigs: every setting of the function's versions and aliases.
     pub fn list_provisioned(&self, function: &FunctionRef) -> Result<Vec<ProvisionedStatus>> {
         let rec = self.functions.resolve(&FunctionRef {
             qualifier: None,

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{CoreError, Result};
 
+/// Records of one kind, by key, kept in memory and written through to the store.
 pub struct RecordMap<T> {
     store: Store,
     kind: &'static str,
@@ -47,6 +48,7 @@ impl<T: Clone + Serialize + DeserializeOwned> RecordMap<T> {
         self.edit.lock().await
     }
 
+    /// A clone of the value under `key`.
     pub fn get(&self, key: &str) -> Option<T> {
         self.map
             .read()
@@ -64,6 +66,7 @@ impl<T: Clone + Serialize + DeserializeOwned> RecordMap<T> {
             .map(f)
     }
 
+    /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> bool {
         self.map
             .read()

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use crate::pricing::PriceSheet;
 
+/// The resolved settings of one server; [`Settings::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where the store, code blobs and unpacked task roots live.
     pub data_dir: PathBuf,
+    /// The region Nimbus answers as, in ARNs and to functions (default `us-east-1`).
     pub region: String,
+    /// The 12-digit account id Nimbus answers as (default `000000000000`).
     pub account_id: String,
     /// The address clients use to reach this server (for code download URLs and the
     /// `AWS_ENDPOINT_URL` given to functions).
@@ -23,6 +27,7 @@ pub struct Settings {
     pub init_timeout: Duration,
     /// Explicit interpreter paths per runtime id.
     pub runtime_paths: BTreeMap<String, PathBuf>,
+    /// The prices usage is metered at (AWS's x86 prices in us-east-1 by default).
     pub prices: PriceSheet,
     /// Which launcher runs environments.
     pub launcher: LauncherChoice,
@@ -32,6 +37,7 @@ pub struct Settings {
     pub async_retry_delays: Vec<Duration>,
     /// Backoff after a throttled asynchronous delivery: first delay, doubling up to the max.
     pub async_backoff_initial: Duration,
+    /// The longest of those backoffs (default 5 minutes).
     pub async_backoff_max: Duration,
     /// How much runtime output one invocation may log.
     pub log_limits: nimbus_exec::LogLimits,
@@ -59,8 +65,11 @@ pub struct Settings {
 /// processes with a warning; `sandbox` refuses to start without the sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LauncherChoice {
+    /// Sandbox where the host allows it, else plain processes with a warning (but not as root).
     Auto,
+    /// Always sandbox; refuse to start where the sandbox is unavailable.
     Sandbox,
+    /// Plain processes without namespaces or cgroups (each as its own uid when the server is root).
     Process,
 }
 
@@ -79,6 +88,7 @@ impl std::str::FromStr for LauncherChoice {
 }
 
 impl Settings {
+    /// The defaults, with data in `data_dir`.
     pub fn new(data_dir: PathBuf) -> Settings {
         Settings {
             data_dir,
@@ -106,6 +116,7 @@ impl Settings {
         }
     }
 
+    /// The unqualified function ARN: `arn:aws:lambda:{region}:{account_id}:function:{name}`.
     pub fn function_arn(&self, name: &str) -> String {
         format!(
             "arn:aws:lambda:{}:{}:function:{}",

@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock};
 /// A message attribute as SQS and SNS carry it (`DataType` `String`, `Number` or `Binary`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
+    /// `DataType`: `String`, `Number` or `Binary`, with any custom suffix.
     pub data_type: String,
+    /// `StringValue`, for `String` and `Number` types.
     pub string_value: Option<String>,
     /// base64, as on the wire.
     pub binary_value: Option<String>,
@@ -41,7 +43,10 @@ impl Attribute {
 /// What is delivered: a body and its attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The message body (for destinations, the invocation record as JSON).
     pub body: String,
+    /// Message attributes by name (dead-letter events carry `RequestID`, `ErrorCode` and
+    /// `ErrorMessage`).
     pub attributes: BTreeMap<String, Attribute>,
 }
 
@@ -74,6 +79,7 @@ pub struct Sinks {
 }
 
 impl Sinks {
+    /// An empty registry.
     pub fn new() -> Sinks {
         Sinks::default()
     }

@@ -13,28 +13,41 @@ use crate::records::RecordMap;
 
 const KIND: &str = "function-url";
 
+/// A function URL's configuration, as stored (`FunctionUrlConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UrlConfig {
+    /// The URL id (32 hex digits): the host name's first label, `<url-id>.lambda-url.localhost`.
     pub url_id: String,
+    /// The unqualified function name.
     pub function: String,
     /// `$LATEST` or an alias.
     pub qualifier: String,
+    /// `AuthType`: `NONE` (`AWS_IAM` is refused until signatures are verified).
     pub auth_type: String,
     /// The `Cors` object as given.
     pub cors: Option<serde_json::Value>,
+    /// `InvokeMode`: `BUFFERED` (`RESPONSE_STREAM` is refused for now).
     pub invoke_mode: String,
+    /// `CreationTime`: ISO 8601 with microseconds, UTC (`2024-01-31T12:00:00.000000Z`).
     pub creation_time: String,
+    /// `LastModifiedTime`: ISO 8601 with microseconds, UTC.
     pub last_modified: String,
 }
 
 /// What a Create/Update request carries.
 #[derive(Debug, Clone, Default)]
 pub struct UrlInput {
+    /// `AuthType`: `NONE` or `AWS_IAM` (refused for now); required on create.
     pub auth_type: Option<String>,
+    /// The `Cors` object as given (checked by [`crate::cors::Cors::from_wire`]); on update it
+    /// replaces the current one.
     pub cors: Option<serde_json::Value>,
+    /// `InvokeMode`: `BUFFERED` (the default) or `RESPONSE_STREAM` (refused for now).
     pub invoke_mode: Option<String>,
 }
 
+/// The function URLs of all functions, keyed `{function}:{qualifier}` (at most one per function and
+/// qualifier).
 pub struct FunctionUrls {
     functions: Arc<FunctionService>,
     /// Keyed `<function>:<qualifier>`.
@@ -77,6 +90,8 @@ fn check(input: &UrlInput) -> Result<()> {
 }
 
 impl FunctionUrls {
+    /// Loads the stored URL configurations; `functions` resolves the functions and aliases requests
+    /// name.
     pub fn open(store: Store, functions: Arc<FunctionService>) -> Result<FunctionUrls> {
         Ok(FunctionUrls {
             functions,
@@ -112,6 +127,8 @@ impl FunctionUrls {
         self.map.put(key(&c.function, &c.qualifier), c).await
     }
 
+    /// CreateFunctionUrlConfig for `$LATEST` or an alias (not a version): a new URL id; 409 if the
+    /// qualifier has one.
     pub async fn create(&self, r: &FunctionRef, input: UrlInput) -> Result<UrlConfig> {
         let _edit = self.map.edit().await;
         if input.auth_type.is_none() {
@@ -146,11 +163,13 @@ impl FunctionUrls {
         self.map.get(&key(function, qualifier))
     }
 
+    /// GetFunctionUrlConfig (`NotFound` when the qualifier has no URL).
     pub fn get(&self, r: &FunctionRef) -> Result<UrlConfig> {
         let (function, qualifier) = self.target(r)?;
         self.get_by(&function, &qualifier).ok_or_else(Self::missing)
     }
 
+    /// UpdateFunctionUrlConfig: changes only what `input` gives; the URL id stays.
     pub async fn update(&self, r: &FunctionRef, input: UrlInput) -> Result<UrlConfig> {
         let _edit = self.map.edit().await;
         check(&input)?;
@@ -171,6 +190,7 @@ impl FunctionUrls {
         self.save(c).await
     }
 
+    /// DeleteFunctionUrlConfig (`NotFound` when the qualifier has no URL).
     pub async fn delete(&self, r: &FunctionRef) -> Result<()> {
         let (function, qualifier) = self.target(r)?;
         if self.get_by(&function, &qualifier).is_none() {
@@ -179,6 +199,7 @@ impl FunctionUrls {
         self.map.remove(&key(&function, &qualifier)).await
     }
 
+    /// ListFunctionUrlConfigs: every URL of the function, whatever the qualifier `r` names.
     pub fn list(&self, r: &FunctionRef) -> Result<Vec<UrlConfig>> {
         let (function, _) = self.target(&FunctionRef {
             qualifier: None,

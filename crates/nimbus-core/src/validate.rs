@@ -72,9 +72,13 @@ pub const RESERVED_ENV: &[&str] = &[
     "LAMBDA_RUNTIME_DIR",
 ];
 
+/// The smallest `MemorySize`, in MiB.
 pub const MIN_MEMORY: i64 = 128;
+/// The largest `MemorySize`, in MiB.
 pub const MAX_MEMORY: i64 = 10240;
+/// The longest `Timeout`, in seconds (15 minutes).
 pub const MAX_TIMEOUT: i64 = 900;
+/// The largest environment, in bytes of its variables' JSON text (Lambda's 4 KB).
 pub const MAX_ENV_BYTES: usize = 4096;
 
 fn one(value: impl std::fmt::Display, field: &str, constraint: &str) -> CoreError {
@@ -102,6 +106,8 @@ pub fn runtime_id(runtime: &str, supported: &[&str]) -> Result<()> {
     ))
 }
 
+/// Checks an execution role ARN's shape (`arn:aws:iam::<12 digits>:role/<path>`); the role itself
+/// is not looked up.
 pub fn role(role: &str) -> Result<()> {
     // arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+
     let ok = (|| {
@@ -132,6 +138,7 @@ pub fn role(role: &str) -> Result<()> {
     })
 }
 
+/// Checks a handler: 1–128 characters without whitespace.
 pub fn handler(h: &str) -> Result<()> {
     if h.len() > 128 {
         return Err(one(
@@ -150,6 +157,7 @@ pub fn handler(h: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks `MemorySize`: [`MIN_MEMORY`]–[`MAX_MEMORY`] MiB.
 pub fn memory(m: i64) -> Result<()> {
     if m < MIN_MEMORY {
         return Err(one(
@@ -168,6 +176,7 @@ pub fn memory(m: i64) -> Result<()> {
     Ok(())
 }
 
+/// Checks `Timeout`: 1–[`MAX_TIMEOUT`] seconds.
 pub fn timeout(t: i64) -> Result<()> {
     if t < 1 {
         return Err(one(
@@ -186,6 +195,7 @@ pub fn timeout(t: i64) -> Result<()> {
     Ok(())
 }
 
+/// Checks `EphemeralStorage.Size`: 512–10240 MiB.
 pub fn ephemeral_storage(size: i64) -> Result<()> {
     if !(512..=10240).contains(&size) {
         return Err(one(
@@ -201,6 +211,7 @@ pub fn ephemeral_storage(size: i64) -> Result<()> {
     Ok(())
 }
 
+/// Checks a description: at most 256 characters.
 pub fn description(d: &str) -> Result<()> {
     if d.chars().count() > 256 {
         return Err(one(
@@ -212,6 +223,8 @@ pub fn description(d: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks environment variables: keys of `[A-Za-z][A-Za-z0-9_]+`, none reserved by Lambda
+/// (`AWS_REGION`, `LAMBDA_TASK_ROOT`…), and at most [`MAX_ENV_BYTES`] as JSON.
 pub fn environment(vars: &BTreeMap<String, String>) -> Result<()> {
     for key in vars.keys() {
         let mut chars = key.chars();
@@ -246,6 +259,7 @@ pub fn environment(vars: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// Checks `Architectures`: exactly one, `x86_64` or `arm64`.
 pub fn architectures(a: &[String]) -> Result<()> {
     if a.len() != 1 {
         return Err(one(
@@ -264,6 +278,7 @@ pub fn architectures(a: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Checks a `LoggingConfig`: known format and levels, and levels only with the `JSON` format.
 pub fn logging(l: &LoggingConfig) -> Result<()> {
     if let Some(f) = &l.log_format
         && f != "JSON"

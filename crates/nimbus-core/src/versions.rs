@@ -97,10 +97,17 @@ fn check_alias_name(name: &str) -> Result<()> {
 /// An alias change (all optional on update).
 #[derive(Debug, Clone, Default)]
 pub struct AliasInput {
+    /// The alias name: required on create (1–128 of `[A-Za-z0-9_-]`, not all digits); ignored on
+    /// update, which names the alias itself.
     pub name: Option<String>,
+    /// `FunctionVersion`: `$LATEST` or a published version; required on create.
     pub function_version: Option<String>,
+    /// `Description`.
     pub description: Option<String>,
+    /// `RoutingConfig.AdditionalVersionWeights`: at most one other published version and its share,
+    /// 0–1.
     pub weights: Option<BTreeMap<String, f64>>,
+    /// `RevisionId`: on update, the change applies only if it is still the alias's current one.
     pub revision_id: Option<String>,
 }
 
@@ -133,6 +140,7 @@ impl FunctionService {
             .cloned()
     }
 
+    /// An alias of a function, by name.
     pub fn alias(&self, function: &str, name: &str) -> Option<Arc<AliasRecord>> {
         self.aliases
             .read()
@@ -460,6 +468,7 @@ impl FunctionService {
         ))
     }
 
+    /// GetAlias (`NotFound` when the function has no such alias).
     pub fn get_alias(&self, r: &FunctionRef, name: &str) -> Result<Arc<AliasRecord>> {
         let function = self
             .resolve(&FunctionRef {
@@ -572,6 +581,7 @@ impl FunctionService {
         page(all, marker, max_items, |a| a.name.clone())
     }
 
+    /// The alias's ARN: the function ARN with `:{alias}`.
     pub fn alias_arn_of(&self, a: &AliasRecord) -> String {
         self.alias_arn(&a.function, &a.name)
     }

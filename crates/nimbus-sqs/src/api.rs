@@ -27,13 +27,20 @@ pub const MAX_BATCH_BYTES: usize = 1_048_576;
 /// in JSON's `x-amzn-query-error`), the message and the HTTP status.
 #[derive(Debug, Clone)]
 pub struct SqsError {
+    /// SQS's error shape, the JSON protocol's `__type` (e.g. `QueueDoesNotExist`).
     pub shape: &'static str,
+    /// The query protocol's error code (e.g. `AWS.SimpleQueueService.NonExistentQueue`), also sent
+    /// as JSON's `x-amzn-query-error`; batch entries report it as their `Code`.
     pub query_code: &'static str,
+    /// The human-readable message, worded as SQS words it.
     pub message: String,
+    /// The HTTP status: 400 for the caller's errors, 500 for Nimbus's own (a 5xx also marks a batch
+    /// entry as not the sender's fault).
     pub status: StatusCode,
 }
 
 impl SqsError {
+    /// A client error (400) of this shape and query code.
     pub fn new(shape: &'static str, query_code: &'static str, message: impl Into<String>) -> Self {
         SqsError {
             shape,
@@ -43,10 +50,12 @@ impl SqsError {
         }
     }
 
+    /// `InvalidParameterValue` (400) with this message.
     pub fn invalid(message: impl Into<String>) -> Self {
         SqsError::new("InvalidParameterValue", "InvalidParameterValue", message)
     }
 
+    /// `MissingParameter` (400) naming the wire member `param` (e.g. `ReceiptHandle`).
     pub fn missing(param: &str) -> Self {
         QueueError::MissingParameter(param.to_string()).into()
     }
@@ -127,29 +136,42 @@ impl From<QueueError> for SqsError {
 
 // ---- requests ----------------------------------------------------------------------------
 
+/// CreateQueue's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CreateQueue {
+    /// `QueueName`: 1–80 of `[A-Za-z0-9_-]`, ending in `.fifo` for a FIFO queue.
     pub queue_name: String,
+    /// `Attributes`: queue attributes by SQS name (`VisibilityTimeout`, `FifoQueue`,
+    /// `RedrivePolicy`…); the ones not given take SQS's defaults.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// `tags` (lower case on the wire, as SQS spells it): at most 50, not compared when the queue
+    /// already exists.
     #[serde(default, rename = "tags")]
     pub tags: BTreeMap<String, String>,
 }
 
+/// GetQueueUrl's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct GetQueueUrl {
+    /// `QueueName` of the queue to look up.
     pub queue_name: String,
+    /// `QueueOwnerAWSAccountId`: any account other than Nimbus's own answers `QueueDoesNotExist`.
     #[serde(default, rename = "QueueOwnerAWSAccountId")]
     pub owner: Option<String>,
 }
 
+/// ListQueues' input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ListQueues {
+    /// `QueueNamePrefix`: only queues whose name starts with it.
     pub queue_name_prefix: Option<String>,
+    /// `NextToken` from a previous page (an offset into the sorted list).
     pub next_token: Option<String>,
+    /// `MaxResults`, 1–1000; only when given is a `NextToken` returned.
     pub max_results: Option<i64>,
 }
 
@@ -157,195 +179,305 @@ pub struct ListQueues {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct QueueOnly {
+    /// `QueueUrl`: the queue's URL (a bare name or an ARN is taken too).
     pub queue_url: String,
 }
 
+/// ListDeadLetterSourceQueues' input: the queues whose redrive policy targets this one.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ListDeadLetterSourceQueues {
+    /// `QueueUrl` of the dead-letter queue.
     pub queue_url: String,
+    /// `NextToken` from a previous page.
     pub next_token: Option<String>,
+    /// `MaxResults`, 1–1000; only when given is a `NextToken` returned.
     pub max_results: Option<i64>,
 }
 
+/// GetQueueAttributes' input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct GetQueueAttributes {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `AttributeNames`: SQS attribute names or `All`; none asked, none returned; an unknown name
+    /// is `InvalidAttributeName`.
     #[serde(default)]
     pub attribute_names: Vec<String>,
 }
 
+/// SetQueueAttributes' input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SetQueueAttributes {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `Attributes` to set, merged over the current ones; an empty `Policy` or `RedrivePolicy`
+    /// removes it.
     pub attributes: BTreeMap<String, String>,
 }
 
+/// A message (or message system) attribute as sent: SQS's `MessageAttributeValue`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AttributeValue {
+    /// `DataType`: `String`, `Number` or `Binary`, optionally with a custom suffix (`Number.int`);
+    /// required.
     pub data_type: Option<String>,
+    /// `StringValue`, for `String` and `Number` types (a `Number` must parse as one).
     pub string_value: Option<String>,
+    /// `BinaryValue`, base64, for the `Binary` type.
     pub binary_value: Option<String>,
+    /// `StringListValues`: reserved by SQS; any value is refused.
     #[serde(default)]
     pub string_list_values: Vec<String>,
+    /// `BinaryListValues`: reserved by SQS; any value is refused.
     #[serde(default)]
     pub binary_list_values: Vec<String>,
 }
 
+/// SendMessage's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SendMessage {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `MessageBody`: XML 1.0 characters only, at most the queue's `MaximumMessageSize` with the
+    /// attributes.
     pub message_body: String,
+    /// `DelaySeconds`, 0–900, overriding the queue's; refused on FIFO queues.
     pub delay_seconds: Option<i64>,
+    /// `MessageAttributes`, at most 10.
     #[serde(default)]
     pub message_attributes: BTreeMap<String, AttributeValue>,
+    /// `MessageSystemAttributes`: only `AWSTraceHeader` is accepted.
     #[serde(default)]
     pub message_system_attributes: BTreeMap<String, AttributeValue>,
+    /// `MessageDeduplicationId` (FIFO queues, unless content-based deduplication is on).
     pub message_deduplication_id: Option<String>,
+    /// `MessageGroupId`: required on FIFO queues.
     pub message_group_id: Option<String>,
 }
 
+/// One entry of SendMessageBatch: SendMessage's members under an `Id`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SendMessageBatchEntry {
+    /// `Id`: the caller's entry id, 1–80 of `[A-Za-z0-9_-]`, distinct within the batch; echoed in
+    /// the result.
     pub id: String,
+    /// `MessageBody`; optional here so that a missing body fails only this entry.
     pub message_body: Option<String>,
+    /// `DelaySeconds`, 0–900, overriding the queue's; refused on FIFO queues.
     pub delay_seconds: Option<i64>,
+    /// `MessageAttributes`, at most 10.
     #[serde(default)]
     pub message_attributes: BTreeMap<String, AttributeValue>,
+    /// `MessageSystemAttributes`: only `AWSTraceHeader` is accepted.
     #[serde(default)]
     pub message_system_attributes: BTreeMap<String, AttributeValue>,
+    /// `MessageDeduplicationId` (FIFO queues, unless content-based deduplication is on).
     pub message_deduplication_id: Option<String>,
+    /// `MessageGroupId`: required on FIFO queues.
     pub message_group_id: Option<String>,
 }
 
+/// SendMessageBatch's input: 1–10 entries of at most [`MAX_BATCH_BYTES`] together, each sent (and
+/// failed) on its own.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SendMessageBatch {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `Entries`, 1–10.
     #[serde(default)]
     pub entries: Vec<SendMessageBatchEntry>,
 }
 
+/// ReceiveMessage's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ReceiveMessage {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `AttributeNames` (the older spelling): system attributes to return, merged with
+    /// `MessageSystemAttributeNames`.
     #[serde(default)]
     pub attribute_names: Vec<String>,
+    /// `MessageSystemAttributeNames`: system attributes to return (`SentTimestamp`,
+    /// `ApproximateReceiveCount`… or `All`).
     #[serde(default)]
     pub message_system_attribute_names: Vec<String>,
+    /// `MessageAttributeNames`: message attributes to return, by name, `prefix.*`, `.*` or `All`.
     #[serde(default)]
     pub message_attribute_names: Vec<String>,
+    /// `MaxNumberOfMessages`, 1–10 (default 1).
     pub max_number_of_messages: Option<i64>,
+    /// `VisibilityTimeout` in seconds for the messages received, 0–43200 (default: the queue's).
     pub visibility_timeout: Option<i64>,
+    /// `WaitTimeSeconds` of long polling, 0–20 (default: the queue's
+    /// `ReceiveMessageWaitTimeSeconds`).
     pub wait_time_seconds: Option<i64>,
+    /// `ReceiveRequestAttemptId` (FIFO queues): a retry with the same id within five minutes gets
+    /// the same messages; 1–128 ASCII letters, digits and punctuation.
     pub receive_request_attempt_id: Option<String>,
 }
 
+/// DeleteMessage's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DeleteMessage {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `ReceiptHandle` from the receive that handed the message out.
     pub receipt_handle: String,
 }
 
+/// One entry of ChangeMessageVisibilityBatch.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct HandleEntry {
+    /// `Id`: the caller's entry id, 1–80 of `[A-Za-z0-9_-]`, distinct within the batch.
     pub id: String,
+    /// `ReceiptHandle`; optional here so that a missing one fails only this entry.
     pub receipt_handle: Option<String>,
+    /// `VisibilityTimeout` in seconds from now, 0–43200; optional here so that a missing one fails
+    /// only this entry.
     pub visibility_timeout: Option<i64>,
 }
 
+/// One entry of DeleteMessageBatch.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DeleteMessageBatchEntry {
+    /// `Id`: the caller's entry id, 1–80 of `[A-Za-z0-9_-]`, distinct within the batch.
     pub id: String,
+    /// `ReceiptHandle`; optional here so that a missing one fails only this entry.
     pub receipt_handle: Option<String>,
 }
 
+/// DeleteMessageBatch's input: 1–10 entries, deleted in one commit.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DeleteMessageBatch {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `Entries`, 1–10.
     #[serde(default)]
     pub entries: Vec<DeleteMessageBatchEntry>,
 }
 
+/// ChangeMessageVisibility's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ChangeMessageVisibility {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `ReceiptHandle` of the message in flight.
     pub receipt_handle: String,
+    /// `VisibilityTimeout` in seconds from now, 0–43200 (0 makes the message visible at once).
     pub visibility_timeout: i64,
 }
 
+/// ChangeMessageVisibilityBatch's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ChangeMessageVisibilityBatch {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `Entries`, 1–10.
     #[serde(default)]
     pub entries: Vec<HandleEntry>,
 }
 
+/// TagQueue's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct TagQueue {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `Tags` to add or replace: at least one, at most 50 on the queue in all.
     pub tags: BTreeMap<String, String>,
 }
 
+/// UntagQueue's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct UntagQueue {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `TagKeys` to remove: 1–50.
     pub tag_keys: Vec<String>,
 }
 
+/// AddPermission's input: a labelled statement added to the queue's `Policy`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AddPermission {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `Label` of the statement, unique on the queue.
     pub label: String,
+    /// `AWSAccountIds` granted: 1–7.
     #[serde(rename = "AWSAccountIds")]
     pub aws_account_ids: Vec<String>,
+    /// `Actions` granted (`SendMessage`, `ReceiveMessage`… or `*`): 1–7.
     pub actions: Vec<String>,
 }
 
+/// RemovePermission's input.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RemovePermission {
+    /// `QueueUrl` of the queue.
     pub queue_url: String,
+    /// `Label` of the statement to remove.
     pub label: String,
 }
 
 /// A decoded request.
 #[derive(Debug)]
 pub enum Request {
+    /// `CreateQueue`.
     CreateQueue(CreateQueue),
+    /// `GetQueueUrl`.
     GetQueueUrl(GetQueueUrl),
+    /// `ListQueues`.
     ListQueues(ListQueues),
+    /// `DeleteQueue`: the queue, its messages and deduplication entries.
     DeleteQueue(QueueOnly),
+    /// `PurgeQueue`: every message, in flight or not.
     PurgeQueue(QueueOnly),
+    /// `GetQueueAttributes`.
     GetQueueAttributes(GetQueueAttributes),
+    /// `SetQueueAttributes`.
     SetQueueAttributes(SetQueueAttributes),
+    /// `SendMessage`.
     SendMessage(SendMessage),
+    /// `SendMessageBatch`.
     SendMessageBatch(SendMessageBatch),
+    /// `ReceiveMessage`.
     ReceiveMessage(ReceiveMessage),
+    /// `DeleteMessage`.
     DeleteMessage(DeleteMessage),
+    /// `DeleteMessageBatch`.
     DeleteMessageBatch(DeleteMessageBatch),
+    /// `ChangeMessageVisibility`.
     ChangeMessageVisibility(ChangeMessageVisibility),
+    /// `ChangeMessageVisibilityBatch`.
     ChangeMessageVisibilityBatch(ChangeMessageVisibilityBatch),
+    /// `TagQueue`.
     TagQueue(TagQueue),
+    /// `UntagQueue`.
     UntagQueue(UntagQueue),
+    /// `ListQueueTags`.
     ListQueueTags(QueueOnly),
+    /// `AddPermission`.
     AddPermission(AddPermission),
+    /// `RemovePermission`.
     RemovePermission(RemovePermission),
+    /// `ListDeadLetterSourceQueues`.
     ListDeadLetterSourceQueues(ListDeadLetterSourceQueues),
 }
 
@@ -448,120 +580,164 @@ impl Request {
 
 // ---- results -----------------------------------------------------------------------------
 
+/// CreateQueue's and GetQueueUrl's result.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct QueueUrlResult {
+    /// `QueueUrl`: `{public_url}/{account}/{name}`.
     pub queue_url: String,
 }
 
+/// ListQueues' result.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListQueuesResult {
+    /// `QueueUrls` of this page, sorted by name (omitted when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub queue_urls: Vec<String>,
+    /// `NextToken` for the next page, when `MaxResults` was given and more remain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
 
+/// ListDeadLetterSourceQueues' result (SQS spells its list `queueUrls`, in camel case).
 #[derive(Debug, Serialize)]
 pub struct DeadLetterSourcesResult {
+    /// `queueUrls` of the source queues on this page (always present, even empty).
     #[serde(rename = "queueUrls")]
     pub queue_urls: Vec<String>,
+    /// `NextToken` for the next page, when `MaxResults` was given and more remain.
     #[serde(rename = "NextToken", skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
 
+/// GetQueueAttributes' result.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AttributesResult {
+    /// `Attributes` asked for, by SQS name, values as strings (omitted when empty).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
 }
 
+/// ListQueueTags' result.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TagsResult {
+    /// `Tags` of the queue (omitted when none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
 }
 
+/// SendMessage's result, and each successful SendMessageBatch entry's.
 #[derive(Debug, Serialize)]
 pub struct SendResult {
+    /// `MD5OfMessageBody`: hex MD5 of the body's UTF-8 bytes.
     #[serde(rename = "MD5OfMessageBody")]
     pub md5_of_message_body: String,
+    /// `MD5OfMessageAttributes`, when the message has attributes (see [`md5_of_attributes`]).
     #[serde(
         rename = "MD5OfMessageAttributes",
         skip_serializing_if = "Option::is_none"
     )]
     pub md5_of_message_attributes: Option<String>,
+    /// `MD5OfMessageSystemAttributes`, when an `AWSTraceHeader` was sent.
     #[serde(
         rename = "MD5OfMessageSystemAttributes",
         skip_serializing_if = "Option::is_none"
     )]
     pub md5_of_message_system_attributes: Option<String>,
+    /// `MessageId` (a FIFO duplicate gets the original's).
     #[serde(rename = "MessageId")]
     pub message_id: String,
+    /// `SequenceNumber` (FIFO queues): 20 digits, increasing per queue.
     #[serde(rename = "SequenceNumber", skip_serializing_if = "Option::is_none")]
     pub sequence_number: Option<String>,
 }
 
+/// A successful SendMessageBatch entry.
 #[derive(Debug, Serialize)]
 pub struct SendBatchResultEntry {
+    /// `Id`: the entry id the caller gave.
     #[serde(rename = "Id")]
     pub id: String,
+    /// The send's result members, flattened beside `Id`.
     #[serde(flatten)]
     pub sent: SendResult,
 }
 
+/// A failed batch entry (SQS's `BatchResultErrorEntry`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BatchResultErrorEntry {
+    /// `Id`: the entry id the caller gave.
     pub id: String,
+    /// `SenderFault`: false only for Nimbus's own (5xx) errors.
     pub sender_fault: bool,
+    /// `Code`: the error's query-protocol code (e.g. `ReceiptHandleIsInvalid`).
     pub code: String,
+    /// `Message`: why the entry failed.
     pub message: String,
 }
 
+/// A successful DeleteMessageBatch or ChangeMessageVisibilityBatch entry.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct IdEntry {
+    /// `Id`: the entry id the caller gave.
     pub id: String,
 }
 
+/// A batch operation's result: every entry lands in exactly one of the two lists.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BatchResult<T> {
+    /// `Successful` entries, in request order.
     pub successful: Vec<T>,
+    /// `Failed` entries, in request order.
     pub failed: Vec<BatchResultErrorEntry>,
 }
 
+/// A message attribute as ReceiveMessage returns it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AttributeOut {
+    /// `StringValue`, for `String` and `Number` types.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub string_value: Option<String>,
+    /// `BinaryValue`, base64, for the `Binary` type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binary_value: Option<String>,
+    /// `DataType` as sent (custom suffix included).
     pub data_type: String,
 }
 
+/// A received message (SQS's `Message`).
 #[derive(Debug, Serialize)]
 pub struct MessageOut {
+    /// `MessageId`.
     #[serde(rename = "MessageId")]
     pub message_id: String,
+    /// `ReceiptHandle` for deleting the message or changing its visibility; valid until it is
+    /// received again.
     #[serde(rename = "ReceiptHandle")]
     pub receipt_handle: String,
+    /// `MD5OfBody`: hex MD5 of the body's UTF-8 bytes.
     #[serde(rename = "MD5OfBody")]
     pub md5_of_body: String,
+    /// `Body` as sent.
     #[serde(rename = "Body")]
     pub body: String,
+    /// `Attributes`: the system attributes asked for (omitted when none).
     #[serde(rename = "Attributes", skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// `MD5OfMessageAttributes`, over all the message's attributes, when it has any.
     #[serde(
         rename = "MD5OfMessageAttributes",
         skip_serializing_if = "Option::is_none"
     )]
     pub md5_of_message_attributes: Option<String>,
+    /// `MessageAttributes` asked for (omitted when none).
     #[serde(
         rename = "MessageAttributes",
         skip_serializing_if = "BTreeMap::is_empty"
@@ -569,9 +745,11 @@ pub struct MessageOut {
     pub message_attributes: BTreeMap<String, AttributeOut>,
 }
 
+/// ReceiveMessage's result.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReceiveResult {
+    /// `Messages` received, 0–`MaxNumberOfMessages` (omitted when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<MessageOut>,
 }

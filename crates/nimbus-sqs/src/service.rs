@@ -36,36 +36,55 @@ const MAX_POLICY: usize = 20 * 1024;
 /// Errors in SQS's own vocabulary (the wire edge renders them).
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// The queue does not exist (`QueueDoesNotExist`).
     #[error("The specified queue does not exist.")]
     NoQueue,
+    /// CreateQueue of an existing name with a different value for this attribute
+    /// (`QueueNameExists`).
     #[error("A queue already exists with the same name and a different value for attribute {0}")]
     NameExists(String),
+    /// A request parameter is out of range or malformed (`InvalidParameterValue`).
     #[error("{0}")]
     InvalidParameter(String),
+    /// A required parameter is absent, by its wire name (`MissingParameter`).
     #[error("The request must contain the parameter {0}.")]
     MissingParameter(String),
+    /// A queue attribute has a value SQS refuses (`InvalidAttributeValue`).
     #[error("{0}")]
     InvalidAttribute(String),
+    /// A queue attribute name SQS does not know, or a FIFO-only one on a standard queue
+    /// (`InvalidAttributeName`).
     #[error("Unknown Attribute {0}.")]
     InvalidAttributeName(String),
+    /// The receipt handle is malformed or no longer current (`ReceiptHandleIsInvalid`).
     #[error("The input receipt handle \"{0}\" is not a valid receipt handle.")]
     ReceiptHandleInvalid(String),
+    /// A body or attribute value with characters outside XML 1.0's (`InvalidMessageContents`).
     #[error("{0}")]
     InvalidMessageContents(String),
+    /// A batch request without entries (`EmptyBatchRequest`).
     #[error("{0}")]
     EmptyBatch(String),
+    /// A batch request of more than 10 entries (`TooManyEntriesInBatchRequest`).
     #[error("{0}")]
     TooManyEntries(String),
+    /// Two entries of a batch share an `Id` (`BatchEntryIdsNotDistinct`).
     #[error("{0}")]
     DistinctIds(String),
+    /// A batch entry `Id` that is not 1–80 of `[A-Za-z0-9_-]` (`InvalidBatchEntryId`).
     #[error("{0}")]
     InvalidBatchEntryId(String),
+    /// A SendMessageBatch over 1 MiB in all (`BatchRequestTooLong`).
     #[error("{0}")]
     BatchRequestTooLong(String),
+    /// A per-request limit exceeded, e.g. more than 7 accounts or actions in AddPermission
+    /// (`OverLimit`).
     #[error("{0}")]
     OverLimit(String),
+    /// An SQS operation Nimbus does not implement, by name (`UnsupportedOperation`).
     #[error("Nimbus does not implement the SQS operation {0}.")]
     Unsupported(String),
+    /// A store or core failure: Nimbus's fault (`InternalError`, 500).
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -76,29 +95,41 @@ impl From<nimbus_store::StoreError> for QueueError {
     }
 }
 
+/// A result whose error is a [`QueueError`].
 pub type QResult<T> = std::result::Result<T, QueueError>;
 
 /// A message attribute (`StringValue` or `BinaryValue`, with its `DataType`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageAttribute {
+    /// `DataType`: `String`, `Number` or `Binary`, with any custom suffix.
     pub data_type: String,
+    /// `StringValue`, for `String` and `Number` types.
     pub string_value: Option<String>,
     /// base64 as on the wire.
     pub binary_value: Option<String>,
 }
 
+/// A queue as stored (record kind `sqs-queue`, keyed by name).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueueRecord {
+    /// The queue name (ends in `.fifo` for a FIFO queue).
     pub name: String,
+    /// `CreatedTimestamp`: seconds since the Unix epoch.
     pub created: i64,
+    /// Queue attributes by SQS name, SQS's defaults filled in at creation; the computed ones
+    /// (`QueueArn`, counts, timestamps) are not stored.
     pub attributes: BTreeMap<String, String>,
+    /// Queue tags (at most 50).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// `LastModifiedTimestamp`: seconds since the Unix epoch of the last SetQueueAttributes
+    /// (`None`: never, so `created`).
     #[serde(default)]
     pub modified: Option<i64>,
 }
 
 impl QueueRecord {
+    /// Whether the `FifoQueue` attribute is `true`.
     pub fn is_fifo(&self) -> bool {
         self.attributes
             .get("FifoQueue")
@@ -106,18 +137,31 @@ impl QueueRecord {
     }
 }
 
+/// A message as stored (record kind `sqs-message`, keyed `{queue}:{seq:020}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredMessage {
+    /// The name of the queue holding the message.
     pub queue: String,
+    /// Nimbus's internal order number, unique across all queues and increasing in send order; the
+    /// record key and the start of receipt handles (0 for a FIFO duplicate, which is not stored).
     pub seq: u64,
+    /// `MessageId`: a UUID.
     pub id: String,
+    /// The body as sent.
     pub body: String,
+    /// Message attributes by name.
     pub attributes: BTreeMap<String, MessageAttribute>,
+    /// `SentTimestamp`: milliseconds since the Unix epoch.
     pub sent_ms: i64,
+    /// `ApproximateReceiveCount`: how often the message was handed out; past the redrive policy's
+    /// `maxReceiveCount` it moves to the dead-letter queue.
     #[serde(default)]
     pub receive_count: u32,
+    /// `ApproximateFirstReceiveTimestamp`: milliseconds since the Unix epoch, once received.
     #[serde(default)]
     pub first_receive_ms: Option<i64>,
+    /// When the message becomes visible (delay or visibility timeout), milliseconds since the Unix
+    /// epoch; 0 after a restart, so visible at once.
     #[serde(default)]
     pub visible_at_ms: i64,
     /// `MessageGroupId` (FIFO queues; fair queues on standard ones).
@@ -137,16 +181,22 @@ pub struct StoredMessage {
 /// One message to send.
 #[derive(Debug, Clone, Default)]
 pub struct Outgoing {
+    /// `MessageBody`.
     pub body: String,
+    /// Message attributes by name, already checked.
     pub attributes: BTreeMap<String, MessageAttribute>,
     /// Per-message `DelaySeconds` (refused on FIFO queues).
     pub delay: Option<i64>,
+    /// `MessageGroupId` (required on FIFO queues).
     pub group: Option<String>,
+    /// `MessageDeduplicationId` (FIFO queues; `None` with content-based deduplication).
     pub dedup_id: Option<String>,
+    /// `AWSTraceHeader`, the one message system attribute SQS takes.
     pub trace_header: Option<String>,
 }
 
 impl Outgoing {
+    /// A message of just this body: no attributes, delay, group or deduplication id.
     pub fn body(body: impl Into<String>) -> Outgoing {
         Outgoing {
             body: body.into(),
@@ -159,14 +209,20 @@ impl Outgoing {
 /// window) the original's id and sequence number, not enqueued again.
 #[derive(Debug, Clone)]
 pub struct Sent {
+    /// The message as stored, or for a duplicate the message sent with the original's id and
+    /// sequence number.
     pub message: StoredMessage,
+    /// Whether this was a FIFO duplicate inside the deduplication window (not enqueued).
     pub duplicate: bool,
 }
 
 /// A received message, as ReceiveMessage returns it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The message, its receive count and visibility as this receive set them.
     pub message: StoredMessage,
+    /// The receipt handle of this receive (`{seq}#{uuid}`): only the latest receive's handle is
+    /// current.
     pub receipt_handle: String,
 }
 
@@ -210,6 +266,9 @@ const ATTEMPT_WINDOW_MS: i64 = 5 * 60 * 1000;
 /// Attempt ids a queue remembers at most (the oldest are forgotten first).
 const MAX_ATTEMPTS: usize = 10_000;
 
+/// The queue service: every queue's record and messages in memory, writes committed to the store
+/// before they answer. One per server, shared by the wire handlers, the destination sink and the
+/// event source mappings.
 pub struct QueueService {
     store: Store,
     settings: Arc<Settings>,
@@ -294,6 +353,7 @@ pub fn md5_of_system_attributes(trace_header: Option<&str>) -> Option<String> {
     md5_of_attributes(&attrs)
 }
 
+/// The hex MD5 of a body's UTF-8 bytes (`MD5OfMessageBody`).
 pub fn md5_of_body(body: &str) -> String {
     md5_hex(body.as_bytes())
 }
@@ -582,6 +642,9 @@ impl FifoGate {
 }
 
 impl QueueService {
+    /// Loads every queue, message and live deduplication entry from the store (expired entries are
+    /// deleted in the background); every message is visible again at once, as in-flight state is
+    /// not durable. Unreadable records are logged and skipped.
     pub fn open(store: Store, settings: Arc<Settings>) -> Result<QueueService> {
         let mut queues: BTreeMap<String, QueueState> = BTreeMap::new();
         for (k, body) in store.records(QUEUE_KIND)? {
@@ -647,6 +710,7 @@ impl QueueService {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The queue's URL: `{public_url}/{account_id}/{name}`.
     pub fn url(&self, name: &str) -> String {
         format!(
             "{}/{}/{}",
@@ -656,6 +720,7 @@ impl QueueService {
         )
     }
 
+    /// The queue's ARN: `arn:aws:sqs:{region}:{account_id}:{name}`.
     pub fn arn(&self, name: &str) -> String {
         format!(
             "arn:aws:sqs:{}:{}:{}",
@@ -663,6 +728,7 @@ impl QueueService {
         )
     }
 
+    /// The account id Nimbus answers as (from the settings).
     pub fn account_id(&self) -> &str {
         &self.settings.account_id
     }
@@ -810,6 +876,8 @@ impl QueueService {
         Ok(rec)
     }
 
+    /// ListQueues: the URLs of the queues whose name starts with `prefix` (all without one), sorted
+    /// by name.
     pub fn list(&self, prefix: Option<&str>) -> Vec<String> {
         self.lock()
             .iter()
@@ -838,6 +906,8 @@ impl QueueService {
             .collect())
     }
 
+    /// DeleteQueue: removes the queue, its messages and its deduplication entries in one commit (at
+    /// once, not after SQS's 60 seconds).
     pub async fn delete(&self, name: &str) -> QResult<()> {
         self.store
             .write_async(vec![
@@ -859,6 +929,7 @@ impl QueueService {
         Ok(())
     }
 
+    /// PurgeQueue: deletes every message, in flight or not (deduplication entries stay).
     pub async fn purge(&self, name: &str) -> QResult<()> {
         self.store
             .write_async(vec![WriteOp::DeleteRecordPrefix {
@@ -919,6 +990,8 @@ impl QueueService {
         Ok(out)
     }
 
+    /// SetQueueAttributes: checks and merges `attrs` over the queue's attributes (an empty `Policy`
+    /// or `RedrivePolicy` removes it) and stamps `LastModifiedTimestamp`.
     pub async fn set_attributes(&self, name: &str, attrs: BTreeMap<String, String>) -> QResult<()> {
         let fifo = self
             .lock()
