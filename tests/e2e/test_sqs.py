@@ -325,3 +325,36 @@ def test_the_query_protocol_serves_every_operation(server, sqs):
     assert (st, r.findtext("Error/Code")) == (400, "AWS.SimpleQueueService.UnsupportedOperation")
     st, r = query(server, {"Action": "NoSuchAction"})
     assert (st, r.findtext("Error/Code")) == (400, "InvalidAction")
+
+
+def attributes_md5(attrs):
+    """SQS's digest of message attributes (sorted by name; each name, data type, transport
+    type and value length-prefixed), as the SDKs that check it compute it."""
+    buf = b""
+    for name in sorted(attrs):
+        a = attrs[name]
+        for part in (name, a["DataType"]):
+            raw = part.encode()
+            buf += len(raw).to_bytes(4, "big") + raw
+        if "StringValue" in a:
+            raw = a["StringValue"].encode()
+            buf += b"\x01" + len(raw).to_bytes(4, "big") + raw
+        else:
+            raw = a["BinaryValue"]
+            buf += b"\x02" + len(raw).to_bytes(4, "big") + raw
+    return hashlib.md5(buf).hexdigest()
+
+
+def test_received_attribute_digests_cover_what_was_returned(sqs):
+    url = sqs.create_queue(QueueName=unique("md5"))["QueueUrl"]
+    attrs = {"colour": {"DataType": "String", "StringValue": "blue"},
+             "size": {"DataType": "Number", "StringValue": "3"}}
+    sent = sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes=attrs)
+    assert sent["MD5OfMessageAttributes"] == attributes_md5(attrs)
+    # Asked for one attribute: the digest is of that one (SDKs verify it against what came).
+    one = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["size"], VisibilityTimeout=0)["Messages"][0]
+    assert set(one["MessageAttributes"]) == {"size"}
+    assert one["MD5OfMessageAttributes"] == attributes_md5({"size": attrs["size"]})
+    # Asked for none: neither attributes nor their digest.
+    none = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]
+    assert "MessageAttributes" not in none and "MD5OfMessageAttributes" not in none

@@ -1295,7 +1295,9 @@ pub fn system_attributes(
 
 fn message_out(r: &Received, system: &[String], attrs: &[String]) -> MessageOut {
     let m = &r.message;
-    let message_attributes = m
+    // The attributes the caller asked for; their digest is of those alone (an SDK checks it
+    // against what it received), and absent when none is returned.
+    let returned: BTreeMap<String, MessageAttribute> = m
         .attributes
         .iter()
         .filter(|(k, _)| {
@@ -1306,13 +1308,18 @@ fn message_out(r: &Received, system: &[String], attrs: &[String]) -> MessageOut 
                     || a.strip_suffix(".*").is_some_and(|p| k.starts_with(p))
             })
         })
+        .map(|(k, a)| (k.clone(), a.clone()))
+        .collect();
+    let md5_of_message_attributes = md5_of_attributes(&returned);
+    let message_attributes = returned
+        .into_iter()
         .map(|(k, a)| {
             (
-                k.clone(),
+                k,
                 AttributeOut {
-                    string_value: a.string_value.clone(),
-                    binary_value: a.binary_value.clone(),
-                    data_type: a.data_type.clone(),
+                    string_value: a.string_value,
+                    binary_value: a.binary_value,
+                    data_type: a.data_type,
                 },
             )
         })
@@ -1323,7 +1330,7 @@ fn message_out(r: &Received, system: &[String], attrs: &[String]) -> MessageOut 
         md5_of_body: md5_of_body(&m.body),
         body: m.body.clone(),
         attributes: system_attributes(m, system),
-        md5_of_message_attributes: md5_of_attributes(&m.attributes),
+        md5_of_message_attributes,
         message_attributes,
     }
 }
