@@ -1,6 +1,7 @@
-//! A platform for unit tests: the function and invoke services over a store in a temporary
-//! directory, running functions on `nimbus-exec`'s scripted launcher (in-process runtimes that
-//! speak the Runtime API), so admission, pooling and retries are tested without processes.
+//! A platform for unit tests: the function and invoke services (code unpacked in a temporary
+//! directory), running functions on `nimbus-exec`'s scripted launcher (in-process runtimes that
+//! speak the Runtime API) and the in-memory store, so admission, pooling and retries are tested
+//! without processes or a database.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -33,7 +34,8 @@ impl Platform {
         let mut settings = Settings::new(dir.path().to_path_buf());
         tune(&mut settings);
         let settings = Arc::new(settings);
-        let store = nimbus_store::Store::open(dir.path()).expect("store");
+        // The in-memory store: no database on disk for unit tests.
+        let store = nimbus_store::Store::memory(&dir.path().join("blobs")).expect("store");
         let catalog = Arc::new(
             nimbus_exec::RuntimeCatalog::discover_with(
                 &dir.path().join("runtimes"),

@@ -1,5 +1,8 @@
-//! The embedded durable store: one SQLite database in WAL mode for records, plus content-addressed
-//! blob files for function code.
+//! The durable store behind one interface ([`Backend`]): records with revisions,
+//! compare-and-set and change notification; the append-only log and usage streams; group
+//! commits with a durability choice; plus content-addressed blob files for function code. The
+//! embedded backend ([`SqliteStore`]) is one SQLite database in WAL mode; [`MemoryStore`] is the
+//! in-memory double for tests.
 //!
 //! Every write goes through one writer thread that commits whatever has queued up while the
 //! previous commit was in flight (group commit). A write is acknowledged only after its
@@ -12,16 +15,18 @@
 #![warn(missing_docs)]
 
 mod blobs;
+mod memory;
 mod schema;
+mod sqlite;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-use rusqlite::{Connection, OpenFlags, params};
+use std::sync::Arc;
 
 pub use blobs::BlobStore;
-pub use writer::{LogEventRow, UsageRow, WriteOp};
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+pub use writer::{Change, LogEventRow, UsageRow, WriteOp};
 
 /// Errors from the store. Every I/O error carries the path it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +46,10 @@ pub enum StoreError {
     /// The writer thread could not commit a batch; the message is SQLite's error as text.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A compare-and-set precondition ([`WriteOp::ExpectRevision`]) did not hold: the batch
+    /// was not written.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The writer thread has exited, so nothing more can be written.
     #[error("the store's writer thread has stopped")]
     WriterGone,
@@ -148,186 +157,157 @@ pub struct LogGroupRow {
     pub retention_days: Option<u32>,
 }
 
-/// The store: a writer thread, a read connection and the blob directory.
-#[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
+/// A record with its revision (bumped by every write of it; the first write makes it 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The record's key, unique within its kind.
+    pub key: String,
+    /// The record as a JSON document.
+    pub body: String,
+    /// Its revision, for [`WriteOp::ExpectRevision`].
+    pub revision: u64,
 }
 
-struct Inner {
-    writer: writer::WriterHandle,
-    reader: Mutex<Connection>,
-    blobs: BlobStore,
-    db_path: PathBuf,
+/// A pending commit: resolves once the batch is committed (or refused).
+pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+/// What a store backend provides: records with revisions and compare-and-set, change
+/// notification, the append-only log and usage streams with their queries, and group commits
+/// with a durability choice. [`SqliteStore`] is the embedded backend, [`MemoryStore`] the
+/// in-memory double for tests; a distributed backend implements the same trait.
+pub trait Backend: Send + Sync + 'static {
+    /// Commits `ops` as one batch; with `durable`, the commit is fsynced before it resolves.
+    fn commit(&self, ops: Vec<WriteOp>, durable: bool) -> Commit;
+    /// Commits `ops` as one batch from a thread that may block, durably.
+    fn write(&self, ops: Vec<WriteOp>) -> Result<()>;
+    /// Queues `ops` without waiting (logs, metering).
+    fn write_background(&self, ops: Vec<WriteOp>);
+    /// How many commits so far were fsynced before their acknowledgements.
+    fn durable_commits(&self) -> u64;
+    /// Every record of `kind`, ordered by key.
+    fn records(&self, kind: &str) -> Result<Vec<Record>>;
+    /// Committed record changes, from now on.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    /// Log groups whose name starts with `prefix` (all for `None`), ordered by name.
+    fn log_groups(&self, prefix: Option<&str>) -> Result<Vec<LogGroupRow>>;
+    /// A group's log streams, ordered by name.
+    fn log_streams(&self, group: &str) -> Result<Vec<LogStreamRow>>;
+    /// Every log group with its own retention in days.
+    fn log_retention(&self) -> Result<Vec<(String, Option<u32>)>>;
+    /// Whether a group holds any event older than `before_ms`.
+    fn log_events_before(&self, group: &str, before_ms: i64) -> Result<bool>;
+    /// Whether a log group exists.
+    fn log_group_exists(&self, group: &str) -> Result<bool>;
+    /// The log events that match `q`, at most `q.limit`, ordered by id.
+    fn log_events(&self, q: &LogQuery<'_>) -> Result<Vec<StoredLogEvent>>;
+    /// Usage per function (all time), ordered by function name.
+    fn usage_summary(&self) -> Result<Vec<UsageSummary>>;
+}
+
+/// The store: a handle on a backend, and the blob directory for function code.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    blobs: Arc<BlobStore>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `data_dir`.
+    /// Opens (creating if needed) the embedded SQLite store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
-        let db_path = data_dir.join("nimbus.db");
-        let conn = Connection::open(&db_path)?;
-        schema::prepare(&conn)?;
-        // The database (and the WAL and shared-memory files SQLite creates beside it, which
-        // take its mode) is the server's alone.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            for name in ["nimbus.db", "nimbus.db-wal", "nimbus.db-shm"] {
-                let p = data_dir.join(name);
-                if p.exists() {
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| StoreError::io(&p, e))?;
-                }
-            }
-        }
-        let reader = Connection::open_with_flags(
-            &db_path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
-        let writer = writer::WriterHandle::spawn(conn)?;
+        let backend = SqliteStore::open(data_dir)?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
         Ok(Store {
-            inner: Arc::new(Inner {
-                writer,
-                reader: Mutex::new(reader),
-                blobs,
-                db_path,
-            }),
+            backend: Arc::new(backend),
+            blobs: Arc::new(blobs),
         })
     }
 
-    /// The path of the SQLite database file (`nimbus.db` in the data directory).
-    pub fn db_path(&self) -> &Path {
-        &self.inner.db_path
+    /// An in-memory store (records, logs and usage in memory; blobs as files in `blob_dir`),
+    /// for tests: nothing survives the process.
+    pub fn memory(blob_dir: &Path) -> Result<Store> {
+        Ok(Store {
+            backend: Arc::new(MemoryStore::default()),
+            blobs: Arc::new(BlobStore::open(blob_dir)?),
+        })
     }
 
     /// The blob files for function code.
     pub fn blobs(&self) -> &BlobStore {
-        &self.inner.blobs
+        &self.blobs
     }
 
     /// Applies writes in one transaction and returns once they are durable (fsynced).
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
-        self.inner.writer.write(ops)
+        self.backend.write(ops)
     }
 
     /// Commits `ops` in one transaction (grouped with other writers') without blocking a thread:
     /// the future resolves once the commit is durable against a process crash.
-    pub fn write_async(
-        &self,
-        ops: Vec<WriteOp>,
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        self.inner.writer.write_async(ops, true)
+    pub fn write_async(&self, ops: Vec<WriteOp>) -> Commit {
+        self.backend.commit(ops, true)
     }
 
     /// Commits `ops` with the next group and resolves once committed, without asking for an
     /// fsync (log lines: the caller needs backpressure, not durability).
-    pub fn write_committed(
-        &self,
-        ops: Vec<WriteOp>,
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        self.inner.writer.write_async(ops, false)
+    pub fn write_committed(&self, ops: Vec<WriteOp>) -> Commit {
+        self.backend.commit(ops, false)
     }
 
     /// How many commits so far were fsynced before their acknowledgements.
     pub fn durable_commits(&self) -> u64 {
-        self.inner
-            .writer
-            .fsynced
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.backend.durable_commits()
     }
 
     /// Queues writes without waiting for them (logs, metering): they are committed with the next
     /// group, normally within a millisecond or two.
     pub fn write_background(&self, ops: Vec<WriteOp>) {
-        self.inner.writer.write_background(ops)
+        self.backend.write_background(ops)
     }
 
     /// Waits until everything queued so far is committed.
     pub fn flush(&self) -> Result<()> {
-        self.inner.writer.write(Vec::new())
-    }
-
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self
-            .inner
-            .reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(f(&conn)?)
+        self.backend.write(Vec::new())
     }
 
     /// All stored records of one kind, ordered by key.
     pub fn records(&self, kind: &str) -> Result<Vec<(String, String)>> {
-        self.read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT key, body FROM records WHERE kind = ?1 ORDER BY key")?;
-            let rows = st.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })
+        Ok(self
+            .backend
+            .records(kind)?
+            .into_iter()
+            .map(|r| (r.key, r.body))
+            .collect())
+    }
+
+    /// All stored records of one kind with their revisions, ordered by key.
+    pub fn records_with_revisions(&self, kind: &str) -> Result<Vec<Record>> {
+        self.backend.records(kind)
+    }
+
+    /// Committed record changes from now on (a receiver that falls behind skips ahead:
+    /// re-read what it needs on `Lagged`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.backend.subscribe()
     }
 
     /// Log groups whose name starts with `prefix` (every group for `None`), ordered by name.
     pub fn log_groups(&self, prefix: Option<&str>) -> Result<Vec<LogGroupRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT g.name, g.created_ms, COALESCE((SELECT SUM(stored_bytes) FROM log_streams s WHERE s.group_name = g.name), 0), g.retention_days
-                 FROM log_groups g WHERE substr(g.name, 1, length(?1)) = ?1 ORDER BY g.name",
-            )?;
-            let rows = st.query_map(params![prefix.unwrap_or("")], |r| {
-                Ok(LogGroupRow {
-                    name: r.get(0)?,
-                    created_ms: r.get(1)?,
-                    stored_bytes: r.get(2)?,
-                    retention_days: r.get(3)?,
-                })
-            })?;
-            rows.collect()
-        })
+        self.backend.log_groups(prefix)
     }
 
     /// A group's log streams, ordered by name (empty if the group does not exist).
     pub fn log_streams(&self, group: &str) -> Result<Vec<LogStreamRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT group_name, name, created_ms, first_event_ms, last_event_ms, last_ingest_ms, stored_bytes
-                 FROM log_streams WHERE group_name = ?1 ORDER BY name",
-            )?;
-            let rows = st.query_map(params![group], |r| {
-                Ok(LogStreamRow {
-                    group: r.get(0)?,
-                    name: r.get(1)?,
-                    created_ms: r.get(2)?,
-                    first_event_ms: r.get(3)?,
-                    last_event_ms: r.get(4)?,
-                    last_ingest_ms: r.get(5)?,
-                    stored_bytes: r.get(6)?,
-                })
-            })?;
-            rows.collect()
-        })
+        self.backend.log_streams(group)
     }
 
     /// Every log group with its own retention in days (`None`: the server default applies).
     pub fn log_retention(&self) -> Result<Vec<(String, Option<u32>)>> {
-        self.read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT name, retention_days FROM log_groups ORDER BY name")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })
+        self.backend.log_retention()
     }
 
     /// Whether a group holds any event older than `before_ms`.
     pub fn log_events_before(&self, group: &str, before_ms: i64) -> Result<bool> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM log_events WHERE group_name = ?1 AND ts_ms < ?2)",
-                params![group, before_ms],
-                |r| r.get(0),
-            )
-        })
+        self.backend.log_events_before(group, before_ms)
     }
 
     /// Deletes a group's events older than `before_ms` in chunks of `chunk`, each its own
@@ -351,96 +331,17 @@ impl Store {
 
     /// Whether a log group has been created (by its first event).
     pub fn log_group_exists(&self, group: &str) -> Result<bool> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM log_groups WHERE name = ?1)",
-                params![group],
-                |r| r.get(0),
-            )
-        })
+        self.backend.log_group_exists(group)
     }
 
     /// The log events that match `q`, at most `q.limit`, ordered by id (oldest or newest first).
     pub fn log_events(&self, q: &LogQuery<'_>) -> Result<Vec<StoredLogEvent>> {
-        let mut sql = String::from(
-            "SELECT id, group_name, stream, ts_ms, ingest_ms, message FROM log_events WHERE group_name = ?",
-        );
-        let mut args: Vec<rusqlite::types::Value> = vec![q.group.to_string().into()];
-        if let Some(streams) = q.streams {
-            sql.push_str(" AND stream IN (");
-            for (i, s) in streams.iter().enumerate() {
-                sql.push_str(if i == 0 { "?" } else { ",?" });
-                args.push(s.clone().into());
-            }
-            if streams.is_empty() {
-                sql.push_str("NULL");
-            }
-            sql.push(')');
-        }
-        if let Some(p) = q.stream_prefix {
-            sql.push_str(" AND substr(stream, 1, length(?)) = ?");
-            args.push(p.to_string().into());
-            args.push(p.to_string().into());
-        }
-        if let Some(s) = q.start_ms {
-            sql.push_str(" AND ts_ms >= ?");
-            args.push(s.into());
-        }
-        if let Some(e) = q.end_ms {
-            sql.push_str(" AND ts_ms <= ?");
-            args.push(e.into());
-        }
-        if let Some(a) = q.after_id {
-            sql.push_str(" AND id > ?");
-            args.push(a.into());
-        }
-        if let Some(b) = q.before_id {
-            sql.push_str(" AND id < ?");
-            args.push(b.into());
-        }
-        for term in q.contains_all {
-            sql.push_str(" AND instr(message, ?) > 0");
-            args.push(term.clone().into());
-        }
-        sql.push_str(if q.newest_first {
-            " ORDER BY id DESC LIMIT ?"
-        } else {
-            " ORDER BY id ASC LIMIT ?"
-        });
-        args.push((q.limit as i64).into());
-        self.read(|c| {
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
-                Ok(StoredLogEvent {
-                    id: r.get(0)?,
-                    group: r.get(1)?,
-                    stream: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                    ingest_ms: r.get(4)?,
-                    message: r.get(5)?,
-                })
-            })?;
-            rows.collect()
-        })
+        self.backend.log_events(q)
     }
 
     /// Usage per function (all time), ordered by function name.
     pub fn usage_summary(&self) -> Result<Vec<UsageSummary>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT function, COUNT(*), SUM(billed_ms), SUM(billed_ms * memory_mb) FROM usage GROUP BY function ORDER BY function",
-            )?;
-            let rows = st.query_map([], |r| {
-                let mb_ms: i64 = r.get(3)?;
-                Ok(UsageSummary {
-                    function: r.get(0)?,
-                    requests: r.get::<_, i64>(1)? as u64,
-                    billed_ms: r.get::<_, i64>(2)? as u64,
-                    gb_seconds: mb_ms as f64 / 1024.0 / 1000.0,
-                })
-            })?;
-            rows.collect()
-        })
+        self.backend.usage_summary()
     }
 }
 
@@ -511,10 +412,113 @@ mod tests {
         Ok(())
     }
 
+    /// Runs a scenario against both backends.
+    fn on_both(f: impl Fn(&Store) -> Result<()>) -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
+        f(&Store::open(dir.path())?)?;
+        f(&Store::memory(&dir.path().join("memory-blobs"))?)
+    }
+
+    fn put(key: &str, body: &str) -> WriteOp {
+        WriteOp::PutRecord {
+            kind: "k".into(),
+            key: key.into(),
+            body: body.into(),
+        }
+    }
+
+    fn expect(key: &str, revision: Option<u64>) -> WriteOp {
+        WriteOp::ExpectRevision {
+            kind: "k".into(),
+            key: key.into(),
+            revision,
+        }
+    }
+
+    #[test]
+    fn revisions_and_compare_and_set() -> Result<()> {
+        on_both(|s| {
+            // Create only if absent.
+            s.write(vec![expect("a", None), put("a", "1")])?;
+            assert!(matches!(
+                s.write(vec![expect("a", None), put("a", "clobbered")]),
+                Err(StoreError::Conflict(_))
+            ));
+            let r = s.records_with_revisions("k")?;
+            assert_eq!((r[0].body.as_str(), r[0].revision), ("1", 1));
+            // Update only from the revision read; a stale writer loses and writes nothing.
+            s.write(vec![expect("a", Some(1)), put("a", "2"), put("side", "x")])?;
+            assert!(matches!(
+                s.write(vec![
+                    expect("a", Some(1)),
+                    put("a", "stale"),
+                    put("other", "y")
+                ]),
+                Err(StoreError::Conflict(_))
+            ));
+            let all = s.records("k")?;
+            assert_eq!(
+                all,
+                vec![
+                    ("a".to_string(), "2".to_string()),
+                    ("side".to_string(), "x".to_string())
+                ],
+                "a refused batch writes nothing"
+            );
+            assert_eq!(s.records_with_revisions("k")?[0].revision, 2);
+            // A conflict in one batch does not fail other batches committed with it.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| StoreError::io("runtime", e))?;
+            let (ok, refused) = rt.block_on(async {
+                tokio::join!(
+                    s.write_async(vec![put("b", "fine")]),
+                    s.write_async(vec![expect("a", Some(7)), put("a", "no")])
+                )
+            });
+            assert!(ok.is_ok() && matches!(refused, Err(StoreError::Conflict(_))));
+            assert_eq!(s.records("k")?.len(), 3);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn committed_changes_are_announced() -> Result<()> {
+        on_both(|s| {
+            let mut rx = s.subscribe();
+            s.write(vec![put("x", "1")])?;
+            s.write(vec![WriteOp::DeleteRecord {
+                kind: "k".into(),
+                key: "x".into(),
+            }])?;
+            let _ = s.write(vec![expect("x", Some(5)), put("x", "refused")]);
+            let got: Vec<Change> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+            assert_eq!(
+                got,
+                vec![
+                    Change {
+                        kind: "k".into(),
+                        key: "x".into(),
+                        deleted: false
+                    },
+                    Change {
+                        kind: "k".into(),
+                        key: "x".into(),
+                        deleted: true
+                    },
+                ],
+                "a refused batch announces nothing"
+            );
+            Ok(())
+        })
+    }
+
     #[test]
     fn logs_and_usage_are_queryable() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-        let s = Store::open(dir.path())?;
+        on_both(logs_and_usage)
+    }
+
+    fn logs_and_usage(s: &Store) -> Result<()> {
         s.write_background(vec![WriteOp::Log(LogEventRow {
             group: "/aws/lambda/f".into(),
             stream: "2026/01/01/[$LATEST]abc".into(),

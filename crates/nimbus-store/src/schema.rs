@@ -65,5 +65,14 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     if !has_retention {
         conn.execute_batch("ALTER TABLE log_groups ADD COLUMN retention_days INTEGER")?;
     }
+    // Added later: a record's revision, bumped by every write (compare-and-set).
+    let has_revision: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_table_info('records') WHERE name = 'revision')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_revision {
+        conn.execute_batch("ALTER TABLE records ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")?;
+    }
     Ok(())
 }

@@ -30,6 +30,17 @@ pub enum WriteOp {
         /// The record as a JSON document.
         body: String,
     },
+    /// A precondition: the batch commits only if the record under (`kind`, `key`) is at
+    /// `revision` (`None`: absent); otherwise the whole batch fails with
+    /// [`crate::StoreError::Conflict`] and nothing of it is written (compare-and-set).
+    ExpectRevision {
+        /// The record type.
+        kind: String,
+        /// The record's key.
+        key: String,
+        /// The revision the caller read, or `None` when it read no record.
+        revision: Option<u64>,
+    },
     /// Deletes the record under (`kind`, `key`), if there is one.
     DeleteRecord {
         /// The record type.
@@ -115,13 +126,75 @@ struct Batch {
 }
 
 /// Who waits for a batch's commit: a blocking caller or an async one.
+/// Why a batch was not committed.
+#[derive(Debug, Clone)]
+pub(crate) enum Refused {
+    /// An [`WriteOp::ExpectRevision`] did not hold.
+    Conflict(String),
+    /// SQLite failed.
+    Failed(String),
+}
+
+impl From<Refused> for StoreError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Conflict(m) => StoreError::Conflict(m),
+            Refused::Failed(m) => StoreError::Commit(m),
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Conflict(m) | Refused::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A record changed by a commit, for [`crate::Store::subscribe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The record type.
+    pub kind: String,
+    /// The key, or for a prefix deletion the prefix.
+    pub key: String,
+    /// Whether the record (or every record under the prefix) is now gone.
+    pub deleted: bool,
+}
+
+/// Where committed record changes are announced.
+pub(crate) type Changes = tokio::sync::broadcast::Sender<Change>;
+
+/// The changes a batch makes to records.
+pub(crate) fn changes(ops: &[WriteOp]) -> impl Iterator<Item = Change> + '_ {
+    ops.iter().filter_map(|op| match op {
+        WriteOp::PutRecord { kind, key, .. } => Some(Change {
+            kind: kind.clone(),
+            key: key.clone(),
+            deleted: false,
+        }),
+        WriteOp::DeleteRecord { kind, key } => Some(Change {
+            kind: kind.clone(),
+            key: key.clone(),
+            deleted: true,
+        }),
+        WriteOp::DeleteRecordPrefix { kind, prefix } => Some(Change {
+            kind: kind.clone(),
+            key: prefix.clone(),
+            deleted: true,
+        }),
+        _ => None,
+    })
+}
+
 enum Ack {
-    Sync(mpsc::SyncSender<std::result::Result<(), String>>),
-    Async(tokio::sync::oneshot::Sender<std::result::Result<(), String>>),
+    Sync(mpsc::SyncSender<std::result::Result<(), Refused>>),
+    Async(tokio::sync::oneshot::Sender<std::result::Result<(), Refused>>),
 }
 
 impl Ack {
-    fn send(self, r: std::result::Result<(), String>) {
+    fn send(self, r: std::result::Result<(), Refused>) {
         match self {
             Ack::Sync(tx) => {
                 let _ = tx.send(r);
@@ -143,13 +216,13 @@ pub(crate) struct WriterHandle {
 const MAX_GROUP: usize = 4096;
 
 impl WriterHandle {
-    pub(crate) fn spawn(conn: Connection) -> Result<WriterHandle> {
+    pub(crate) fn spawn(conn: Connection, changes: Changes) -> Result<WriterHandle> {
         let (tx, rx) = mpsc::channel::<Batch>();
         let fsynced = Arc::new(AtomicU64::new(0));
         let counter = fsynced.clone();
         std::thread::Builder::new()
             .name("nimbus-store-writer".into())
-            .spawn(move || run(conn, rx, counter))
+            .spawn(move || run(conn, rx, counter, changes))
             .map_err(|e| StoreError::io("writer thread", e))?;
         Ok(WriterHandle { tx, fsynced })
     }
@@ -165,7 +238,7 @@ impl WriterHandle {
             .map_err(|_| StoreError::WriterGone)?;
         match done.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => Err(StoreError::Commit(msg)),
+            Ok(Err(r)) => Err(r.into()),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -186,7 +259,7 @@ impl WriterHandle {
             sent.map_err(|_| StoreError::WriterGone)?;
             match done.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(msg)) => Err(StoreError::Commit(msg)),
+                Ok(Err(r)) => Err(r.into()),
                 Err(_) => Err(StoreError::WriterGone),
             }
         }
@@ -233,7 +306,22 @@ fn set_synchronous(
     Ok(())
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>) {
+/// Acknowledges a committed batch and announces its record changes.
+fn committed(b: Batch, fsynced: &AtomicU64, changes: &Changes) {
+    if b.durable {
+        fsynced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if changes.receiver_count() > 0 {
+        for c in crate::writer::changes(&b.ops) {
+            let _ = changes.send(c);
+        }
+    }
+    if let Some(ack) = b.ack {
+        ack.send(Ok(()));
+    }
+}
+
+fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>, changes: Changes) {
     let mut synchronous: Option<bool> = None;
     while let Ok(first) = rx.recv() {
         let started = std::time::Instant::now();
@@ -258,16 +346,17 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>)
         }
         let durable = group.iter().any(|b| b.durable);
         let result = set_synchronous(&conn, durable, &mut synchronous)
-            .and_then(|()| apply(&mut conn, &group).map_err(|e| e.to_string()));
+            .map_err(Refused::Failed)
+            .and_then(|()| apply(&mut conn, &group));
         match result {
             Ok(()) => {
+                // One fsync for the group (counted once), then every batch acknowledged.
                 if durable {
                     fsynced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                for b in group {
-                    if let Some(ack) = b.ack {
-                        ack.send(Ok(()));
-                    }
+                for mut b in group {
+                    b.durable = false;
+                    committed(b, &fsynced, &changes);
                 }
             }
             Err(e) if group.len() == 1 => {
@@ -280,17 +369,11 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>)
                 for b in group {
                     let one = [b];
                     let r = set_synchronous(&conn, one[0].durable, &mut synchronous)
-                        .and_then(|()| apply(&mut conn, &one).map_err(|e| e.to_string()));
+                        .map_err(Refused::Failed)
+                        .and_then(|()| apply(&mut conn, &one));
                     let [b] = one;
                     match r {
-                        Ok(()) => {
-                            if b.durable {
-                                fsynced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            if let Some(ack) = b.ack {
-                                ack.send(Ok(()));
-                            }
-                        }
+                        Ok(()) => committed(b, &fsynced, &changes),
                         Err(e) => {
                             tracing::error!(error = %e, "store commit failed");
                             fail(vec![b], e);
@@ -304,7 +387,7 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>)
 
 /// Reports a failed commit: to the waiting callers, and in the log for background batches
 /// (whose rows are lost; nobody else would know).
-fn fail(group: Vec<Batch>, e: String) {
+fn fail(group: Vec<Batch>, e: Refused) {
     for b in group {
         match b.ack {
             Some(ack) => ack.send(Err(e.clone())),
@@ -331,7 +414,26 @@ struct StreamUpdate {
     bytes: i64,
 }
 
-fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
+fn apply(conn: &mut Connection, group: &[Batch]) -> std::result::Result<(), Refused> {
+    apply_ops(conn, group).map_err(|e| match e {
+        Applied::Conflict(m) => Refused::Conflict(m),
+        Applied::Sql(e) => Refused::Failed(e.to_string()),
+    })
+}
+
+/// Why applying a group stopped.
+enum Applied {
+    Conflict(String),
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Applied {
+    fn from(e: rusqlite::Error) -> Self {
+        Applied::Sql(e)
+    }
+}
+
+fn apply_ops(conn: &mut Connection, group: &[Batch]) -> std::result::Result<(), Applied> {
     let tx = conn.transaction()?;
     let ingest = now_ms();
     let mut streams: std::collections::HashMap<(&str, &str), StreamUpdate> =
@@ -340,10 +442,29 @@ fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
         match op {
             WriteOp::PutRecord { kind, key, body } => {
                 tx.prepare_cached(
-                    "INSERT INTO records (kind, key, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body",
+                    "INSERT INTO records (kind, key, body, revision) VALUES (?1, ?2, ?3, 1)
+                     ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, revision = revision + 1",
                 )?
                 .execute(params![kind, key, body])?;
+            }
+            WriteOp::ExpectRevision {
+                kind,
+                key,
+                revision,
+            } => {
+                let current: Option<i64> = tx
+                    .prepare_cached("SELECT revision FROM records WHERE kind = ?1 AND key = ?2")?
+                    .query_row(params![kind, key], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })?;
+                if current.map(|r| r as u64) != *revision {
+                    return Err(Applied::Conflict(format!(
+                        "{kind}/{key} is at revision {current:?}, not {revision:?}"
+                    )));
+                }
             }
             WriteOp::DeleteRecord { kind, key } => {
                 tx.prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2")?
@@ -437,5 +558,6 @@ fn apply(conn: &mut Connection, group: &[Batch]) -> rusqlite::Result<()> {
         )?
         .execute(params![group, stream, ingest, u.first, u.last, u.bytes])?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(())
 }
