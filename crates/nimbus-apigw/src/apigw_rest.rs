@@ -1694,6 +1694,8 @@ impl Call<'_> {
             &self.parts.method,
             &self.body,
             Some(binary_in),
+            // REST API proxy events have no `version`.
+            None,
         );
         event["requestContext"]["resourceId"] = json!(resource.id);
         if let Some(a) = &self.authorized {

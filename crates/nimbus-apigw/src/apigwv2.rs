@@ -17,6 +17,7 @@ use base64::Engine;
 use nimbus_core::CoreError;
 use nimbus_core::invoke::InvokeInput;
 use nimbus_core::names::parse_function_ref;
+use nimbus_events::http::{ProxyIdentityV1, ProxyRequestContextV1, ProxyRequestV1};
 use serde_json::{Map, Value, json};
 
 use crate::http_events::{RequestInfo, event_v2, response_v2};
@@ -846,7 +847,15 @@ async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Re
     };
     let v1 = integration.payload_format_version == "1.0";
     let mut event = if v1 {
-        event_v1(&info, &route, &parts.headers, &parts.method, &body, None)
+        event_v1(
+            &info,
+            &route,
+            &parts.headers,
+            &parts.method,
+            &body,
+            None,
+            Some("1.0"),
+        )
     } else {
         event_v2(&info, &parts.headers, &body)
     };
@@ -873,6 +882,7 @@ async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Re
                     &parts.method,
                     &Bytes::new(),
                     None,
+                    Some("1.0"),
                 )
             } else {
                 event_v2(&info, &parts.headers, &Bytes::new())
@@ -1007,15 +1017,16 @@ pub(crate) fn event_v1(
     method: &Method,
     body: &Bytes,
     binary: Option<bool>,
+    version: Option<&str>,
 ) -> Value {
-    let mut single = Map::new();
+    let mut single = BTreeMap::new();
     let mut multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in headers {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-        single.insert(k.as_str().to_string(), json!(v));
+        single.insert(k.as_str().to_string(), v.clone());
         multi.entry(k.as_str().to_string()).or_default().push(v);
     }
-    let mut q_single = Map::new();
+    let mut q_single = BTreeMap::new();
     let mut q_multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for kv in info.raw_query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -1024,7 +1035,7 @@ pub(crate) fn event_v1(
                 .decode_utf8_lossy()
                 .into_owned()
         };
-        q_single.insert(dec(k), json!(dec(v)));
+        q_single.insert(dec(k), dec(v));
         q_multi.entry(dec(k)).or_default().push(dec(v));
     }
     let resource = route
@@ -1033,47 +1044,59 @@ pub(crate) fn event_v1(
         .map(|(_, p)| p.to_string())
         .unwrap_or_else(|| info.path.to_string());
     let encode = binary.unwrap_or_else(|| std::str::from_utf8(body).is_err());
-    let (body_v, b64) = if body.is_empty() {
-        (Value::Null, false)
+    let (body, is_base64_encoded) = if body.is_empty() {
+        (None, false)
     } else if encode {
         (
-            json!(base64::engine::general_purpose::STANDARD.encode(body)),
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
             true,
         )
     } else {
-        (json!(String::from_utf8_lossy(body)), false)
+        (Some(String::from_utf8_lossy(body).into_owned()), false)
     };
     let now = chrono::Utc::now();
-    json!({
-        "version": "1.0",
-        "resource": resource,
-        "path": info.path,
-        "httpMethod": method.as_str(),
-        "headers": single,
-        "multiValueHeaders": multi,
-        "queryStringParameters": if q_single.is_empty() { Value::Null } else { Value::Object(q_single) },
-        "multiValueQueryStringParameters": if q_multi.is_empty() { Value::Null } else { json!(q_multi) },
-        "requestContext": {
-            "accountId": info.account_id,
-            "apiId": info.api_id,
-            "domainName": info.domain_name,
-            "domainPrefix": info.domain_name.split('.').next().unwrap_or(""),
-            "extendedRequestId": info.request_id,
-            "httpMethod": method.as_str(),
-            "identity": {"sourceIp": info.source_ip, "userAgent": headers.get("user-agent").and_then(|v| v.to_str().ok())},
-            "path": info.path,
-            "protocol": "HTTP/1.1",
-            "requestId": info.request_id,
-            "requestTime": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
-            "requestTimeEpoch": now.timestamp_millis(),
-            "resourcePath": resource,
-            "stage": info.stage,
+    let event = ProxyRequestV1 {
+        version: version.map(str::to_string),
+        resource: resource.clone(),
+        path: info.path.to_string(),
+        http_method: method.as_str().to_string(),
+        headers: Some(single),
+        multi_value_headers: Some(multi),
+        query_string_parameters: (!q_single.is_empty()).then_some(q_single),
+        multi_value_query_string_parameters: (!q_multi.is_empty()).then_some(q_multi),
+        request_context: ProxyRequestContextV1 {
+            account_id: info.account_id.clone(),
+            api_id: info.api_id.clone(),
+            authorizer: None,
+            domain_name: info.domain_name.clone(),
+            domain_prefix: info.domain_name.split('.').next().unwrap_or("").to_string(),
+            extended_request_id: info.request_id.clone(),
+            http_method: method.as_str().to_string(),
+            identity: ProxyIdentityV1 {
+                source_ip: info.source_ip.clone(),
+                user_agent: headers
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                ..ProxyIdentityV1::default()
+            },
+            path: info.path.to_string(),
+            protocol: "HTTP/1.1".into(),
+            request_id: info.request_id.clone(),
+            request_time: now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            request_time_epoch: now.timestamp_millis(),
+            resource_id: Some(None),
+            resource_path: resource,
+            stage: info.stage.clone(),
         },
-        "pathParameters": Value::Null,
-        "stageVariables": Value::Null,
-        "body": body_v,
-        "isBase64Encoded": b64,
-    })
+        path_parameters: None,
+        stage_variables: None,
+        body,
+        is_base64_encoded,
+    };
+    // Route parameters, stage variables and the authorizer's answer are added to this value
+    // by the caller; a struct of strings and maps always converts.
+    serde_json::to_value(&event).unwrap_or(Value::Null)
 }
 
 /// Payload format 1.0 responses: `statusCode`, `headers`, `multiValueHeaders`, `body`,

@@ -127,3 +127,149 @@ mod tests {
         assert!(back.get("pathParameters").is_none());
     }
 }
+
+/// A payload format 1.0 request: HTTP APIs with `payloadFormatVersion` 1.0, and REST APIs'
+/// `AWS_PROXY` integrations (which leave out `version`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyRequestV1 {
+    /// `1.0` for HTTP APIs; absent for REST APIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The matched resource's path template (`/pets/{id}`).
+    pub resource: String,
+    /// The request path.
+    pub path: String,
+    /// The HTTP method.
+    pub http_method: String,
+    /// Headers, the last value of each; `null` without headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Headers, every value of each; `null` without headers.
+    pub multi_value_headers: Option<BTreeMap<String, Vec<String>>>,
+    /// Query parameters, decoded, the last value of each; `null` without a query.
+    pub query_string_parameters: Option<BTreeMap<String, String>>,
+    /// Query parameters, decoded, every value of each; `null` without a query.
+    pub multi_value_query_string_parameters: Option<BTreeMap<String, Vec<String>>>,
+    /// Facts about the request and the caller.
+    pub request_context: ProxyRequestContextV1,
+    /// Path parameters; `null` without them.
+    pub path_parameters: Option<BTreeMap<String, String>>,
+    /// The stage's variables; `null` without them.
+    pub stage_variables: Option<BTreeMap<String, String>>,
+    /// The body (base64 when `isBase64Encoded`); `null` without one.
+    pub body: Option<String>,
+    /// Whether `body` is base64.
+    pub is_base64_encoded: bool,
+}
+
+/// `requestContext` of a payload format 1.0 request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyRequestContextV1 {
+    /// The API owner's account.
+    pub account_id: String,
+    /// The API's id.
+    pub api_id: String,
+    /// What an authorizer said about the caller; absent without one.
+    #[serde(
+        default,
+        deserialize_with = "crate::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub authorizer: Option<Option<Value>>,
+    /// The host name the request was sent to.
+    pub domain_name: String,
+    /// The first label of `domainName`.
+    pub domain_prefix: String,
+    /// API Gateway's extended request id.
+    pub extended_request_id: String,
+    /// The HTTP method.
+    pub http_method: String,
+    /// Who called: all of IAM's and Cognito's members, `null` where unknown.
+    pub identity: ProxyIdentityV1,
+    /// The request path (REST APIs: with the stage).
+    pub path: String,
+    /// `HTTP/1.1`.
+    pub protocol: String,
+    /// The request's id.
+    pub request_id: String,
+    /// When the request arrived, `dd/Mon/yyyy:HH:mm:ss +0000`.
+    pub request_time: String,
+    /// When the request arrived, milliseconds since the Unix epoch.
+    pub request_time_epoch: i64,
+    /// The resource's id (REST APIs); `null` for HTTP APIs.
+    #[serde(
+        default,
+        deserialize_with = "crate::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_id: Option<Option<String>>,
+    /// The matched resource's path template.
+    pub resource_path: String,
+    /// The stage.
+    pub stage: String,
+}
+
+/// `requestContext.identity` of a payload format 1.0 request.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyIdentityV1 {
+    /// The caller's access key (IAM authorization).
+    pub access_key: Option<String>,
+    /// The caller's account (IAM authorization).
+    pub account_id: Option<String>,
+    /// The API key used (REST APIs); absent for HTTP APIs.
+    #[serde(
+        default,
+        deserialize_with = "crate::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub api_key: Option<Option<String>>,
+    /// The API key's id (REST APIs); absent for HTTP APIs.
+    #[serde(
+        default,
+        deserialize_with = "crate::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub api_key_id: Option<Option<String>>,
+    /// The caller's principal id (IAM authorization).
+    pub caller: Option<String>,
+    /// Cognito's authentication provider.
+    pub cognito_authentication_provider: Option<String>,
+    /// Cognito's authentication type.
+    pub cognito_authentication_type: Option<String>,
+    /// Cognito's identity id.
+    pub cognito_identity_id: Option<String>,
+    /// Cognito's identity pool id.
+    pub cognito_identity_pool_id: Option<String>,
+    /// The caller's organization (IAM authorization).
+    pub principal_org_id: Option<String>,
+    /// The address of the immediate TCP peer.
+    pub source_ip: String,
+    /// The caller's user id (IAM authorization).
+    pub user: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The caller's ARN (IAM authorization).
+    pub user_arn: Option<String>,
+    /// The client certificate of a mutual-TLS request; absent otherwise.
+    #[serde(
+        default,
+        deserialize_with = "crate::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_cert: Option<Option<Value>>,
+}
+
+#[cfg(test)]
+mod v1_tests {
+    use super::*;
+
+    #[test]
+    fn aws_sample_round_trips() {
+        let (expected, back) = crate::round_trip::<ProxyRequestV1>(include_str!(
+            "../fixtures/http-api-request-v1.json"
+        ));
+        assert_eq!(expected, back);
+    }
+}
