@@ -758,57 +758,102 @@ pub(crate) async fn serve(
     resp
 }
 
+/// What an HTTP API answers instead of the integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HttpApiError {
+    /// No such stage or route (404).
+    NotFound,
+    /// The stage's or route's bucket is empty (429).
+    Throttled,
+    /// The route has no usable integration, or the invocation failed (500).
+    Internal,
+    /// The body is over 10 MB (413).
+    TooLarge,
+    /// The authorizer's refusal.
+    Refused(AuthRefusal),
+    /// The function did not answer within the integration's timeout (504).
+    Timeout,
+}
+
+/// How an HTTP API's authorizer refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthRefusal {
+    Unauthorized,
+    Forbidden,
+    Failed,
+}
+
+impl HttpApiError {
+    /// API Gateway's answer for it.
+    fn respond(self) -> Response {
+        use crate::authorizer::Outcome;
+        let refusal = |o: Outcome| o.http_refusal().unwrap_or_else(not_found);
+        match self {
+            HttpApiError::NotFound => not_found(),
+            HttpApiError::Throttled => crate::throttle::too_many_requests(),
+            HttpApiError::Internal => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "Internal Server Error"}),
+            ),
+            HttpApiError::TooLarge => reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"message": "Request Entity Too Large"}),
+            ),
+            HttpApiError::Refused(AuthRefusal::Unauthorized) => refusal(Outcome::Unauthorized),
+            HttpApiError::Refused(AuthRefusal::Forbidden) => {
+                refusal(Outcome::Denied { explicit: false })
+            }
+            HttpApiError::Refused(AuthRefusal::Failed) => refusal(Outcome::Failure),
+            HttpApiError::Timeout => reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                json!({"message": "Service Unavailable"}),
+            ),
+        }
+    }
+}
+
 async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Request) -> Response {
     let Some((api, st, routes, integrations)) = gw.http_apis.served(id, stage) else {
         return not_found();
     };
+    http_pipeline(gw, &api, &st, &routes, &integrations, path, req)
+        .await
+        .unwrap_or_else(HttpApiError::respond)
+}
+
+/// An HTTP API stage's pipeline, in API Gateway's order: match the route, throttle, find the
+/// integration, read the body, build the event, authorize, integrate. Each step passes the
+/// request on or stops it with the error API Gateway answers.
+async fn http_pipeline(
+    gw: &Gateway,
+    api: &HttpApi,
+    st: &Stage,
+    routes: &[Route],
+    integrations: &BTreeMap<String, Integration>,
+    path: &str,
+    req: Request,
+) -> Result<Response, HttpApiError> {
     let (parts, body) = req.into_parts();
-    let Some((route, params)) =
-        crate::http_apis::match_route(routes.iter(), parts.method.as_str(), path)
-    else {
-        return not_found();
-    };
-    // The route's own throttling, else the stage's default, each route with its own bucket.
-    let (rate, burst) = st
-        .route_throttling
-        .get(&route.route_key)
-        .filter(|(r, _)| r.is_some())
-        .copied()
-        .unwrap_or((st.throttling_rate, st.throttling_burst));
-    if let Some(rate) = rate
-        && !gw.throttle.admit(
-            &format!("{}/{}/{}", api.id, st.name, route.route_key),
-            rate,
-            burst,
-        )
-    {
-        return crate::throttle::too_many_requests();
-    }
-    let Some(integration) = route
+    let (route, params) = crate::http_apis::match_route(routes.iter(), parts.method.as_str(), path)
+        .ok_or(HttpApiError::NotFound)?;
+    throttle_route(gw, api, st, &route)?;
+    let mut integration = route
         .target
         .as_deref()
         .and_then(|t| t.strip_prefix("integrations/"))
         .and_then(|i| integrations.get(i))
-    else {
-        return reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"message": "Internal Server Error"}),
-        );
-    };
-    let mut integration = integration.clone();
+        .cloned()
+        .ok_or(HttpApiError::Internal)?;
     integration.integration_uri = integration
         .integration_uri
         .map(|u| with_stage_variables(&u, &st.stage_variables));
-    let Ok(body) = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024).await else {
-        return reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({"message": "Request Entity Too Large"}),
-        );
-    };
+    let body = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024)
+        .await
+        .map_err(|_| HttpApiError::TooLarge)?;
     if integration.integration_type == "HTTP_PROXY" {
         let timeout =
             std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
-        return crate::http_proxy::forward(
+        return Ok(crate::http_proxy::forward(
             integration.integration_uri.as_deref().unwrap_or(""),
             &parts.method,
             &params,
@@ -817,7 +862,7 @@ async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Re
             body,
             timeout,
         )
-        .await;
+        .await);
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     let host = parts
@@ -846,51 +891,37 @@ async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Re
         stage: st.name.clone(),
     };
     let v1 = integration.payload_format_version == "1.0";
-    let mut event = if v1 {
-        event_v1(
-            &info,
-            &route,
-            &parts.headers,
-            &parts.method,
-            &body,
-            None,
-            Some("1.0"),
-        )
-    } else {
-        event_v2(&info, &parts.headers, &body)
+    let build = |body: &Bytes, v1: bool| {
+        let mut e = if v1 {
+            event_v1(
+                &info,
+                &route,
+                &parts.headers,
+                &parts.method,
+                body,
+                None,
+                Some("1.0"),
+            )
+        } else {
+            event_v2(&info, &parts.headers, body)
+        };
+        if !params.is_empty() {
+            e["pathParameters"] = json!(params);
+        }
+        if !st.stage_variables.is_empty() {
+            e["stageVariables"] = json!(st.stage_variables);
+        }
+        e
     };
-    if !params.is_empty() {
-        event["pathParameters"] = json!(params);
-    }
-    if !st.stage_variables.is_empty() {
-        event["stageVariables"] = json!(st.stage_variables);
-    }
+    let mut event = build(&body, v1);
     // A Lambda authorizer decides first; its context reaches the function as
     // `requestContext.authorizer.lambda`.
     if let Some(aid) = &route.authorizer_id {
-        let Some(authorizer) = api.authorizers.get(aid) else {
-            return crate::authorizer::Outcome::Failure
-                .http_refusal()
-                .unwrap_or_else(not_found);
-        };
-        let auth_event = {
-            let mut e = if authorizer.payload_format_version == "1.0" {
-                event_v1(
-                    &info,
-                    &route,
-                    &parts.headers,
-                    &parts.method,
-                    &Bytes::new(),
-                    None,
-                    Some("1.0"),
-                )
-            } else {
-                event_v2(&info, &parts.headers, &Bytes::new())
-            };
-            e["pathParameters"] = event["pathParameters"].clone();
-            e["stageVariables"] = event["stageVariables"].clone();
-            e
-        };
+        let authorizer = api
+            .authorizers
+            .get(aid)
+            .ok_or(HttpApiError::Refused(AuthRefusal::Failed))?;
+        let auth_event = build(&Bytes::new(), authorizer.payload_format_version == "1.0");
         let query = crate::apigw_rest::query_multi(info.raw_query);
         let identity = crate::authorizer::http_identity(
             &authorizer.identity_source,
@@ -919,56 +950,77 @@ async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Re
             },
         )
         .await;
-        if let Some(refusal) = outcome.http_refusal() {
-            return refusal;
-        }
-        if let crate::authorizer::Outcome::Allow {
-            principal_id,
-            context,
-        } = outcome
-        {
-            let mut a = json!({ "lambda": context });
-            if !principal_id.is_empty() {
-                a["principalId"] = json!(principal_id);
+        match outcome {
+            crate::authorizer::Outcome::Allow {
+                principal_id,
+                context,
+            } => {
+                let mut a = json!({ "lambda": context });
+                if !principal_id.is_empty() {
+                    a["principalId"] = json!(principal_id);
+                }
+                event["requestContext"]["authorizer"] = a;
             }
-            event["requestContext"]["authorizer"] = a;
+            crate::authorizer::Outcome::Unauthorized => {
+                return Err(HttpApiError::Refused(AuthRefusal::Unauthorized));
+            }
+            crate::authorizer::Outcome::Denied { .. } => {
+                return Err(HttpApiError::Refused(AuthRefusal::Forbidden));
+            }
+            crate::authorizer::Outcome::Failure => {
+                return Err(HttpApiError::Refused(AuthRefusal::Failed));
+            }
         }
     }
-    let Some(target) = integration.integration_uri.as_deref().and_then(function_of) else {
-        return reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"message": "Internal Server Error"}),
-        );
-    };
-    let caller = crate::caller(gw, id, stage, parts.method.as_str(), path);
+    let target = integration
+        .integration_uri
+        .as_deref()
+        .and_then(function_of)
+        .ok_or(HttpApiError::Internal)?;
+    let caller = crate::caller(gw, &api.id, &st.name, parts.method.as_str(), path);
     let call = gw
         .invoke
         .invoke(InvokeInput::sync(target, event.to_string(), caller));
     let limit = std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
-    let mut resp = match tokio::time::timeout(limit, call).await {
-        Err(_) => reply(
-            StatusCode::GATEWAY_TIMEOUT,
-            json!({"message": "Service Unavailable"}),
-        ),
-        Ok(Err(CoreError::TooManyRequests { .. })) => reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"message": "Too Many Requests"}),
-        ),
-        Ok(Err(_)) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"message": "Internal Server Error"}),
-        ),
-        Ok(Ok(r)) if r.function_error => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"message": "Internal Server Error"}),
-        ),
-        Ok(Ok(r)) if v1 => response_v1(&r.payload, true),
-        Ok(Ok(r)) => response_v2(&r.payload, false),
+    let result = tokio::time::timeout(limit, call)
+        .await
+        .map_err(|_| HttpApiError::Timeout)?;
+    let mut resp = match result {
+        Err(CoreError::TooManyRequests { .. }) => return Err(HttpApiError::Throttled),
+        Err(_) => return Err(HttpApiError::Internal),
+        Ok(r) if r.function_error => return Err(HttpApiError::Internal),
+        Ok(r) if v1 => response_v1(&r.payload, true),
+        Ok(r) => response_v2(&r.payload, false),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("apigw-requestid", v);
     }
-    resp
+    Ok(resp)
+}
+
+/// The route's own throttling, else the stage's default, each route with its own bucket.
+fn throttle_route(
+    gw: &Gateway,
+    api: &HttpApi,
+    st: &Stage,
+    route: &Route,
+) -> Result<(), HttpApiError> {
+    let (rate, burst) = st
+        .route_throttling
+        .get(&route.route_key)
+        .filter(|(r, _)| r.is_some())
+        .copied()
+        .unwrap_or((st.throttling_rate, st.throttling_burst));
+    if let Some(rate) = rate
+        && !gw.throttle.admit(
+            &format!("{}/{}/{}", api.id, st.name, route.route_key),
+            rate,
+            burst,
+        )
+    {
+        return Err(HttpApiError::Throttled);
+    }
+    Ok(())
 }
 
 /// An integration URI with its `${stageVariables.name}` references replaced by the stage's
