@@ -1366,8 +1366,10 @@ impl RestApis {
         .await
     }
 
-    /// UpdateMethod: `/authorizationType` (NONE), `/apiKeyRequired`, `/requestParameters/{name}`,
-    /// `/requestModels/{contentType}`, `/operationName`.
+    /// UpdateMethod: `/authorizationType` (`NONE` or `CUSTOM`), `/authorizerId`,
+    /// `/requestValidatorId`, `/apiKeyRequired`, `/requestParameters/{name}`,
+    /// `/requestModels/{contentType}`, `/operationName` (accepted, not kept); a `CUSTOM` method
+    /// must end up with one of the API's authorizers.
     pub async fn update_method(
         &self,
         api: &str,
@@ -1434,7 +1436,8 @@ impl RestApis {
     }
 
     /// UpdateIntegration: `/uri`, `/httpMethod`, `/passthroughBehavior`, `/timeoutInMillis`,
-    /// `/requestTemplates/{contentType}`, `/requestParameters/{name}`.
+    /// `/requestTemplates/{contentType}`, `/requestParameters/{name}`, `/contentHandling`
+    /// (accepted, not kept).
     pub async fn update_integration(
         &self,
         api: &str,
