@@ -6,8 +6,6 @@
 //! ([`function_url`], [`apigwv2`], [`apigw_rest`]), invoking functions through the platform's
 //! invoke service.
 
-#![warn(missing_docs)]
-
 pub mod api_keys;
 pub mod apigw_keys;
 pub mod apigw_rest;
