@@ -125,8 +125,8 @@ fn plan_not_found() -> ApiError {
     ApiError::NotFound("Invalid Usage Plan ID specified".into())
 }
 
-/// The start of the quota period a moment falls in (days since the epoch for DAY, the Monday
-/// for WEEK, the month's first day for MONTH).
+/// The start of the current quota period, in seconds since the Unix epoch: today's midnight
+/// (UTC) for DAY, Monday's for WEEK, the first of the month's for MONTH.
 fn period_start(period: &str) -> i64 {
     let today = Utc::now().date_naive();
     let day = |d: chrono::NaiveDate| {
