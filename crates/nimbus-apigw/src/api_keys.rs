@@ -14,43 +14,71 @@ use crate::http_apis::{AResult, ApiError};
 use nimbus_core::error::Result;
 use nimbus_core::records::RecordMap;
 
+/// An API key (`ApiKey`), as stored; the gateway looks it up by the `x-api-key` header's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
+    /// The key's id (10 lowercase alphanumerics), which usage plans and the control plane name it
+    /// by.
     pub id: String,
+    /// The secret sent in `x-api-key`: 20–128 characters, unique among keys; 40 hex digits when
+    /// generated.
     pub value: String,
+    /// `name`; empty when none was given.
     pub name: String,
+    /// `description`.
     pub description: Option<String>,
+    /// `enabled`: a disabled key is refused (403) as if unknown. CreateApiKey defaults it to
+    /// `false`.
     pub enabled: bool,
+    /// `customerId`: the AWS Marketplace customer the key belongs to; stored and returned only.
     pub customer_id: Option<String>,
+    /// `createdDate`: seconds since the Unix epoch.
     pub created: i64,
+    /// `lastUpdatedDate`: seconds since the Unix epoch.
     pub updated: i64,
+    /// `tags`.
     pub tags: BTreeMap<String, String>,
 }
 
+/// A usage plan's `throttle`: the token bucket every key of the plan gets one of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Throttle {
+    /// `rateLimit`: the steady rate, in requests per second; no throttling by the plan when absent.
     pub rate_limit: Option<f64>,
+    /// `burstLimit`: the bucket's size, in requests; the rate rounded up when absent.
     pub burst_limit: Option<u32>,
 }
 
+/// A usage plan's `quota`: requests a key may make per period, counted in memory (a restart forgets
+/// them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quota {
+    /// `limit`: requests per period per key; positive.
     pub limit: u64,
+    /// `offset`: requests taken off the first period in AWS; stored and returned, not applied here.
     pub offset: u64,
     /// DAY, WEEK or MONTH.
     pub period: String,
 }
 
+/// A usage plan (`UsagePlan`): which API stages its keys open, at what rate and quota.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsagePlan {
+    /// The plan's id (6 lowercase alphanumerics).
     pub id: String,
+    /// `name`; required and not empty.
     pub name: String,
+    /// `description`.
     pub description: Option<String>,
-    /// (API id, stage).
+    /// `apiStages`: each (`apiId`, `stage`) the plan's keys may call.
     pub api_stages: Vec<(String, String)>,
+    /// `throttle`, per key.
     pub throttle: Option<Throttle>,
+    /// `quota`, per key.
     pub quota: Option<Quota>,
+    /// The ids of the keys attached (CreateUsagePlanKey), in the order they were added.
     pub keys: Vec<String>,
+    /// `tags`.
     pub tags: BTreeMap<String, String>,
 }
 
@@ -59,8 +87,11 @@ pub struct UsagePlan {
 pub enum KeyCheck {
     /// Allowed, under this plan's throttle (by key).
     Allowed {
+        /// The plan's id.
         plan: String,
+        /// The key's id (not its value).
         key: String,
+        /// The plan's throttle, for the caller to apply with a bucket per plan and key.
         throttle: Option<Throttle>,
     },
     /// No key, an unknown or disabled key, or no plan for this stage: 403.
@@ -69,6 +100,8 @@ pub enum KeyCheck {
     QuotaExceeded,
 }
 
+/// The API keys and usage plans, as records (kinds `api-key` and `usage-plan`), and the quota
+/// counts.
 pub struct ApiKeys {
     keys: RecordMap<ApiKey>,
     plans: RecordMap<UsagePlan>,
@@ -92,8 +125,8 @@ fn plan_not_found() -> ApiError {
     ApiError::NotFound("Invalid Usage Plan ID specified".into())
 }
 
-/// The start of the quota period a moment falls in (days since the epoch for DAY, the Monday
-/// for WEEK, the month's first day for MONTH).
+/// The start of the current quota period, in seconds since the Unix epoch: today's midnight
+/// (UTC) for DAY, Monday's for WEEK, the first of the month's for MONTH.
 fn period_start(period: &str) -> i64 {
     let today = Utc::now().date_naive();
     let day = |d: chrono::NaiveDate| {
@@ -109,6 +142,7 @@ fn period_start(period: &str) -> i64 {
 }
 
 impl ApiKeys {
+    /// Loads the stored keys and plans; quota counts start at zero.
     pub fn open(store: Store) -> Result<ApiKeys> {
         Ok(ApiKeys {
             keys: RecordMap::open(store.clone(), "api-key")?,
@@ -161,10 +195,12 @@ impl ApiKeys {
         Ok(self.keys.put(key.id.clone(), key).await?)
     }
 
+    /// GetApiKey: the key by id (404 `NotFoundException` when unknown).
     pub fn key(&self, id: &str) -> AResult<ApiKey> {
         self.keys.get(id).ok_or_else(key_not_found)
     }
 
+    /// GetApiKeys: every key, in id order.
     pub fn list_keys(&self) -> Vec<ApiKey> {
         self.keys.values()
     }
@@ -251,14 +287,17 @@ impl ApiKeys {
         Ok(self.plans.put(plan.id.clone(), plan).await?)
     }
 
+    /// GetUsagePlan: the plan by id (404 when unknown).
     pub fn plan(&self, id: &str) -> AResult<UsagePlan> {
         self.plans.get(id).ok_or_else(plan_not_found)
     }
 
+    /// GetUsagePlans: every plan, in id order.
     pub fn list_plans(&self) -> Vec<UsagePlan> {
         self.plans.values()
     }
 
+    /// DeleteUsagePlan (keys stay; only the plan and its attachments go).
     pub async fn delete_plan(&self, id: &str) -> AResult<()> {
         self.plan(id)?;
         Ok(self.plans.remove(id).await?)
@@ -284,6 +323,8 @@ impl ApiKeys {
         Ok(k)
     }
 
+    /// DeleteUsagePlanKey: detaches the key from the plan (the key itself stays); 404 when it was
+    /// not attached.
     pub async fn remove_plan_key(&self, plan: &str, key: &str) -> AResult<()> {
         let _edit = self.plans.edit().await;
         let mut p = self.plan(plan)?;

@@ -221,6 +221,7 @@ async fn remove_plan_key(State(gw): State<Gateway>, Path((id, key)): Path<(Strin
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+/// The control-plane routes for `/apikeys` and `/usageplans` (with `/usageplans/{id}/keys`).
 pub fn routes() -> Router<Gateway> {
     Router::new()
         .route("/apikeys", post(create_key).get(get_keys))

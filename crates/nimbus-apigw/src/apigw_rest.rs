@@ -931,6 +931,9 @@ async fn update_deployment(
     Ok(reply(StatusCode::OK, render_deployment(&d)))
 }
 
+/// The control-plane routes of `apigateway` under `/restapis`: APIs (create, import, put),
+/// resources, methods, integrations and their responses, deployments, authorizers, gateway
+/// responses, models, request validators and stages.
 pub fn routes() -> Router<Gateway> {
     Router::new()
         .route("/restapis", post(create_api).get(get_apis))

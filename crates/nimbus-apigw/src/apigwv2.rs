@@ -675,6 +675,8 @@ async fn delete_deployment(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The control-plane routes of `apigatewayv2` under `/v2/apis`: APIs (create, import, reimport),
+/// integrations, routes, authorizers, stages with their route settings, and deployments.
 pub fn routes() -> Router<Gateway> {
     Router::new()
         .route("/v2/apis", post(create_api).get(get_apis).put(import_api))

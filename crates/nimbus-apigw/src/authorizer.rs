@@ -26,13 +26,23 @@ pub enum Outcome {
     /// The principal and the authorizer's `context` (values stringified, as API Gateway
     /// passes them on).
     Allow {
+        /// `principalId`, as the function returned it (stringified when not a string).
         principal_id: String,
+        /// The `context` object's entries.
         context: Map<String, Value>,
     },
+    /// 401 `Unauthorized`: no identity, a `TOKEN` failing `identityValidationExpression`, or the
+    /// function raised `Unauthorized`.
     Unauthorized,
+    /// 403: the policy does not allow the method or route ARN, or a simple response said
+    /// `isAuthorized: false`.
     Denied {
+        /// Whether a statement denied it (REST APIs word the message differently) rather than none
+        /// allowing it.
         explicit: bool,
     },
+    /// 500: the function could not be called, failed, or answered something that is not a valid
+    /// authorizer response.
     Failure,
 }
 
@@ -125,6 +135,7 @@ pub struct AuthorizerCache {
 const MAX_CACHED: usize = 10_000;
 
 impl AuthorizerCache {
+    /// An empty cache on `clock` (a manual clock in tests).
     pub fn new(clock: Arc<dyn Clock>) -> AuthorizerCache {
         AuthorizerCache {
             clock,
@@ -156,9 +167,15 @@ impl AuthorizerCache {
 /// An HTTP API request as its authorizer sees it: the event (1.0 or 2.0, without a body, as
 /// the integration would get it), the identity source values, and the route ARN.
 pub struct HttpRequest<'a> {
+    /// The API's id, part of the cache key and of the caller's ARN.
     pub api_id: &'a str,
+    /// The event for payload 1.0 or 2.0; `type`, `routeArn`/`methodArn` and `identitySource` are
+    /// added and any body removed.
     pub event: Value,
+    /// The `identitySource` values ([`http_identity`]); `None` when one is missing, which is 401.
     pub identity: Option<Vec<String>>,
+    /// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}`, as `routeArn`
+    /// (2.0) or `methodArn` (1.0).
     pub route_arn: String,
 }
 
@@ -264,15 +281,27 @@ pub async fn authorize_http(
 
 /// The request as an authorizer sees it.
 pub struct Request<'a> {
+    /// The REST API's id.
     pub api_id: &'a str,
+    /// The stage's name.
     pub stage: &'a str,
+    /// The stage's variables, an identity source (`stageVariables.<name>`) and in the `REQUEST`
+    /// event.
     pub stage_variables: &'a BTreeMap<String, String>,
+    /// The HTTP method, upper case.
     pub method: &'a str,
+    /// The request path under the stage, starting with `/`.
     pub path: &'a str,
+    /// The matched resource's path template (`/pets/{id}`), the event's `resource`.
     pub resource_path: &'a str,
+    /// The request headers (`method.request.header.<name>`).
     pub headers: &'a HeaderMap,
+    /// The query string, every value of each name (`method.request.querystring.<name>` takes the
+    /// last).
     pub query: &'a BTreeMap<String, Vec<String>>,
+    /// Path parameters the resource's template bound.
     pub path_params: &'a BTreeMap<String, String>,
+    /// The `$context` so far, for `context.<name>` sources and the event's `requestContext`.
     pub request_context: &'a Value,
 }
 

@@ -17,20 +17,30 @@ use crate::apigwv2::reply;
 pub enum Endpoint {
     /// A function URL: its id, the host it was addressed as, and the path under it.
     FunctionUrl {
+        /// The URL id, the host name's first label.
         id: String,
+        /// The `Host` as sent (port included), or `<id>.lambda-url.localhost` for the path-style
+        /// form.
         host: String,
+        /// The path under the URL, starting with `/` (percent-decoded in the path-style form only).
         path: String,
     },
     /// A stage of an HTTP API, and the path under it.
     HttpApi {
+        /// The `apiId`.
         id: String,
+        /// The stage's name: the path's first segment when it names a stage, else `$default`.
         stage: String,
+        /// The path under the stage, starting with `/`; what routes are matched against.
         path: String,
     },
     /// A stage of a REST API, and the path under it.
     RestApi {
+        /// The `restApiId`.
         id: String,
+        /// The stage's name: always the path's first segment (it may name no stage).
         stage: String,
+        /// The path under the stage, starting with `/`; what resources are matched against.
         path: String,
     },
     /// Addressed as an API that does not exist.

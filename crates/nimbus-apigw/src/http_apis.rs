@@ -19,21 +19,37 @@ fn snapshot_key(api: &str, deployment: &str) -> String {
     format!("{api}/{deployment}")
 }
 
+/// An HTTP API integration (`Integration`): where a route's requests go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Integration {
+    /// `integrationId` (7 lowercase alphanumerics); routes name it as `integrations/<id>`.
     pub id: String,
+    /// `integrationType`: `AWS_PROXY` (a Lambda function) or `HTTP_PROXY` (a URL); `MOCK`, `AWS`
+    /// and `HTTP` are refused.
     pub integration_type: String,
+    /// `integrationUri`: a function ARN (or its `arn:aws:apigateway:…/functions/<arn>/invocations`
+    /// form) for `AWS_PROXY`, a URL for `HTTP_PROXY`; may hold `${stageVariables.name}` references.
     pub integration_uri: Option<String>,
+    /// `integrationMethod`: stored and returned; `HTTP_PROXY` forwards with the request's own
+    /// method.
     pub integration_method: Option<String>,
+    /// `payloadFormatVersion`: `1.0` or `2.0` (the default for `AWS_PROXY`; `HTTP_PROXY` defaults
+    /// to `1.0`).
     pub payload_format_version: String,
+    /// `timeoutInMillis`: 50–30,000 ms (default 30,000).
     pub timeout_ms: u32,
+    /// `description`.
     pub description: Option<String>,
 }
 
+/// An HTTP API route (`Route`): a route key and the integration it sends requests to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route {
+    /// `routeId` (7 lowercase alphanumerics).
     pub id: String,
+    /// `routeKey`: `$default` or `METHOD /path` (see [`check_route_key`]); unique within the API.
     pub route_key: String,
+    /// `target`: `integrations/<integrationId>`; a route without one answers 500.
     pub target: Option<String>,
     /// With `authorizationType` CUSTOM: the Lambda authorizer.
     #[serde(default)]
@@ -43,59 +59,92 @@ pub struct Route {
 /// A Lambda authorizer of an HTTP API (`REQUEST`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Authorizer {
+    /// `authorizerId` (6 lowercase alphanumerics).
     pub id: String,
+    /// `name`; required.
     pub name: String,
+    /// `authorizerUri`: the function to call, in any form an `AWS_PROXY` integration URI takes.
     pub authorizer_uri: String,
     /// `$request.header.X`, `$request.querystring.X`, `$context.X`, `$stageVariables.X`.
     pub identity_source: Vec<String>,
+    /// `authorizerPayloadFormatVersion`: `1.0` or `2.0`.
     pub payload_format_version: String,
+    /// `enableSimpleResponses`: the function answers `{"isAuthorized": …}` rather than an IAM
+    /// policy; only with payload format 2.0.
     pub simple_responses: bool,
+    /// `authorizerResultTtlInSeconds`: 0–3600; 0 turns caching off, and any other value needs an
+    /// `identitySource`.
     pub ttl_seconds: u32,
 }
 
 /// What CreateAuthorizer / UpdateAuthorizer carry.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizerInput {
+    /// `name`; required on create.
     pub name: Option<String>,
+    /// `authorizerType`: `REQUEST`, required on create (`JWT` is refused).
     pub authorizer_type: Option<String>,
+    /// `authorizerUri`.
     pub authorizer_uri: Option<String>,
+    /// `identitySource`, replacing the current list.
     pub identity_source: Option<Vec<String>>,
+    /// `authorizerPayloadFormatVersion`.
     pub payload_format_version: Option<String>,
+    /// `enableSimpleResponses`.
     pub simple_responses: Option<bool>,
+    /// `authorizerResultTtlInSeconds`, checked to be 0–3600.
     pub ttl_seconds: Option<i64>,
 }
 
 /// A route's authorization: `NONE`, or `CUSTOM` with an authorizer.
 #[derive(Debug, Clone, Default)]
 pub struct RouteAuth {
+    /// `authorizationType`: `NONE` or `CUSTOM` (others are refused); absent keeps the route's
+    /// current authorizer.
     pub authorization_type: Option<String>,
+    /// `authorizerId`: an authorizer of the same API; required with `CUSTOM` unless the route has
+    /// one.
     pub authorizer_id: Option<String>,
 }
 
+/// An HTTP API stage (`Stage`): a name in the invoke URL serving a deployment, or the live
+/// routes when it deploys automatically.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
+    /// `stageName`: `$default` (served without a stage segment in the path) or a name.
     pub name: String,
     /// `defaultRouteSettings` throttling: requests per second and burst.
     #[serde(default)]
     pub throttling_rate: Option<f64>,
+    /// `defaultRouteSettings.throttlingBurstLimit`: the bucket's size, in requests.
     #[serde(default)]
     pub throttling_burst: Option<u32>,
     /// `routeSettings`: per-route throttling (rate, burst) by route key, over the default.
     #[serde(default)]
     pub route_throttling: BTreeMap<String, (Option<f64>, Option<u32>)>,
+    /// `autoDeploy`: the stage serves the API's current routes and integrations, not a deployment.
     pub auto_deploy: bool,
+    /// `deploymentId`: the deployment served when the stage does not deploy automatically.
     pub deployment_id: Option<String>,
+    /// `stageVariables`, substituted into integration URIs as `${stageVariables.name}`.
     pub stage_variables: BTreeMap<String, String>,
+    /// `description`.
     pub description: Option<String>,
+    /// `createdDate`: ISO 8601 to the second, UTC.
     pub created: String,
+    /// `lastUpdatedDate`: ISO 8601 to the second, UTC.
     pub updated: String,
 }
 
 /// A deployment as the API's record holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
+    /// `deploymentId` (10 lowercase alphanumerics); its snapshot is the record
+    /// `<api>/<deploymentId>`.
     pub id: String,
+    /// `createdDate`: ISO 8601 to the second, UTC.
     pub created: String,
+    /// `description`.
     pub description: Option<String>,
     /// What the deployment froze, in records written before snapshots were records of their
     /// own; moved out when the store is opened ([`HttpApis::migrate`]).
@@ -108,26 +157,42 @@ pub struct Deployment {
 /// What a deployment froze: the routes and integrations of that moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The routes as they were when deployed.
     pub routes: Vec<Route>,
+    /// The integrations as they were when deployed, by id.
     pub integrations: BTreeMap<String, Integration>,
 }
 
+/// An HTTP API (`Api` with `protocolType` HTTP), as stored: one record holding all its parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpApi {
+    /// `apiId` (10 lowercase alphanumerics): the host name's first label,
+    /// `<apiId>.execute-api.<host>`.
     pub id: String,
+    /// `name`; required and not empty.
     pub name: String,
+    /// `protocolType`: always `HTTP` (`WEBSOCKET` is refused).
     pub protocol_type: String,
+    /// `description`.
     pub description: Option<String>,
+    /// `routeSelectionExpression`: always `$request.method $request.path`.
     pub route_selection_expression: String,
+    /// `createdDate`: ISO 8601 to the second, UTC.
     pub created: String,
+    /// `tags`.
     pub tags: BTreeMap<String, String>,
+    /// The integrations, by `integrationId`.
     pub integrations: BTreeMap<String, Integration>,
+    /// The routes, by `routeId`.
     pub routes: BTreeMap<String, Route>,
+    /// The stages, by `stageName`.
     pub stages: BTreeMap<String, Stage>,
+    /// The deployments, by `deploymentId` (their snapshots are records of their own).
     pub deployments: BTreeMap<String, Deployment>,
     /// `corsConfiguration`: preflights answered and headers added by the gateway.
     #[serde(default)]
     pub cors: Option<nimbus_core::cors::Cors>,
+    /// The Lambda (`REQUEST`) authorizers, by `authorizerId`.
     #[serde(default)]
     pub authorizers: BTreeMap<String, Authorizer>,
 }
@@ -135,12 +200,16 @@ pub struct HttpApi {
 /// Errors in API Gateway's vocabulary.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 404 `NotFoundException`: no such API, stage, route or other part.
     #[error("{0}")]
     NotFound(String),
+    /// 400 `BadRequestException`: an invalid or unsupported input.
     #[error("{0}")]
     BadRequest(String),
+    /// 409 `ConflictException`: a duplicate, or a part still in use.
     #[error("{0}")]
     Conflict(String),
+    /// 500 `InternalServerErrorException`: the store or the platform failed.
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -151,27 +220,44 @@ impl From<nimbus_store::StoreError> for ApiError {
     }
 }
 
+/// A result of the gateway's control planes, failing with an [`ApiError`].
 pub type AResult<T> = std::result::Result<T, ApiError>;
 
 /// A new API (CreateApi).
 #[derive(Debug, Clone, Default)]
 pub struct ApiInput {
+    /// `name`; required and not empty.
     pub name: Option<String>,
+    /// `protocolType`: `HTTP` (`WEBSOCKET` is refused); required.
     pub protocol_type: Option<String>,
+    /// `description`.
     pub description: Option<String>,
+    /// `target` (quick create): a function for an `AWS_PROXY` integration (payload 2.0), with a
+    /// route and an auto-deploying `$default` stage.
     pub target: Option<String>,
+    /// `routeKey` (quick create): the route's key, `$default` when absent; only with `target`.
     pub route_key: Option<String>,
+    /// `tags`.
     pub tags: BTreeMap<String, String>,
+    /// `corsConfiguration`, already checked.
     pub cors: Option<nimbus_core::cors::Cors>,
 }
 
+/// What CreateIntegration and UpdateIntegration carry (and what an OpenAPI operation's
+/// `x-amazon-apigateway-integration` yields); equal inputs share one integration on import.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IntegrationInput {
+    /// `integrationType`: `AWS_PROXY` or `HTTP_PROXY`; required on create, not changed by update.
     pub integration_type: Option<String>,
+    /// `integrationUri`; required for both types.
     pub integration_uri: Option<String>,
+    /// `integrationMethod`; only on create.
     pub integration_method: Option<String>,
+    /// `payloadFormatVersion`: `1.0` or `2.0`.
     pub payload_format_version: Option<String>,
+    /// `timeoutInMillis`: 50–30,000; values outside are refused.
     pub timeout_ms: Option<i64>,
+    /// `description`.
     pub description: Option<String>,
 }
 
@@ -402,12 +488,15 @@ pub fn match_route<'a>(
         .or_else(|| default.map(|r| (r, BTreeMap::new())))
 }
 
+/// The HTTP APIs, one record each (kind `http-api`), and their deployments' snapshots (kind
+/// `http-deployment`).
 pub struct HttpApis {
     map: RecordMap<HttpApi>,
     snapshots: RecordMap<std::sync::Arc<Snapshot>>,
 }
 
 impl HttpApis {
+    /// Loads the stored APIs and snapshots; [`HttpApis::migrate`] should run before serving.
     pub fn open(store: Store) -> Result<HttpApis> {
         Ok(HttpApis {
             map: RecordMap::open(store.clone(), KIND)?,
@@ -450,6 +539,7 @@ impl HttpApis {
             .await
     }
 
+    /// GetApi: the API with all its parts (404 when unknown).
     pub fn get(&self, id: &str) -> AResult<HttpApi> {
         self.map
             .get(id)
@@ -461,6 +551,7 @@ impl HttpApis {
         self.map.read(id, |a| a.cors.clone())
     }
 
+    /// GetApis: every API with all its parts, in id order.
     pub fn list(&self) -> Vec<HttpApi> {
         self.map.values()
     }
@@ -609,6 +700,7 @@ impl HttpApis {
         self.save(api).await
     }
 
+    /// DeleteApi, with its deployments' snapshots.
     pub async fn delete(&self, id: &str) -> AResult<()> {
         let _edit = self.map.edit().await;
         self.get(id)?;
@@ -779,6 +871,7 @@ impl HttpApis {
         .await
     }
 
+    /// CreateIntegration (`AWS_PROXY` or `HTTP_PROXY`).
     pub async fn create_integration(
         &self,
         api: &str,
@@ -792,6 +885,8 @@ impl HttpApis {
         .await
     }
 
+    /// CreateRoute: a new route key, an integration of this API as target (if any), and its
+    /// authorization.
     pub async fn create_route(
         &self,
         api: &str,
@@ -828,7 +923,6 @@ impl HttpApis {
         .await
     }
 
-    /// UpdateApi: name and description.
     /// UpdateApi: name, description, `corsConfiguration` (`Some(None)` removes it, as
     /// DeleteCorsConfiguration does).
     pub async fn update_api(
@@ -903,6 +997,7 @@ impl HttpApis {
         .await
     }
 
+    /// DeleteRoute.
     pub async fn delete_route(&self, api: &str, route: &str) -> AResult<()> {
         self.change(api, |a| {
             a.routes.remove(route).map(drop).ok_or_else(|| {
@@ -1013,6 +1108,7 @@ impl HttpApis {
         .await
     }
 
+    /// DeleteStage (its deployment stays).
     pub async fn delete_stage(&self, api: &str, name: &str) -> AResult<()> {
         self.change(api, |a| {
             a.stages.remove(name).map(drop).ok_or_else(|| {
@@ -1022,6 +1118,7 @@ impl HttpApis {
         .await
     }
 
+    /// DeleteDeployment, with its snapshot; refused (400) while a stage serves it.
     pub async fn delete_deployment(&self, api: &str, id: &str) -> AResult<()> {
         self.change(api, |a| {
             if a.stages
@@ -1040,6 +1137,7 @@ impl HttpApis {
         Ok(self.snapshots.remove(&snapshot_key(api, id)).await?)
     }
 
+    /// CreateStage: a new name, optionally serving an existing deployment.
     pub async fn create_stage(
         &self,
         api: &str,

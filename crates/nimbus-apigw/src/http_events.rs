@@ -12,15 +12,26 @@ use serde_json::Value;
 
 /// What the event needs to know about the request beyond headers and body.
 pub struct RequestInfo<'a> {
+    /// The request's method, `requestContext.http.method`.
     pub method: &'a Method,
+    /// The path under the stage (or the function URL), `rawPath` and `requestContext.http.path`.
     pub path: &'a str,
+    /// The query string as sent, without `?`, `rawQueryString`; decoded into
+    /// `queryStringParameters`.
     pub raw_query: &'a str,
+    /// `requestContext.http.sourceIp`.
     pub source_ip: String,
+    /// `requestContext.requestId`, also returned to the client in a response header.
     pub request_id: String,
+    /// `requestContext.accountId`: the API's account, or `anonymous` for a function URL.
     pub account_id: String,
+    /// `requestContext.apiId`: the `apiId`, or the function URL's id.
     pub api_id: String,
+    /// `requestContext.domainName`: the host without its port; its first label is `domainPrefix`.
     pub domain_name: String,
+    /// `routeKey`: the matched route's key (`$default` for a function URL).
     pub route_key: String,
+    /// `requestContext.stage`: the stage's name (`$default` for a function URL).
     pub stage: String,
 }
 

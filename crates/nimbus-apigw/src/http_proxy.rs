@@ -59,7 +59,10 @@ fn substitute(uri: &str, params: &BTreeMap<String, String>) -> String {
 /// Why an `HTTP` integration call produced no answer.
 #[derive(Debug)]
 pub enum CallError {
+    /// The call took longer than the integration's timeout: 504 at the gateway.
     Timeout,
+    /// The call could not be made or its response not read (the reason, for the log): 500 at the
+    /// gateway.
     Failed(String),
 }
 

@@ -36,12 +36,18 @@ use tower::ServiceExt;
 /// What the gateway serves from: its own records and the platform services it calls.
 #[derive(Clone)]
 pub struct Gateway {
+    /// The platform's settings: region and account for ARNs, the public URL endpoints are reported
+    /// under.
     pub settings: Arc<Settings>,
+    /// The invoke service integrations and authorizers call functions through.
     pub invoke: Arc<InvokeService>,
     /// Function URL configurations (the Lambda API writes them; the gateway serves them).
     pub urls: Arc<nimbus_core::urls::FunctionUrls>,
+    /// REST APIs (`apigateway`): resources, methods, stages and deployments.
     pub rest_apis: Arc<rest_apis::RestApis>,
+    /// HTTP APIs (`apigatewayv2`): routes, integrations, authorizers, stages and deployments.
     pub http_apis: Arc<http_apis::HttpApis>,
+    /// API keys and usage plans, checked on REST API methods with `apiKeyRequired`.
     pub api_keys: Arc<api_keys::ApiKeys>,
     /// Stage, method, route and usage-plan token buckets.
     pub throttle: Arc<throttle::Throttle>,

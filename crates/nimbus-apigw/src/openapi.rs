@@ -22,8 +22,11 @@ use crate::rest_apis::{Integration, IntegrationResponse, Method, MethodResponse}
 /// A definition, read: the API's name and settings and, per resource path, its methods.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Definition {
+    /// `info.title`: the API's name (required when importing a new API).
     pub name: Option<String>,
+    /// `info.description`.
     pub description: Option<String>,
+    /// `x-amazon-apigateway-binary-media-types`: media types whose bodies are passed as binary.
     pub binary_media_types: Vec<String>,
     /// Resource path (`/items/{id}`) → HTTP method → method. A method's `authorizer_id` holds
     /// the name of its authorizer in `authorizers` until the import assigns ids.
@@ -408,9 +411,14 @@ pub fn read(doc: &Value) -> AResult<Definition> {
 /// integrations, and the API's CORS configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpDefinition {
+    /// `info.title`: the API's name (required when importing a new API).
     pub name: Option<String>,
+    /// `info.description`.
     pub description: Option<String>,
+    /// `x-amazon-apigateway-cors`, as written; checked when the definition is applied.
     pub cors: Option<Value>,
+    /// Each route key with its `x-amazon-apigateway-integration`, if any
+    /// (the path `/$default` is the route `$default`).
     pub routes: Vec<(String, Option<crate::http_apis::IntegrationInput>)>,
 }
 

@@ -13,36 +13,75 @@ use nimbus_core::records::RecordMap;
 
 const KIND: &str = "rest-api";
 
+/// An integration response (`IntegrationResponse`): how an `AWS`, `HTTP` or `MOCK` integration's
+/// result becomes the method's response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct IntegrationResponse {
+    /// `statusCode`: the method response it answers with; the key a `MOCK` result's `statusCode`
+    /// selects.
     pub status_code: String,
+    /// `selectionPattern`: a regular expression matched against the whole of a function error's
+    /// `errorMessage` or an `HTTP` upstream's status code; absent or empty marks the default
+    /// response.
     pub selection_pattern: Option<String>,
+    /// `responseParameters`: `method.response.header.<name>` ← a static `'value'` (other sources
+    /// are not applied).
     pub response_parameters: BTreeMap<String, String>,
+    /// `responseTemplates`: VTL mapping templates by content type; `application/json` (else the
+    /// first) renders the body.
     pub response_templates: BTreeMap<String, String>,
 }
 
+/// A method's integration (`Integration`): what the gateway calls for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Integration {
+    /// `type`: `AWS_PROXY` and `AWS` (a Lambda function), `HTTP_PROXY` and `HTTP` (a URL), or
+    /// `MOCK`.
     pub integration_type: String,
+    /// `httpMethod`: the method an `HTTP` integration calls the upstream with (the request's own
+    /// when absent); not used for functions.
     pub http_method: Option<String>,
+    /// `uri`: a function ARN or its `arn:aws:apigateway:…/functions/<arn>/invocations` form, or the
+    /// upstream URL (with `{name}` path parameters); required except for `MOCK`.
     pub uri: Option<String>,
+    /// `requestTemplates`: VTL mapping templates by content type, rendering the integration request
+    /// for `AWS`, `HTTP` and `MOCK`.
     pub request_templates: BTreeMap<String, String>,
+    /// `requestParameters`: `integration.request.{path|querystring|header}.<name>` ← a method
+    /// request parameter, `stageVariables.<name>`, `context.<name>` or a static `'value'` (`HTTP`
+    /// only).
     pub request_parameters: BTreeMap<String, String>,
+    /// `passthroughBehavior`: what a request whose content type has no template does:
+    /// `WHEN_NO_MATCH` (the default) passes the body through, `WHEN_NO_TEMPLATES` only when there
+    /// are no templates at all, `NEVER` answers 415.
     pub passthrough_behavior: String,
+    /// `timeoutInMillis`: 50–29,000 ms (default 29,000), after which the call is abandoned.
     pub timeout_ms: u32,
+    /// The integration responses, by status code.
     pub responses: BTreeMap<String, IntegrationResponse>,
 }
 
+/// A method response (`MethodResponse`): a status code the method may answer with, and what it
+/// declares.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MethodResponse {
+    /// `statusCode`: the HTTP status, as a string (`200`).
     pub status_code: String,
+    /// `responseParameters`: `method.response.header.<name>` → whether it is required; declared and
+    /// returned, not enforced.
     pub response_parameters: BTreeMap<String, bool>,
+    /// `responseModels`: content type → model name; declared and returned, not enforced.
     pub response_models: BTreeMap<String, String>,
 }
 
+/// A method (`Method`) of a resource: its authorization, request checks, responses and integration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Method {
+    /// `httpMethod`: `GET`, `POST`, `PUT`, `DELETE`, `PATCH`, `HEAD`, `OPTIONS` or `ANY`, upper
+    /// case.
     pub http_method: String,
+    /// `authorizationType`: `NONE` or `CUSTOM` (a Lambda authorizer); `AWS_IAM` and
+    /// `COGNITO_USER_POOLS` are refused.
     pub authorization_type: String,
     /// With `authorization_type` CUSTOM: the Lambda authorizer.
     #[serde(default)]
@@ -53,18 +92,31 @@ pub struct Method {
     /// Content type → model name, for body validation.
     #[serde(default)]
     pub request_models: BTreeMap<String, String>,
+    /// `apiKeyRequired`: requests need an `x-api-key` of a usage plan covering the stage (403
+    /// without).
     pub api_key_required: bool,
+    /// `requestParameters`: `method.request.{querystring|header|path}.<name>` → whether it is
+    /// required (checked by a request validator that validates parameters).
     pub request_parameters: BTreeMap<String, bool>,
+    /// The method responses, by status code.
     pub responses: BTreeMap<String, MethodResponse>,
+    /// The integration; a method without one answers 500 (`API_CONFIGURATION_ERROR`).
     pub integration: Option<Integration>,
 }
 
+/// A resource (`Resource`): one node of the API's path tree, with its methods.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
+    /// The resource's id (10 lowercase alphanumerics).
     pub id: String,
+    /// `parentId`; `None` only for the root resource `/`.
     pub parent_id: Option<String>,
+    /// `pathPart`: this resource's one segment: a literal, `{name}`, or a greedy `{name+}` (which
+    /// has no children); empty for the root.
     pub path_part: String,
+    /// `path`: the full path from the root (`/items/{id}`), kept up to date when a part is renamed.
     pub path: String,
+    /// The methods, by upper-case HTTP method.
     pub methods: BTreeMap<String, Method>,
 }
 
@@ -73,8 +125,11 @@ pub struct Resource {
 /// does not grow with its deployment history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
+    /// The deployment's id (10 lowercase alphanumerics).
     pub id: String,
+    /// `createdDate`: seconds since the Unix epoch.
     pub created: i64,
+    /// `description`.
     pub description: Option<String>,
     /// The snapshot, in records written before snapshots were records of their own; moved out
     /// when the store is opened ([`RestApis::migrate`]).
@@ -94,15 +149,27 @@ fn snapshot_key(api: &str, deployment: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct MethodSetting {
+    /// `throttling/rateLimit`: requests per second for the method (or, under `*/*`, every method
+    /// without its own); no throttling when absent.
     pub throttling_rate: Option<f64>,
+    /// `throttling/burstLimit`: the bucket's size, in requests; the rate rounded up when absent.
     pub throttling_burst: Option<u32>,
+    /// `metrics/enabled`: recorded only.
     pub metrics_enabled: bool,
+    /// `logging/loglevel`: `OFF`, `ERROR` or `INFO`; recorded only.
     pub logging_level: Option<String>,
+    /// `logging/dataTrace`: recorded only.
     pub data_trace: bool,
+    /// `caching/enabled`: recorded only.
     pub caching_enabled: bool,
+    /// `caching/ttlInSeconds`: 0–3600; recorded only.
     pub cache_ttl_seconds: Option<u32>,
+    /// `caching/dataEncrypted`: recorded only.
     pub cache_data_encrypted: bool,
+    /// `caching/requireAuthorizationForCacheControl`: recorded only.
     pub require_authorization_for_cache_control: Option<bool>,
+    /// `caching/unauthorizedCacheControlHeaderStrategy`: `FAIL_WITH_403`,
+    /// `SUCCEED_WITH_RESPONSE_HEADER` or `SUCCEED_WITHOUT_RESPONSE_HEADER`; recorded only.
     pub unauthorized_cache_control_header_strategy: Option<String>,
 }
 
@@ -111,26 +178,42 @@ pub struct MethodSetting {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct StageOptions {
+    /// `cacheClusterEnabled`: reported, with `cacheClusterStatus` `AVAILABLE` when set.
     pub cache_cluster_enabled: bool,
+    /// `cacheClusterSize`: one of API Gateway's sizes in GB (`0.5` … `237`).
     pub cache_cluster_size: Option<String>,
+    /// `accessLogSettings.destinationArn`.
     pub access_log_destination_arn: Option<String>,
+    /// `accessLogSettings.format`.
     pub access_log_format: Option<String>,
+    /// `clientCertificateId`.
     pub client_certificate_id: Option<String>,
+    /// `documentationVersion`.
     pub documentation_version: Option<String>,
 }
 
+/// A REST API stage (`Stage`): a name in the invoke URL, serving one deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
+    /// `stageName`: the first path segment of the invoke URL.
     pub name: String,
+    /// `deploymentId`: the deployment served; always one of the API's.
     pub deployment_id: String,
+    /// `description`.
     pub description: Option<String>,
+    /// `variables`: stage variables, for integration URIs, mapping templates and authorizers.
     pub variables: BTreeMap<String, String>,
+    /// `createdDate`: seconds since the Unix epoch.
     pub created: i64,
+    /// `lastUpdatedDate`: seconds since the Unix epoch.
     pub updated: i64,
+    /// `methodSettings`, keyed `<escaped resource path>/<METHOD>` (`~1items/GET`) or `*/*`.
     #[serde(default)]
     pub method_settings: BTreeMap<String, MethodSetting>,
+    /// `tracingEnabled`: recorded only (no X-Ray).
     #[serde(default)]
     pub tracing_enabled: bool,
+    /// Settings recorded and reported only: cache cluster, access logs, certificate, documentation.
     #[serde(default)]
     pub options: StageOptions,
 }
@@ -150,8 +233,12 @@ impl Stage {
 /// One operation of an API Gateway `patchOperations` list.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct PatchOp {
+    /// `op`: `add`, `remove` or `replace` (`copy` and `move` are refused).
     pub op: String,
+    /// `path`: a JSON pointer into the resource (`/name`, `/variables/stageVar`), `/` escaped as
+    /// `~1`.
     pub path: String,
+    /// `value`: always a string (`"true"`, `"100"`); required for `add` and `replace`.
     pub value: Option<String>,
 }
 
@@ -194,34 +281,57 @@ fn patch_bool(op: &PatchOp) -> AResult<bool> {
 /// A Lambda authorizer (`TOKEN` or `REQUEST`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Authorizer {
+    /// The authorizer's id (6 lowercase alphanumerics).
     pub id: String,
+    /// `name`; unique within the API.
     pub name: String,
+    /// `type`: `TOKEN` (one header's value as `authorizationToken`) or `REQUEST` (the request's
+    /// parameters); `COGNITO_USER_POOLS` is refused.
     pub authorizer_type: String,
+    /// `authorizerUri`: the function to call, in any form an integration URI takes; required.
     pub authorizer_uri: Option<String>,
+    /// `identitySource`: comma-separated `method.request.header.<name>`,
+    /// `method.request.querystring.<name>`, `stageVariables.<name>` or `context.<name>`; a `TOKEN`
+    /// authorizer's is one header.
     pub identity_source: Option<String>,
+    /// `identityValidationExpression`: a regular expression the whole token must match (`TOKEN`
+    /// only), else 401 without calling the function.
     pub identity_validation_expression: Option<String>,
+    /// `authorizerResultTtlInSeconds`: 0–3600 (default 300); 0 turns caching off.
     pub ttl_seconds: u32,
 }
 
 /// What PutMethod carries.
 #[derive(Debug, Clone, Default)]
 pub struct MethodInput {
+    /// `authorizationType`: `NONE` or `CUSTOM`; required.
     pub authorization_type: Option<String>,
+    /// `authorizerId`: an authorizer of the API; required with `CUSTOM`, ignored otherwise.
     pub authorizer_id: Option<String>,
+    /// `requestValidatorId`: a validator of the API.
     pub request_validator_id: Option<String>,
+    /// `requestModels`: content type → model name (the API's or a built-in one).
     pub request_models: BTreeMap<String, String>,
+    /// `apiKeyRequired`.
     pub api_key_required: bool,
+    /// `requestParameters`: parameter expression → whether it is required.
     pub request_parameters: BTreeMap<String, bool>,
 }
 
 /// What CreateAuthorizer carries.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizerInput {
+    /// `name`; required and unique within the API.
     pub name: Option<String>,
+    /// `type`: `TOKEN` or `REQUEST`; required.
     pub authorizer_type: Option<String>,
+    /// `authorizerUri`; required.
     pub authorizer_uri: Option<String>,
+    /// `identitySource`; required for `TOKEN`, and for `REQUEST` when caching is on.
     pub identity_source: Option<String>,
+    /// `identityValidationExpression` (`TOKEN`).
     pub identity_validation_expression: Option<String>,
+    /// `authorizerResultTtlInSeconds`: 0–3600; 300 when absent.
     pub ttl_seconds: Option<i64>,
 }
 
@@ -285,18 +395,33 @@ fn check_authorizer(a: &Authorizer) -> AResult<()> {
     Ok(())
 }
 
+/// A REST API (`RestApi`), as stored: one record holding its resource tree, stages, deployments
+/// and settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestApi {
+    /// The `restApiId` (10 lowercase alphanumerics): the host name's first label,
+    /// `<restApiId>.execute-api.<host>`.
     pub id: String,
+    /// `name`; required and not empty.
     pub name: String,
+    /// `description`.
     pub description: Option<String>,
+    /// `createdDate`: seconds since the Unix epoch.
     pub created: i64,
+    /// `rootResourceId`: the id of the resource `/`, which cannot be deleted.
     pub root_id: String,
+    /// `binaryMediaTypes`: media types (`image/png`, `image/*`, `*/*`) whose bodies reach proxy
+    /// integrations base64-encoded.
     pub binary_media_types: Vec<String>,
+    /// The resources as edited (the draft), by id; stages serve deployments' snapshots instead.
     pub resources: BTreeMap<String, Resource>,
+    /// The deployments, by id (their snapshots are records of their own).
     pub deployments: BTreeMap<String, Deployment>,
+    /// The stages, by name.
     pub stages: BTreeMap<String, Stage>,
+    /// `tags`.
     pub tags: BTreeMap<String, String>,
+    /// The Lambda authorizers, by id. Read live by deployed stages, not from the deployment.
     #[serde(default)]
     pub authorizers: BTreeMap<String, Authorizer>,
     /// Customised gateway responses, by response type (`DEFAULT_4XX`, `THROTTLED`, …).
@@ -305,6 +430,7 @@ pub struct RestApi {
     /// Models by name (JSON schemas for request validation).
     #[serde(default)]
     pub models: BTreeMap<String, Model>,
+    /// Request validators, by id.
     #[serde(default)]
     pub validators: BTreeMap<String, RequestValidator>,
 }
@@ -312,18 +438,31 @@ pub struct RestApi {
 /// A model: a JSON schema (draft 4) for a content type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
+    /// The model's id (6 lowercase alphanumerics).
     pub id: String,
+    /// `name`: alphanumeric, unique within the API, and neither `Empty` nor `Error`; methods name
+    /// models by it.
     pub name: String,
+    /// `contentType`: the content type the model describes.
     pub content_type: String,
+    /// `schema`: the JSON Schema (draft 4) as text; checked when the model is created.
     pub schema: String,
+    /// `description`.
     pub description: Option<String>,
 }
 
+/// A request validator (`RequestValidator`): which checks a method that names it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestValidator {
+    /// The validator's id (6 lowercase alphanumerics).
     pub id: String,
+    /// `name`; may be empty.
     pub name: String,
+    /// `validateRequestBody`: the body must match the method's model for its content type (400
+    /// `Invalid request body` otherwise).
     pub validate_body: bool,
+    /// `validateRequestParameters`: the method's required query strings and headers must be
+    /// present.
     pub validate_parameters: bool,
 }
 
@@ -422,9 +561,15 @@ pub const BUILT_IN_MODELS: [&str; 2] = ["Empty", "Error"];
 /// A customised gateway response (PutGatewayResponse).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewayResponse {
+    /// `responseType`: one of [`GATEWAY_RESPONSE_TYPES`]; `DEFAULT_4XX` and `DEFAULT_5XX` apply to
+    /// every type of their class without its own.
     pub response_type: String,
+    /// `statusCode`: the status to answer with instead of the error's own.
     pub status_code: Option<String>,
+    /// `responseParameters`: `gatewayresponse.header.<name>` ← a static `'value'`.
     pub response_parameters: BTreeMap<String, String>,
+    /// `responseTemplates`: by content type; `application/json` renders the body (with
+    /// `$context.error.message` and friends).
     pub response_templates: BTreeMap<String, String>,
 }
 
@@ -465,6 +610,8 @@ const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY",
 ];
 
+/// The REST APIs, one record each (kind `rest-api`), and their deployments' snapshots (kind
+/// `rest-deployment`).
 pub struct RestApis {
     map: RecordMap<RestApi>,
     /// Deployment snapshots, shared by every request to the stages that serve them.
@@ -472,6 +619,7 @@ pub struct RestApis {
 }
 
 impl RestApis {
+    /// Loads the stored APIs and snapshots; [`RestApis::migrate`] should run before serving.
     pub fn open(store: Store) -> Result<RestApis> {
         Ok(RestApis {
             map: RecordMap::open(store.clone(), KIND)?,
@@ -510,12 +658,14 @@ impl RestApis {
             .await
     }
 
+    /// GetRestApi: the API with all its parts (404 when unknown).
     pub fn get(&self, id: &str) -> AResult<RestApi> {
         self.map
             .get(id)
             .ok_or_else(|| ApiError::NotFound("Invalid API identifier specified".into()))
     }
 
+    /// GetRestApis: every API with all its parts, in id order.
     pub fn list(&self) -> Vec<RestApi> {
         self.map.values()
     }
@@ -569,6 +719,7 @@ impl RestApis {
         self.save(api).await
     }
 
+    /// DeleteRestApi, with its deployments' snapshots.
     pub async fn delete(&self, id: &str) -> AResult<()> {
         let _edit = self.map.edit().await;
         self.get(id)?;
@@ -622,6 +773,7 @@ impl RestApis {
         .await
     }
 
+    /// DeleteResource: the resource and everything under it (the root is refused).
     pub async fn delete_resource(&self, api: &str, id: &str) -> AResult<()> {
         self.change(api, |a| {
             if a.root_id == id {
@@ -738,6 +890,7 @@ impl RestApis {
         .await
     }
 
+    /// GetMethod (the HTTP method in any case).
     pub fn method(&self, api: &str, resource: &str, method: &str) -> AResult<Method> {
         let a = self.get(api)?;
         a.resources
@@ -982,6 +1135,7 @@ fn check_integration(i: &mut Integration) -> AResult<()> {
 }
 
 impl RestApis {
+    /// PutMethodResponse: adds or replaces the method response for its status code.
     pub async fn put_method_response(
         &self,
         api: &str,
@@ -998,6 +1152,8 @@ impl RestApis {
         .await
     }
 
+    /// PutIntegrationResponse: adds or replaces it; the method response for its status code must
+    /// exist, and the selection pattern must be a valid regular expression.
     pub async fn put_integration_response(
         &self,
         api: &str,
@@ -1078,6 +1234,7 @@ impl RestApis {
         Ok(d)
     }
 
+    /// CreateStage: a new name serving an existing deployment.
     pub async fn create_stage(
         &self,
         api: &str,
@@ -1140,6 +1297,7 @@ impl RestApis {
         .await
     }
 
+    /// DeleteStage (its deployment stays).
     pub async fn delete_stage(&self, api: &str, name: &str) -> AResult<()> {
         self.change(api, |a| {
             a.stages
@@ -1150,6 +1308,7 @@ impl RestApis {
         .await
     }
 
+    /// GetDeployment.
     pub fn deployment(&self, api: &str, id: &str) -> AResult<Deployment> {
         self.get(api)?
             .deployments
@@ -1207,8 +1366,10 @@ impl RestApis {
         .await
     }
 
-    /// UpdateMethod: `/authorizationType` (NONE), `/apiKeyRequired`, `/requestParameters/{name}`,
-    /// `/requestModels/{contentType}`, `/operationName`.
+    /// UpdateMethod: `/authorizationType` (`NONE` or `CUSTOM`), `/authorizerId`,
+    /// `/requestValidatorId`, `/apiKeyRequired`, `/requestParameters/{name}`,
+    /// `/requestModels/{contentType}`, `/operationName` (accepted, not kept); a `CUSTOM` method
+    /// must end up with one of the API's authorizers.
     pub async fn update_method(
         &self,
         api: &str,
@@ -1275,7 +1436,8 @@ impl RestApis {
     }
 
     /// UpdateIntegration: `/uri`, `/httpMethod`, `/passthroughBehavior`, `/timeoutInMillis`,
-    /// `/requestTemplates/{contentType}`, `/requestParameters/{name}`.
+    /// `/requestTemplates/{contentType}`, `/requestParameters/{name}`, `/contentHandling`
+    /// (accepted, not kept).
     pub async fn update_integration(
         &self,
         api: &str,
@@ -1723,6 +1885,7 @@ impl RestApis {
         .await
     }
 
+    /// GetAuthorizer.
     pub fn authorizer(&self, api: &str, id: &str) -> AResult<Authorizer> {
         self.get(api)?
             .authorizers
@@ -1873,7 +2036,6 @@ impl RestApis {
         .await
     }
 
-    /// The resources a stage serves.
     /// What a request to a stage needs: the API's settings (without its draft resources and
     /// deployment history, which requests never read), the stage, and the deployed resources
     /// (shared with the record, not copied).

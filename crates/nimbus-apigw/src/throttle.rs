@@ -21,6 +21,7 @@ pub struct Throttle {
 const MAX_BUCKETS: usize = 10_000;
 
 impl Throttle {
+    /// Empty buckets on `clock` (a manual clock in tests).
     pub fn new(clock: Arc<dyn Clock>) -> Throttle {
         Throttle {
             clock,

@@ -2,8 +2,6 @@
 //! logs and metering. The core speaks typed commands and results; it never sees HTTP or AWS's
 //! JSON wire shapes (the edge crate owns those).
 
-#![warn(missing_docs)]
-
 pub mod async_invoke;
 pub mod clock;
 pub mod cors;

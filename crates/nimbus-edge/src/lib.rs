@@ -6,8 +6,6 @@
 //! commands and renders results and errors back. The edge holds no service of its own: it owns
 //! the listener, the browser guard, the dispatch order and Nimbus's `/_nimbus/` endpoints.
 
-#![warn(missing_docs)]
-
 pub mod error;
 pub mod front_door;
 pub mod guard;

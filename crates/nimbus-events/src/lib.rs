@@ -5,8 +5,6 @@
 //! tests pin each type to AWS's documented sample (`fixtures/`, with their source) by a round
 //! trip. Each new event source adds its shapes and fixtures here.
 
-#![warn(missing_docs)]
-
 pub mod destination;
 pub mod http;
 pub mod sqs;

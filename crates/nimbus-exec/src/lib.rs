@@ -9,8 +9,6 @@
 //! Nothing here knows about HTTP callers, AWS JSON or storage: the core's invoke service is the
 //! only way in.
 
-#![warn(missing_docs)]
-
 pub mod code;
 pub mod environment;
 pub mod launcher;

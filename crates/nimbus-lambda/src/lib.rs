@@ -3,8 +3,6 @@
 //! platform (`nimbus-core`) owns functions, the invoke service and mappings; this crate parses
 //! AWS's wire shapes into its commands and renders results and errors ([`error`]) back.
 
-#![warn(missing_docs)]
-
 mod concurrency;
 pub mod error;
 mod event_configs;

@@ -2,8 +2,6 @@
 //! the log store that every environment writes to; this crate serves it over CloudWatch Logs'
 //! JSON 1.1 protocol ([`wire`]): the read API, deletes and retention policies.
 
-#![warn(missing_docs)]
-
 pub mod wire;
 
 use std::sync::Arc;

@@ -6,8 +6,6 @@
 //! destination records and dead-letter events to queues through [`QueueService`]'s [`Sink`];
 //! [`esm::SqsSource`] feeds event source mappings (queue → function).
 
-#![warn(missing_docs)]
-
 pub mod api;
 pub mod esm;
 pub mod query;

@@ -8,8 +8,6 @@
 //! A template error is an `Err` with its line and column (never a panic); evaluation is bounded
 //! (loop iterations and output size) so a template cannot run away.
 
-#![warn(missing_docs)]
-
 mod eval;
 mod parse;
 mod value;

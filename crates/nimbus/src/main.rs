@@ -21,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+/// The server a client command talks to (`--endpoint`, `NIMBUS_ENDPOINT`), shared by every
+/// command but `server`.
 #[derive(clap::Args, Clone)]
 pub struct Endpoint {
     /// The Nimbus server to talk to.
