@@ -1712,7 +1712,8 @@ impl Call<'_> {
         }
         match invoke(self.gw, integration, event.to_string(), &self.caller).await {
             Ok((payload, false)) => Ok(response_v1(&payload, binary_out)),
-            Ok((_, true)) | Err(_) => Err(GatewayError::IntegrationFailure),
+            Err(Timeout) => Err(GatewayError::IntegrationTimeout),
+            Ok((_, true)) | Err(Failed(_)) => Err(GatewayError::IntegrationFailure),
         }
     }
 

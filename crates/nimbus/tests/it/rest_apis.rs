@@ -575,3 +575,64 @@ async fn rest_api_control_plane_reads_updates_and_deletes() {
         403
     );
 }
+
+/// Sleeps two seconds, then answers a proxy response.
+const SLOW_PROXY: &str = r#"#!/usr/bin/python3
+import http.client, os, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    time.sleep(2)
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", '{"statusCode": 200, "body": "late"}')
+    conn.getresponse().read()
+"#;
+
+#[tokio::test]
+async fn a_proxy_integration_past_its_timeout_is_a_504() {
+    let s = Server::start();
+    s.create_ok(
+        "slow-proxy",
+        "provided.al2023",
+        "x",
+        &zip_of(&[("bootstrap", SLOW_PROXY, 0o755)]),
+        json!({"Timeout": 10}),
+    )
+    .await;
+    let api = call(&s, "POST", "/restapis", json!({"name": "slow"})).await;
+    let id = api["id"].as_str().expect("id").to_string();
+    let root = api["rootResourceId"].as_str().expect("root").to_string();
+    let m = format!("/restapis/{id}/resources/{root}/methods/GET");
+    call(&s, "PUT", &m, json!({"authorizationType": "NONE"})).await;
+    call(
+        &s,
+        "PUT",
+        &format!("{m}/integration"),
+        json!({
+            "type": "AWS_PROXY", "httpMethod": "POST", "timeoutInMillis": 500,
+            "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:slow-proxy/invocations",
+        }),
+    )
+    .await;
+    call(
+        &s,
+        "POST",
+        &format!("/restapis/{id}/deployments"),
+        json!({"stageName": "prod"}),
+    )
+    .await;
+    let r = s
+        .http
+        .get(s.u(&format!("/restapis/{id}/prod/_user_request_/")))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status().as_u16(), 504);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"message": "Endpoint request timed out"})
+    );
+}
