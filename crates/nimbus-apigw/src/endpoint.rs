@@ -132,50 +132,51 @@ pub fn claims(host: &str, path: &str) -> bool {
     address(host, path).is_some()
 }
 
-/// The endpoint a request is for, looked up once; `None` when it names no endpoint at all.
+/// The endpoint a request is for, looked up once (in place: a request never copies an API's
+/// record); `None` when it names no endpoint at all.
 pub fn resolve(gw: &Gateway, host: &str, path: &str) -> Option<Endpoint> {
     Some(match address(host, path)? {
         Address::Url { id, host, path } => Endpoint::FunctionUrl { id, host, path },
         Address::ApiStage { id, stage, path } => {
-            if gw.http_apis.get(&id).is_ok() {
+            if gw.http_apis.exists(&id) {
                 Endpoint::HttpApi { id, stage, path }
-            } else if gw.rest_apis.get(&id).is_ok() {
+            } else if gw.rest_apis.exists(&id) {
                 Endpoint::RestApi { id, stage, path }
             } else {
                 Endpoint::NoSuchApi
             }
         }
         Address::Api { id, path } => {
-            if let Ok(api) = gw.http_apis.get(&id) {
-                // A named stage is the first path segment; otherwise `$default` serves the
-                // whole path.
-                let first = path.split('/').nth(1).unwrap_or("");
-                if !first.is_empty() && first != "$default" && api.stages.contains_key(first) {
+            // An HTTP API: a named stage is the first path segment; otherwise `$default`
+            // serves the whole path.
+            let first = path.split('/').nth(1).unwrap_or("");
+            let named = !first.is_empty() && first != "$default";
+            match gw.http_apis.has_stage(&id, first) {
+                Some(true) if named => {
                     let rest = rooted(&path[1 + first.len()..]);
                     Endpoint::HttpApi {
                         stage: first.to_string(),
                         id,
                         path: rest,
                     }
-                } else {
-                    Endpoint::HttpApi {
+                }
+                Some(_) => Endpoint::HttpApi {
+                    id,
+                    stage: "$default".into(),
+                    path,
+                },
+                // A REST API: the stage is always the first path segment.
+                None if gw.rest_apis.exists(&id) => {
+                    let mut segs = path.splitn(3, '/').skip(1);
+                    let stage = segs.next().unwrap_or("").to_string();
+                    let rest = rooted(segs.next().unwrap_or(""));
+                    Endpoint::RestApi {
                         id,
-                        stage: "$default".into(),
-                        path,
+                        stage,
+                        path: rest,
                     }
                 }
-            } else if gw.rest_apis.get(&id).is_ok() {
-                // A REST API: the stage is always the first path segment.
-                let mut segs = path.splitn(3, '/').skip(1);
-                let stage = segs.next().unwrap_or("").to_string();
-                let rest = rooted(segs.next().unwrap_or(""));
-                Endpoint::RestApi {
-                    id,
-                    stage,
-                    path: rest,
-                }
-            } else {
-                Endpoint::NoSuchApi
+                None => Endpoint::NoSuchApi,
             }
         }
     })

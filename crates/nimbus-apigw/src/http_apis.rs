@@ -546,6 +546,17 @@ impl HttpApis {
             .ok_or_else(|| ApiError::NotFound(format!("Invalid API identifier specified {id}")))
     }
 
+    /// Whether an HTTP API exists (read in place: no copy of the record).
+    pub fn exists(&self, id: &str) -> bool {
+        self.map.contains(id)
+    }
+
+    /// Whether an HTTP API has a stage of this name; `None` when the API does not exist (read
+    /// in place, per request: no copy of the record).
+    pub fn has_stage(&self, id: &str, stage: &str) -> Option<bool> {
+        self.map.read(id, |a| a.stages.contains_key(stage))
+    }
+
     /// Whether an HTTP API exists, and its CORS configuration.
     pub fn cors(&self, id: &str) -> Option<Option<nimbus_core::cors::Cors>> {
         self.map.read(id, |a| a.cors.clone())

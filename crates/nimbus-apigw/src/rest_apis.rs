@@ -658,6 +658,11 @@ impl RestApis {
             .await
     }
 
+    /// Whether a REST API exists (read in place: no copy of the record).
+    pub fn exists(&self, id: &str) -> bool {
+        self.map.contains(id)
+    }
+
     /// GetRestApi: the API with all its parts (404 when unknown).
     pub fn get(&self, id: &str) -> AResult<RestApi> {
         self.map
