@@ -181,4 +181,8 @@ def test_http_api_payload_formats_and_throttling(apigw, fn):
     assert e.value.response["Error"]["Code"] == "BadRequestException"
     apigw.delete_route_settings(ApiId=api_id, StageName="$default", RouteKey="GET /v1/{proxy+}")
     assert "GET /v1/{proxy+}" not in apigw.get_stage(ApiId=api_id, StageName="$default").get("RouteSettings", {})
+    # A route that sets only its burst keeps the stage's rate: burst 3 here, not the stage's 2.
+    apigw.update_stage(ApiId=api_id, StageName="$default", RouteSettings={
+        "GET /v1/{proxy+}": {"ThrottlingBurstLimit": 3}})
+    assert [send(url, "GET", "/v1/b")[0] for _ in range(4)] == [200, 200, 200, 429]
     apigw.delete_api(ApiId=api_id)

@@ -855,9 +855,16 @@ async fn http_pipeline(
     if integration.integration_type == "HTTP_PROXY" {
         let timeout =
             std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
+        // `integrationMethod` ANY (or none) passes the request's method on; another is used.
+        let method = integration
+            .integration_method
+            .as_deref()
+            .filter(|m| !m.eq_ignore_ascii_case("ANY"))
+            .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+            .unwrap_or_else(|| parts.method.clone());
         return Ok(crate::http_proxy::forward(
             integration.integration_uri.as_deref().unwrap_or(""),
-            &parts.method,
+            &method,
             &params,
             parts.uri.query().unwrap_or(""),
             &parts.headers,
@@ -1007,12 +1014,17 @@ fn throttle_route(
     st: &Stage,
     route: &Route,
 ) -> Result<(), HttpApiError> {
-    let (rate, burst) = st
+    // Each limit the route sets overrides the stage's default for it (a route that sets only
+    // a burst keeps the stage's rate).
+    let (route_rate, route_burst) = st
         .route_throttling
         .get(&route.route_key)
-        .filter(|(r, _)| r.is_some())
         .copied()
-        .unwrap_or((st.throttling_rate, st.throttling_burst));
+        .unwrap_or((None, None));
+    let (rate, burst) = (
+        route_rate.or(st.throttling_rate),
+        route_burst.or(st.throttling_burst),
+    );
     if let Some(rate) = rate
         && !gw.throttle.admit(
             &format!("{}/{}/{}", api.id, st.name, route.route_key),
