@@ -170,6 +170,13 @@ async fn routes_stages_and_payload_formats() {
         json!({"routeKey": "GET /up", "target": up_target}),
     )
     .await;
+    // The integration's method (GET) is used whatever the request's (POST here).
+    post(
+        &s,
+        &format!("/v2/apis/{id}/routes"),
+        json!({"routeKey": "POST /up", "target": up_target}),
+    )
+    .await;
     post(
         &s,
         &format!("/v2/apis/{id}/deployments"),
@@ -178,6 +185,17 @@ async fn routes_stages_and_payload_formats() {
     .await;
     let (st, v, _) = get_via(&s, &format!("{base}/up")).await;
     assert_eq!((st, v), (200, json!({"status": "ok"})));
+    let r = s
+        .http
+        .post(s.u(&format!("{base}/up")))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200, "forwarded as GET");
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"status": "ok"})
+    );
 
     // No match at all: 404 with API Gateway's body.
     let api2 = post(
