@@ -31,6 +31,14 @@ def test_quick_create_and_routes(lam, apigw):
     assert event["requestContext"]["http"]["method"] == "POST"
     assert event["queryStringParameters"] == {"a": "1"}
 
+    # Members Nimbus does not implement are refused unless at their defaults, never ignored.
+    with pytest.raises(ClientError) as e:
+        apigw.create_api(Name=name + "-v", ProtocolType="HTTP", Version="2")
+    assert e.value.response["Error"]["Code"] == "BadRequestException"
+    assert "version" in e.value.response["Error"]["Message"]
+    plain = apigw.create_api(Name=name + "-d", ProtocolType="HTTP", DisableExecuteApiEndpoint=False)
+    apigw.delete_api(ApiId=plain["ApiId"])
+
     # A second API built step by step: payload 1.0, a path parameter, a named stage.
     api2 = apigw.create_api(Name=name + "-2", ProtocolType="HTTP")
     integ = apigw.create_integration(ApiId=api2["ApiId"], IntegrationType="AWS_PROXY", IntegrationUri=fn,

@@ -72,6 +72,249 @@ pub(crate) fn parse(body: &Bytes) -> Result<Value, GwError> {
         .map_err(|e| GwError(ApiError::BadRequest(format!("Invalid request body: {e}"))))
 }
 
+/// An operation's body members: those AWS defines for it (botocore's `apigatewayv2` model),
+/// and of those the ones Nimbus implements. An unknown member is refused; a member AWS has and
+/// Nimbus does not is refused too unless it carries its default (so tools that send defaults
+/// keep working, and nothing a caller asks for is silently ignored).
+struct Members {
+    op: &'static str,
+    aws: &'static [&'static str],
+    implemented: &'static [&'static str],
+}
+
+const CREATE_API: Members = Members {
+    op: "CreateApi",
+    aws: &[
+        "apiKeySelectionExpression",
+        "corsConfiguration",
+        "credentialsArn",
+        "description",
+        "disableSchemaValidation",
+        "disableExecuteApiEndpoint",
+        "ipAddressType",
+        "name",
+        "protocolType",
+        "routeKey",
+        "routeSelectionExpression",
+        "tags",
+        "target",
+        "version",
+    ],
+    implemented: &[
+        "corsConfiguration",
+        "description",
+        "name",
+        "protocolType",
+        "routeKey",
+        "tags",
+        "target",
+    ],
+};
+const UPDATE_API: Members = Members {
+    op: "UpdateApi",
+    aws: &[
+        "apiKeySelectionExpression",
+        "corsConfiguration",
+        "credentialsArn",
+        "description",
+        "disableSchemaValidation",
+        "disableExecuteApiEndpoint",
+        "ipAddressType",
+        "name",
+        "routeKey",
+        "routeSelectionExpression",
+        "target",
+        "version",
+    ],
+    implemented: &["corsConfiguration", "description", "name"],
+};
+const INTEGRATION_MEMBERS: &[&str] = &[
+    "connectionId",
+    "connectionType",
+    "contentHandlingStrategy",
+    "credentialsArn",
+    "description",
+    "integrationMethod",
+    "integrationSubtype",
+    "integrationType",
+    "integrationUri",
+    "passthroughBehavior",
+    "payloadFormatVersion",
+    "requestParameters",
+    "requestTemplates",
+    "responseParameters",
+    "templateSelectionExpression",
+    "timeoutInMillis",
+    "tlsConfig",
+];
+const INTEGRATION_IMPLEMENTED: &[&str] = &[
+    "description",
+    "integrationMethod",
+    "integrationType",
+    "integrationUri",
+    "payloadFormatVersion",
+    "timeoutInMillis",
+];
+const CREATE_INTEGRATION: Members = Members {
+    op: "CreateIntegration",
+    aws: INTEGRATION_MEMBERS,
+    implemented: INTEGRATION_IMPLEMENTED,
+};
+const UPDATE_INTEGRATION: Members = Members {
+    op: "UpdateIntegration",
+    aws: INTEGRATION_MEMBERS,
+    implemented: INTEGRATION_IMPLEMENTED,
+};
+const ROUTE_MEMBERS: &[&str] = &[
+    "apiKeyRequired",
+    "authorizationScopes",
+    "authorizationType",
+    "authorizerId",
+    "modelSelectionExpression",
+    "operationName",
+    "requestModels",
+    "requestParameters",
+    "routeKey",
+    "routeResponseSelectionExpression",
+    "target",
+];
+const ROUTE_IMPLEMENTED: &[&str] = &["authorizationType", "authorizerId", "routeKey", "target"];
+const CREATE_ROUTE: Members = Members {
+    op: "CreateRoute",
+    aws: ROUTE_MEMBERS,
+    implemented: ROUTE_IMPLEMENTED,
+};
+const UPDATE_ROUTE: Members = Members {
+    op: "UpdateRoute",
+    aws: ROUTE_MEMBERS,
+    implemented: ROUTE_IMPLEMENTED,
+};
+const CREATE_STAGE: Members = Members {
+    op: "CreateStage",
+    aws: &[
+        "accessLogSettings",
+        "autoDeploy",
+        "clientCertificateId",
+        "defaultRouteSettings",
+        "deploymentId",
+        "description",
+        "routeSettings",
+        "stageName",
+        "stageVariables",
+        "tags",
+    ],
+    implemented: &[
+        "autoDeploy",
+        "defaultRouteSettings",
+        "deploymentId",
+        "description",
+        "routeSettings",
+        "stageName",
+        "stageVariables",
+    ],
+};
+const UPDATE_STAGE: Members = Members {
+    op: "UpdateStage",
+    aws: &[
+        "accessLogSettings",
+        "autoDeploy",
+        "clientCertificateId",
+        "defaultRouteSettings",
+        "deploymentId",
+        "description",
+        "routeSettings",
+        "stageVariables",
+    ],
+    implemented: &[
+        "autoDeploy",
+        "defaultRouteSettings",
+        "deploymentId",
+        "description",
+        "routeSettings",
+        "stageVariables",
+    ],
+};
+const CREATE_DEPLOYMENT: Members = Members {
+    op: "CreateDeployment",
+    aws: &["description", "stageName"],
+    implemented: &["description", "stageName"],
+};
+const AUTHORIZER_MEMBERS: &[&str] = &[
+    "authorizerCredentialsArn",
+    "authorizerPayloadFormatVersion",
+    "authorizerResultTtlInSeconds",
+    "authorizerType",
+    "authorizerUri",
+    "enableSimpleResponses",
+    "identitySource",
+    "identityValidationExpression",
+    "jwtConfiguration",
+    "name",
+];
+// `jwtConfiguration` is read so that JWT authorizers are refused by the model's own message.
+const AUTHORIZER_IMPLEMENTED: &[&str] = &[
+    "authorizerPayloadFormatVersion",
+    "authorizerResultTtlInSeconds",
+    "authorizerType",
+    "authorizerUri",
+    "enableSimpleResponses",
+    "identitySource",
+    "jwtConfiguration",
+    "name",
+];
+const CREATE_AUTHORIZER: Members = Members {
+    op: "CreateAuthorizer",
+    aws: AUTHORIZER_MEMBERS,
+    implemented: AUTHORIZER_IMPLEMENTED,
+};
+const UPDATE_AUTHORIZER: Members = Members {
+    op: "UpdateAuthorizer",
+    aws: AUTHORIZER_MEMBERS,
+    implemented: AUTHORIZER_IMPLEMENTED,
+};
+
+/// What an unimplemented member may carry and still be accepted: its default.
+fn is_default(member: &str, v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::String(s) => matches!(
+            (member, s.as_str()),
+            ("routeSelectionExpression", "$request.method $request.path")
+                | ("apiKeySelectionExpression", "$request.header.x-api-key")
+                | ("ipAddressType", "ipv4")
+                | ("connectionType", "INTERNET")
+        ),
+        Value::Number(_) | Value::Bool(true) => false,
+    }
+}
+
+/// A request body with its members checked against the operation's ([`Members`]).
+fn input(body: &Bytes, m: Members) -> Result<Value, GwError> {
+    let v = parse(body)?;
+    let Some(obj) = v.as_object() else {
+        return Err(GwError(ApiError::BadRequest(
+            "Invalid request body: a JSON object is expected".into(),
+        )));
+    };
+    for (k, val) in obj {
+        if !m.aws.contains(&k.as_str()) {
+            return Err(GwError(ApiError::BadRequest(format!(
+                "Invalid request body: {} has no member '{k}'",
+                m.op
+            ))));
+        }
+        if !m.implemented.contains(&k.as_str()) && !is_default(k, val) {
+            return Err(GwError(ApiError::BadRequest(format!(
+                "Nimbus does not support '{k}' on {} yet; leave it out (or at its default)",
+                m.op
+            ))));
+        }
+    }
+    Ok(v)
+}
+
 pub(crate) fn s(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)
 }
@@ -201,7 +444,7 @@ fn authorizer_input(v: &Value) -> crate::http_apis::AuthorizerInput {
 }
 
 async fn create_authorizer(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, CREATE_AUTHORIZER)?;
     let a = gw
         .http_apis
         .create_authorizer(&id, authorizer_input(&v))
@@ -229,7 +472,7 @@ async fn update_authorizer(
     Path((id, aid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, UPDATE_AUTHORIZER)?;
     let a = gw
         .http_apis
         .update_authorizer(&id, &aid, authorizer_input(&v))
@@ -340,7 +583,7 @@ fn render_stage(s: &Stage) -> Value {
 }
 
 async fn create_api(State(gw): State<Gateway>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, CREATE_API)?;
     let a = gw
         .http_apis
         .create(ApiInput {
@@ -377,7 +620,7 @@ async fn delete_api(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
 }
 
 async fn create_integration(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, CREATE_INTEGRATION)?;
     let i = gw
         .http_apis
         .create_integration(
@@ -402,7 +645,7 @@ async fn get_integrations(State(gw): State<Gateway>, Path(id): Path<String>) -> 
 }
 
 async fn create_route(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, CREATE_ROUTE)?;
     let r = gw
         .http_apis
         .create_route(&id, s(&v, "routeKey"), s(&v, "target"), route_auth(&v))
@@ -417,7 +660,7 @@ async fn get_routes(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
 }
 
 async fn create_stage(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, CREATE_STAGE)?;
     let mut st = gw
         .http_apis
         .create_stage(
@@ -450,7 +693,7 @@ async fn get_stages(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
 }
 
 async fn create_deployment(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, CREATE_DEPLOYMENT)?;
     let d = gw
         .http_apis
         .create_deployment(&id, s(&v, "stageName"), s(&v, "description"))
@@ -465,7 +708,7 @@ fn not_found_in(kind: &str, id: &str) -> GwError {
 }
 
 async fn update_api(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, UPDATE_API)?;
     let a = gw
         .http_apis
         .update_api(&id, s(&v, "name"), s(&v, "description"), cors_of(&v)?)
@@ -535,7 +778,7 @@ async fn update_route(
     Path((id, rid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, UPDATE_ROUTE)?;
     let r = gw
         .http_apis
         .update_route(
@@ -568,7 +811,7 @@ async fn update_integration(
     Path((id, iid)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, UPDATE_INTEGRATION)?;
     let i = gw
         .http_apis
         .update_integration(
@@ -609,7 +852,7 @@ async fn update_stage(
     Path((id, name)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, UPDATE_STAGE)?;
     let vars = v
         .get("stageVariables")
         .map(|_| strings(&v, "stageVariables"));
@@ -1266,5 +1509,45 @@ mod stage_variable_tests {
             with_stage_variables("x${stageVariables.open", &vars),
             "x${stageVariables.open"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(m: Members, body: Value) -> Result<(), String> {
+        input(&Bytes::from(body.to_string()), m)
+            .map(drop)
+            .map_err(|GwError(e)| e.to_string())
+    }
+
+    #[test]
+    fn bodies_are_checked_against_the_operations_members() {
+        assert!(check(CREATE_API, json!({"name": "a", "protocolType": "HTTP"})).is_ok());
+        // Members AWS has and Nimbus does not implement pass only at their defaults.
+        assert!(
+            check(
+                CREATE_API,
+                json!({"name": "a", "protocolType": "HTTP", "disableExecuteApiEndpoint": false,
+                   "routeSelectionExpression": "$request.method $request.path"})
+            )
+            .is_ok()
+        );
+        let e = check(CREATE_API, json!({"name": "a", "version": "v1"})).expect_err("version");
+        assert!(e.contains("does not support 'version' on CreateApi"), "{e}");
+        let e = check(
+            CREATE_API,
+            json!({"name": "a", "disableExecuteApiEndpoint": true}),
+        )
+        .expect_err("disable");
+        assert!(e.contains("disableExecuteApiEndpoint"), "{e}");
+        // Members AWS does not have are refused.
+        let e = check(CREATE_API, json!({"name": "a", "bogus": 1})).expect_err("bogus");
+        assert!(e.contains("CreateApi has no member 'bogus'"), "{e}");
+        assert!(check(UPDATE_STAGE, json!({"stageName": "x"})).is_err());
+        assert!(check(CREATE_STAGE, json!({"tags": {"a": "b"}})).is_err());
+        assert!(check(CREATE_STAGE, json!({"stageName": "x", "tags": {}})).is_ok());
+        assert!(check(CREATE_API, json!([1, 2])).is_err());
     }
 }
