@@ -4,6 +4,7 @@
 use crate::Gateway;
 use crate::api_keys::{ApiKey, Quota, Throttle, UsagePlan};
 use crate::http_apis::ApiError;
+use crate::members::{input, rest};
 use crate::rest_apis::PatchOp;
 use axum::Router;
 use axum::body::Bytes;
@@ -13,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::apigwv2::{GwError, R, parse, reply, s, strings};
+use crate::apigwv2::{GwError, R, reply, s, strings};
 
 fn render_key(k: &ApiKey, include_value: bool) -> Value {
     let mut v = json!({
@@ -74,7 +75,7 @@ fn flag(q: &std::collections::BTreeMap<String, String>, name: &str) -> bool {
 type Q = Query<std::collections::BTreeMap<String, String>>;
 
 async fn create_key(State(gw): State<Gateway>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_API_KEY)?;
     let k = gw
         .api_keys
         .create_key(
@@ -111,7 +112,7 @@ async fn get_key(State(gw): State<Gateway>, Path(id): Path<String>, Query(q): Q)
 }
 
 async fn update_key(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::UPDATE_API_KEY)?;
     let ops: Vec<PatchOp> = serde_json::from_value(
         v.get("patchOperations").cloned().unwrap_or(json!([])),
     )
@@ -130,7 +131,7 @@ async fn delete_key(State(gw): State<Gateway>, Path(id): Path<String>) -> R {
 }
 
 async fn create_plan(State(gw): State<Gateway>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_USAGE_PLAN)?;
     let stages = v
         .get("apiStages")
         .and_then(Value::as_array)
@@ -195,7 +196,7 @@ fn render_plan_key(k: &ApiKey) -> Value {
 }
 
 async fn add_plan_key(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_USAGE_PLAN_KEY)?;
     let key =
         s(&v, "keyId").ok_or_else(|| GwError(ApiError::BadRequest("keyId is required".into())))?;
     let k = gw

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::Gateway;
 use crate::http_apis::ApiError;
+use crate::members::{input, rest};
 use crate::rest_apis::{
     Deployment, Integration, IntegrationResponse, Method, MethodResponse, MethodSetting, PatchOp,
     Resource, RestApi, Stage, match_resource,
@@ -271,7 +272,7 @@ async fn create_api(
     if q.get("mode").map(String::as_str) == Some("import") {
         return import_api(&gw, None, "import", &body).await;
     }
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_REST_API)?;
     let types = v
         .get("binaryMediaTypes")
         .and_then(Value::as_array)
@@ -322,7 +323,7 @@ async fn create_resource(
     Path((id, parent)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_RESOURCE)?;
     let r = gw
         .rest_apis
         .create_resource(&id, &parent, s(&v, "pathPart"))
@@ -350,7 +351,7 @@ async fn put_method(
     Path((id, rid, m)): Path<(String, String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::PUT_METHOD)?;
     let method = gw
         .rest_apis
         .put_method(
@@ -388,7 +389,7 @@ async fn put_integration(
     Path((id, rid, m)): Path<(String, String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::PUT_INTEGRATION)?;
     let i = Integration {
         integration_type: s(&v, "type").unwrap_or_default(),
         http_method: s(&v, "httpMethod"),
@@ -424,7 +425,7 @@ async fn put_method_response(
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::PUT_METHOD_RESPONSE)?;
     let r = gw
         .rest_apis
         .put_method_response(
@@ -446,7 +447,7 @@ async fn put_integration_response(
     Path((id, rid, m, code)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::PUT_INTEGRATION_RESPONSE)?;
     let r = gw
         .rest_apis
         .put_integration_response(
@@ -465,7 +466,7 @@ async fn put_integration_response(
 }
 
 async fn create_deployment(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_DEPLOYMENT)?;
     let d = gw
         .rest_apis
         .create_deployment(
@@ -479,7 +480,7 @@ async fn create_deployment(State(gw): State<Gateway>, Path(id): Path<String>, bo
 }
 
 async fn create_stage(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_STAGE)?;
     let st = gw
         .rest_apis
         .create_stage(
@@ -679,7 +680,7 @@ fn render_authorizer(a: &crate::rest_apis::Authorizer) -> Value {
 }
 
 async fn create_authorizer(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_AUTHORIZER)?;
     let a = gw
         .rest_apis
         .create_authorizer(
@@ -750,7 +751,7 @@ async fn put_gateway_response(
     Path((id, kind)): Path<(String, String)>,
     body: Bytes,
 ) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::PUT_GATEWAY_RESPONSE)?;
     let g = gw
         .rest_apis
         .put_gateway_response(
@@ -814,7 +815,7 @@ fn render_validator(v: &crate::rest_apis::RequestValidator) -> Value {
 }
 
 async fn create_model(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_MODEL)?;
     let m = gw
         .rest_apis
         .create_model(
@@ -851,7 +852,7 @@ async fn delete_model(State(gw): State<Gateway>, Path((id, name)): Path<(String,
 }
 
 async fn create_validator(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> R {
-    let v = parse(&body)?;
+    let v = input(&body, rest::CREATE_REQUEST_VALIDATOR)?;
     let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
     let r = gw
         .rest_apis

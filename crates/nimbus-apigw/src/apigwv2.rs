@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::Gateway;
 use crate::http_apis::{ApiError, ApiInput, HttpApi, Integration, IntegrationInput, Route, Stage};
+use crate::members::{Members, input};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -70,16 +71,6 @@ pub(crate) fn parse(body: &Bytes) -> Result<Value, GwError> {
     }
     serde_json::from_slice(body)
         .map_err(|e| GwError(ApiError::BadRequest(format!("Invalid request body: {e}"))))
-}
-
-/// An operation's body members: those AWS defines for it (botocore's `apigatewayv2` model),
-/// and of those the ones Nimbus implements. An unknown member is refused; a member AWS has and
-/// Nimbus does not is refused too unless it carries its default (so tools that send defaults
-/// keep working, and nothing a caller asks for is silently ignored).
-struct Members {
-    op: &'static str,
-    aws: &'static [&'static str],
-    implemented: &'static [&'static str],
 }
 
 const CREATE_API: Members = Members {
@@ -272,48 +263,6 @@ const UPDATE_AUTHORIZER: Members = Members {
     aws: AUTHORIZER_MEMBERS,
     implemented: AUTHORIZER_IMPLEMENTED,
 };
-
-/// What an unimplemented member may carry and still be accepted: its default.
-fn is_default(member: &str, v: &Value) -> bool {
-    match v {
-        Value::Null | Value::Bool(false) => true,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::String(s) => matches!(
-            (member, s.as_str()),
-            ("routeSelectionExpression", "$request.method $request.path")
-                | ("apiKeySelectionExpression", "$request.header.x-api-key")
-                | ("ipAddressType", "ipv4")
-                | ("connectionType", "INTERNET")
-        ),
-        Value::Number(_) | Value::Bool(true) => false,
-    }
-}
-
-/// A request body with its members checked against the operation's ([`Members`]).
-fn input(body: &Bytes, m: Members) -> Result<Value, GwError> {
-    let v = parse(body)?;
-    let Some(obj) = v.as_object() else {
-        return Err(GwError(ApiError::BadRequest(
-            "Invalid request body: a JSON object is expected".into(),
-        )));
-    };
-    for (k, val) in obj {
-        if !m.aws.contains(&k.as_str()) {
-            return Err(GwError(ApiError::BadRequest(format!(
-                "Invalid request body: {} has no member '{k}'",
-                m.op
-            ))));
-        }
-        if !m.implemented.contains(&k.as_str()) && !is_default(k, val) {
-            return Err(GwError(ApiError::BadRequest(format!(
-                "Nimbus does not support '{k}' on {} yet; leave it out (or at its default)",
-                m.op
-            ))));
-        }
-    }
-    Ok(v)
-}
 
 pub(crate) fn s(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)

@@ -17,6 +17,7 @@ pub mod function_url;
 pub mod http_apis;
 pub mod http_events;
 pub mod http_proxy;
+mod members;
 pub mod openapi;
 pub mod rest_apis;
 pub mod templates;
