@@ -390,27 +390,11 @@ impl FunctionService {
             return Ok(()); // a newer upload took over; its own activation settles it
         }
         let mut next = (*current).clone();
-        match unpacked {
-            Ok(_) => {
-                next.state = FunctionState::Active;
-                next.state_reason = None;
-                next.state_reason_code = None;
-                next.last_update_status = UpdateStatus::Successful;
-                next.last_update_status_reason = None;
-                next.last_update_status_reason_code = None;
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                if current.state == FunctionState::Pending {
-                    next.state = FunctionState::Failed;
-                    next.state_reason = Some(msg.clone());
-                    next.state_reason_code = Some("InvalidZipFileException".into());
-                } else {
-                    next.last_update_status = UpdateStatus::Failed;
-                    next.last_update_status_reason = Some(msg);
-                    next.last_update_status_reason_code = Some("InvalidZipFileException".into());
-                }
-            }
+        let failure = unpacked
+            .err()
+            .map(|e| (e.to_string(), "InvalidZipFileException".to_string()));
+        if next.settle(failure).is_err() {
+            return Ok(()); // already settled (by a restart's resume, say): nothing to record
         }
         self.persist(next).await?;
         Ok(())
@@ -448,6 +432,19 @@ impl FunctionService {
                 ))
             }
         }
+    }
+
+    /// Lambda's answer when a function's state does not allow the change.
+    fn transition_refused(&self, name: &str, e: crate::model::TransitionError) -> CoreError {
+        CoreError::Conflict(match e {
+            crate::model::TransitionError::Pending => {
+                "The operation cannot be performed at this time. The function is currently in the following state: Pending".to_string()
+            }
+            _ => format!(
+                "The operation cannot be performed at this time. An update is in progress for resource: {}",
+                self.arn(name)
+            ),
+        })
     }
 
     fn check_revision(rec: &FunctionRecord, revision: Option<&str>) -> Result<()> {
@@ -508,9 +505,8 @@ impl FunctionService {
         }
         next.last_modified = timestamp();
         next.revision_id = uuid::Uuid::new_v4().to_string();
-        next.last_update_status = UpdateStatus::InProgress;
-        next.last_update_status_reason = Some("The function is being created.".into());
-        next.last_update_status_reason_code = Some("Creating".into());
+        next.begin_update("The function is being created.", "Creating")
+            .map_err(|e| self.transition_refused(&r.name, e))?;
         let rec = self.persist(next).await?;
         drop(_guard);
         self.spawn_activation(r.name.clone());
@@ -580,9 +576,8 @@ impl FunctionService {
         next.last_modified = timestamp();
         next.revision_id = uuid::Uuid::new_v4().to_string();
         // Configuration changes apply at once; the phase is still reported as Lambda does.
-        next.last_update_status = UpdateStatus::InProgress;
-        next.last_update_status_reason = Some("The function is being updated.".into());
-        next.last_update_status_reason_code = Some("Updating".into());
+        next.begin_update("The function is being updated.", "Updating")
+            .map_err(|e| self.transition_refused(&r.name, e))?;
         let rec = self.persist(next).await?;
         drop(_guard);
         self.spawn_activation(r.name.clone());

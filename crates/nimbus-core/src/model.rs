@@ -151,7 +151,67 @@ pub struct AliasRecord {
     pub revision_id: String,
 }
 
+/// Why a function's state cannot change as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// The function is still being created (`State: Pending`).
+    #[error("the function is currently in the following state: Pending")]
+    Pending,
+    /// Another update has not finished (`LastUpdateStatus: InProgress`).
+    #[error("an update is in progress")]
+    UpdateInProgress,
+    /// Nothing is being created or updated, so there is nothing to settle.
+    #[error("no creation or update is in progress")]
+    NothingInProgress,
+}
+
 impl FunctionRecord {
+    /// An update starts (`LastUpdateStatus` → `InProgress`, with Lambda's reason): allowed only
+    /// once the function is created and no other update is in progress.
+    pub fn begin_update(&mut self, reason: &str, code: &str) -> Result<(), TransitionError> {
+        if self.state == FunctionState::Pending {
+            return Err(TransitionError::Pending);
+        }
+        if self.last_update_status == UpdateStatus::InProgress {
+            return Err(TransitionError::UpdateInProgress);
+        }
+        self.last_update_status = UpdateStatus::InProgress;
+        self.last_update_status_reason = Some(reason.to_string());
+        self.last_update_status_reason_code = Some(code.to_string());
+        Ok(())
+    }
+
+    /// A creation or update ends: with its code ready, `Pending → Active` and
+    /// `InProgress → Successful`; with `failure` (reason, reason code), a new function is
+    /// `Failed`, while an updated one keeps `State` and reports `LastUpdateStatus: Failed`.
+    pub fn settle(&mut self, failure: Option<(String, String)>) -> Result<(), TransitionError> {
+        let creating = self.state == FunctionState::Pending;
+        if !creating && self.last_update_status != UpdateStatus::InProgress {
+            return Err(TransitionError::NothingInProgress);
+        }
+        match failure {
+            None => {
+                self.state = FunctionState::Active;
+                self.state_reason = None;
+                self.state_reason_code = None;
+                self.last_update_status = UpdateStatus::Successful;
+                self.last_update_status_reason = None;
+                self.last_update_status_reason_code = None;
+            }
+            Some((reason, code)) if creating => {
+                self.state = FunctionState::Failed;
+                self.state_reason = Some(reason);
+                self.state_reason_code = Some(code);
+            }
+            Some((reason, code)) => {
+                self.last_update_status = UpdateStatus::Failed;
+                self.last_update_status_reason = Some(reason);
+                self.last_update_status_reason_code = Some(code);
+            }
+        }
+        Ok(())
+    }
+
     /// The function's log group: `LoggingConfig.LogGroup`, or `/aws/lambda/{name}`.
     pub fn log_group(&self) -> String {
         self.logging
@@ -257,4 +317,64 @@ pub struct AccountSettings {
     pub total_code_size: u64,
     /// `AccountUsage.FunctionCount`: how many functions exist.
     pub function_count: u64,
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::*;
+
+    fn record(state: FunctionState, update: UpdateStatus) -> FunctionRecord {
+        serde_json::from_value(serde_json::json!({
+            "name": "f", "runtime": "provided.al2023", "role": "r", "handler": "h",
+            "description": "", "timeout": 3, "memory_size": 128, "environment": {},
+            "code_sha256": "", "code_hex": "", "code_size": 0, "last_modified": "",
+            "revision_id": "", "state": state, "state_reason": null, "state_reason_code": null,
+            "last_update_status": update, "last_update_status_reason": null,
+            "last_update_status_reason_code": null, "architectures": ["x86_64"],
+            "ephemeral_storage": 512, "tracing_mode": "PassThrough",
+            "logging": {}, "dead_letter_target": null, "tags": {},
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn creation_and_updates_move_only_along_lambdas_states() {
+        // Pending → Active.
+        let mut f = record(FunctionState::Pending, UpdateStatus::Successful);
+        assert_eq!(
+            f.begin_update("u", "Updating"),
+            Err(TransitionError::Pending),
+            "no update while being created"
+        );
+        f.settle(None).expect("created");
+        assert_eq!(
+            (f.state, f.last_update_status),
+            (FunctionState::Active, UpdateStatus::Successful)
+        );
+        assert_eq!(f.settle(None), Err(TransitionError::NothingInProgress));
+        // Active: an update starts; a second waits its turn; a failure keeps the function Active.
+        f.begin_update("The function is being updated.", "Updating")
+            .expect("update");
+        assert_eq!(f.last_update_status, UpdateStatus::InProgress);
+        assert_eq!(
+            f.begin_update("u", "Updating"),
+            Err(TransitionError::UpdateInProgress)
+        );
+        f.settle(Some(("bad zip".into(), "InvalidZipFileException".into())))
+            .expect("failed update");
+        assert_eq!(
+            (f.state, f.last_update_status),
+            (FunctionState::Active, UpdateStatus::Failed)
+        );
+        assert_eq!(f.last_update_status_reason.as_deref(), Some("bad zip"));
+        // A failed creation is a Failed function, which can still be updated.
+        let mut g = record(FunctionState::Pending, UpdateStatus::Successful);
+        g.settle(Some(("bad zip".into(), "InvalidZipFileException".into())))
+            .expect("failed creation");
+        assert_eq!(g.state, FunctionState::Failed);
+        g.begin_update("u", "Updating")
+            .expect("update of a failed function");
+        g.settle(None).expect("fixed");
+        assert_eq!(g.state, FunctionState::Active);
+    }
 }
