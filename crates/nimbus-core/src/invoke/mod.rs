@@ -7,7 +7,6 @@
 //! function changed (new `RevisionId`) is retired. Idle environments are stopped after the
 //! configured idle time.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -24,6 +23,10 @@ use crate::logs::LogService;
 use crate::model::{FunctionRecord, FunctionState};
 use crate::names::FunctionRef;
 use crate::settings::Settings;
+
+mod admission;
+
+use admission::{Pools, Slot, pool_key};
 
 /// Largest synchronous request payload (6 MiB).
 pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
@@ -154,30 +157,6 @@ pub struct InvokeResult {
     pub request_id: String,
 }
 
-#[derive(Default)]
-pub(crate) struct Pool {
-    revision: String,
-    config: Option<Arc<EnvConfig>>,
-    idle: Vec<Arc<Environment>>,
-    inflight: usize,
-    /// Provisioned-concurrency environments: their ids, the idle ones, and starts under way.
-    pub(crate) provisioned: std::collections::HashSet<String>,
-    pub(crate) provisioned_idle: Vec<Arc<Environment>>,
-    pub(crate) provisioning: usize,
-}
-
-#[derive(Default)]
-pub(crate) struct Pools {
-    pub(crate) by_function: HashMap<String, Pool>,
-    inflight: usize,
-    /// In-flight invocations of functions without reserved concurrency.
-    unreserved_inflight: usize,
-    /// In-flight invocations per function (all versions).
-    per_function: HashMap<String, usize>,
-    pub(crate) every: Vec<Weak<Environment>>,
-    pub(crate) shutting_down: bool,
-}
-
 /// The invoke service, which every trigger goes through: it resolves the target, applies reserved
 /// and account concurrency, keeps each function version's execution environments (warm and
 /// provisioned) and queues asynchronous events.
@@ -217,16 +196,6 @@ impl Drop for InFlight<'_> {
             self.0.settled.notify_waiters();
         }
     }
-}
-
-enum Slot {
-    Warm(Arc<Environment>),
-    Cold(Arc<EnvConfig>),
-}
-
-/// Environments are per version: pools are keyed `<function>:<version>`.
-fn pool_key(rec: &FunctionRecord) -> String {
-    format!("{}:{}", rec.name, rec.version)
 }
 
 fn trace_id() -> String {
@@ -516,133 +485,6 @@ impl InvokeService {
         }))
     }
 
-    fn throttle(reason: &'static str) -> CoreError {
-        CoreError::TooManyRequests {
-            message: "Rate Exceeded.".into(),
-            reason,
-        }
-    }
-
-    /// Takes a concurrency slot: a function with reserved concurrency draws only on its
-    /// reservation; every other function shares what the reservations leave of the account
-    /// limit. Returns the slot and whether it counts against the unreserved pool.
-    fn acquire(&self, rec: &FunctionRecord) -> Result<(Slot, bool)> {
-        let reserved_total = self.functions.reserved_total() as usize;
-        let mut p = self.lock();
-        if p.shutting_down {
-            return Err(CoreError::Internal("the server is shutting down".into()));
-        }
-        // Reserved concurrency belongs to the function (all versions), so it is read from the
-        // current record and counted across the function's pools.
-        let reserved = self
-            .functions
-            .get(&rec.name)
-            .and_then(|r| r.reserved_concurrency);
-        let unreserved = reserved.is_none();
-        if unreserved
-            && p.unreserved_inflight
-                >= self
-                    .settings
-                    .account_concurrency
-                    .saturating_sub(reserved_total)
-        {
-            return Err(Self::throttle("ConcurrentInvocationLimitExceeded"));
-        }
-        let function_inflight = p.per_function.get(&rec.name).copied().unwrap_or(0);
-        let pool = p.by_function.entry(pool_key(rec)).or_default();
-        let mut retired = Vec::new();
-        if pool.revision != rec.revision_id || pool.config.is_none() {
-            retired = std::mem::take(&mut pool.idle);
-            pool.revision = rec.revision_id.clone();
-            pool.config = None;
-        }
-        if let Some(r) = reserved
-            && function_inflight >= r as usize
-        {
-            return Err(Self::throttle(
-                "ReservedFunctionConcurrentInvocationLimitExceeded",
-            ));
-        }
-        let config = match &pool.config {
-            Some(c) => c.clone(),
-            None => {
-                let c = self.env_config(rec)?;
-                pool.config = Some(c.clone());
-                c
-            }
-        };
-        let mut slot = Slot::Cold(config);
-        // Provisioned environments first, then on-demand warm ones.
-        while let Some(env) = pool.provisioned_idle.pop() {
-            if env.is_alive() {
-                slot = Slot::Warm(env);
-                break;
-            }
-            pool.provisioned.remove(env.id());
-        }
-        if matches!(slot, Slot::Cold(_)) {
-            while let Some(env) = pool.idle.pop() {
-                if env.is_alive() {
-                    slot = Slot::Warm(env);
-                    break;
-                }
-            }
-        }
-        pool.inflight += 1;
-        p.inflight += 1;
-        *p.per_function.entry(rec.name.clone()).or_default() += 1;
-        if unreserved {
-            p.unreserved_inflight += 1;
-        }
-        // Counted under the pools' lock, where shutdown sets `shutting_down`: shutdown either
-        // refuses this invocation or waits for it.
-        self.inflight
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        drop(p);
-        for e in retired {
-            e.shutdown();
-        }
-        Ok((slot, unreserved))
-    }
-
-    fn release(&self, name: &str, revision: &str, env: Option<Arc<Environment>>, unreserved: bool) {
-        let mut p = self.lock();
-        p.inflight = p.inflight.saturating_sub(1);
-        if unreserved {
-            p.unreserved_inflight = p.unreserved_inflight.saturating_sub(1);
-        }
-        let function = name.split_once(':').map(|(f, _)| f).unwrap_or(name);
-        if let Some(n) = p.per_function.get_mut(function) {
-            *n = n.saturating_sub(1);
-        }
-        let shutting_down = p.shutting_down;
-        let mut retire = None;
-        match p.by_function.get_mut(name) {
-            Some(pool) => {
-                pool.inflight = pool.inflight.saturating_sub(1);
-                if let Some(env) = env {
-                    if pool.provisioned.contains(env.id()) {
-                        if env.is_alive() && !shutting_down {
-                            pool.provisioned_idle.push(env);
-                        } else {
-                            pool.provisioned.remove(env.id());
-                            retire = Some(env);
-                        }
-                    } else if env.is_alive() && pool.revision == revision && !shutting_down {
-                        pool.idle.push(env);
-                    } else {
-                        retire = Some(env);
-                    }
-                }
-            }
-            None => retire = env,
-        }
-        drop(p);
-        if let Some(e) = retire {
-            e.shutdown();
-        }
-    }
-
     fn check_payload(payload: &Bytes, limit: usize) -> Result<Bytes> {
         if payload.len() > limit {
             return Err(CoreError::RequestTooLarge(format!(
@@ -825,162 +667,4 @@ fn tail_of(text: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_is_at_most_4k_and_char_aligned() {
-        let s = "é".repeat(3000);
-        let t = tail_of(&s);
-        assert!(t.len() <= TAIL_BYTES);
-        assert!(s.ends_with(t));
-        assert_eq!(tail_of("short"), "short");
-    }
-
-    #[test]
-    fn payload_checks() {
-        assert!(matches!(
-            InvokeService::check_payload(&Bytes::from_static(b"{nope"), MAX_SYNC_PAYLOAD),
-            Err(CoreError::InvalidRequestContent(_))
-        ));
-        let big = Bytes::from(vec![b' '; MAX_ASYNC_PAYLOAD + 1]);
-        assert!(matches!(
-            InvokeService::check_payload(&big, MAX_ASYNC_PAYLOAD),
-            Err(CoreError::RequestTooLarge(m)) if m == "Request must be smaller than 1048576 bytes for the InvokeFunction operation"
-        ));
-        assert_eq!(
-            InvokeService::check_payload(&Bytes::new(), MAX_SYNC_PAYLOAD)
-                .ok()
-                .as_deref(),
-            Some(&b"{}"[..])
-        );
-    }
-
-    use std::time::Duration;
-
-    use nimbus_exec::scripted::{ScriptedLauncher, Step};
-
-    use crate::testing::Platform;
-
-    fn slow_echo(event: &[u8]) -> Step {
-        Step::After(
-            Duration::from_millis(300),
-            Box::new(Step::Respond(event.to_vec())),
-        )
-    }
-
-    #[tokio::test]
-    async fn warm_environments_are_reused_and_reserved_concurrency_throttles() {
-        let p = Platform::new(
-            ScriptedLauncher::new(|e: &[u8]| Step::Respond(e.to_vec())),
-            |_| {},
-        );
-        p.function("echo").await;
-        for n in 0..3 {
-            let r = p
-                .call("echo", &format!("{{\"n\":{n}}}"))
-                .await
-                .expect("invoke");
-            assert_eq!(&r.payload[..], format!("{{\"n\":{n}}}").as_bytes());
-            assert!(!r.function_error);
-        }
-        assert_eq!(
-            p.launcher.launches(),
-            1,
-            "sequential calls share one warm environment"
-        );
-
-        let p = Platform::new(ScriptedLauncher::new(slow_echo), |_| {});
-        p.function("slow").await;
-        let target = crate::names::parse_function_ref("slow").expect("name");
-        p.functions
-            .set_reserved_concurrency(&target, Some(1))
-            .await
-            .expect("reserve");
-        let (a, b) = tokio::join!(p.call("slow", "1"), async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            p.call("slow", "2").await
-        });
-        assert!(a.is_ok(), "{a:?}");
-        match b {
-            Err(CoreError::TooManyRequests { reason, .. }) => {
-                assert_eq!(reason, "ReservedFunctionConcurrentInvocationLimitExceeded")
-            }
-            other => panic!("the second call should be throttled: {other:?}"),
-        }
-        assert_eq!(p.launcher.launches(), 1, "a throttled call starts nothing");
-        // Reserved concurrency 0 refuses every call.
-        p.functions
-            .set_reserved_concurrency(&target, Some(0))
-            .await
-            .expect("reserve 0");
-        assert!(matches!(
-            p.call("slow", "3").await,
-            Err(CoreError::TooManyRequests { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn the_account_limit_throttles_across_functions() {
-        let p = Platform::new(ScriptedLauncher::new(slow_echo), |s| {
-            s.account_concurrency = 2
-        });
-        p.function("a").await;
-        p.function("b").await;
-        let (x, y, z) = tokio::join!(p.call("a", "1"), p.call("b", "2"), async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            p.call("a", "3").await
-        });
-        assert!(x.is_ok() && y.is_ok(), "{x:?} {y:?}");
-        match z {
-            Err(CoreError::TooManyRequests { reason, .. }) => {
-                assert_eq!(reason, "ConcurrentInvocationLimitExceeded")
-            }
-            other => panic!("the third call should be throttled: {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn provisioned_environments_serve_without_a_cold_start() {
-        let p = Platform::new(
-            ScriptedLauncher::new(|e: &[u8]| Step::Respond(e.to_vec())),
-            |_| {},
-        );
-        p.function("pc").await;
-        let target = crate::names::parse_function_ref("pc").expect("name");
-        p.functions
-            .publish_version(&target, None, None, None)
-            .await
-            .expect("publish");
-        let v1 = crate::names::parse_function_ref("pc:1").expect("name");
-        p.invoke.put_provisioned(&v1, 2).await.expect("provision");
-        for _ in 0..500 {
-            if p.invoke.get_provisioned(&v1).expect("status").allocated == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(
-            p.invoke.get_provisioned(&v1).expect("status").status(),
-            "READY"
-        );
-        assert_eq!(
-            p.launcher.launches(),
-            2,
-            "two environments provisioned ahead of demand"
-        );
-        let r = p.call("pc:1", "{}").await.expect("invoke v1");
-        assert_eq!(r.executed_version, "1");
-        assert_eq!(
-            p.launcher.launches(),
-            2,
-            "the version is served by a provisioned environment"
-        );
-        p.call("pc", "{}").await.expect("invoke $LATEST");
-        assert_eq!(
-            p.launcher.launches(),
-            3,
-            "$LATEST has no provisioned environment"
-        );
-    }
-}
+mod tests;
