@@ -258,10 +258,7 @@ async fn a_backlog_scales_the_pollers_up() {
     let (_, v, _) = sqs(&s, "CreateQueue", json!({"QueueName": "backlog"})).await;
     let url = v["QueueUrl"].as_str().expect("url").to_string();
     // Each batch takes a second: five pollers keep at most five environments busy.
-    let slow = RECORD_LOGGER.replace(
-        "    for rec in ev[\"Records\"]:",
-        "    import time; time.sleep(1)\n    for rec in ev[\"Records\"]:",
-    );
+    let slow = slow_record_logger(1.0);
     s.create_ok(
         "slow",
         "provided.al2023",
@@ -566,22 +563,13 @@ async fn the_query_protocol_serves_the_same_operations() {
     );
 }
 
-/// Logs every record's body, slowly (half a second a batch), so that batches are in flight.
-const SLOW_RECORD_LOGGER: &str = r#"#!/usr/bin/python3
-import http.client, json, os, time
-host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
-conn = http.client.HTTPConnection(host, int(port))
-while True:
-    conn.request("GET", "/2018-06-01/runtime/invocation/next")
-    r = conn.getresponse()
-    ev = json.loads(r.read())
-    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
-    time.sleep(0.5)
-    for rec in ev["Records"]:
-        print("GOT " + rec["body"], flush=True)
-    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", "null")
-    conn.getresponse().read()
-"#;
+/// [`RECORD_LOGGER`], taking `seconds` over each batch (so that batches are in flight).
+fn slow_record_logger(seconds: f64) -> String {
+    RECORD_LOGGER.replace(
+        "    for rec in ev[\"Records\"]:",
+        &format!("    import time; time.sleep({seconds})\n    for rec in ev[\"Records\"]:"),
+    )
+}
 
 /// How many times each body was logged as `GOT <body>`.
 async fn deliveries(s: &Server, function: &str) -> std::collections::BTreeMap<String, usize> {
@@ -640,7 +628,7 @@ async fn a_crash_with_batches_in_flight_loses_no_message() {
         "slow-consumer",
         "provided.al2023",
         "x",
-        &zip_of(&[("bootstrap", SLOW_RECORD_LOGGER, 0o755)]),
+        &zip_of(&[("bootstrap", &slow_record_logger(0.5), 0o755)]),
         json!({}),
     )
     .await;
