@@ -155,7 +155,7 @@ def handler(event, context):
 '''
 
 
-def test_lambda_authorizers(lam, apigw):
+def test_lambda_authorizers(lam, apigw, server):
     name = unique("httpauth")
     fn = create_python(lam, name)["FunctionArn"]
     lam.create_function(FunctionName=name + "-auth", Runtime="python3.11", Role=ROLE, Handler="app.handler",
@@ -183,6 +183,12 @@ def test_lambda_authorizers(lam, apigw):
     apigw.create_route(ApiId=api_id, RouteKey="GET /iam", Target=target, AuthorizationType="CUSTOM",
                        AuthorizerId=iam["AuthorizerId"])
     apigw.create_route(ApiId=api_id, RouteKey="GET /open", Target=target)
+    # An HTTP_PROXY integration behind the authorizer: only authorized requests reach the upstream
+    # (here the server's own health endpoint).
+    upstream = apigw.create_integration(ApiId=api_id, IntegrationType="HTTP_PROXY", IntegrationMethod="GET",
+                                        IntegrationUri=server + "/_nimbus/health", PayloadFormatVersion="1.0")
+    apigw.create_route(ApiId=api_id, RouteKey="GET /proxied", Target="integrations/" + upstream["IntegrationId"],
+                       AuthorizationType="CUSTOM", AuthorizerId=simple["AuthorizerId"])
     apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
     url = api["ApiEndpoint"]
 
@@ -201,6 +207,9 @@ def test_lambda_authorizers(lam, apigw):
     assert out["event"]["requestContext"]["authorizer"] == {"lambda": {"via": "iam"}, "principalId": "p-allow"}
     assert call("/iam", "deny") == (403, {"message": "Forbidden"})
     assert call("/open")[0] == 200
+    assert call("/proxied") == (401, {"message": "Unauthorized"})
+    assert call("/proxied", "nope") == (403, {"message": "Forbidden"})
+    assert call("/proxied", "allow") == (200, {"status": "ok"})
 
     assert len(apigw.get_authorizers(ApiId=api_id)["Items"]) == 2
     with pytest.raises(ClientError) as e:

@@ -1007,26 +1007,32 @@ impl HttpApiError {
 }
 
 async fn serve_http_api(gw: &Gateway, id: &str, stage: &str, path: &str, req: Request) -> Response {
-    let Some((api, st, routes, integrations)) = gw.http_apis.served(id, stage) else {
+    let Some(served) = gw.http_apis.served(id, stage) else {
         return not_found();
     };
-    http_pipeline(gw, &api, &st, &routes, &integrations, path, req)
+    // Every answer of the stage carries the request's id, failures too.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = http_pipeline(gw, &served, path, &request_id, req)
         .await
-        .unwrap_or_else(HttpApiError::respond)
+        .unwrap_or_else(HttpApiError::respond);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("apigw-requestid", v);
+    }
+    resp
 }
 
 /// An HTTP API stage's pipeline, in API Gateway's order: match the route, throttle, find the
-/// integration, read the body, build the event, authorize, integrate. Each step passes the
+/// integration, read the body, build the event, authorize, integrate (only an authorized
+/// request reaches an integration, an upstream as much as a function). Each step passes the
 /// request on or stops it with the error API Gateway answers.
 async fn http_pipeline(
     gw: &Gateway,
-    api: &HttpApi,
-    st: &Stage,
-    routes: &[Route],
-    integrations: &BTreeMap<String, Integration>,
+    served: &crate::http_apis::Served,
     path: &str,
+    request_id: &str,
     req: Request,
 ) -> Result<Response, HttpApiError> {
+    let (api, st, routes, integrations) = served;
     let (parts, body) = req.into_parts();
     let (route, params) = crate::http_apis::match_route(routes.iter(), parts.method.as_str(), path)
         .ok_or(HttpApiError::NotFound)?;
@@ -1044,28 +1050,6 @@ async fn http_pipeline(
     let body = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024)
         .await
         .map_err(|_| HttpApiError::TooLarge)?;
-    if integration.integration_type == "HTTP_PROXY" {
-        let timeout =
-            std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
-        // `integrationMethod` ANY (or none) passes the request's method on; another is used.
-        let method = integration
-            .integration_method
-            .as_deref()
-            .filter(|m| !m.eq_ignore_ascii_case("ANY"))
-            .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
-            .unwrap_or_else(|| parts.method.clone());
-        return Ok(crate::http_proxy::forward(
-            integration.integration_uri.as_deref().unwrap_or(""),
-            &method,
-            &params,
-            parts.uri.query().unwrap_or(""),
-            &parts.headers,
-            body,
-            timeout,
-        )
-        .await);
-    }
-    let request_id = uuid::Uuid::new_v4().to_string();
     let host = parts
         .headers
         .get("host")
@@ -1080,7 +1064,7 @@ async fn http_pipeline(
         path,
         raw_query: parts.uri.query().unwrap_or(""),
         source_ip: "127.0.0.1".into(),
-        request_id: request_id.clone(),
+        request_id: request_id.to_string(),
         account_id: gw.settings.account_id.clone(),
         api_id: api.id.clone(),
         domain_name: if host.is_empty() {
@@ -1173,6 +1157,28 @@ async fn http_pipeline(
             }
         }
     }
+    // Only an authorized request reaches an integration, an upstream as much as a function.
+    if integration.integration_type == "HTTP_PROXY" {
+        let timeout =
+            std::time::Duration::from_millis(u64::from(integration.timeout_ms.min(30_000)));
+        // `integrationMethod` ANY (or none) passes the request's method on; another is used.
+        let method = integration
+            .integration_method
+            .as_deref()
+            .filter(|m| !m.eq_ignore_ascii_case("ANY"))
+            .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+            .unwrap_or_else(|| parts.method.clone());
+        return Ok(crate::http_proxy::forward(
+            integration.integration_uri.as_deref().unwrap_or(""),
+            &method,
+            &params,
+            parts.uri.query().unwrap_or(""),
+            &parts.headers,
+            body,
+            timeout,
+        )
+        .await);
+    }
     let target = integration
         .integration_uri
         .as_deref()
@@ -1186,17 +1192,13 @@ async fn http_pipeline(
     let result = tokio::time::timeout(limit, call)
         .await
         .map_err(|_| HttpApiError::Timeout)?;
-    let mut resp = match result {
-        Err(CoreError::TooManyRequests { .. }) => return Err(HttpApiError::Throttled),
-        Err(_) => return Err(HttpApiError::Internal),
-        Ok(r) if r.function_error => return Err(HttpApiError::Internal),
-        Ok(r) if v1 => response_v1(&r.payload, true),
-        Ok(r) => response_v2(&r.payload, false),
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("apigw-requestid", v);
+    match result {
+        Err(CoreError::TooManyRequests { .. }) => Err(HttpApiError::Throttled),
+        Err(_) => Err(HttpApiError::Internal),
+        Ok(r) if r.function_error => Err(HttpApiError::Internal),
+        Ok(r) if v1 => Ok(response_v1(&r.payload, true)),
+        Ok(r) => Ok(response_v2(&r.payload, false)),
     }
-    Ok(resp)
 }
 
 /// The route's own throttling, else the stage's default, each route with its own bucket.
