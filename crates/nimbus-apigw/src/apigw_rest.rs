@@ -1396,12 +1396,16 @@ pub async fn serve(
             json!({"message": "Forbidden"}),
         ));
     };
-    Some(
-        match serve_stage(gw, &api, &st, &resources, path, req).await {
-            Ok(resp) => resp,
-            Err(e) => customise(&api, &st, e).await,
-        },
-    )
+    // Every answer of the stage carries the request's id, the gateway's own errors too.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = match serve_stage(gw, &api, &st, &resources, path, &request_id, req).await {
+        Ok(resp) => resp,
+        Err(e) => customise(&api, &st, e).await,
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    Some(resp)
 }
 
 /// One request on a REST API stage, as the pipeline's steps see it.
@@ -1437,6 +1441,7 @@ async fn serve_stage(
     st: &Stage,
     resources: &[Resource],
     path: &str,
+    request_id: &str,
     req: axum::extract::Request,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = req.into_parts();
@@ -1459,7 +1464,6 @@ async fn serve_stage(
     let body = axum::body::to_bytes(Body::new(body), 10 * 1024 * 1024)
         .await
         .map_err(|_| GatewayError::RequestTooLarge)?;
-    let request_id = uuid::Uuid::new_v4().to_string();
     let context = json!({
         "requestId": request_id,
         "extendedRequestId": request_id,
@@ -1488,26 +1492,22 @@ async fn serve_stage(
         query: parts.uri.query().unwrap_or("").to_string(),
         parts,
         body,
-        request_id,
+        request_id: request_id.to_string(),
         context,
         authorized: None,
     };
     call.authorize().await?;
     call.check_api_key()?;
     call.validate()?;
-    let mut resp = match integration.integration_type.as_str() {
-        "AWS_PROXY" => call.proxy(&integration).await?,
-        "AWS" | "MOCK" | "HTTP" => call.mapped(&integration).await?,
-        "HTTP_PROXY" => call.http_proxy(&integration).await,
+    match integration.integration_type.as_str() {
+        "AWS_PROXY" => call.proxy(&integration).await,
+        "AWS" | "MOCK" | "HTTP" => call.mapped(&integration).await,
+        "HTTP_PROXY" => Ok(call.http_proxy(&integration).await),
         other => {
             tracing::warn!(api = %api.id, integration = other, "integration type not supported yet");
-            return Err(GatewayError::Internal);
+            Err(GatewayError::Internal)
         }
-    };
-    if let Ok(v) = HeaderValue::from_str(&call.request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
     }
-    Ok(resp)
 }
 
 /// The stage's (or the method's) token bucket.

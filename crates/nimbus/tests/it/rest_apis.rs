@@ -631,6 +631,10 @@ async fn a_proxy_integration_past_its_timeout_is_a_504() {
         .await
         .expect("call");
     assert_eq!(r.status().as_u16(), 504);
+    assert!(
+        r.headers().contains_key("x-amzn-requestid"),
+        "the gateway's own errors carry the request id"
+    );
     assert_eq!(
         r.json::<Value>().await.expect("json"),
         json!({"message": "Endpoint request timed out"})
