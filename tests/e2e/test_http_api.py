@@ -33,9 +33,9 @@ def test_quick_create_and_routes(lam, apigw):
 
     # Members Nimbus does not implement are refused unless at their defaults, never ignored.
     with pytest.raises(ClientError) as e:
-        apigw.create_api(Name=name + "-v", ProtocolType="HTTP", Version="2")
+        apigw.create_api(Name=name + "-v", ProtocolType="HTTP", DisableExecuteApiEndpoint=True)
     assert e.value.response["Error"]["Code"] == "BadRequestException"
-    assert "version" in e.value.response["Error"]["Message"]
+    assert "disableExecuteApiEndpoint" in e.value.response["Error"]["Message"]
     plain = apigw.create_api(Name=name + "-d", ProtocolType="HTTP", DisableExecuteApiEndpoint=False)
     apigw.delete_api(ApiId=plain["ApiId"])
 

@@ -1485,8 +1485,19 @@ mod tests {
             )
             .is_ok()
         );
-        let e = check(CREATE_API, json!({"name": "a", "version": "v1"})).expect_err("version");
-        assert!(e.contains("does not support 'version' on CreateApi"), "{e}");
+        let e = check(
+            CREATE_API,
+            json!({"name": "a", "credentialsArn": "arn:aws:iam::1:role/r"}),
+        )
+        .expect_err("credentialsArn");
+        assert!(
+            e.contains("does not support 'credentialsArn' on CreateApi"),
+            "{e}"
+        );
+        assert!(
+            check(CREATE_API, json!({"name": "a", "version": "v1"})).is_ok(),
+            "a label"
+        );
         let e = check(
             CREATE_API,
             json!({"name": "a", "disableExecuteApiEndpoint": true}),
@@ -1497,8 +1508,14 @@ mod tests {
         let e = check(CREATE_API, json!({"name": "a", "bogus": 1})).expect_err("bogus");
         assert!(e.contains("CreateApi has no member 'bogus'"), "{e}");
         assert!(check(UPDATE_STAGE, json!({"stageName": "x"})).is_err());
-        assert!(check(CREATE_STAGE, json!({"tags": {"a": "b"}})).is_err());
-        assert!(check(CREATE_STAGE, json!({"stageName": "x", "tags": {}})).is_ok());
+        assert!(check(CREATE_STAGE, json!({"stageName": "x", "tags": {"a": "b"}})).is_ok());
+        assert!(
+            check(
+                CREATE_STAGE,
+                json!({"stageName": "x", "accessLogSettings": {"destinationArn": "d"}})
+            )
+            .is_err()
+        );
         assert!(check(CREATE_API, json!([1, 2])).is_err());
     }
 }

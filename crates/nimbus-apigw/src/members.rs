@@ -33,6 +33,13 @@ pub(crate) fn is_default(member: &str, v: &Value) -> bool {
         ("cacheNamespace" | "cacheKeyParameters", _) => true,
         // Nimbus generates distinct key values anyway.
         ("generateDistinctId", Value::Bool(true)) => true,
+        // Labels that change nothing served: an API's `version`, a method's or route's
+        // `operationName`, a deployment's `stageDescription`, and tags where Nimbus keeps none
+        // (stages); accepted and not kept (docs/compatibility.md says so).
+        ("version" | "operationName" | "stageDescription" | "tags", _) => true,
+        // The role API Gateway would assume to call the integration: Nimbus does not evaluate
+        // IAM yet, so the call is made as without it (docs/compatibility.md).
+        ("credentials", Value::String(_)) => true,
         // Edge-optimized and regional endpoints are the same thing on one local server; a
         // private endpoint (VPC endpoints) is not.
         ("endpointConfiguration", Value::Object(o)) => {
@@ -42,7 +49,10 @@ pub(crate) fn is_default(member: &str, v: &Value) -> bool {
                     t.iter()
                         .all(|x| matches!(x.as_str(), Some("EDGE" | "REGIONAL")))
                 })
-                && o.keys().all(|k| k == "types" || k == "vpcEndpointIds")
+                && o.get("ipAddressType")
+                    .is_none_or(|t| t.as_str() == Some("ipv4"))
+                && o.keys()
+                    .all(|k| matches!(k.as_str(), "types" | "vpcEndpointIds" | "ipAddressType"))
         }
         (_, Value::String(s)) => matches!(
             (member, s.as_str()),
@@ -347,6 +357,35 @@ mod tests {
             check(
                 PUT_INTEGRATION,
                 json!({"type": "AWS", "credentials": "arn:aws:iam::1:role/r"})
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                PUT_INTEGRATION,
+                json!({"type": "AWS", "tlsConfig": {"insecureSkipVerification": true}})
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                CREATE_STAGE,
+                json!({"stageName": "p", "tags": {"team": "a"}})
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                CREATE_REST_API,
+                json!({"name": "a", "version": "2",
+                       "endpointConfiguration": {"types": ["EDGE"], "ipAddressType": "ipv4"}})
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                CREATE_REST_API,
+                json!({"name": "a", "endpointConfiguration": {"types": ["EDGE"], "ipAddressType": "dualstack"}})
             )
             .is_err()
         );
