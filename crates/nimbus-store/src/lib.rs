@@ -443,12 +443,17 @@ mod tests {
                 Err(StoreError::Conflict(_))
             ));
             let r = s.records_with_revisions("k")?;
-            assert_eq!((r[0].body.as_str(), r[0].revision), ("1", 1));
+            let first = r[0].revision;
+            assert_eq!(r[0].body, "1");
             // Update only from the revision read; a stale writer loses and writes nothing.
-            s.write(vec![expect("a", Some(1)), put("a", "2"), put("side", "x")])?;
+            s.write(vec![
+                expect("a", Some(first)),
+                put("a", "2"),
+                put("side", "x"),
+            ])?;
             assert!(matches!(
                 s.write(vec![
-                    expect("a", Some(1)),
+                    expect("a", Some(first)),
                     put("a", "stale"),
                     put("other", "y")
                 ]),
@@ -463,7 +468,27 @@ mod tests {
                 ],
                 "a refused batch writes nothing"
             );
-            assert_eq!(s.records_with_revisions("k")?[0].revision, 2);
+            let second = s.records_with_revisions("k")?[0].revision;
+            assert!(second > first);
+            // A precondition sees its batch's own earlier writes.
+            assert!(matches!(
+                s.write(vec![put("a", "3"), expect("a", Some(second))]),
+                Err(StoreError::Conflict(_))
+            ));
+            // Deleted and created again: never an earlier copy's revision.
+            let side = |s: &Store| -> Result<Option<u64>> {
+                Ok(s.records_with_revisions("k")?
+                    .into_iter()
+                    .find(|r| r.key == "side")
+                    .map(|r| r.revision))
+            };
+            let before = side(s)?;
+            s.write(vec![WriteOp::DeleteRecord {
+                kind: "k".into(),
+                key: "side".into(),
+            }])?;
+            s.write(vec![put("side", "again")])?;
+            assert!(side(s)? > before, "a new copy gets a new revision");
             // A conflict in one batch does not fail other batches committed with it.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
@@ -476,6 +501,25 @@ mod tests {
             });
             assert!(ok.is_ok() && matches!(refused, Err(StoreError::Conflict(_))));
             assert_eq!(s.records("k")?.len(), 3);
+            // Many batches in one group: the one whose precondition fails is refused alone.
+            let results = rt.block_on(async {
+                let mut pending = Vec::new();
+                pending.push(s.write_async(vec![expect("a", Some(1_000_000)), put("a", "no")]));
+                for i in 0..50 {
+                    pending.push(s.write_async(vec![put(&format!("g{i}"), "v")]));
+                }
+                let mut out = Vec::new();
+                for p in pending {
+                    out.push(p.await);
+                }
+                out
+            });
+            assert!(matches!(
+                results.first(),
+                Some(Err(StoreError::Conflict(_)))
+            ));
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
+            assert_eq!(s.records("k")?.len(), 53);
             Ok(())
         })
     }

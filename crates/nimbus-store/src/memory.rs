@@ -27,6 +27,8 @@ struct State {
     groups: BTreeMap<String, Group>,
     events: Vec<StoredLogEvent>,
     next_event: i64,
+    /// The last revision given (store-wide).
+    next_revision: u64,
     usage: Vec<UsageRow>,
 }
 
@@ -55,24 +57,42 @@ fn now_ms() -> i64 {
 }
 
 impl State {
-    /// Checks every precondition of a batch before anything of it is applied.
+    /// Checks a batch's preconditions in order, as the SQLite backend does (a precondition sees
+    /// the batch's own earlier writes), on a copy of the records: nothing is changed.
     fn check(&self, ops: &[WriteOp]) -> Result<()> {
+        if !ops
+            .iter()
+            .any(|op| matches!(op, WriteOp::ExpectRevision { .. }))
+        {
+            return Ok(());
+        }
+        let mut records = self.records.clone();
+        let mut next = self.next_revision;
         for op in ops {
-            if let WriteOp::ExpectRevision {
-                kind,
-                key,
-                revision,
-            } = op
-            {
-                let current = self
-                    .records
-                    .get(&(kind.clone(), key.clone()))
-                    .map(|(_, r)| *r);
-                if current != *revision {
-                    return Err(StoreError::Conflict(format!(
-                        "{kind}/{key} is at revision {current:?}, not {revision:?}"
-                    )));
+            match op {
+                WriteOp::PutRecord { kind, key, body } => {
+                    next += 1;
+                    records.insert((kind.clone(), key.clone()), (body.clone(), next));
                 }
+                WriteOp::DeleteRecord { kind, key } => {
+                    records.remove(&(kind.clone(), key.clone()));
+                }
+                WriteOp::DeleteRecordPrefix { kind, prefix } => {
+                    records.retain(|(k, key), _| !(k == kind && key.starts_with(prefix.as_str())));
+                }
+                WriteOp::ExpectRevision {
+                    kind,
+                    key,
+                    revision,
+                } => {
+                    let current = records.get(&(kind.clone(), key.clone())).map(|(_, r)| *r);
+                    if current != *revision {
+                        return Err(StoreError::Conflict(format!(
+                            "{kind}/{key} is at revision {current:?}, not {revision:?}"
+                        )));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -83,12 +103,9 @@ impl State {
         for op in ops {
             match op {
                 WriteOp::PutRecord { kind, key, body } => {
-                    let e = self
-                        .records
-                        .entry((kind, key))
-                        .or_insert((String::new(), 0));
-                    e.0 = body;
-                    e.1 += 1;
+                    // One counter for the whole store, as the SQLite backend keeps it.
+                    self.next_revision += 1;
+                    self.records.insert((kind, key), (body, self.next_revision));
                 }
                 WriteOp::ExpectRevision { .. } => {}
                 WriteOp::DeleteRecord { kind, key } => {

@@ -74,5 +74,11 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     if !has_revision {
         conn.execute_batch("ALTER TABLE records ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")?;
     }
+    // The store-wide revision counter (above every revision ever given).
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS store_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+         INSERT OR IGNORE INTO store_meta (k, v)
+           VALUES ('revision', (SELECT COALESCE(MAX(revision), 0) FROM records));",
+    )?;
     Ok(())
 }

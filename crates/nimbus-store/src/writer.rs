@@ -349,14 +349,18 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>,
             .map_err(Refused::Failed)
             .and_then(|()| apply(&mut conn, &group));
         match result {
-            Ok(()) => {
-                // One fsync for the group (counted once), then every batch acknowledged.
+            Ok(refused) => {
+                // One fsync for the group (counted once), then every batch acknowledged: those
+                // whose precondition failed with their conflict, the others as committed.
                 if durable {
                     fsynced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                for mut b in group {
+                for (mut b, conflict) in group.into_iter().zip(refused) {
                     b.durable = false;
-                    committed(b, &fsynced, &changes);
+                    match conflict {
+                        None => committed(b, &fsynced, &changes),
+                        Some(m) => fail(vec![b], Refused::Conflict(m)),
+                    }
                 }
             }
             Err(e) if group.len() == 1 => {
@@ -373,7 +377,11 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Batch>, fsynced: Arc<AtomicU64>,
                         .and_then(|()| apply(&mut conn, &one));
                     let [b] = one;
                     match r {
-                        Ok(()) => committed(b, &fsynced, &changes),
+                        Ok(refused) if refused.first().is_some_and(Option::is_some) => {
+                            let m = refused.into_iter().flatten().next().unwrap_or_default();
+                            fail(vec![b], Refused::Conflict(m));
+                        }
+                        Ok(_) => committed(b, &fsynced, &changes),
                         Err(e) => {
                             tracing::error!(error = %e, "store commit failed");
                             fail(vec![b], e);
@@ -414,14 +422,17 @@ struct StreamUpdate {
     bytes: i64,
 }
 
-fn apply(conn: &mut Connection, group: &[Batch]) -> std::result::Result<(), Refused> {
-    apply_ops(conn, group).map_err(|e| match e {
-        Applied::Conflict(m) => Refused::Conflict(m),
-        Applied::Sql(e) => Refused::Failed(e.to_string()),
-    })
+/// Applies a group in one transaction. A batch with a precondition runs inside a savepoint of
+/// its own, so a precondition that fails undoes that batch alone: the result names, per batch,
+/// the conflict that refused it (`None`: applied).
+fn apply(
+    conn: &mut Connection,
+    group: &[Batch],
+) -> std::result::Result<Vec<Option<String>>, Refused> {
+    apply_ops(conn, group).map_err(|e| Refused::Failed(e.to_string()))
 }
 
-/// Why applying a group stopped.
+/// Why applying a batch stopped.
 enum Applied {
     Conflict(String),
     Sql(rusqlite::Error),
@@ -433,19 +444,99 @@ impl From<rusqlite::Error> for Applied {
     }
 }
 
-fn apply_ops(conn: &mut Connection, group: &[Batch]) -> std::result::Result<(), Applied> {
-    let tx = conn.transaction()?;
+/// Log streams touched by a transaction: (group, stream) → summary.
+type Streams = std::collections::HashMap<(String, String), StreamUpdate>;
+
+fn conditional(b: &Batch) -> bool {
+    b.ops
+        .iter()
+        .any(|op| matches!(op, WriteOp::ExpectRevision { .. }))
+}
+
+fn apply_ops(
+    conn: &mut Connection,
+    group: &[Batch],
+) -> std::result::Result<Vec<Option<String>>, rusqlite::Error> {
+    let mut tx = conn.transaction()?;
     let ingest = now_ms();
-    let mut streams: std::collections::HashMap<(&str, &str), StreamUpdate> =
-        std::collections::HashMap::new();
-    for op in group.iter().flat_map(|b| b.ops.iter()) {
+    let mut streams = Streams::new();
+    let mut refused = vec![None; group.len()];
+    for (i, b) in group.iter().enumerate() {
+        if conditional(b) {
+            let sp = tx.savepoint()?;
+            let mut mine = Streams::new();
+            match apply_batch(&sp, &b.ops, ingest, &mut mine) {
+                Ok(()) => {
+                    sp.commit()?;
+                    merge_streams(&mut streams, mine);
+                }
+                // Dropping the savepoint rolls this batch back, and only it.
+                Err(Applied::Conflict(m)) => refused[i] = Some(m),
+                Err(Applied::Sql(e)) => return Err(e),
+            }
+        } else {
+            match apply_batch(&tx, &b.ops, ingest, &mut streams) {
+                Ok(()) => {}
+                Err(Applied::Conflict(m)) => refused[i] = Some(m),
+                Err(Applied::Sql(e)) => return Err(e),
+            }
+        }
+    }
+    for ((group, stream), u) in &streams {
+        tx.prepare_cached(
+            "INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![group, ingest])?;
+        tx.prepare_cached(
+            "INSERT INTO log_streams (group_name, name, created_ms, first_event_ms, last_event_ms, last_ingest_ms, stored_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?3, ?6)
+             ON CONFLICT (group_name, name) DO UPDATE SET
+               first_event_ms = MIN(COALESCE(first_event_ms, excluded.first_event_ms), excluded.first_event_ms),
+               last_event_ms = MAX(COALESCE(last_event_ms, excluded.last_event_ms), excluded.last_event_ms),
+               last_ingest_ms = excluded.last_ingest_ms,
+               stored_bytes = stored_bytes + excluded.stored_bytes",
+        )?
+        .execute(params![group, stream, ingest, u.first, u.last, u.bytes])?;
+    }
+    tx.commit()?;
+    Ok(refused)
+}
+
+fn merge_streams(into: &mut Streams, from: Streams) {
+    for (k, u) in from {
+        let e = into.entry(k).or_insert(StreamUpdate {
+            first: u.first,
+            last: u.last,
+            bytes: 0,
+        });
+        e.first = e.first.min(u.first);
+        e.last = e.last.max(u.last);
+        e.bytes += u.bytes;
+    }
+}
+
+/// Applies one batch's operations on `tx` (the transaction, or a savepoint of it).
+fn apply_batch(
+    tx: &Connection,
+    ops: &[WriteOp],
+    ingest: i64,
+    streams: &mut Streams,
+) -> std::result::Result<(), Applied> {
+    for op in ops {
         match op {
             WriteOp::PutRecord { kind, key, body } => {
+                // Revisions come from one counter for the whole store, so a record deleted and
+                // created again never repeats a revision an earlier copy had.
+                let revision: i64 = tx
+                    .prepare_cached(
+                        "UPDATE store_meta SET v = v + 1 WHERE k = 'revision' RETURNING v",
+                    )?
+                    .query_row([], |r| r.get(0))?;
                 tx.prepare_cached(
-                    "INSERT INTO records (kind, key, body, revision) VALUES (?1, ?2, ?3, 1)
-                     ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, revision = revision + 1",
+                    "INSERT INTO records (kind, key, body, revision) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, revision = excluded.revision",
                 )?
-                .execute(params![kind, key, body])?;
+                .execute(params![kind, key, body, revision])?;
             }
             WriteOp::ExpectRevision {
                 kind,
@@ -479,7 +570,7 @@ fn apply_ops(conn: &mut Connection, group: &[Batch]) -> std::result::Result<(), 
             WriteOp::Log(ev) => {
                 // Groups and streams are upserted once per transaction, after the events.
                 let e = streams
-                    .entry((ev.group.as_str(), ev.stream.as_str()))
+                    .entry((ev.group.clone(), ev.stream.clone()))
                     .or_insert(StreamUpdate {
                         first: ev.ts_ms,
                         last: ev.ts_ms,
@@ -542,22 +633,5 @@ fn apply_ops(conn: &mut Connection, group: &[Batch]) -> std::result::Result<(), 
             }
         }
     }
-    for ((group, stream), u) in streams {
-        tx.prepare_cached(
-            "INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![group, ingest])?;
-        tx.prepare_cached(
-            "INSERT INTO log_streams (group_name, name, created_ms, first_event_ms, last_event_ms, last_ingest_ms, stored_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?3, ?6)
-             ON CONFLICT (group_name, name) DO UPDATE SET
-               first_event_ms = MIN(COALESCE(first_event_ms, excluded.first_event_ms), excluded.first_event_ms),
-               last_event_ms = MAX(COALESCE(last_event_ms, excluded.last_event_ms), excluded.last_event_ms),
-               last_ingest_ms = excluded.last_ingest_ms,
-               stored_bytes = stored_bytes + excluded.stored_bytes",
-        )?
-        .execute(params![group, stream, ingest, u.first, u.last, u.bytes])?;
-    }
-    tx.commit()?;
     Ok(())
 }
