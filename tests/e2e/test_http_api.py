@@ -187,8 +187,9 @@ def test_lambda_authorizers(lam, apigw, server):
     # (here the server's own health endpoint).
     upstream = apigw.create_integration(ApiId=api_id, IntegrationType="HTTP_PROXY", IntegrationMethod="GET",
                                         IntegrationUri=server + "/_nimbus/health", PayloadFormatVersion="1.0")
-    apigw.create_route(ApiId=api_id, RouteKey="GET /proxied", Target="integrations/" + upstream["IntegrationId"],
-                       AuthorizationType="CUSTOM", AuthorizerId=simple["AuthorizerId"])
+    proxied = apigw.create_route(ApiId=api_id, RouteKey="GET /proxied",
+                                 Target="integrations/" + upstream["IntegrationId"],
+                                 AuthorizationType="CUSTOM", AuthorizerId=simple["AuthorizerId"])
     apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
     url = api["ApiEndpoint"]
 
@@ -216,6 +217,7 @@ def test_lambda_authorizers(lam, apigw, server):
         apigw.delete_authorizer(ApiId=api_id, AuthorizerId=simple["AuthorizerId"])
     assert e.value.response["Error"]["Code"] == "ConflictException"
     apigw.update_route(ApiId=api_id, RouteId=route["RouteId"], AuthorizationType="NONE")
+    apigw.update_route(ApiId=api_id, RouteId=proxied["RouteId"], AuthorizationType="NONE")
     assert call("/simple")[0] == 200
     apigw.delete_authorizer(ApiId=api_id, AuthorizerId=simple["AuthorizerId"])
     apigw.delete_api(ApiId=api_id)
