@@ -4,6 +4,7 @@ binary bodies in and out, MOCK integrations, stage variables, stage throttling).
 
 import base64
 import json
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -448,6 +449,25 @@ def test_api_keys_and_usage_plans(server, rest):
     assert send(server, api_id, "prod", "GET", "/paid", headers=[("x-api-key", key["value"])])[0] == 403
 
     assert plan["id"] in [p["id"] for p in rest.get_usage_plans(keyId=key["id"])["items"]]
+    # A throttled request does not count against the quota: burst 1 at 2 a second, quota 2.
+    slow = rest.create_usage_plan(name=unique("slow"), apiStages=[{"apiId": api_id, "stage": "prod"}],
+                                  throttle={"rateLimit": 2, "burstLimit": 1}, quota={"limit": 2, "period": "DAY"})
+    key2 = rest.create_api_key(name=unique("k2"), enabled=True, value="another-key-of-twenty-chars")
+    rest.create_usage_plan_key(usagePlanId=slow["id"], keyId=key2["id"], keyType="API_KEY")
+
+    def paid():
+        status, _, body = send(server, api_id, "prod", "GET", "/paid", headers=[("x-api-key", key2["value"])])
+        return status, json.loads(body)
+    assert paid()[0] == 200
+    assert paid() == (429, {"message": "Too Many Requests"})
+    time.sleep(0.7)
+    assert paid()[0] == 200, "the throttled request was not counted"
+    time.sleep(0.7)
+    assert paid() == (429, {"message": "Limit Exceeded"})
+    rest.delete_usage_plan_key(usagePlanId=slow["id"], keyId=key2["id"])
+    rest.delete_usage_plan(usagePlanId=slow["id"])
+    rest.delete_api_key(apiKey=key2["id"])
+
     rest.delete_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"])
     rest.delete_usage_plan(usagePlanId=plan["id"])
     rest.delete_api_key(apiKey=key["id"])

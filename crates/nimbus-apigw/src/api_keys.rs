@@ -85,15 +85,15 @@ pub struct UsagePlan {
 /// What a request with `x-api-key` is allowed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyCheck {
-    /// Allowed, under this plan's throttle (by key).
+    /// Allowed (and counted against the plan's quota).
     Allowed {
         /// The plan's id.
         plan: String,
         /// The key's id (not its value).
         key: String,
-        /// The plan's throttle, for the caller to apply with a bucket per plan and key.
-        throttle: Option<Throttle>,
     },
+    /// The plan's throttle refused it (not counted against the quota): 429.
+    Throttled,
     /// No key, an unknown or disabled key, or no plan for this stage: 403.
     Forbidden,
     /// The plan's quota is used up: 429 `Limit Exceeded`.
@@ -338,9 +338,16 @@ impl ApiKeys {
         Ok(())
     }
 
-    /// The check of a method with `apiKeyRequired` on `api`/`stage` for the `x-api-key` value;
-    /// an allowed request is counted against the plan's quota.
-    pub fn check(&self, api: &str, stage: &str, value: Option<&str>) -> KeyCheck {
+    /// Checks a request's `x-api-key` for an API's stage: an enabled key in a usage plan for
+    /// the stage, its quota not used up, then its plan's throttle (`admit`, given the plan's id,
+    /// the key's id and the throttle). Only an admitted request counts against the quota.
+    pub fn check(
+        &self,
+        api: &str,
+        stage: &str,
+        value: Option<&str>,
+        admit: impl FnOnce(&str, &str, Option<&Throttle>) -> bool,
+    ) -> KeyCheck {
         let Some(value) = value else {
             return KeyCheck::Forbidden;
         };
@@ -352,20 +359,27 @@ impl ApiKeys {
         }) else {
             return KeyCheck::Forbidden;
         };
-        if let Some(q) = &plan.quota {
-            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-            let used = usage
-                .entry((plan.id.clone(), key.id.clone(), period_start(&q.period)))
-                .or_insert(0);
-            if *used >= q.limit {
-                return KeyCheck::QuotaExceeded;
-            }
-            *used += 1;
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let counter = plan.quota.as_ref().map(|q| {
+            (
+                (plan.id.clone(), key.id.clone(), period_start(&q.period)),
+                q.limit,
+            )
+        });
+        if let Some((slot, limit)) = &counter
+            && usage.get(slot).copied().unwrap_or(0) >= *limit
+        {
+            return KeyCheck::QuotaExceeded;
+        }
+        if !admit(&plan.id, &key.id, plan.throttle.as_ref()) {
+            return KeyCheck::Throttled;
+        }
+        if let Some((slot, _)) = counter {
+            *usage.entry(slot).or_insert(0) += 1;
         }
         KeyCheck::Allowed {
             plan: plan.id,
             key: key.id,
-            throttle: plan.throttle,
         }
     }
 }

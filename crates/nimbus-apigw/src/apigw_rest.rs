@@ -1613,23 +1613,24 @@ impl Call<'_> {
             .headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok());
-        match self.gw.api_keys.check(&self.api.id, &self.st.name, value) {
+        // The plan's throttle, a bucket per plan and key; a throttled request does not count
+        // against the quota.
+        let throttle = &self.gw.throttle;
+        let admit = |plan: &str, key: &str, t: Option<&crate::api_keys::Throttle>| {
+            t.and_then(|t| t.rate_limit.map(|rate| (rate, t.burst_limit)))
+                .is_none_or(|(rate, burst)| {
+                    throttle.admit(&format!("plan/{plan}/{key}"), rate, burst)
+                })
+        };
+        match self
+            .gw
+            .api_keys
+            .check(&self.api.id, &self.st.name, value, admit)
+        {
             KeyCheck::Forbidden => Err(GatewayError::InvalidApiKey),
             KeyCheck::QuotaExceeded => Err(GatewayError::QuotaExceeded),
-            KeyCheck::Allowed {
-                plan,
-                key,
-                throttle,
-            } => {
-                if let Some(t) = throttle
-                    && let Some(rate) = t.rate_limit
-                    && !self
-                        .gw
-                        .throttle
-                        .admit(&format!("plan/{plan}/{key}"), rate, t.burst_limit)
-                {
-                    return Err(GatewayError::Throttled);
-                }
+            KeyCheck::Throttled => Err(GatewayError::Throttled),
+            KeyCheck::Allowed { key, .. } => {
                 self.context["identity"]["apiKey"] = json!(value);
                 self.context["identity"]["apiKeyId"] = json!(key);
                 Ok(())
