@@ -1098,9 +1098,9 @@ async fn http_pipeline(
         }
         e
     };
-    let mut event = build(&body, v1);
     // A Lambda authorizer decides first; its context reaches the function as
     // `requestContext.authorizer.lambda`.
+    let mut authorized = None;
     if let Some(aid) = &route.authorizer_id {
         let authorizer = api
             .authorizers
@@ -1144,7 +1144,7 @@ async fn http_pipeline(
                 if !principal_id.is_empty() {
                     a["principalId"] = json!(principal_id);
                 }
-                event["requestContext"]["authorizer"] = a;
+                authorized = Some(a);
             }
             crate::authorizer::Outcome::Unauthorized => {
                 return Err(HttpApiError::Refused(AuthRefusal::Unauthorized));
@@ -1184,6 +1184,11 @@ async fn http_pipeline(
         .as_deref()
         .and_then(function_of)
         .ok_or(HttpApiError::Internal)?;
+    // The event is built only for a function (an upstream gets the request as it came).
+    let mut event = build(&body, v1);
+    if let Some(a) = authorized {
+        event["requestContext"]["authorizer"] = a;
+    }
     let caller = crate::caller(gw, &api.id, &st.name, parts.method.as_str(), path);
     let call = gw
         .invoke

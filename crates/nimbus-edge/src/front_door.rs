@@ -47,19 +47,6 @@ impl PartialEq for Service {
     }
 }
 
-/// The service named by a SigV4 `Authorization` header's credential scope
-/// (`Credential=AKID/20261122/us-east-1/<service>/aws4_request`).
-fn scope_service(headers: &HeaderMap) -> Option<String> {
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    let cred = auth.split("Credential=").nth(1)?;
-    let cred = cred.split([',', ' ']).next()?;
-    let mut parts = cred.split('/');
-    let _akid = parts.next()?;
-    let _date = parts.next()?;
-    let _region = parts.next()?;
-    parts.next().map(str::to_string)
-}
-
 /// Classifies a request: the SigV4 credential scope, then `X-Amz-Target`, then the query
 /// `Action`, then the path prefixes services declare.
 pub fn classify(
@@ -72,8 +59,8 @@ pub fn classify(
         Some(svc) => Service::Registered(svc),
         None => Service::Unknown(what.to_string()),
     };
-    if let Some(s) = scope_service(headers) {
-        return found(services.by_signing_name(&s), &s);
+    if let Some(c) = crate::services::credential(headers) {
+        return found(services.by_signing_name(c.service), c.service);
     }
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         let prefix = target.split('.').next().unwrap_or(target);

@@ -74,11 +74,37 @@ impl Services {
     }
 }
 
-/// The access key id a SigV4 `Authorization` header names
+/// What a SigV4 `Authorization` header's credential names
 /// (`Credential=<key id>/<date>/<region>/<service>/aws4_request`), unverified.
-pub fn access_key_id(headers: &axum::http::HeaderMap) -> Option<String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential<'a> {
+    /// The access key id.
+    pub access_key_id: &'a str,
+    /// The signing name of the service the request was signed for.
+    pub service: &'a str,
+}
+
+/// The credential of a request's SigV4 `Authorization` header, parsed once for routing and
+/// for the caller's identity.
+pub fn credential(headers: &axum::http::HeaderMap) -> Option<Credential<'_>> {
     let auth = headers.get("authorization")?.to_str().ok()?;
     let cred = auth.split("Credential=").nth(1)?;
-    let key = cred.split('/').next()?.trim();
-    (!key.is_empty() && key.len() <= 128).then(|| key.to_string())
+    let cred = cred.split([',', ' ']).next()?;
+    let mut parts = cred.split('/');
+    let access_key_id = parts.next()?.trim();
+    let _date = parts.next()?;
+    let _region = parts.next()?;
+    let service = parts.next()?;
+    Some(Credential {
+        access_key_id,
+        service,
+    })
+}
+
+/// The access key id a SigV4 `Authorization` header names, unverified.
+pub fn access_key_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    credential(headers)
+        .map(|c| c.access_key_id)
+        .filter(|k| !k.is_empty() && k.len() <= 128)
+        .map(str::to_string)
 }
